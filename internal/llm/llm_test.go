@@ -1,0 +1,83 @@
+package llm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+)
+
+func TestStatusKind(t *testing.T) {
+	tests := []struct {
+		status int
+		typ    string
+		msg    string
+		want   Kind
+	}{
+		{429, "rate_limit_error", "slow down", KindRateLimited},
+		{529, "overloaded_error", "Overloaded", KindOverloaded},
+		{500, "api_error", "boom", KindTransient},
+		{503, "", "", KindTransient},
+		{401, "authentication_error", "invalid x-api-key", KindAuth},
+		{403, "permission_error", "", KindAuth},
+		{400, "invalid_request_error", "max_tokens: field required", KindBadRequest},
+		{400, "invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum", KindContextTooLong},
+		{400, "context_length_exceeded", "", KindContextTooLong},
+		{400, "invalid_request_error", "This model's maximum context length is 8192 tokens", KindContextTooLong},
+		{404, "not_found_error", "model: nope", KindBadRequest},
+	}
+	for _, tt := range tests {
+		if got := StatusKind(tt.status, tt.typ, tt.msg); got != tt.want {
+			t.Errorf("StatusKind(%d, %q, %q) = %v, want %v", tt.status, tt.typ, tt.msg, got, tt.want)
+		}
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	tests := []struct {
+		h    http.Header
+		want time.Duration
+	}{
+		{http.Header{"Retry-After": {"2"}}, 2 * time.Second},
+		{http.Header{"Retry-After": {"0.5"}}, 500 * time.Millisecond},
+		{http.Header{"Retry-After-Ms": {"150"}, "Retry-After": {"9"}}, 150 * time.Millisecond},
+		{http.Header{"Retry-After": {now.Add(3 * time.Second).Format(http.TimeFormat)}}, 3 * time.Second},
+		{http.Header{"Retry-After": {"soon"}}, 0},
+		{http.Header{}, 0},
+	}
+	for _, tt := range tests {
+		if got := ParseRetryAfter(tt.h, now); got != tt.want {
+			t.Errorf("ParseRetryAfter(%v) = %v, want %v", tt.h, got, tt.want)
+		}
+	}
+}
+
+func TestErrorKinds(t *testing.T) {
+	err := fmt.Errorf("call worker: %w", &Error{Kind: KindRateLimited, Provider: "openai", Status: 429, RetryAfter: time.Second})
+	if !errors.Is(err, ErrRateLimited) || errors.Is(err, ErrOverloaded) {
+		t.Fatalf("errors.Is by kind is wrong for %v", err)
+	}
+	if KindOf(err) != KindRateLimited || RetryAfter(err) != time.Second || !KindOf(err).Retryable() {
+		t.Fatalf("KindOf/RetryAfter wrong for %v", err)
+	}
+	if KindOf(context.Canceled) != KindCancelled || KindOf(errors.New("x")) != KindUnknown {
+		t.Fatal("KindOf of plain errors is wrong")
+	}
+	if got := err.Error(); got != "call worker: openai: rate_limited (HTTP 429)" {
+		t.Fatalf("Error() = %q", got)
+	}
+}
+
+func TestResponseHelpers(t *testing.T) {
+	r := &Response{Parts: []Part{Text{"a"}, ToolCall{ID: "1", Name: "f"}, Text{"b"}}}
+	if r.Text() != "ab" || len(r.ToolCalls()) != 1 || r.Message().Role != RoleAssistant {
+		t.Fatalf("helpers wrong: %q %v", r.Text(), r.ToolCalls())
+	}
+	u := Usage{1, 2, 3, 4}.Add(Usage{1, 1, 1, 1})
+	if u != (Usage{2, 3, 4, 5}) || u.Total() != 14 {
+		t.Fatalf("usage add: %+v", u)
+	}
+}

@@ -1,0 +1,300 @@
+// Package llmtest serves the Anthropic Messages and OpenAI Chat Completions
+// wire protocols from local httptest servers, so that every test in Hive
+// talks to a real HTTP peer through the real SDKs instead of the network.
+//
+// A [Server] parses each request into a [Call], asks a [Handler] for the
+// [Reply], and writes it as the provider would: JSON bodies, SSE event
+// sequences for streams, error bodies with retry-after headers, or broken
+// answers (HTML, malformed JSON, a stream cut short) on demand. It counts
+// every request and the requests in flight.
+package llmtest
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hive-swarm/hive/internal/llm"
+)
+
+// A Call is one request as the server received it, parsed back into
+// provider-neutral types.
+type Call struct {
+	N         int    // 1-based order of arrival
+	Path      string // URL path
+	Model     string
+	System    string
+	Messages  []llm.Message
+	Tools     []string // tool names offered
+	Stream    bool
+	MaxTokens int
+	Header    http.Header
+	Body      []byte
+}
+
+// LastUserText returns the text of the last user message.
+func (c *Call) LastUserText() string {
+	for i := len(c.Messages) - 1; i >= 0; i-- {
+		if c.Messages[i].Role == llm.RoleUser {
+			return c.Messages[i].Text()
+		}
+	}
+	return ""
+}
+
+// ToolResults returns the tool results carried by the last user message.
+func (c *Call) ToolResults() []llm.ToolResult {
+	for i := len(c.Messages) - 1; i >= 0; i-- {
+		m := c.Messages[i]
+		if m.Role != llm.RoleUser {
+			continue
+		}
+		var out []llm.ToolResult
+		for _, p := range m.Parts {
+			if r, ok := p.(llm.ToolResult); ok {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// A ToolCall in a scripted reply. Input is sent verbatim, so a test can
+// send malformed arguments.
+type ToolCall struct {
+	ID    string // generated when empty
+	Name  string
+	Input string
+}
+
+// A Reply scripts the answer to one request.
+type Reply struct {
+	Text      string
+	ToolCalls []ToolCall
+	// StopReason defaults to tool_use when there are tool calls, else
+	// end_turn.
+	StopReason llm.StopReason
+	// Usage defaults to a count of about four bytes a token of the request
+	// body and the reply.
+	Usage *llm.Usage
+	// Latency is waited before the answer starts (the request's context
+	// ends it early).
+	Latency time.Duration
+	// EventDelay is waited between SSE events of a stream.
+	EventDelay time.Duration
+
+	// Status, when non-zero and not 200, answers with the provider's error
+	// body: ErrorType (defaulted from the status) and ErrorMessage.
+	Status       int
+	ErrorType    string
+	ErrorMessage string
+	// RetryAfter is sent as the retry-after header when not empty.
+	RetryAfter string
+	// HTML answers a 200 (or Status) with an HTML page, as a misconfigured
+	// proxy does.
+	HTML bool
+	// Malformed answers a 200 with a JSON body cut in half.
+	Malformed bool
+	// TruncateAfter, when positive, closes a stream after that many SSE
+	// events, without the terminating events.
+	TruncateAfter int
+}
+
+// A Handler scripts the server: it returns the reply to a call. It is
+// called concurrently.
+type Handler func(c *Call) Reply
+
+// Sequence returns a handler answering the nth request with replies[n-1];
+// past the end it repeats the last reply.
+func Sequence(replies ...Reply) Handler {
+	var n atomic.Int64
+	return func(*Call) Reply {
+		i := int(n.Add(1)) - 1
+		if i >= len(replies) {
+			i = len(replies) - 1
+		}
+		return replies[i]
+	}
+}
+
+// protocol is one wire format.
+type protocol interface {
+	// path is the endpoint path, e.g. /v1/messages.
+	path() string
+	// authorized reports whether the request carries key.
+	authorized(r *http.Request, key string) bool
+	// parse decodes a request body.
+	parse(body []byte, c *Call) error
+	// writeError writes an error status with the provider's error body.
+	writeError(w http.ResponseWriter, status int, errType, message string)
+	// write writes a successful reply, whole or as a stream.
+	write(w http.ResponseWriter, c *Call, rep Reply)
+}
+
+// A Server is a local model API server.
+type Server struct {
+	*httptest.Server
+	// APIKey, when set, is required on every request; requests without it
+	// get the provider's 401.
+	APIKey string
+
+	proto   protocol
+	handler Handler
+
+	requests atomic.Int64
+	inFlight atomic.Int64
+	maxIn    atomic.Int64
+
+	mu    sync.Mutex
+	calls []*Call // guarded by mu
+}
+
+func newServer(p protocol, h Handler) *Server {
+	s := &Server{proto: p, handler: h}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	return s
+}
+
+// Requests returns how many requests arrived, whatever their answer.
+func (s *Server) Requests() int { return int(s.requests.Load()) }
+
+// InFlight returns how many requests are being answered now.
+func (s *Server) InFlight() int { return int(s.inFlight.Load()) }
+
+// MaxInFlight returns the most requests ever answered at once.
+func (s *Server) MaxInFlight() int { return int(s.maxIn.Load()) }
+
+// Calls returns the parsed requests in order of arrival.
+func (s *Server) Calls() []*Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*Call(nil), s.calls...)
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	n := s.requests.Add(1)
+	in := s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	for {
+		m := s.maxIn.Load()
+		if in <= m || s.maxIn.CompareAndSwap(m, in) {
+			break
+		}
+	}
+	if r.Method != http.MethodPost || r.URL.Path != s.proto.path() {
+		s.proto.writeError(w, http.StatusNotFound, "not_found_error", "no route for "+r.Method+" "+r.URL.Path)
+		return
+	}
+	if s.APIKey != "" && !s.proto.authorized(r, s.APIKey) {
+		s.proto.writeError(w, http.StatusUnauthorized, "authentication_error", "invalid api key")
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
+	c := &Call{N: int(n), Path: r.URL.Path, Header: r.Header.Clone(), Body: body}
+	if err := s.proto.parse(body, c); err != nil {
+		s.proto.writeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
+		return
+	}
+	s.mu.Lock()
+	s.calls = append(s.calls, c)
+	s.mu.Unlock()
+
+	rep := s.handler(c)
+	if !sleep(r, rep.Latency) {
+		return
+	}
+	if rep.RetryAfter != "" {
+		w.Header().Set("Retry-After", rep.RetryAfter)
+	}
+	switch {
+	case rep.HTML:
+		status := rep.Status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(status)
+		io.WriteString(w, "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>\n")
+	case rep.Status != 0 && rep.Status != http.StatusOK:
+		typ := rep.ErrorType
+		if typ == "" {
+			typ = defaultErrorType(rep.Status)
+		}
+		msg := rep.ErrorMessage
+		if msg == "" {
+			msg = http.StatusText(rep.Status)
+		}
+		s.proto.writeError(w, rep.Status, typ, msg)
+	case rep.Malformed:
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":"broken","choices":[{"mess`)
+	default:
+		s.proto.write(w, c, rep)
+	}
+}
+
+// sleep waits d or until the request ends; it reports whether to go on.
+func sleep(r *http.Request, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+func defaultErrorType(status int) string {
+	switch status {
+	case 400:
+		return "invalid_request_error"
+	case 401:
+		return "authentication_error"
+	case 403:
+		return "permission_error"
+	case 404:
+		return "not_found_error"
+	case 413:
+		return "request_too_large"
+	case 429:
+		return "rate_limit_error"
+	case 529:
+		return "overloaded_error"
+	}
+	return "api_error"
+}
+
+// usageFor returns rep's usage, or an estimate from the sizes of the
+// request body and the reply.
+func usageFor(c *Call, rep Reply) llm.Usage {
+	if rep.Usage != nil {
+		return *rep.Usage
+	}
+	out := len(rep.Text)
+	for _, tc := range rep.ToolCalls {
+		out += len(tc.Name) + len(tc.Input)
+	}
+	return llm.Usage{InputTokens: int64(len(c.Body)/4 + 1), OutputTokens: int64(out/4 + 1)}
+}
+
+// stopReason returns rep's stop reason with its default.
+func stopReason(rep Reply) llm.StopReason {
+	switch {
+	case rep.StopReason != "":
+		return rep.StopReason
+	case len(rep.ToolCalls) > 0:
+		return llm.StopToolUse
+	}
+	return llm.StopEnd
+}
