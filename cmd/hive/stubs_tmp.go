@@ -17,5 +17,3 @@ func runCancel(ctx context.Context, env *Env, args []string) error  { return err
 func runEval(ctx context.Context, env *Env, args []string) error    { return errNotYet }
 func runServe(ctx context.Context, env *Env, args []string) error   { return errNotYet }
 func runModels(ctx context.Context, env *Env, args []string) error  { return errNotYet }
-func runSandbox(ctx context.Context, env *Env, args []string) error { return errNotYet }
-func runData(ctx context.Context, env *Env, args []string) error    { return errNotYet }

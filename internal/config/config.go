@@ -1,0 +1,293 @@
+// Package config reads hive.toml: the models Hive may call (provider, base
+// URL, the environment variable holding the API key, tier, price override,
+// limits) and the defaults of a run.
+//
+// Secrets never live in the file: a model names the environment variable
+// that holds its key (api_key_env), and the key is read from the
+// environment only when a client is built. Without a file, the names
+// "anthropic:MODEL" and "openai:MODEL" work from the standard variables
+// (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, OPENAI_API_KEY, OPENAI_BASE_URL),
+// as the official SDKs and CLIs do.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Providers Hive can talk to.
+const (
+	ProviderAnthropic = "anthropic"
+	ProviderOpenAI    = "openai" // also every OpenAI-compatible server
+)
+
+// Config is a parsed hive.toml.
+type Config struct {
+	// Path is the file it was read from, empty for the built-in defaults.
+	Path     string            `toml:"-"`
+	Defaults Defaults          `toml:"defaults"`
+	Models   map[string]*Model `toml:"models"`
+}
+
+// Defaults are the settings of a run unless a flag overrides them.
+type Defaults struct {
+	Lead       string   `toml:"lead"`
+	Tiers      []string `toml:"tiers"`
+	BudgetUSD  float64  `toml:"budget_usd"`
+	MaxWorkers int      `toml:"max_workers"`
+	MaxDepth   int      `toml:"max_depth"`
+	DB         string   `toml:"db"`
+	// Sandbox is "auto" (isolate, fail when isolation is unavailable) or
+	// "none" (run model code unsandboxed: an explicit, logged opt-in).
+	Sandbox string `toml:"sandbox"`
+}
+
+// Model is one [models.NAME] table.
+type Model struct {
+	// Name is the table's key; it is how commands refer to the model.
+	Name     string `toml:"-"`
+	Provider string `toml:"provider"`
+	// ID is the provider's model id; it defaults to Name.
+	ID        string `toml:"model"`
+	BaseURL   string `toml:"base_url"`
+	APIKeyEnv string `toml:"api_key_env"`
+	// Tier orders models from cheap (0) to strong.
+	Tier      int    `toml:"tier"`
+	MaxTokens int    `toml:"max_tokens"`
+	Price     *Price `toml:"price"`
+	Limits    Limits `toml:"limits"`
+}
+
+// Price overrides the built-in price table, in USD per million tokens.
+type Price struct {
+	Input      *float64 `toml:"input"`
+	Output     *float64 `toml:"output"`
+	CacheWrite *float64 `toml:"cache_write"`
+	CacheRead  *float64 `toml:"cache_read"`
+	Source     string   `toml:"source"`
+}
+
+// Limits bound a model's admission (package limit). Zero means the default.
+type Limits struct {
+	Concurrency int `toml:"concurrency"`
+	RPM         int `toml:"rpm"`
+	TPM         int `toml:"tpm"`
+	MaxAttempts int `toml:"max_attempts"`
+}
+
+// Default returns the configuration used when there is no hive.toml.
+func Default() *Config {
+	c := &Config{Models: map[string]*Model{}}
+	c.fill()
+	return c
+}
+
+// Find returns the path of the config file to read: explicit when given,
+// else $HIVE_CONFIG, else ./hive.toml, else the user config dir's
+// hive/hive.toml; "" when none exists (not an error: zero config).
+func Find(explicit string, getenv func(string) string) (string, error) {
+	if explicit != "" {
+		if _, err := os.Stat(explicit); err != nil {
+			return "", fmt.Errorf("config file %s: %w", explicit, errors.Unwrap(err))
+		}
+		return explicit, nil
+	}
+	if p := getenv("HIVE_CONFIG"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("HIVE_CONFIG names %s, which cannot be read: %w", p, errors.Unwrap(err))
+		}
+		return p, nil
+	}
+	candidates := []string{"hive.toml"}
+	if dir, err := os.UserConfigDir(); err == nil {
+		candidates = append(candidates, filepath.Join(dir, "hive", "hive.toml"))
+	}
+	for _, p := range candidates {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", nil
+}
+
+// Load reads the config at path; an empty path gives [Default].
+func Load(path string) (*Config, error) {
+	if path == "" {
+		return Default(), nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	c.Path = path
+	return c, nil
+}
+
+// Parse parses hive.toml text. Errors name the line, and unknown keys are
+// errors (a misspelt key must not be silently ignored).
+func Parse(data []byte) (*Config, error) {
+	var c Config
+	md, err := toml.Decode(string(data), &c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("line %d: %s", pe.Position.Line, pe.Message)
+		}
+		return nil, err
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return nil, fmt.Errorf("unknown key %s (see the README for the keys hive.toml takes)", strings.Join(keys, ", "))
+	}
+	if c.Models == nil {
+		c.Models = map[string]*Model{}
+	}
+	c.fill()
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) fill() {
+	for name, m := range c.Models {
+		m.Name = name
+		if m.ID == "" {
+			m.ID = name
+		}
+		if m.APIKeyEnv == "" && m.BaseURL == "" {
+			m.APIKeyEnv = defaultKeyEnv(m.Provider)
+		}
+	}
+	d := &c.Defaults
+	if d.BudgetUSD == 0 {
+		d.BudgetUSD = 1
+	}
+	if d.MaxWorkers == 0 {
+		d.MaxWorkers = 100
+	}
+	if d.MaxDepth == 0 {
+		d.MaxDepth = 2
+	}
+	if d.Sandbox == "" {
+		d.Sandbox = "auto"
+	}
+}
+
+func (c *Config) validate() error {
+	for _, name := range c.ModelNames() {
+		m := c.Models[name]
+		switch m.Provider {
+		case ProviderAnthropic, ProviderOpenAI:
+		case "":
+			return fmt.Errorf("models.%s: provider is missing (anthropic or openai)", name)
+		default:
+			return fmt.Errorf("models.%s: unknown provider %q (anthropic or openai; openai also serves vLLM, Ollama, llama.cpp and other compatible servers)", name, m.Provider)
+		}
+		if strings.Contains(name, ":") {
+			return fmt.Errorf("models.%s: a model name may not contain ':' (it is reserved for provider:model)", name)
+		}
+		if m.Price != nil {
+			for k, v := range map[string]*float64{"input": m.Price.Input, "output": m.Price.Output, "cache_write": m.Price.CacheWrite, "cache_read": m.Price.CacheRead} {
+				if v != nil && *v < 0 {
+					return fmt.Errorf("models.%s.price.%s is negative", name, k)
+				}
+			}
+			if m.Price.Input == nil || m.Price.Output == nil {
+				return fmt.Errorf("models.%s.price: input and output are both required (USD per million tokens)", name)
+			}
+		}
+	}
+	d := c.Defaults
+	if d.BudgetUSD < 0 {
+		return fmt.Errorf("defaults.budget_usd is negative")
+	}
+	if d.Sandbox != "auto" && d.Sandbox != "none" {
+		return fmt.Errorf("defaults.sandbox is %q: it takes \"auto\" or \"none\"", d.Sandbox)
+	}
+	return nil
+}
+
+// ModelNames returns the configured model names, cheapest tier first.
+func (c *Config) ModelNames() []string {
+	names := make([]string, 0, len(c.Models))
+	for n := range c.Models {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		a, b := c.Models[names[i]], c.Models[names[j]]
+		if a.Tier != b.Tier {
+			return a.Tier < b.Tier
+		}
+		return names[i] < names[j]
+	})
+	return names
+}
+
+// ErrUnknownModel is returned by [Config.Model] for a name that is neither
+// configured nor provider:model.
+var ErrUnknownModel = errors.New("unknown model")
+
+// Model resolves a model name: a configured [models.NAME], or
+// "anthropic:ID" / "openai:ID" from the standard environment variables.
+func (c *Config) Model(name string, getenv func(string) string) (*Model, error) {
+	if m, ok := c.Models[name]; ok {
+		return m, nil
+	}
+	provider, id, ok := strings.Cut(name, ":")
+	if ok && id != "" && (provider == ProviderAnthropic || provider == ProviderOpenAI) {
+		m := &Model{Name: name, Provider: provider, ID: id, APIKeyEnv: defaultKeyEnv(provider)}
+		m.BaseURL = getenv(strings.ToUpper(provider) + "_BASE_URL")
+		return m, nil
+	}
+	known := c.ModelNames()
+	hint := "use anthropic:MODEL or openai:MODEL, or add it to hive.toml"
+	if len(known) > 0 {
+		hint = "configured: " + strings.Join(known, ", ") + "; or use anthropic:MODEL or openai:MODEL"
+	}
+	return nil, fmt.Errorf("%w %q (%s)", ErrUnknownModel, name, hint)
+}
+
+func defaultKeyEnv(provider string) string {
+	switch provider {
+	case ProviderAnthropic:
+		return "ANTHROPIC_API_KEY"
+	case ProviderOpenAI:
+		return "OPENAI_API_KEY"
+	}
+	return ""
+}
+
+// APIKey reads m's key from the environment. A model with a base URL and no
+// api_key_env needs no key (local OpenAI-compatible servers).
+func (m *Model) APIKey(getenv func(string) string) (string, error) {
+	if m.APIKeyEnv == "" {
+		return "", nil
+	}
+	key := getenv(m.APIKeyEnv)
+	if key == "" {
+		if m.BaseURL != "" && m.Provider == ProviderOpenAI && m.APIKeyEnv == "OPENAI_API_KEY" {
+			return "", nil // a local OpenAI-compatible server usually takes no key
+		}
+		return "", fmt.Errorf("model %s needs an API key: %s is not set (export it, or set api_key_env in hive.toml)", m.Name, m.APIKeyEnv)
+	}
+	return key, nil
+}
+
+// formatUSD renders a float read from TOML as the decimal literal it was
+// written as, for exact parsing by package price.
+func formatUSD(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }

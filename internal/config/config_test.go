@@ -1,0 +1,139 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const sample = `
+[defaults]
+lead = "sonnet"
+tiers = ["haiku", "sonnet"]
+budget_usd = 2.5
+
+[models.haiku]
+provider = "anthropic"
+model = "claude-haiku-4-5"
+tier = 0
+[models.haiku.limits]
+concurrency = 20
+rpm = 1000
+
+[models.sonnet]
+provider = "anthropic"
+model = "claude-sonnet-4-5"
+tier = 1
+
+[models.local]
+provider = "openai"
+base_url = "http://127.0.0.1:8000/v1"
+model = "qwen2.5-coder"
+[models.local.price]
+input = 0.1
+output = 0.3
+`
+
+func TestParse(t *testing.T) {
+	c, err := Parse([]byte(sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Defaults.Lead != "sonnet" || len(c.Defaults.Tiers) != 2 || c.Defaults.BudgetUSD != 2.5 {
+		t.Fatalf("defaults: %+v", c.Defaults)
+	}
+	if c.Defaults.MaxDepth != 2 || c.Defaults.Sandbox != "auto" {
+		t.Fatalf("defaults not filled: %+v", c.Defaults)
+	}
+	h := c.Models["haiku"]
+	if h.Name != "haiku" || h.ID != "claude-haiku-4-5" || h.APIKeyEnv != "ANTHROPIC_API_KEY" || h.Limits.Concurrency != 20 {
+		t.Fatalf("haiku: %+v", h)
+	}
+	l := c.Models["local"]
+	if l.APIKeyEnv != "" || *l.Price.Input != 0.1 || formatUSD(*l.Price.Output) != "0.3" {
+		t.Fatalf("local: %+v", l)
+	}
+	if got := strings.Join(c.ModelNames(), ","); got != "haiku,local,sonnet" {
+		t.Fatalf("ModelNames = %s", got)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"[models.a]\nprovider = \"anthropic\"\nmodel = \n", "line 3"},
+		{"[models.a]\nprovider = \"anthropic\"\nmodle = \"x\"\n", "unknown key models.a.modle"},
+		{"[models.a]\nprovider = \"cohere\"\n", `unknown provider "cohere"`},
+		{"[models.a]\nmodel = \"x\"\n", "provider is missing"},
+		{"[models.a]\nprovider = \"openai\"\n[models.a.price]\ninput = 1\n", "input and output are both required"},
+		{"[defaults]\nsandbox = \"off\"\n", `"auto" or "none"`},
+	}
+	for _, tt := range tests {
+		_, err := Parse([]byte(tt.in))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Parse(%q) = %v, want error containing %q", tt.in, err, tt.want)
+		}
+	}
+}
+
+func TestModelResolution(t *testing.T) {
+	c, err := Parse([]byte(sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "ANTHROPIC_API_KEY": "sk-secret"}
+	getenv := func(k string) string { return env[k] }
+
+	m, err := c.Model("openai:gpt-4o-mini", getenv)
+	if err != nil || m.Provider != "openai" || m.ID != "gpt-4o-mini" || m.BaseURL != "http://127.0.0.1:9/v1" {
+		t.Fatalf("openai:gpt-4o-mini = %+v, %v", m, err)
+	}
+	if key, err := m.APIKey(getenv); err != nil || key != "" {
+		t.Fatalf("local base URL needs no key: %q %v", key, err)
+	}
+	m, _ = c.Model("anthropic:claude-x", getenv)
+	if key, _ := m.APIKey(getenv); key != "sk-secret" {
+		t.Fatal("anthropic key not read from ANTHROPIC_API_KEY")
+	}
+	delete(env, "ANTHROPIC_API_KEY")
+	_, err = m.APIKey(getenv)
+	if err == nil || !strings.Contains(err.Error(), "ANTHROPIC_API_KEY is not set") {
+		t.Fatalf("missing key error = %v", err)
+	}
+	_, err = c.Model("gpt5", getenv)
+	if !errors.Is(err, ErrUnknownModel) || !strings.Contains(err.Error(), "configured: haiku, local, sonnet") {
+		t.Fatalf("unknown model error = %v", err)
+	}
+}
+
+func TestFindAndLoad(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "hive.toml")
+	if err := os.WriteFile(p, []byte(sample), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Find("", func(k string) string {
+		if k == "HIVE_CONFIG" {
+			return p
+		}
+		return ""
+	})
+	if err != nil || got != p {
+		t.Fatalf("Find via HIVE_CONFIG = %q, %v", got, err)
+	}
+	if _, err := Find(filepath.Join(dir, "nope.toml"), nil); err == nil {
+		t.Fatal("Find of a missing explicit file succeeded")
+	}
+	c, err := Load(p)
+	if err != nil || c.Path != p {
+		t.Fatalf("Load = %v, %v", c, err)
+	}
+	if err := os.WriteFile(p, []byte("[models.x]\nprovider = \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(p)
+	if err == nil || !strings.Contains(err.Error(), p+": line 2") {
+		t.Fatalf("Load of bad file = %v", err)
+	}
+}
