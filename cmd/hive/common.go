@@ -1,0 +1,103 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/hive-swarm/hive/internal/config"
+	"github.com/hive-swarm/hive/internal/provider"
+)
+
+// newFlags returns a flag set for a subcommand that reports errors instead
+// of exiting, with usage printed to env.Stderr.
+func newFlags(env *Env, name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet("hive "+name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(env.Stderr, "Usage: hive %s %s\n\nFlags:\n", name, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args; -h is not an error, other flag errors are usage
+// errors.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	// Let flags follow positional arguments too ("hive ask 'hi' -m x").
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if err == flag.ErrHelp {
+				return errSilent
+			}
+			return &exitError{code: 2, err: errSilentUsage{err}}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	return fs.Parse(append([]string{"--"}, pos...))
+}
+
+// errSilentUsage is a flag error the flag package has already printed.
+type errSilentUsage struct{ err error }
+
+func (e errSilentUsage) Error() string { return e.err.Error() }
+func (e errSilentUsage) Is(target error) bool {
+	return target == errSilent
+}
+
+// globalFlags are the flags every command that touches models takes.
+type globalFlags struct {
+	config  string
+	verbose bool
+}
+
+func (g *globalFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&g.config, "config", "", "path of hive.toml (default: $HIVE_CONFIG, ./hive.toml, then the user config dir)")
+	fs.BoolVar(&g.verbose, "v", false, "log debug details to stderr")
+}
+
+// load reads the configuration and opens a model registry over it.
+func (g *globalFlags) load(env *Env) (*config.Config, *provider.Registry, *slog.Logger, error) {
+	path, err := config.Find(g.config, env.Getenv)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w (fix the file, or point --config elsewhere)", err)
+	}
+	log := newLogger(env.Stderr, g.verbose)
+	return cfg, provider.NewRegistry(cfg, env.Getenv, log), log, nil
+}
+
+// newLogger logs warnings (debug with verbose) to w as text.
+func newLogger(w io.Writer, verbose bool) *slog.Logger {
+	level := slog.LevelWarn
+	if verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// oneLine flattens an error message to a single line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}

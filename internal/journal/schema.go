@@ -1,0 +1,162 @@
+package journal
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// A migration is one schema version, as statements per dialect. Versions
+// are applied in order, once, and recorded in hive_schema; append new ones,
+// never edit old ones.
+type migration struct {
+	sqlite   []string
+	postgres []string
+}
+
+// Every table carries the hive_ prefix so that it cannot collide with DBOS's
+// tables when both live in one PostgreSQL database. Times are Unix
+// nanoseconds; blobs the engine writes are BLOB/BYTEA, so that a byte string
+// that is not valid UTF-8 cannot fail a whole batch on PostgreSQL.
+//
+// There are no foreign keys from nodes, events and steps to runs: they are
+// written asynchronously, and one that arrived before its run row must not
+// fail the batch it shares with others.
+var migrations = []migration{
+	{
+		sqlite: []string{
+			`CREATE TABLE hive_runs (
+				id TEXT PRIMARY KEY,
+				task TEXT NOT NULL,
+				status TEXT NOT NULL,
+				answer TEXT NOT NULL,
+				error TEXT NOT NULL,
+				spec BLOB,
+				cost_nanos INTEGER NOT NULL,
+				usage BLOB,
+				created_ns INTEGER NOT NULL,
+				updated_ns INTEGER NOT NULL
+			)`,
+			`CREATE INDEX hive_runs_created ON hive_runs (created_ns)`,
+			// ord is the rowid: assigned on first insert, kept by upserts.
+			`CREATE TABLE hive_nodes (
+				ord INTEGER PRIMARY KEY,
+				run_id TEXT NOT NULL,
+				node_id TEXT NOT NULL,
+				data BLOB NOT NULL,
+				UNIQUE (run_id, node_id)
+			)`,
+			`CREATE TABLE hive_events (
+				run_id TEXT NOT NULL,
+				seq INTEGER NOT NULL,
+				data BLOB NOT NULL,
+				PRIMARY KEY (run_id, seq)
+			) WITHOUT ROWID`,
+			`CREATE TABLE hive_artifacts (
+				run_id TEXT NOT NULL,
+				id TEXT NOT NULL,
+				node_id TEXT NOT NULL,
+				name TEXT NOT NULL,
+				content BLOB NOT NULL,
+				created_ns INTEGER NOT NULL,
+				PRIMARY KEY (run_id, id)
+			)`,
+			`CREATE TABLE hive_steps (
+				run_id TEXT NOT NULL,
+				key TEXT NOT NULL,
+				data BLOB NOT NULL,
+				PRIMARY KEY (run_id, key)
+			) WITHOUT ROWID`,
+		},
+		postgres: []string{
+			`CREATE TABLE hive_runs (
+				id TEXT PRIMARY KEY,
+				task TEXT NOT NULL,
+				status TEXT NOT NULL,
+				answer TEXT NOT NULL,
+				error TEXT NOT NULL,
+				spec BYTEA,
+				cost_nanos BIGINT NOT NULL,
+				usage BYTEA,
+				created_ns BIGINT NOT NULL,
+				updated_ns BIGINT NOT NULL
+			)`,
+			`CREATE INDEX hive_runs_created ON hive_runs (created_ns)`,
+			`CREATE TABLE hive_nodes (
+				ord BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+				run_id TEXT NOT NULL,
+				node_id TEXT NOT NULL,
+				data BYTEA NOT NULL,
+				UNIQUE (run_id, node_id)
+			)`,
+			`CREATE TABLE hive_events (
+				run_id TEXT NOT NULL,
+				seq BIGINT NOT NULL,
+				data BYTEA NOT NULL,
+				PRIMARY KEY (run_id, seq)
+			)`,
+			`CREATE TABLE hive_artifacts (
+				run_id TEXT NOT NULL,
+				id TEXT NOT NULL,
+				node_id TEXT NOT NULL,
+				name TEXT NOT NULL,
+				content BYTEA NOT NULL,
+				created_ns BIGINT NOT NULL,
+				PRIMARY KEY (run_id, id)
+			)`,
+			`CREATE TABLE hive_steps (
+				run_id TEXT NOT NULL,
+				key TEXT NOT NULL,
+				data BYTEA NOT NULL,
+				PRIMARY KEY (run_id, key)
+			)`,
+		},
+	},
+}
+
+// pgMigrationLock is the advisory lock key that serializes migrations of
+// processes opening one PostgreSQL database at once.
+const pgMigrationLock = 0x68697665 // "hive"
+
+// migrate brings the schema up to date in one transaction.
+func migrate(ctx context.Context, db *sql.DB, dialect string) (err error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	if dialect == DialectPostgres {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(pgMigrationLock)); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS hive_schema (version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	var have int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM hive_schema`).Scan(&have); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if have > len(migrations) {
+		return fmt.Errorf("migrate: database schema version %d is newer than this build knows (%d)", have, len(migrations))
+	}
+	for v := have + 1; v <= len(migrations); v++ {
+		stmts := migrations[v-1].sqlite
+		if dialect == DialectPostgres {
+			stmts = migrations[v-1].postgres
+		}
+		for _, q := range stmts {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("migrate to version %d: %w", v, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO hive_schema (version) VALUES ($1)`, v); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+	}
+	return tx.Commit()
+}

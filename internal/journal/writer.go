@@ -1,0 +1,284 @@
+package journal
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type opKind uint8
+
+const (
+	opNode opKind = iota
+	opEvent
+	opStep
+	opCreateRun
+	opUpdateRun
+	opArtifact
+	opFlush
+)
+
+func (k opKind) String() string {
+	return [...]string{"node", "event", "step", "create run", "update run", "artifact", "flush"}[k]
+}
+
+// An op is one queued write.
+type op struct {
+	kind   opKind
+	runID  string
+	key    string // node id, step key, artifact id
+	seq    int64
+	data   []byte
+	run    *Run   // opCreateRun, opUpdateRun
+	nodeID string // opArtifact
+	name   string // opArtifact
+	// done receives the op's outcome once its batch is committed; nil for
+	// asynchronous writes. Buffered (1): the writer never blocks on it.
+	done chan error
+}
+
+func (o *op) size() int { return len(o.data) + 64 }
+
+// enqueueAsync queues o without waiting for it; it blocks while the queue is
+// full. After Close the write is dropped and logged.
+func (s *Store) enqueueAsync(o *op) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		s.log.Warn("journal write after close dropped", "kind", o.kind.String(), "run", o.runID)
+		return
+	}
+	s.queue <- o
+}
+
+// enqueueSync queues o and waits until its batch is committed.
+func (s *Store) enqueueSync(ctx context.Context, o *op) error {
+	o.done = make(chan error, 1)
+	if err := s.send(ctx, o); err != nil {
+		return err
+	}
+	select {
+	case err := <-o.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err() // the write may still commit
+	}
+}
+
+func (s *Store) send(ctx context.Context, o *op) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	select {
+	case s.queue <- o:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Flush waits until every write queued before the call is committed. It
+// returns the first asynchronous write that failed since the last Flush.
+func (s *Store) Flush(ctx context.Context) error {
+	if err := s.enqueueSync(ctx, &op{kind: opFlush}); err != nil {
+		return err
+	}
+	return s.takeAsyncErr()
+}
+
+// writer is the one goroutine that writes. It takes what is queued, up to
+// maxBatch ops or maxBatchBytes, commits it as one transaction, and repeats
+// until Close closes the queue and it is drained.
+func (s *Store) writer() {
+	defer close(s.done)
+	batch := make([]*op, 0, maxBatch)
+	for {
+		o, ok := <-s.queue
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], o)
+		bytes := o.size()
+	gather:
+		for len(batch) < maxBatch && bytes < maxBatchBytes {
+			select {
+			case o, ok := <-s.queue:
+				if !ok {
+					break gather // commit this batch; the next receive returns
+				}
+				batch = append(batch, o)
+				bytes += o.size()
+			default:
+				break gather
+			}
+		}
+		s.commit(batch)
+		clear(batch) // drop references to written data
+	}
+}
+
+// commit writes batch in one transaction. If the transaction fails, it
+// writes each op in its own transaction, so that one bad write fails alone.
+// Then it reports each outcome.
+func (s *Store) commit(batch []*op) {
+	ctx := context.Background()
+	errs, err := s.apply(ctx, batch)
+	if err != nil && len(batch) > 1 {
+		s.log.Warn("journal batch failed; writing one by one", "ops", len(batch), "err", err)
+		for i := range batch {
+			one, err := s.apply(ctx, batch[i:i+1])
+			if err == nil {
+				err = one[0]
+			}
+			errs[i] = err
+		}
+	} else if err != nil {
+		errs[0] = err
+	}
+	for i, o := range batch {
+		err := errs[i]
+		if o.done != nil {
+			o.done <- err
+			continue
+		}
+		if err != nil {
+			err = fmt.Errorf("journal %s %s: %w", o.kind, o.runID, err)
+			s.log.Error("journal write failed", "kind", o.kind.String(), "run", o.runID, "err", err)
+			s.noteAsyncErr(err)
+		}
+	}
+}
+
+// apply runs batch in one transaction. A failed statement fails the whole
+// transaction (err); an op that finds its row missing or present (a soft
+// failure that leaves the transaction usable) gets its error in errs.
+//
+// Runs and artifacts are written in queue order; then nodes, events and
+// steps as multi-row statements. They are different tables, so the order
+// between the two groups is invisible once the transaction commits.
+func (s *Store) apply(ctx context.Context, batch []*op) (errs []error, err error) {
+	errs = make([]error, len(batch))
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return errs, err
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+
+	var (
+		nodes, events, steps []any
+		nodeAt               = map[[2]string]int{} // (run, node) -> index of its data in nodes
+		stepAt               = map[[2]string]int{}
+	)
+	for i, o := range batch {
+		switch o.kind {
+		case opCreateRun:
+			errs[i], err = createRunTx(ctx, tx, o.run)
+		case opUpdateRun:
+			errs[i], err = updateRunTx(ctx, tx, o.run)
+		case opArtifact:
+			_, err = tx.ExecContext(ctx, `INSERT INTO hive_artifacts (run_id, id, node_id, name, content, created_ns)
+				VALUES ($1, $2, $3, $4, $5, $6)
+				ON CONFLICT (run_id, id) DO UPDATE SET node_id = excluded.node_id, name = excluded.name, content = excluded.content`,
+				o.runID, o.key, o.nodeID, o.name, nonNil(o.data), time.Now().UnixNano())
+		case opNode:
+			// A node put twice in one batch keeps the position of its
+			// first put (its insertion order) and the data of its last.
+			k := [2]string{o.runID, o.key}
+			if j, ok := nodeAt[k]; ok {
+				nodes[j] = nonNil(o.data)
+				continue
+			}
+			nodeAt[k] = len(nodes) + 2
+			nodes = append(nodes, o.runID, o.key, nonNil(o.data))
+		case opEvent:
+			events = append(events, o.runID, o.seq, nonNil(o.data))
+		case opStep:
+			k := [2]string{o.runID, o.key}
+			if j, ok := stepAt[k]; ok {
+				steps[j] = nonNil(o.data)
+				continue
+			}
+			stepAt[k] = len(steps) + 2
+			steps = append(steps, o.runID, o.key, nonNil(o.data))
+		case opFlush:
+		}
+		if err != nil {
+			return errs, err
+		}
+	}
+	if err = s.insertRows(ctx, tx, `INSERT INTO hive_nodes (run_id, node_id, data) VALUES `, 3,
+		` ON CONFLICT (run_id, node_id) DO UPDATE SET data = excluded.data`, nodes); err != nil {
+		return errs, err
+	}
+	if err = s.insertRows(ctx, tx, `INSERT INTO hive_events (run_id, seq, data) VALUES `, 3,
+		` ON CONFLICT (run_id, seq) DO NOTHING`, events); err != nil {
+		return errs, err
+	}
+	if err = s.insertRows(ctx, tx, `INSERT INTO hive_steps (run_id, key, data) VALUES `, 3,
+		` ON CONFLICT (run_id, key) DO UPDATE SET data = excluded.data`, steps); err != nil {
+		return errs, err
+	}
+	if err = tx.Commit(); err != nil {
+		return errs, err
+	}
+	s.commits.Add(1)
+	return errs, nil
+}
+
+// rowsPerInsert bounds the rows of one multi-row INSERT, well under the
+// bind-parameter limits of both SQLite (32766) and PostgreSQL (65535).
+const rowsPerInsert = 256
+
+// insertRows inserts args, ncols values a row, as multi-row INSERTs of the
+// form head + "($1, $2, $3), (…)" + tail. SQLite gets anonymous "?"
+// parameters: it resolves each "$N" by a linear search of the names seen so
+// far, quadratic in a statement of hundreds of parameters.
+func (s *Store) insertRows(ctx context.Context, tx *sql.Tx, head string, ncols int, tail string, args []any) error {
+	numbered := s.dialect == DialectPostgres
+	for len(args) > 0 {
+		n := min(len(args)/ncols, rowsPerInsert)
+		var b strings.Builder
+		b.WriteString(head)
+		for r := range n {
+			if r > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteByte('(')
+			for c := range ncols {
+				if c > 0 {
+					b.WriteString(", ")
+				}
+				if numbered {
+					b.WriteByte('$')
+					b.WriteString(strconv.Itoa(r*ncols + c + 1))
+				} else {
+					b.WriteByte('?')
+				}
+			}
+			b.WriteByte(')')
+		}
+		b.WriteString(tail)
+		if _, err := tx.ExecContext(ctx, b.String(), args[:n*ncols]...); err != nil {
+			return err
+		}
+		args = args[n*ncols:]
+	}
+	return nil
+}
+
+// nonNil makes a nil blob an empty one, for NOT NULL columns.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}

@@ -1,0 +1,293 @@
+// Package openai is Hive's [llm.Model] over OpenAI's Chat Completions API,
+// through the official SDK (github.com/openai/openai-go/v3).
+//
+// Chat Completions is the lingua franca of model servers: with [Config]
+// BaseURL pointed elsewhere the same adapter talks to vLLM, SGLang, Ollama,
+// llama.cpp server, LM Studio or OpenRouter. So the adapter is strict about
+// what it is told and lenient about what it needs: it builds requests with
+// the SDK's types, but reads answers itself, so that every way a server can
+// fail — an HTML page from a proxy, JSON cut in half, an error body in one
+// of several dialects, a stream that stops before its finish_reason — comes
+// back as an [*llm.Error] with a [llm.Kind] that package limit can act on,
+// never as a silent partial answer.
+//
+// The SDK's own retries are off: Hive's package limit owns retries and
+// admission, and each Generate or Stream is exactly one HTTP request.
+//
+// Usage follows Hive's convention, not OpenAI's: prompt_tokens counts
+// cached input too, so [llm.Usage].InputTokens is prompt_tokens less
+// prompt_tokens_details.cached_tokens (CacheReadTokens) and less
+// prompt_tokens_details.cache_write_tokens (CacheWriteTokens) where the
+// server reports cache writes.
+package openai
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+
+	"github.com/hive-swarm/hive/internal/llm"
+)
+
+// provider names this adapter in errors.
+const provider = "openai"
+
+// DefaultBaseURL is OpenAI's API.
+const DefaultBaseURL = "https://api.openai.com/v1"
+
+// DefaultMaxTokens caps the output of requests that set no MaxTokens.
+const DefaultMaxTokens = 4096
+
+// maxBody bounds how much of an answer is read, against a runaway server.
+const maxBody = 64 << 20
+
+// Config configures a [Model]. The zero value talks to OpenAI with no key.
+type Config struct {
+	// Model is the model id used when a request names none.
+	Model string
+	// BaseURL is the API root, up to and including /v1 (the adapter posts
+	// to BaseURL + "/chat/completions"). Default [DefaultBaseURL].
+	BaseURL string
+	// APIKey is sent as a bearer token; empty sends none (local servers).
+	APIKey string
+	// HTTPClient sends the requests. Default: a client whose transport
+	// gives up on a server that sends no response headers in 10 minutes.
+	HTTPClient *http.Client
+	// MaxTokens is the output cap of requests that set none. Default
+	// [DefaultMaxTokens].
+	MaxTokens int
+}
+
+// Model is an [llm.Model] over Chat Completions. It is safe for concurrent
+// use.
+type Model struct {
+	cfg Config
+	svc openai.ChatCompletionService
+	// completionTokens sends max_completion_tokens instead of max_tokens.
+	completionTokens bool
+}
+
+// New returns a Model for cfg. It reads no environment variables: the
+// caller passes the key.
+func New(cfg Config) *Model {
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = DefaultBaseURL
+	}
+	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	if cfg.MaxTokens <= 0 {
+		cfg.MaxTokens = DefaultMaxTokens
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = defaultClient()
+	}
+	opts := []option.RequestOption{
+		option.WithBaseURL(cfg.BaseURL),
+		option.WithHTTPClient(cfg.HTTPClient),
+		option.WithMaxRetries(0),
+	}
+	if cfg.APIKey != "" {
+		opts = append(opts, option.WithAPIKey(cfg.APIKey))
+	}
+	// NewChatCompletionService, unlike NewClient, reads no OPENAI_*
+	// variables behind the caller's back.
+	return &Model{
+		cfg:              cfg,
+		svc:              openai.NewChatCompletionService(opts...),
+		completionTokens: wantsCompletionTokens(cfg.BaseURL),
+	}
+}
+
+func defaultClient() *http.Client {
+	if t, ok := http.DefaultTransport.(*http.Transport); ok {
+		t = t.Clone()
+		t.ResponseHeaderTimeout = 10 * time.Minute
+		return &http.Client{Transport: t}
+	}
+	return &http.Client{}
+}
+
+// wantsCompletionTokens reports whether the server behind base takes the
+// output cap as max_completion_tokens. OpenAI (and Azure OpenAI) deprecated
+// max_tokens and reject it for reasoning models; most OpenAI-compatible
+// servers know only max_tokens.
+func wantsCompletionTokens(base string) bool {
+	host := base
+	if _, rest, ok := strings.Cut(host, "://"); ok {
+		host = rest
+	}
+	host, _, _ = strings.Cut(host, "/")
+	host = strings.ToLower(host)
+	return host == "api.openai.com" || strings.HasSuffix(host, ".openai.azure.com")
+}
+
+// Generate sends req and returns the whole response.
+func (m *Model) Generate(ctx context.Context, req *llm.Request) (*llm.Response, error) {
+	params, err := m.params(req)
+	if err != nil {
+		return nil, err
+	}
+	res, err := m.send(ctx, params)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, maxBody))
+	if err != nil {
+		return nil, m.wireError(ctx, res.StatusCode, "reading the answer", err)
+	}
+	ct := res.Header.Get("Content-Type")
+	if !isJSON(ct) {
+		return nil, m.errorf(llm.KindTransient, res.StatusCode, "server did not answer JSON (content type %q)", ct)
+	}
+	if !json.Valid(body) {
+		return nil, m.errorf(llm.KindTransient, res.StatusCode, "server did not answer JSON: malformed %s body of %d bytes", ct, len(body))
+	}
+	if e := bodyError(body); e != nil {
+		// A 200 carrying an error object, as some proxies send.
+		return nil, m.apiError(res.StatusCode, res.Header, e)
+	}
+	var cc openai.ChatCompletion
+	if err := json.Unmarshal(body, &cc); err != nil {
+		return nil, m.errorf(llm.KindTransient, res.StatusCode, "server did not answer a chat completion: %v", err)
+	}
+	if len(cc.Choices) == 0 {
+		return nil, m.errorf(llm.KindTransient, res.StatusCode, "server answered a chat completion with no choices")
+	}
+	return completion(&cc), nil
+}
+
+// send posts params and returns the raw answer of a 2xx, leaving its body
+// for the caller to read; any other outcome is an *llm.Error.
+func (m *Model) send(ctx context.Context, params openai.ChatCompletionNewParams, opts ...option.RequestOption) (*http.Response, error) {
+	var got capture
+	var res *http.Response
+	opts = append(opts, option.WithResponseBodyInto(&res), option.WithMiddleware(got.middleware))
+	_, err := m.svc.New(ctx, params, opts...)
+	switch {
+	case ctx.Err() != nil:
+		if res != nil && res.Body != nil {
+			res.Body.Close()
+		}
+		return nil, m.cancelled(ctx)
+	case got.status >= 400:
+		return nil, m.statusError(&got)
+	case err != nil:
+		return nil, m.wireError(ctx, 0, "cannot reach "+m.cfg.BaseURL, err)
+	case res == nil || res.Body == nil:
+		return nil, m.errorf(llm.KindTransient, got.status, "no answer from %s", m.cfg.BaseURL)
+	}
+	return res, nil
+}
+
+// completion converts a whole chat completion.
+func completion(cc *openai.ChatCompletion) *llm.Response {
+	ch := cc.Choices[0]
+	out := &llm.Response{ID: cc.ID, Model: cc.Model, StopReason: stopReason(ch.FinishReason)}
+	msg := ch.Message
+	switch {
+	case msg.Content != "":
+		out.Parts = append(out.Parts, llm.Text{Text: msg.Content})
+	case msg.Refusal != "":
+		out.Parts = append(out.Parts, llm.Text{Text: msg.Refusal})
+		out.StopReason = llm.StopRefusal
+	}
+	for _, tc := range msg.ToolCalls {
+		if tc.Type != "" && tc.Type != "function" {
+			continue
+		}
+		out.Parts = append(out.Parts, llm.ToolCall{ID: tc.ID, Name: tc.Function.Name, Input: arguments(tc.Function.Arguments)})
+	}
+	out.Usage = usage(cc.Usage)
+	return out
+}
+
+// arguments returns a tool call's arguments as sent, "{}" when empty.
+func arguments(s string) json.RawMessage {
+	if strings.TrimSpace(s) == "" {
+		return json.RawMessage("{}")
+	}
+	return json.RawMessage(s)
+}
+
+// usage converts OpenAI's usage to Hive's, where input counts uncached
+// tokens only.
+func usage(u openai.CompletionUsage) llm.Usage {
+	read := u.PromptTokensDetails.CachedTokens
+	write := u.PromptTokensDetails.CacheWriteTokens
+	return llm.Usage{
+		InputTokens:      max(u.PromptTokens-read-write, 0),
+		OutputTokens:     u.CompletionTokens,
+		CacheReadTokens:  read,
+		CacheWriteTokens: write,
+	}
+}
+
+// stopReason maps a finish_reason. OpenAI does not tell a stop sequence
+// from a natural end: both are "stop", and both map to [llm.StopEnd].
+func stopReason(finish string) llm.StopReason {
+	switch finish {
+	case "stop", "eos", "end_turn":
+		return llm.StopEnd
+	case "length":
+		return llm.StopMaxTokens
+	case "tool_calls", "function_call":
+		return llm.StopToolUse
+	case "content_filter":
+		return llm.StopContentLimit
+	}
+	return llm.StopOther
+}
+
+func isJSON(contentType string) bool {
+	ct := strings.ToLower(contentType)
+	return strings.Contains(ct, "application/json") || strings.Contains(ct, "+json")
+}
+
+// cancelled is the error for a call whose ctx ended.
+func (m *Model) cancelled(ctx context.Context) *llm.Error {
+	err := context.Cause(ctx)
+	if err == nil {
+		err = ctx.Err()
+	}
+	return &llm.Error{Kind: llm.KindCancelled, Provider: provider, Message: m.clean("call cancelled: " + err.Error()), Err: err}
+}
+
+// wireError classifies a failure to reach the server or read its answer.
+func (m *Model) wireError(ctx context.Context, status int, what string, err error) *llm.Error {
+	if ctx.Err() != nil {
+		return m.cancelled(ctx)
+	}
+	inner := err
+	var ue interface{ Unwrap() error }
+	if errors.As(err, &ue) && strings.HasPrefix(err.Error(), "Post ") {
+		// *url.Error repeats the full URL; the message names it already.
+		if u := ue.Unwrap(); u != nil {
+			inner = u
+		}
+	}
+	return &llm.Error{Kind: llm.KindTransient, Provider: provider, Status: status, Message: m.clean(what + ": " + inner.Error()), Err: err}
+}
+
+func (m *Model) errorf(kind llm.Kind, status int, format string, args ...any) *llm.Error {
+	return &llm.Error{Kind: kind, Provider: provider, Status: status, Message: m.clean(fmt.Sprintf(format, args...))}
+}
+
+// clean makes msg one line of bounded length without the API key.
+func (m *Model) clean(msg string) string {
+	if m.cfg.APIKey != "" {
+		msg = strings.ReplaceAll(msg, m.cfg.APIKey, "[redacted]")
+	}
+	msg = strings.Join(strings.Fields(msg), " ")
+	if len(msg) > 1000 {
+		msg = msg[:1000] + "…"
+	}
+	return msg
+}

@@ -1,0 +1,304 @@
+// Package replay is an [llm.Model] that answers benchmark questions with
+// the answers real models gave to them, so that Hive's verification,
+// voting, repair and escalation run offline against real model behaviour:
+// real right answers, real wrong ones, real costs.
+//
+// A [Model] is built from [Answers], a map from a question's text to what
+// one named model answered to it ([CodeAnswers] and [MathAnswers] build
+// them from a loaded suite). A request is matched by the question it
+// contains, wherever it is wrapped: the question's words must appear
+// whole, in order, in the system prompt or one message (case, whitespace
+// and punctuation are ignored). Matching is by content, never by the
+// order of calls. A request that contains no recorded question, or two
+// unrelated ones, fails with an [*llm.Error] of [llm.KindBadRequest]:
+// replay never invents an answer.
+//
+// A model with several recorded answers per question (CodeGen-16B's 100
+// samples) answers each call for a question with the next sample it has
+// not yet given, in an order fixed by [Options.Seed] (a permutation per
+// question); once all are given it starts over in the same order.
+//
+// Usage is counted with the cl100k_base tokenizer (tiktoken, loaded from
+// embedded ranks, no network) on the request's tools, system prompt and
+// messages (plus OpenAI's chat overhead of 3 tokens per message and 3 to
+// prime the reply) and on the answer. That is exact for GPT-3.5/GPT-4-era
+// OpenAI models and an approximation for the others (CodeLlama, StarCoder,
+// CodeGen, Mixtral have their own tokenizers, typically within ±15% on
+// English and code). Cost is usage times the model's list price, which
+// package price computes; replay reports usage only, never cost.
+//
+// Code answers are returned as the recorded full program inside one
+// ```python fence (see [Fence]), the way chat models answer; math answers
+// as the recorded solution text, unchanged.
+package replay
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hive-swarm/hive/internal/llm"
+)
+
+// Answers maps a question's text to the answers a model gave to it.
+type Answers map[string][]string
+
+// Options are a replay model's optional knobs. The zero value works.
+type Options struct {
+	// Seed fixes the order in which a model with several answers per
+	// question gives them. Models with one answer ignore it.
+	Seed uint64
+	// Latency delays each answer, to make a replay feel like a real model
+	// in demos; a stream spreads it over its deltas. Zero answers at once.
+	Latency time.Duration
+}
+
+// provider names replay in errors.
+const provider = "replay"
+
+// streamDeltas is how many text deltas Stream delivers an answer in.
+const streamDeltas = 4
+
+// Model answers requests with one named model's recorded answers. It is
+// safe for concurrent use.
+type Model struct {
+	name      string
+	opts      Options
+	questions []string
+	answers   [][]string
+	ix        *index
+	// tokens caches the token count of answer j of question q at
+	// tokens[offset[q]+j], stored plus one (zero: not counted yet).
+	offset []int
+	tokens []atomic.Int64
+	calls  atomic.Uint64
+
+	mu sync.Mutex
+	// served counts the answers given per question; guarded by mu.
+	served map[int32]int
+	// order is the seeded order of each multi-answer question's samples;
+	// guarded by mu.
+	order map[int32][]int32
+}
+
+// New returns a model named name that answers with answers. Questions
+// with no answer are dropped.
+func New(name string, answers Answers, opts Options) *Model {
+	m := &Model{name: name, opts: opts, served: make(map[int32]int), order: make(map[int32][]int32)}
+	for q, a := range answers {
+		if len(a) > 0 {
+			m.questions = append(m.questions, q)
+		}
+	}
+	// Sorted, so that everything derived from positions is reproducible.
+	slices.Sort(m.questions)
+	m.answers = make([][]string, len(m.questions))
+	m.offset = make([]int, len(m.questions))
+	n := 0
+	for i, q := range m.questions {
+		m.answers[i] = answers[q]
+		m.offset[i] = n
+		n += len(answers[q])
+	}
+	m.tokens = make([]atomic.Int64, n)
+	m.ix = newIndex(m.questions)
+	return m
+}
+
+// Name returns the name of the model whose answers m replays.
+func (m *Model) Name() string { return m.name }
+
+// Generate answers req with the recorded answer to the question it
+// contains.
+func (m *Model) Generate(ctx context.Context, req *llm.Request) (*llm.Response, error) {
+	resp, err := m.answer(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if err := sleep(ctx, m.opts.Latency); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// Stream answers like Generate, delivering the text in a few deltas.
+func (m *Model) Stream(ctx context.Context, req *llm.Request, fn func(llm.Delta)) (*llm.Response, error) {
+	resp, err := m.answer(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	chunks := split(resp.Text(), streamDeltas)
+	for _, c := range chunks {
+		if err := sleep(ctx, m.opts.Latency/time.Duration(len(chunks))); err != nil {
+			return nil, err
+		}
+		if fn != nil {
+			fn(llm.Delta{Text: c})
+		}
+	}
+	return resp, nil
+}
+
+func (m *Model) answer(ctx context.Context, req *llm.Request) (*llm.Response, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, &llm.Error{Kind: llm.KindCancelled, Provider: provider, Err: err}
+	}
+	tok, err := newCounterShared()
+	if err != nil {
+		return nil, &llm.Error{Kind: llm.KindUnknown, Provider: provider, Err: err}
+	}
+	q, err := m.match(req)
+	if err != nil {
+		return nil, err
+	}
+	j := m.next(q)
+	text := m.answers[q][j]
+	out := m.answerTokens(tok, q, j)
+	stop := llm.StopEnd
+	if req.MaxTokens > 0 && out > int64(req.MaxTokens) {
+		text, out, stop = tok.truncate(text, req.MaxTokens), int64(req.MaxTokens), llm.StopMaxTokens
+	}
+	return &llm.Response{
+		ID:         fmt.Sprintf("replay_%d", m.calls.Add(1)),
+		Model:      m.name,
+		Parts:      []llm.Part{llm.Text{Text: text}},
+		StopReason: stop,
+		Usage:      llm.Usage{InputTokens: tok.prompt(req), OutputTokens: out},
+	}, nil
+}
+
+// wordsPool recycles the word buffers of request texts.
+var wordsPool = sync.Pool{New: func() any { s := make([]uint64, 0, 1024); return &s }}
+
+// match returns the question req contains.
+func (m *Model) match(req *llm.Request) (int32, error) {
+	bp := wordsPool.Get().(*[]uint64)
+	defer wordsPool.Put(bp)
+	var found []int32
+	scan := func(s string) {
+		if s != "" {
+			*bp = appendWords((*bp)[:0], s)
+			found = m.ix.find(found, *bp)
+		}
+	}
+	scan(req.System)
+	for _, msg := range req.Messages {
+		for _, p := range msg.Parts {
+			switch p := p.(type) {
+			case llm.Text:
+				scan(p.Text)
+			case llm.ToolResult:
+				scan(p.Content)
+			}
+		}
+	}
+	if len(found) == 0 {
+		return 0, &llm.Error{Kind: llm.KindBadRequest, Provider: provider,
+			Message: fmt.Sprintf("model %s has no recorded answer matching the request (no recorded question appears in it)", m.name)}
+	}
+	// A question may contain another; the longest one found must contain
+	// every other, or the request is ambiguous.
+	best := found[0]
+	for _, q := range found[1:] {
+		if len(m.ix.words[q]) > len(m.ix.words[best]) {
+			best = q
+		}
+	}
+	for _, q := range found {
+		if q != best && !m.ix.contains(best, q) {
+			return 0, &llm.Error{Kind: llm.KindBadRequest, Provider: provider,
+				Message: fmt.Sprintf("model %s: the request contains %d different recorded questions; replay answers one", m.name, len(found))}
+		}
+	}
+	return best, nil
+}
+
+// next returns which answer to question q to give now.
+func (m *Model) next(q int32) int {
+	n := len(m.answers[q])
+	if n == 1 {
+		return 0
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	order := m.order[q]
+	if order == nil {
+		order = m.permutationLocked(q)
+		m.order[q] = order
+	}
+	k := m.served[q]
+	m.served[q] = k + 1
+	return int(order[k%n])
+}
+
+// permutationLocked returns the seeded order of question q's answers; it
+// depends on the seed and the question's text only.
+func (m *Model) permutationLocked(q int32) []int32 {
+	h := fnv.New64a()
+	h.Write([]byte(m.questions[q]))
+	r := rand.New(rand.NewPCG(m.opts.Seed, h.Sum64()))
+	order := make([]int32, len(m.answers[q]))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	r.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	return order
+}
+
+// answerTokens returns the token count of answer j of question q,
+// counting it on first use.
+func (m *Model) answerTokens(tok *counter, q int32, j int) int64 {
+	slot := &m.tokens[m.offset[q]+j]
+	if v := slot.Load(); v > 0 {
+		return v - 1
+	}
+	n := int64(len(tok.enc.EncodeOrdinary(m.answers[q][j])))
+	slot.Store(n + 1)
+	return n
+}
+
+// sharedCounter is the process-wide prompt token counter: its cache is
+// useful across models, since one conversation often goes to several.
+var sharedCounter = sync.OnceValues(newCounter)
+
+func newCounterShared() (*counter, error) { return sharedCounter() }
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return &llm.Error{Kind: llm.KindCancelled, Provider: provider, Err: ctx.Err()}
+	}
+}
+
+// split cuts s into at most n pieces of about equal size, on rune
+// boundaries.
+func split(s string, n int) []string {
+	if len(s) == 0 {
+		return []string{""}
+	}
+	size := (len(s) + n - 1) / n
+	var out []string
+	for len(s) > 0 {
+		i := min(size, len(s))
+		for i < len(s) && !utf8RuneStart(s[i]) {
+			i++
+		}
+		out = append(out, s[:i])
+		s = s[i:]
+	}
+	return out
+}
+
+func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }

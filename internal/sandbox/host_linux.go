@@ -1,0 +1,488 @@
+package sandbox
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// sandboxUID is the host uid programs run as when the host runs as root,
+// so that the process limit applies to them (it never applies to root).
+const sandboxUID = 65534
+
+// inNSUID is the uid a program has inside its namespace when the host is
+// root (the init is uid 0 there); an unprivileged host maps only itself,
+// as uid 0.
+const inNSUID = 1000
+
+// runProcess runs a Python or shell program in a child process.
+func (s *Sandbox) runProcess(ctx context.Context, spec Spec) (*Result, error) {
+	tmp, err := os.MkdirTemp("", "hive-sandbox-")
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	in := filepath.Join(tmp, "work")
+	if err := writeInput(in, spec); err != nil {
+		return nil, fmt.Errorf("sandbox: write files: %w", err)
+	}
+	isolated := s.cfg.Mode == ModeNamespaces
+	workDir, tmpDir := "/work", "/tmp"
+	if !isolated {
+		workDir, tmpDir = in, filepath.Join(in, ".tmp")
+		if err := os.Mkdir(tmpDir, 0o700); err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+	}
+	cfg := &initConfig{
+		Root:    filepath.Join(tmp, "root"),
+		Input:   in,
+		Binds:   append([]string{}, systemDirs...),
+		Dir:     workDir,
+		Disk:    spec.Limits.Disk,
+		Rlimits: rlimits(spec.Limits),
+		NoNS:    !isolated,
+		Env: []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + workDir, "TMPDIR=" + tmpDir,
+			"LANG=C.UTF-8", "LC_ALL=C.UTF-8", "PYTHONDONTWRITEBYTECODE=1", "PYTHONIOENCODING=utf-8"},
+	}
+	switch spec.Lang {
+	case Python:
+		py, err := s.python()
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+		for _, b := range py.Binds {
+			cfg.Binds = appendPath(cfg.Binds, b)
+		}
+		cfg.Argv = []string{py.Exe, "-E", "-s", filepath.Join(workDir, "main.py")}
+	case Shell:
+		sh, err := shellInfo(s.cfg.Shell)
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+		if real, err := filepath.EvalSymlinks(sh); err == nil && !underSystem(real) {
+			cfg.Binds = appendPath(cfg.Binds, filepath.Dir(real))
+		}
+		cfg.Argv = []string{sh, filepath.Join(workDir, "main.sh")}
+	}
+	if err := os.Mkdir(cfg.Root, 0o700); err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+
+	var cg *cgroupRun
+	if isolated && s.cgroup != nil {
+		if cg, err = s.cgroup.start(spec.Limits); err != nil {
+			s.log.Warn("sandbox: cgroup limits not applied", "err", err)
+			cg = nil
+		} else {
+			defer cg.close()
+		}
+	}
+
+	var stdin *os.File
+	if len(spec.Stdin) > 0 {
+		p := filepath.Join(tmp, "stdin")
+		if err := os.WriteFile(p, spec.Stdin, 0o600); err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+		if stdin, err = os.Open(p); err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+		defer stdin.Close()
+	}
+	k := &killer{}
+	stdout := newCapped(spec.Limits.Output, func() { k.kill(OutputLimit) })
+	stderr := newCapped(spec.Limits.Output, func() { k.kill(OutputLimit) })
+	cmd, err := s.command(cfg, isolated, cg)
+	if err != nil {
+		return nil, err
+	}
+	if stdin != nil {
+		cmd.Stdin = stdin
+	}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.WaitDelay = 2 * time.Second
+	rep, rw, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	defer rep.Close()
+	cmd.ExtraFiles = []*os.File{rw}
+
+	start := time.Now()
+	err = cmd.Start()
+	rw.Close()
+	if err != nil {
+		return nil, s.startError(err)
+	}
+	k.set(cmd.Process, !isolated)
+	wall := time.AfterFunc(spec.Limits.Wall, func() { k.kill(WallTimeout) })
+	stop := context.AfterFunc(ctx, func() { k.kill(Canceled) })
+	waitErr := cmd.Wait()
+	elapsed := time.Since(start)
+	wall.Stop()
+	stop()
+	k.stop()
+	var ee *exec.ExitError
+	if waitErr != nil && !errors.As(waitErr, &ee) && !errors.Is(waitErr, exec.ErrWaitDelay) {
+		return nil, fmt.Errorf("sandbox: wait: %w", waitErr)
+	}
+
+	res := &Result{Wall: elapsed, Isolated: isolated, ExitCode: -1}
+	res.Stdout, res.StdoutTruncated = stdout.result()
+	res.Stderr, res.StderrTruncated = stderr.result()
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		res.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		res.Memory = ru.Maxrss * 1024
+	}
+	reports, err := readReports(rep)
+	if err != nil {
+		return nil, err
+	}
+	var last *report
+	for i := range reports {
+		if reports[i].Error != "" && k.reason() == "" {
+			return nil, fmt.Errorf("sandbox: %s", reports[i].Error)
+		}
+		if reports[i].Status != nil {
+			last = &reports[i]
+		}
+	}
+	if last != nil {
+		res.CPU = time.Duration(last.UTime+last.STime) * time.Microsecond
+		res.Memory = last.MaxRSS * 1024
+	}
+	if cg != nil {
+		if peak := cg.peak(); peak > 0 {
+			res.Memory = peak
+		}
+	}
+	switch {
+	case k.reason() != "":
+		res.Reason, res.Signal = k.reason(), "killed"
+	case last != nil:
+		res.classify(unix.WaitStatus(*last.Status), spec)
+	case !isolated:
+		res.classify(unix.WaitStatus(cmd.ProcessState.Sys().(syscall.WaitStatus)), spec)
+	default:
+		// The init died without a word: a program in an unprivileged
+		// sandbox (which shares its uid) may have killed it.
+		ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		if !ws.Signaled() {
+			return nil, fmt.Errorf("sandbox: init exited with %v without a report", cmd.ProcessState)
+		}
+		res.classify(unix.WaitStatus(ws), spec)
+	}
+	if cg != nil && cg.oomKilled() && res.Reason != WallTimeout && res.Reason != Canceled {
+		res.Reason = MemoryLimit
+	}
+	return res, nil
+}
+
+// classify fills Reason, ExitCode and Signal from the program's status.
+func (r *Result) classify(ws unix.WaitStatus, spec Spec) {
+	switch {
+	case ws.Exited():
+		r.Reason, r.ExitCode = Exited, ws.ExitStatus()
+		// An interpreter that could not get memory says so and exits 1.
+		if r.ExitCode != 0 && bytes.Contains(lastLines(r.Stderr, 3), []byte("MemoryError")) {
+			r.Reason = MemoryLimit
+		}
+	case ws.Signaled():
+		sig := ws.Signal()
+		r.Reason, r.Signal = Signaled, unix.SignalName(sig)
+		switch {
+		case sig == unix.SIGXCPU, sig == unix.SIGKILL && r.CPU >= spec.Limits.CPU:
+			r.Reason = CPULimit
+		case sig == unix.SIGXFSZ:
+			r.Reason = FileLimit
+		}
+	}
+}
+
+// command builds the child of the host: the init in new namespaces, or
+// the exec stage directly in mode none.
+func (s *Sandbox) command(cfg *initConfig, isolated bool, cg *cgroupRun) (*exec.Cmd, error) {
+	root := os.Geteuid() == 0
+	if isolated {
+		if root {
+			cfg.UID, cfg.GID, cfg.Groups = inNSUID, inNSUID, true
+		}
+	} else {
+		cfg.UID, cfg.GID = os.Geteuid(), os.Getegid()
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	stage := stageInit
+	if !isolated {
+		stage = stageExec
+	}
+	cmd := &exec.Cmd{
+		Path: "/proc/self/exe",
+		Args: []string{"hive-sandbox-" + stage},
+		Env:  []string{stageEnv + "=" + stage, configEnv + "=" + string(b)},
+	}
+	if !isolated {
+		cmd.Dir = cfg.Dir
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		return cmd, nil
+	}
+	cmd.SysProcAttr = namespaceAttr(root)
+	if cg != nil {
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, cg.fd()
+	}
+	return cmd, nil
+}
+
+// namespaceAttr starts a child in new namespaces. As root, the namespace
+// maps root to root (for the init) and inNSUID to sandboxUID (for the
+// program); otherwise it maps the caller's ids to 0.
+func namespaceAttr(root bool) *syscall.SysProcAttr {
+	attr := &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWPID | syscall.CLONE_NEWNET |
+			syscall.CLONE_NEWNS | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS,
+		Pdeathsig: syscall.SIGKILL,
+	}
+	if root {
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}, {ContainerID: inNSUID, HostID: sandboxUID, Size: 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}, {ContainerID: inNSUID, HostID: sandboxUID, Size: 1}}
+		attr.GidMappingsEnableSetgroups = true
+	} else {
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
+	}
+	return attr
+}
+
+// rlimits are the per-process limits the exec stage sets on the program.
+func rlimits(l Limits) []rlimit {
+	cpu := uint64((l.CPU + time.Second - 1) / time.Second)
+	return []rlimit{
+		{unix.RLIMIT_CORE, 0, 0},
+		{unix.RLIMIT_CPU, cpu, cpu + 1},
+		{unix.RLIMIT_AS, uint64(l.Memory), uint64(l.Memory)},
+		{unix.RLIMIT_NPROC, uint64(l.Procs), uint64(l.Procs)},
+		{unix.RLIMIT_FSIZE, uint64(l.Disk), uint64(l.Disk)},
+		{unix.RLIMIT_NOFILE, uint64(l.Files), uint64(l.Files)},
+		{unix.RLIMIT_MEMLOCK, 0, 0},
+		{unix.RLIMIT_MSGQUEUE, 0, 0},
+	}
+}
+
+// writeInput writes the program and its files into dir.
+func writeInput(dir string, spec Spec) error {
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return err
+	}
+	name := "main.py"
+	if spec.Lang == Shell {
+		name = "main.sh"
+	}
+	files := map[string][]byte{name: []byte(spec.Source)}
+	for k, v := range spec.Files {
+		files[k] = v
+	}
+	for name, body := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, body, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readReports reads the JSON lines the inner stages wrote.
+func readReports(r *os.File) ([]report, error) {
+	var out []report
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		var rep report
+		if err := json.Unmarshal(sc.Bytes(), &rep); err != nil {
+			return nil, fmt.Errorf("sandbox: bad report %q: %w", sc.Text(), err)
+		}
+		out = append(out, rep)
+	}
+	return out, sc.Err()
+}
+
+// killer stops the child once, remembering the first reason. A reason
+// that comes before the child started is applied when it starts.
+type killer struct {
+	mu     sync.Mutex // guards the fields below
+	proc   *os.Process
+	group  bool // mode none: kill the process group
+	done   bool // the child was waited for: kill nothing any more
+	why    Reason
+	queued Reason
+	hard   *time.Timer
+}
+
+func (k *killer) set(p *os.Process, group bool) {
+	k.mu.Lock()
+	k.proc, k.group = p, group
+	q := k.queued
+	k.mu.Unlock()
+	if q != "" {
+		k.kill(q)
+	}
+}
+
+func (k *killer) kill(why Reason) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	switch {
+	case k.done || k.why != "":
+		return
+	case k.proc == nil:
+		if k.queued == "" {
+			k.queued = why
+		}
+		return
+	}
+	k.why = why
+	if k.group {
+		syscall.Kill(-k.proc.Pid, syscall.SIGKILL)
+		k.proc.Kill()
+		return
+	}
+	// The init kills every process of its namespace on SIGTERM and
+	// reports what they used; if it does not exit promptly, killing it
+	// makes the kernel kill them all.
+	k.proc.Signal(syscall.SIGTERM)
+	p := k.proc
+	k.hard = time.AfterFunc(time.Second, func() { p.Kill() })
+}
+
+// stop is called once the child was waited for. In mode none it kills
+// what the program left in its process group.
+func (k *killer) stop() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.group && k.proc != nil {
+		syscall.Kill(-k.proc.Pid, syscall.SIGKILL)
+	}
+	if k.hard != nil {
+		k.hard.Stop()
+	}
+	k.done = true
+}
+
+func (k *killer) reason() Reason {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.why
+}
+
+// probe starts one empty sandbox to learn whether this machine can.
+func probe(ctx context.Context) error {
+	tmp, err := os.MkdirTemp("", "hive-sandbox-probe-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	cfg := &initConfig{Root: filepath.Join(tmp, "root"), Input: filepath.Join(tmp, "work"),
+		Binds: systemDirs, Disk: 1 << 20, Probe: true}
+	for _, d := range []string{cfg.Root, cfg.Input} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			return err
+		}
+	}
+	root := os.Geteuid() == 0
+	if root {
+		cfg.UID, cfg.GID, cfg.Groups = inNSUID, inNSUID, true
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	rep, rw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer rep.Close()
+	cmd := exec.CommandContext(ctx, "/proc/self/exe")
+	cmd.Args = []string{"hive-sandbox-probe"}
+	cmd.Env = []string{stageEnv + "=" + stageInit, configEnv + "=" + string(b)}
+	cmd.SysProcAttr = namespaceAttr(root)
+	cmd.ExtraFiles = []*os.File{rw}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Start()
+	rw.Close()
+	if err != nil {
+		return startError(err)
+	}
+	waitErr := cmd.Wait()
+	reports, _ := readReports(rep)
+	for _, r := range reports {
+		if r.Error != "" {
+			return setupError(r.Error)
+		}
+	}
+	if waitErr != nil || len(reports) == 0 {
+		if strings.Contains(stderr.String(), "hive-sandbox") || waitErr == nil {
+			waitErr = fmt.Errorf("%v: %s", waitErr, strings.TrimSpace(stderr.String()))
+		}
+		return &UnavailableError{Cause: "the sandbox init did not start (does main call sandbox.Init first?)", Err: waitErr,
+			Fix: "call sandbox.Init() at the top of main and of TestMain"}
+	}
+	return nil
+}
+
+func (s *Sandbox) startError(err error) error { return startError(err) }
+
+// startError explains why new namespaces could not be created.
+func startError(err error) error {
+	read := func(p string) string {
+		b, _ := os.ReadFile(p)
+		return strings.TrimSpace(string(b))
+	}
+	none := " or run with --sandbox=none to run code without isolation"
+	switch {
+	case read("/proc/sys/user/max_user_namespaces") == "0":
+		return &UnavailableError{Cause: "user namespaces are disabled (user.max_user_namespaces=0)", Err: err,
+			Fix: "run 'sudo sysctl -w user.max_user_namespaces=10000'" + none}
+	case os.Geteuid() != 0 && read("/proc/sys/kernel/unprivileged_userns_clone") == "0":
+		return &UnavailableError{Cause: "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0)", Err: err,
+			Fix: "run 'sudo sysctl -w kernel.unprivileged_userns_clone=1'" + none}
+	case os.Geteuid() != 0 && read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1":
+		return &UnavailableError{Cause: "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns=1)", Err: err,
+			Fix: "run 'sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0' or give hive an AppArmor profile with 'userns,'" + none}
+	case errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.ENOSYS):
+		return &UnavailableError{Cause: "creating namespaces is denied (a container without CAP_SYS_ADMIN, or a seccomp profile that blocks clone/unshare)", Err: err,
+			Fix: "run the container with --security-opt seccomp=unconfined --security-opt apparmor=unconfined (or --privileged)" + none}
+	}
+	return &UnavailableError{Cause: "cannot create namespaces", Err: err, Fix: "check the kernel supports user namespaces," + none}
+}
+
+// setupError explains a failure of the init while building the root.
+func setupError(msg string) error {
+	err := errors.New(msg)
+	none := " or run with --sandbox=none to run code without isolation"
+	switch {
+	case strings.HasPrefix(msg, "mount /proc"):
+		return &UnavailableError{Cause: "mounting a new /proc is denied (the container masks parts of /proc)", Err: err,
+			Fix: "run the container with --privileged or with an unmasked /proc (--security-opt systempaths=unconfined)" + none}
+	case strings.Contains(msg, "operation not permitted") || strings.Contains(msg, "permission denied"):
+		return &UnavailableError{Cause: "building the sandbox's root is denied", Err: err,
+			Fix: "run the container with --security-opt apparmor=unconfined (or --privileged)" + none}
+	}
+	return &UnavailableError{Cause: "building the sandbox's root failed", Err: err, Fix: "report this as a bug," + none}
+}

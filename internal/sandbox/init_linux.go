@@ -1,0 +1,428 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The sandbox runs in three processes: the host, the init (pid 1 of the new
+// namespaces, which builds the root and reaps), and the exec stage (which
+// sets rlimits, no_new_privs and seccomp on itself and execs the
+// interpreter). Both inner stages are this same binary, told apart by
+// stageEnv; their configuration travels in configEnv, and they report to
+// the host as JSON lines on file descriptor 3.
+const (
+	stageEnv  = "HIVE_SANDBOX_STAGE"
+	configEnv = "HIVE_SANDBOX_CONFIG"
+	stageInit = "init"
+	stageExec = "exec"
+	stageNoop = "noop"
+	reportFD  = 3
+)
+
+// initConfig is what the host tells the inner stages.
+type initConfig struct {
+	Root     string   // host dir to mount the new root on
+	Input    string   // host dir whose tree is copied into /work
+	Binds    []string // host paths bound read-only at the same place
+	Argv     []string // the interpreter and its arguments
+	Env      []string // the program's whole environment
+	Dir      string   // the program's working directory
+	UID, GID int      // in-namespace ids the program runs as
+	Groups   bool     // whether setgroups is allowed (to clear supplementary groups)
+	Disk     int64    // size of /work and /tmp
+	Rlimits  []rlimit
+	Probe    bool // build the root, then report and exit
+	NoNS     bool // mode none: the exec stage runs on the host
+}
+
+type rlimit struct {
+	Resource int
+	Cur, Max uint64
+}
+
+// report is one line from an inner stage to the host.
+type report struct {
+	Error  string `json:"error,omitempty"`  // the sandbox failed at this step
+	Status *int   `json:"status,omitempty"` // the program's wait status
+	UTime  int64  `json:"utime_us,omitempty"`
+	STime  int64  `json:"stime_us,omitempty"`
+	MaxRSS int64  `json:"maxrss_kb,omitempty"`
+}
+
+// Init turns this process into a sandbox stage when it was started as one,
+// and never returns then; otherwise it does nothing. Call it first thing in
+// main, and in TestMain of every package whose tests run the sandbox:
+//
+//	func main() { sandbox.Init(); ... }
+func Init() {
+	stage := os.Getenv(stageEnv)
+	if stage == "" {
+		return
+	}
+	if stage == stageNoop {
+		os.Exit(0)
+	}
+	out := os.NewFile(reportFD, "report")
+	unix.CloseOnExec(reportFD)
+	fail := func(err error) {
+		b, _ := json.Marshal(report{Error: err.Error()})
+		out.Write(append(b, '\n'))
+		os.Exit(125)
+	}
+	var cfg initConfig
+	if err := json.Unmarshal([]byte(os.Getenv(configEnv)), &cfg); err != nil {
+		fail(fmt.Errorf("read config: %w", err))
+	}
+	switch stage {
+	case stageInit:
+		if err := runInit(&cfg, out); err != nil {
+			fail(err)
+		}
+	case stageExec:
+		fail(runExec(&cfg)) // returns only on failure
+	default:
+		fail(fmt.Errorf("unknown stage %q", stage))
+	}
+	os.Exit(0)
+}
+
+// ignoredSignals are ignored by the init: signals a program sends to pid 1
+// of its namespace are dropped unless pid 1 handles them, and Go handles
+// them all by default. The exec stage restores them before exec.
+var ignoredSignals = []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT,
+	syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPIPE, syscall.SIGALRM,
+	syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGXCPU, syscall.SIGXFSZ,
+	syscall.SIGVTALRM, syscall.SIGPROF}
+
+// runInit is pid 1 of the new namespaces: it builds the root, starts the
+// exec stage, reaps every process until the program exits, and reports.
+func runInit(cfg *initConfig, out *os.File) error {
+	for _, s := range ignoredSignals {
+		if s != syscall.SIGTERM {
+			signal.Ignore(s)
+		}
+	}
+	// SIGTERM from the host (wall timeout, output limit, cancel) kills
+	// every process of the namespace; the loop below then reports.
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	go func() {
+		<-term
+		unix.Kill(-1, unix.SIGKILL)
+	}()
+	if err := buildRoot(cfg); err != nil {
+		return err
+	}
+	if cfg.Probe {
+		_, err := out.Write([]byte("{}\n"))
+		return err
+	}
+	// Nothing the program does may grant it capabilities: exec as root
+	// gives none, and this process's memory is not readable through /proc.
+	const secbits = 1<<0 | 1<<1 | 1<<2 | 1<<3 // NOROOT, NO_SETUID_FIXUP and their locks
+	if err := unix.Prctl(unix.PR_SET_SECUREBITS, secbits, 0, 0, 0); err != nil {
+		return fmt.Errorf("set securebits: %w", err)
+	}
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("set dumpable: %w", err)
+	}
+	env := []string{stageEnv + "=" + stageExec, configEnv + "=" + os.Getenv(configEnv)}
+	attr := &syscall.ProcAttr{
+		Env:   env,
+		Files: []uintptr{0, 1, 2, reportFD},
+		Sys: &syscall.SysProcAttr{
+			Setsid:     true,
+			Credential: &syscall.Credential{Uid: uint32(cfg.UID), Gid: uint32(cfg.GID), NoSetGroups: !cfg.Groups},
+		},
+	}
+	pid, err := syscall.ForkExec("/proc/self/exe", []string{"hive-sandbox-exec"}, attr)
+	if err != nil {
+		return fmt.Errorf("start exec stage: %w", err)
+	}
+	// Reap every process until the program is gone, then kill and reap
+	// what it left behind, adding up what they all used.
+	var status *int
+	var utime, stime, maxrss int64
+	for {
+		var ws unix.WaitStatus
+		var ru unix.Rusage
+		got, err := unix.Wait4(-1, &ws, 0, &ru)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.ECHILD {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("wait: %w", err)
+		}
+		utime += ru.Utime.Sec*1e6 + ru.Utime.Usec
+		stime += ru.Stime.Sec*1e6 + ru.Stime.Usec
+		maxrss = max(maxrss, ru.Maxrss)
+		if got == pid {
+			st := int(ws)
+			status = &st
+			unix.Kill(-1, unix.SIGKILL)
+		}
+	}
+	if status == nil {
+		return errors.New("the program vanished")
+	}
+	b, _ := json.Marshal(report{Status: status, UTime: utime, STime: stime, MaxRSS: maxrss})
+	_, err = out.Write(append(b, '\n'))
+	return err
+}
+
+// buildRoot mounts the new root on cfg.Root and pivots into it.
+func buildRoot(cfg *initConfig) error {
+	step := func(what string, err error) error {
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return step("make mounts private", err)
+	}
+	root := cfg.Root
+	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=4m,nr_inodes=4096,mode=0755"); err != nil {
+		return step("mount root tmpfs", err)
+	}
+	for _, p := range cfg.Binds {
+		if err := bindPath(root, p); err != nil {
+			return err
+		}
+	}
+	// /dev: the few harmless devices, bound from the host (a user
+	// namespace cannot create device nodes).
+	dev := filepath.Join(root, "dev")
+	if err := os.MkdirAll(dev, 0o755); err != nil {
+		return step("mkdir /dev", err)
+	}
+	for _, d := range []string{"null", "zero", "full", "random", "urandom"} {
+		dst := filepath.Join(dev, d)
+		if err := os.WriteFile(dst, nil, 0o644); err != nil {
+			return step("create /dev/"+d, err)
+		}
+		if err := unix.Mount("/dev/"+d, dst, "", unix.MS_BIND, ""); err != nil {
+			return step("bind /dev/"+d, err)
+		}
+	}
+	for name, target := range map[string]string{"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0",
+		"stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2"} {
+		if err := os.Symlink(target, filepath.Join(dev, name)); err != nil {
+			return step("symlink /dev/"+name, err)
+		}
+	}
+	size := strconv.FormatInt(cfg.Disk, 10)
+	owner := fmt.Sprintf("uid=%d,gid=%d", cfg.UID, cfg.GID)
+	mounts := []struct{ dst, fstype, data string }{
+		{"dev/shm", "tmpfs", "size=" + size + ",mode=1777"},
+		{"tmp", "tmpfs", "size=" + size + ",mode=1777"},
+		{"work", "tmpfs", "size=" + size + ",mode=0755," + owner},
+		{"proc", "proc", ""},
+	}
+	for _, m := range mounts {
+		dst := filepath.Join(root, m.dst)
+		if err := os.MkdirAll(dst, 0o755); err != nil {
+			return step("mkdir /"+m.dst, err)
+		}
+		flags := uintptr(unix.MS_NOSUID | unix.MS_NODEV)
+		if m.fstype == "proc" {
+			flags |= unix.MS_NOEXEC
+		}
+		if err := unix.Mount(m.fstype, dst, m.fstype, flags, m.data); err != nil {
+			return step("mount /"+m.dst, err)
+		}
+	}
+	if err := copyInput(cfg.Input, filepath.Join(root, "work"), cfg.UID, cfg.GID); err != nil {
+		return step("copy files into /work", err)
+	}
+	etc := filepath.Join(root, "etc")
+	if err := os.MkdirAll(etc, 0o755); err != nil {
+		return step("mkdir /etc", err)
+	}
+	passwd := fmt.Sprintf("root:x:0:0:root:/root:/bin/sh\nsandbox:x:%d:%d:sandbox:/work:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n", cfg.UID, cfg.GID)
+	group := fmt.Sprintf("root:x:0:\nsandbox:x:%d:\nnogroup:x:65534:\n", cfg.GID)
+	if cfg.UID == 0 {
+		passwd = "root:x:0:0:root:/work:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+		group = "root:x:0:\nnogroup:x:65534:\n"
+	}
+	for name, body := range map[string]string{"passwd": passwd, "group": group, "hostname": "sandbox\n",
+		"hosts": "127.0.0.1 localhost sandbox\n"} {
+		if err := os.WriteFile(filepath.Join(etc, name), []byte(body), 0o644); err != nil {
+			return step("write /etc/"+name, err)
+		}
+	}
+	if err := unix.Sethostname([]byte("sandbox")); err != nil {
+		return step("set hostname", err)
+	}
+	if err := unix.Setdomainname([]byte("sandbox")); err != nil {
+		return step("set domain name", err)
+	}
+	if err := unix.Chdir(root); err != nil {
+		return step("chdir to new root", err)
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return step("pivot_root", err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return step("detach old root", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return step("chdir /", err)
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+		return step("make root read-only", err)
+	}
+	return nil
+}
+
+// bindPath makes host path p appear read-only at the same place under
+// root: a symlink is recreated, a directory or file is bound.
+func bindPath(root, p string) error {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return nil // absent on this machine
+	}
+	dst := filepath.Join(root, p)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("mkdir for %s: %w", p, err)
+	}
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		target, err := os.Readlink(p)
+		if err != nil {
+			return fmt.Errorf("read link %s: %w", p, err)
+		}
+		if err := os.Symlink(target, dst); err != nil {
+			return fmt.Errorf("symlink %s: %w", p, err)
+		}
+		return nil
+	case fi.IsDir():
+		if err := os.MkdirAll(dst, 0o755); err != nil {
+			return fmt.Errorf("mkdir %s: %w", p, err)
+		}
+	default:
+		if err := os.WriteFile(dst, nil, 0o644); err != nil {
+			return fmt.Errorf("create %s: %w", p, err)
+		}
+	}
+	if err := unix.Mount(p, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind %s: %w", p, err)
+	}
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if err := unix.MountSetattr(-1, dst, unix.AT_RECURSIVE, attr); err == nil {
+		return nil
+	}
+	// Older kernels: remount the top mount read-only, keeping the flags
+	// the user namespace may not clear.
+	var st unix.Statfs_t
+	if err := unix.Statfs(dst, &st); err != nil {
+		return fmt.Errorf("statfs %s: %w", p, err)
+	}
+	flags := uintptr(unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV) |
+		uintptr(st.Flags)&(unix.MS_NOEXEC|unix.MS_NOATIME|unix.MS_NODIRATIME|unix.MS_RELATIME)
+	if err := unix.Mount("", dst, "", flags, ""); err != nil {
+		return fmt.Errorf("make %s read-only: %w", p, err)
+	}
+	return nil
+}
+
+// copyInput copies the tree at src into dst, owned by uid:gid.
+func copyInput(src, dst string, uid, gid int) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		to := filepath.Join(dst, rel)
+		if d.IsDir() {
+			if err := os.Mkdir(to, 0o755); err != nil {
+				return err
+			}
+		} else {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(to, b, 0o644); err != nil {
+				return err
+			}
+		}
+		return os.Lchown(to, uid, gid)
+	})
+}
+
+// runExec is the exec stage: it limits itself and becomes the interpreter.
+// It returns only on failure.
+func runExec(cfg *initConfig) error {
+	runtime.LockOSThread()
+	for _, s := range ignoredSignals {
+		if err := setDefaultSignal(s); err != nil {
+			return fmt.Errorf("reset signal %v: %w", s, err)
+		}
+	}
+	if err := unix.Chdir(cfg.Dir); err != nil {
+		return fmt.Errorf("chdir %s: %w", cfg.Dir, err)
+	}
+	prog, err := buildFilter()
+	if err != nil {
+		return err
+	}
+	argv0, err := syscall.BytePtrFromString(cfg.Argv[0])
+	if err != nil {
+		return err
+	}
+	argv, err := syscall.SlicePtrFromStrings(cfg.Argv)
+	if err != nil {
+		return err
+	}
+	envv, err := syscall.SlicePtrFromStrings(cfg.Env)
+	if err != nil {
+		return err
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("set no_new_privs: %w", err)
+	}
+	for _, l := range cfg.Rlimits {
+		// syscall.Setrlimit, so that the runtime does not restore its own
+		// RLIMIT_NOFILE on exec.
+		if err := syscall.Setrlimit(l.Resource, &syscall.Rlimit{Cur: l.Cur, Max: l.Max}); err != nil {
+			return fmt.Errorf("set rlimit %d: %w", l.Resource, err)
+		}
+	}
+	if err := installFilter(prog); err != nil {
+		return err
+	}
+	// From here on no allocation: the address-space limit is in force.
+	_, _, errno := syscall.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(argv0)),
+		uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envv[0])))
+	return fmt.Errorf("exec %s: %w", cfg.Argv[0], errno)
+}
+
+// setDefaultSignal sets sig's disposition to SIG_DFL behind the runtime's
+// back, just before exec, so the program does not inherit SIG_IGN.
+func setDefaultSignal(sig syscall.Signal) error {
+	var act [4]uint64 // struct kernel_sigaction: handler, flags, restorer, mask
+	_, _, errno := syscall.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}

@@ -1,0 +1,204 @@
+package swarm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/hive-swarm/hive/internal/budget"
+	"github.com/hive-swarm/hive/internal/limit"
+	"github.com/hive-swarm/hive/internal/llm"
+	"github.com/hive-swarm/hive/internal/price"
+	"github.com/hive-swarm/hive/internal/provider"
+)
+
+// A stepper makes model calls durable: call returns key's journaled
+// record, or runs fn and journals what it returns. live reports whether fn
+// ran in this process.
+type stepper interface {
+	call(ctx context.Context, key string, fn func(ctx context.Context) (callRecord, error)) (rec callRecord, live bool, err error)
+}
+
+// errNoTool ends a node whose model keeps answering without a usable tool
+// call.
+var errNoTool = errors.New("no usable tool call")
+
+// toolOutcome is what handling one tool call produced.
+type toolOutcome struct {
+	content string
+	isErr   bool
+	// done ends the conversation after this turn (submit, finish).
+	done bool
+	// malformed marks a call the model got wrong (unknown tool, bad
+	// arguments): such turns count toward MaxToolErrors.
+	malformed bool
+}
+
+// An agent is one node's conversation: a model in a tool loop.
+type agent struct {
+	r     *run
+	ns    *nodeState
+	model *provider.Model
+	prio  limit.Priority
+	steps stepper
+	bud   *budget.Budget
+	req   llm.Request // system, tools, max tokens; Messages unused
+	msgs  []llm.Message
+	turn  int
+	// handle runs one tool call.
+	handle func(ctx context.Context, call llm.ToolCall) toolOutcome
+	// pending holds the tool results of the turn that ended the loop, so
+	// that a repair can answer the same turn.
+	pending []llm.Part
+	// doneIdx is the index in pending of the call that ended the loop.
+	doneIdx int
+}
+
+// loop runs turns until a tool call ends the conversation, the turn limit
+// is reached, or the model fails MaxToolErrors times in a row.
+func (a *agent) loop(ctx context.Context) error {
+	spec := a.r.spec
+	bad := 0
+	var lastBad string
+	for {
+		if err := context.Cause(ctx); err != nil && ctx.Err() != nil {
+			return err
+		}
+		if a.turn >= spec.MaxTurns {
+			return fmt.Errorf("no result after %d model calls", spec.MaxTurns)
+		}
+		resp, err := a.call(ctx)
+		if err != nil {
+			return err
+		}
+		msg := resp.Message()
+		if len(msg.Parts) == 0 {
+			msg.Parts = []llm.Part{llm.Text{Text: "(empty answer)"}}
+		}
+		a.msgs = append(a.msgs, msg)
+		calls := resp.ToolCalls()
+		if len(calls) == 0 {
+			bad++
+			lastBad = "answered without calling a tool: " + clip(resp.Text(), 300)
+			if bad >= spec.MaxToolErrors {
+				return fmt.Errorf("%w: the model %s %d times in a row (%s)", errNoTool, "answered without a tool call", bad, lastBad)
+			}
+			a.msgs = append(a.msgs, llm.UserText("Error: you must answer by calling one of your tools ("+toolNames(a.req.Tools)+"). Call one now."))
+			continue
+		}
+		results := make([]llm.Part, 0, len(calls))
+		allBad, done := true, -1
+		for i, c := range calls {
+			out := a.handle(ctx, c)
+			if !out.malformed {
+				allBad = false
+			} else {
+				lastBad = out.content
+			}
+			results = append(results, llm.ToolResult{CallID: c.ID, Content: out.content, IsError: out.isErr})
+			if out.done && done < 0 {
+				done = i
+			}
+		}
+		if done >= 0 {
+			a.pending, a.doneIdx = results, done
+			return nil
+		}
+		if allBad {
+			bad++
+			if bad >= spec.MaxToolErrors {
+				return fmt.Errorf("%w: %d malformed turns in a row; last: %s", errNoTool, bad, lastBad)
+			}
+		} else {
+			bad = 0
+		}
+		a.msgs = append(a.msgs, llm.Message{Role: llm.RoleUser, Parts: results})
+	}
+}
+
+// reject answers the call that ended the loop with an error (verification
+// evidence), so that loop can go on with a repair.
+func (a *agent) reject(text string) {
+	parts := append([]llm.Part(nil), a.pending...)
+	if tr, ok := parts[a.doneIdx].(llm.ToolResult); ok {
+		tr.Content, tr.IsError = text, true
+		parts[a.doneIdx] = tr
+	}
+	a.msgs = append(a.msgs, llm.Message{Role: llm.RoleUser, Parts: parts})
+	a.pending = nil
+}
+
+// call makes one model call, journaled, reserved against the node's budget
+// before it is sent and settled after.
+func (a *agent) call(ctx context.Context) (*llm.Response, error) {
+	req := a.req
+	req.Messages = a.msgs
+	key := fmt.Sprintf("%s/call-%d", a.ns.ID, a.turn)
+	a.turn++
+	rec, live, err := a.steps.call(ctx, key, func(ctx context.Context) (callRecord, error) {
+		usd, tokens, err := worstCase(a.model, &req)
+		if err != nil {
+			return callRecord{}, err
+		}
+		res, err := a.bud.Reserve(usd, tokens)
+		if err != nil {
+			return callRecord{Exhausted: err.Error()}, nil
+		}
+		resp, err := a.model.Admitted(a.prio).Generate(ctx, &req)
+		if err != nil {
+			res.Release()
+			return callRecord{}, err
+		}
+		cost, _ := a.model.Cost(resp.Usage)
+		res.Settle(cost, resp.Usage.Total())
+		return recordResponse(resp, int64(cost)), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if rec.Exhausted != "" {
+		return nil, &exhaustedError{msg: rec.Exhausted}
+	}
+	if !live {
+		a.bud.Charge(price.Amount(rec.CostNanos), rec.Usage.Total(), 1)
+	}
+	a.r.charge(a.ns, rec.Usage, price.Amount(rec.CostNanos))
+	return rec.response()
+}
+
+// exhaustedError reports that a budget refused a call.
+type exhaustedError struct{ msg string }
+
+func (e *exhaustedError) Error() string { return "budget exhausted: " + e.msg }
+
+func isExhausted(err error) bool {
+	var e *exhaustedError
+	return errors.As(err, &e) || errors.Is(err, budget.ErrExhausted)
+}
+
+// worstCase returns the most a request can cost: every prompt byte a token
+// and the whole output allowance used.
+func worstCase(m *provider.Model, req *llm.Request) (usd price.Amount, tokens int64, err error) {
+	in := requestBytes(req)
+	out := int64(req.MaxTokens)
+	if !m.PriceKnown {
+		return 0, 0, fmt.Errorf("model %s has no known price, so its calls cannot be held to a budget: add [models.%s.price] to hive.toml", m.Name, m.Name)
+	}
+	return m.Price.WorstCase(in, out), in + out, nil
+}
+
+func toolNames(tools []llm.Tool) string {
+	names := make([]string, len(tools))
+	for i, t := range tools {
+		names[i] = t.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,458 @@
+package swarm
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/dbos-inc/dbos-transact-golang/dbos"
+	_ "github.com/dbos-inc/dbos-transact-golang/dbos/driver/sqlite" // DBOS on SQLite (pure Go)
+
+	"github.com/hive-swarm/hive/internal/budget"
+	"github.com/hive-swarm/hive/internal/journal"
+	"github.com/hive-swarm/hive/internal/llm"
+	"github.com/hive-swarm/hive/internal/price"
+	"github.com/hive-swarm/hive/internal/provider"
+)
+
+// Models opens models by name (package provider's Registry).
+type Models interface {
+	Get(name string) (*provider.Model, error)
+}
+
+// A Verifier judges a worker's submission (package verify).
+type Verifier interface {
+	Verify(ctx context.Context, spec VerifySpec, sub Submission) Verdict
+}
+
+// A CodeRunner runs model-written code for the run_code tool (package
+// sandbox). output is what the model sees; failed marks a non-zero exit.
+type CodeRunner interface {
+	RunCode(ctx context.Context, lang, code, stdin string) (output string, failed bool, err error)
+}
+
+// Options are an engine's optional parts.
+type Options struct {
+	Verifier   Verifier
+	CodeRunner CodeRunner
+	// AppVersion pins the DBOS application version: runs are recovered
+	// only by processes of the same version. Default "hive-1".
+	AppVersion string
+}
+
+// Engine runs swarms: each run a DBOS workflow over a journal store.
+type Engine struct {
+	store  *journal.Store
+	models Models
+	log    *slog.Logger
+	opts   Options
+	bus    *Bus
+	dctx   dbos.Context
+
+	mu    sync.Mutex
+	slots map[string]*runSlot // guarded by mu
+}
+
+// runSlot is where a run's waiters meet its workflow in this process.
+type runSlot struct {
+	cancel   context.CancelFunc // stops the workflow in this process
+	finished chan struct{}      // closed with result set
+	result   Result
+	run      *run
+}
+
+// Result is how a run ended.
+type Result struct {
+	RunID  string       `json:"id"`
+	Status Status       `json:"status"`
+	Answer string       `json:"answer,omitempty"`
+	Error  string       `json:"error,omitempty"`
+	Cost   price.Amount `json:"cost_nanos"`
+	Usage  llm.Usage    `json:"usage"`
+}
+
+type runInput struct {
+	RunID string `json:"run_id"`
+	Spec  Spec   `json:"spec"`
+}
+
+var errRunOver = errors.New("the run is over")
+
+// New starts an engine over store: it launches DBOS on the store's
+// database, which recovers every run a killed process left unfinished.
+func New(ctx context.Context, store *journal.Store, models Models, log *slog.Logger, opts Options) (*Engine, error) {
+	if opts.AppVersion == "" {
+		opts.AppVersion = "hive-1"
+	}
+	e := &Engine{store: store, models: models, log: log, opts: opts, bus: NewBus(store), slots: map[string]*runSlot{}}
+	quiet := slog.New(slog.DiscardHandler)
+	dctx, err := dbos.NewContext(context.WithoutCancel(ctx), dbos.Config{
+		AppName:            "hive",
+		DatabaseURL:        store.DBOSURL(),
+		Logger:             quiet,
+		ApplicationVersion: opts.AppVersion,
+		ExecutorID:         "hive",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start the durable executor: %w", err)
+	}
+	dbos.RegisterWorkflow(dctx, e.runWorkflow, dbos.WithWorkflowName("hive.run"))
+	if err := dbos.Launch(dctx); err != nil {
+		return nil, fmt.Errorf("launch the durable executor: %w", err)
+	}
+	e.dctx = dctx
+	return e, nil
+}
+
+// Close stops the engine. Runs still going stay journaled as unfinished
+// and resume at the next start.
+func (e *Engine) Close(ctx context.Context) error {
+	e.mu.Lock()
+	for _, s := range e.slots {
+		if s.cancel != nil {
+			s.cancel()
+		}
+	}
+	e.mu.Unlock()
+	dbos.Shutdown(e.dctx, 5*time.Second)
+	return nil
+}
+
+// Bus returns the engine's event bus.
+func (e *Engine) Bus() *Bus { return e.bus }
+
+func (e *Engine) slot(id string) *runSlot {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.slots[id]
+	if s == nil {
+		s = &runSlot{finished: make(chan struct{})}
+		e.slots[id] = s
+	}
+	return s
+}
+
+// NewRunID returns a fresh, time-ordered run id.
+func NewRunID() string {
+	var b [4]byte
+	rand.Read(b[:])
+	return "r" + time.Now().UTC().Format("060102150405") + hex.EncodeToString(b[:])
+}
+
+// Start validates spec, journals the run and starts its workflow. The run
+// goes on until it ends, is cancelled, or the engine closes.
+func (e *Engine) Start(ctx context.Context, spec Spec) (string, error) {
+	spec = spec.withDefaults()
+	if err := spec.validate(); err != nil {
+		return "", err
+	}
+	for _, name := range append([]string{spec.Lead}, spec.Tiers...) {
+		m, err := e.models.Get(name)
+		if err != nil {
+			return "", err
+		}
+		if !m.PriceKnown && spec.BudgetUSD > 0 {
+			return "", fmt.Errorf("model %s has no known price, so a dollar budget cannot hold: add [models.%s.price] to hive.toml", name, name)
+		}
+	}
+	id := NewRunID()
+	specJSON, _ := json.Marshal(spec)
+	if err := e.store.CreateRun(ctx, journal.Run{ID: id, Task: spec.Task, Status: string(StatusRunning), Spec: specJSON}); err != nil {
+		return "", fmt.Errorf("journal the run: %w", err)
+	}
+	s := e.slot(id)
+	cctx, cancel := dbos.WithCancel(e.dctx)
+	e.mu.Lock()
+	s.cancel = cancel
+	e.mu.Unlock()
+	if _, err := dbos.RunWorkflow(cctx, e.runWorkflow, runInput{RunID: id, Spec: spec}, dbos.WithWorkflowID(id)); err != nil {
+		cancel()
+		return "", fmt.Errorf("start the run: %w", err)
+	}
+	return id, nil
+}
+
+// Wait blocks until the run ends in this process and returns its result.
+// A run that ended earlier is read from the journal.
+func (e *Engine) Wait(ctx context.Context, id string) (Result, error) {
+	jr, err := e.store.Run(ctx, id)
+	if err != nil {
+		return Result{}, err
+	}
+	if Status(jr.Status).Final() {
+		return resultOf(jr), nil
+	}
+	s := e.slot(jr.ID)
+	select {
+	case <-s.finished:
+		return s.result, nil
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+}
+
+func resultOf(jr journal.Run) Result {
+	var u llm.Usage
+	json.Unmarshal(jr.Usage, &u)
+	return Result{RunID: jr.ID, Status: Status(jr.Status), Answer: jr.Answer, Error: jr.Error, Cost: price.Amount(jr.CostNanos), Usage: u}
+}
+
+// Cancel stops a run: durably (a resumed process will not continue it)
+// and, when it runs here, at once.
+func (e *Engine) Cancel(ctx context.Context, id string) error {
+	jr, err := e.store.Run(ctx, id)
+	if err != nil {
+		return err
+	}
+	if Status(jr.Status).Final() {
+		return fmt.Errorf("run %s is already %s", jr.ID, jr.Status)
+	}
+	if err := dbos.CancelWorkflow(e.dctx, jr.ID); err != nil {
+		return fmt.Errorf("cancel run %s: %w", jr.ID, err)
+	}
+	e.mu.Lock()
+	s := e.slots[jr.ID]
+	e.mu.Unlock()
+	if s != nil && s.run != nil {
+		s.run.stopWork(errors.New("run cancelled"))
+	}
+	if s != nil && s.cancel != nil {
+		s.cancel()
+	}
+	jr.Status = string(StatusCancelled)
+	jr.Error = "cancelled"
+	return e.store.UpdateRun(ctx, jr)
+}
+
+// Resume continues a run that did not end: one a killed process left
+// (already recovered when the engine started) or one that was cancelled.
+func (e *Engine) Resume(ctx context.Context, id string) (string, error) {
+	jr, err := e.store.Run(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	switch Status(jr.Status) {
+	case StatusDone, StatusFailed:
+		return jr.ID, fmt.Errorf("run %s already ended (%s); nothing to resume", jr.ID, jr.Status)
+	}
+	e.mu.Lock()
+	s := e.slots[jr.ID]
+	e.mu.Unlock()
+	if s != nil && s.run != nil {
+		return jr.ID, nil // recovered at start-up and running
+	}
+	jr.Status, jr.Error = string(StatusRunning), ""
+	if err := e.store.UpdateRun(ctx, jr); err != nil {
+		return "", err
+	}
+	e.slot(jr.ID)
+	if _, err := dbos.ResumeWorkflow[Result](e.dctx, jr.ID); err != nil {
+		return "", fmt.Errorf("resume run %s: %w", jr.ID, err)
+	}
+	return jr.ID, nil
+}
+
+// runWorkflow is the durable workflow of one run.
+func (e *Engine) runWorkflow(dctx dbos.Context, in runInput) (Result, error) {
+	s := e.slot(in.RunID)
+	r := e.newRun(in)
+	e.mu.Lock()
+	s.run = r
+	e.mu.Unlock()
+
+	last, err := e.store.LastSeq(dctx, in.RunID)
+	if err != nil {
+		return Result{}, err
+	}
+	if last > 0 {
+		e.bus.setSeq(in.RunID, last)
+		r.publish(Event{Type: EventRunResumed, Status: StatusRunning})
+	} else {
+		r.publish(Event{Type: EventRunStarted, Status: StatusRunning, Text: in.Spec.Task})
+	}
+	answer, err := r.leadLoop(dctx)
+	res := Result{RunID: r.id, Status: StatusDone, Answer: answer}
+	if err != nil {
+		res.Status, res.Error = StatusFailed, err.Error()
+		if dctx.Err() != nil {
+			res.Status = StatusCancelled
+		}
+	}
+	res.Cost, res.Usage = r.totals()
+	e.finish(r, res)
+	return res, nil
+}
+
+// finish journals a run's end and wakes its waiters.
+func (e *Engine) finish(r *run, res Result) {
+	ctx := context.Background()
+	jr, err := e.store.Run(ctx, r.id)
+	if err == nil {
+		usage, _ := json.Marshal(res.Usage)
+		jr.Status, jr.Answer, jr.Error, jr.CostNanos, jr.Usage = string(res.Status), res.Answer, res.Error, int64(res.Cost), usage
+		if err := e.store.UpdateRun(ctx, jr); err != nil {
+			e.log.Error("journal run end", "run", r.id, "err", err)
+		}
+	}
+	r.publish(Event{Type: EventRunFinished, Status: res.Status, Text: firstNonEmpty(res.Answer, res.Error)})
+	if err := e.store.Flush(ctx); err != nil {
+		e.log.Error("flush journal", "run", r.id, "err", err)
+	}
+	e.bus.closeRun(r.id)
+	s := e.slot(r.id)
+	e.mu.Lock()
+	s.result = res
+	select {
+	case <-s.finished:
+	default:
+		close(s.finished)
+	}
+	e.mu.Unlock()
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func (e *Engine) newRun(in runInput) *run {
+	spec := in.Spec.withDefaults()
+	root := budget.New(budget.Limits{USD: spec.BudgetUSD, Tokens: spec.MaxTokens, Calls: spec.MaxCalls, Wall: spec.Wall})
+	reserve := spec.LeadReserve
+	if reserve == 0 && spec.BudgetUSD > 0 {
+		if m, err := e.models.Get(spec.Lead); err == nil && m.PriceKnown {
+			// One generous final turn: a 32 KB prompt and the output cap.
+			reserve = m.Price.Cost(llm.Usage{InputTokens: 32 << 10, OutputTokens: int64(spec.CallTokens)})
+			reserve = min(reserve, spec.BudgetUSD/5)
+		}
+	}
+	poolLimits := budget.Limits{}
+	if spec.BudgetUSD > 0 {
+		poolLimits.USD = spec.BudgetUSD - reserve
+	}
+	workCtx, stop := context.WithCancelCause(context.Background())
+	if spec.Wall > 0 {
+		var cancel context.CancelFunc
+		workCtx, cancel = context.WithTimeoutCause(workCtx, spec.Wall, errors.New("the run's wall-time budget is spent"))
+		prev := stop
+		stop = func(err error) { prev(err); cancel() }
+	}
+	return &run{
+		e: e, id: in.RunID, spec: spec,
+		budget: root, pool: root.Child(poolLimits),
+		workCtx: workCtx, stopWork: stop,
+		slots:    make(chan struct{}, spec.MaxWorkers),
+		nodes:    map[string]*nodeState{},
+		children: map[string]int{},
+		change:   make(chan struct{}),
+	}
+}
+
+// exhausted records the first budget exhaustion and stops all workers.
+func (r *run) exhausted(err error) {
+	r.mu.Lock()
+	first := r.exhaustErr == nil
+	if first {
+		r.exhaustErr = err
+	}
+	r.mu.Unlock()
+	if first {
+		r.publish(Event{Type: EventBudget, Text: err.Error()})
+		r.stopWork(err)
+	}
+}
+
+// verify runs the task's verifier once per key (journaled).
+func (r *run) verify(ctx context.Context, key string, spec VerifySpec, sub Submission) Verdict {
+	var v Verdict
+	if data, ok, err := r.e.store.Step(ctx, r.id, key); err == nil && ok && json.Unmarshal(data, &v) == nil {
+		return v
+	}
+	if r.e.opts.Verifier == nil {
+		return Verdict{Outcome: "unsure", Verifier: spec.Kind, Evidence: "no verifier is configured in this process"}
+	}
+	v = r.e.opts.Verifier.Verify(ctx, spec, sub)
+	if ctx.Err() == nil {
+		data, _ := json.Marshal(v)
+		if err := r.e.store.PutStep(ctx, r.id, key, data); err != nil {
+			r.e.log.Warn("journal verdict", "run", r.id, "key", key, "err", err)
+		}
+	}
+	return v
+}
+
+type codeRecord struct {
+	Output string `json:"output"`
+	Failed bool   `json:"failed"`
+}
+
+// runCode runs model code once per key (journaled).
+func (r *run) runCode(ctx context.Context, key string, args runCodeArgs) (string, bool) {
+	if r.e.opts.CodeRunner == nil {
+		return errCodeUnavailable.Error(), true
+	}
+	var rec codeRecord
+	if data, ok, err := r.e.store.Step(ctx, r.id, key); err == nil && ok && json.Unmarshal(data, &rec) == nil {
+		return rec.Output, rec.Failed
+	}
+	out, failed, err := r.e.opts.CodeRunner.RunCode(ctx, args.Language, args.Code, args.Stdin)
+	if err != nil {
+		return "run_code failed: " + err.Error(), true
+	}
+	rec = codeRecord{Output: out, Failed: failed}
+	data, _ := json.Marshal(rec)
+	if err := r.e.store.PutStep(ctx, r.id, key, data); err != nil {
+		r.e.log.Warn("journal code run", "run", r.id, "key", key, "err", err)
+	}
+	return out, failed
+}
+
+// memoStepper journals calls in Hive's steps table: the calls of workers,
+// which run inside DBOS Go steps where DBOS steps cannot nest.
+type memoStepper struct{ r *run }
+
+func (s memoStepper) call(ctx context.Context, key string, fn func(ctx context.Context) (callRecord, error)) (callRecord, bool, error) {
+	var rec callRecord
+	data, ok, err := s.r.e.store.Step(ctx, s.r.id, key)
+	if err != nil {
+		return rec, false, fmt.Errorf("read journal: %w", err)
+	}
+	if ok {
+		if err := json.Unmarshal(data, &rec); err != nil {
+			return rec, false, fmt.Errorf("read journal %s: %w", key, err)
+		}
+		return rec, false, nil
+	}
+	rec, err = fn(ctx)
+	if err != nil || rec.Exhausted != "" {
+		return rec, true, err
+	}
+	data, _ = json.Marshal(rec)
+	if err := s.r.e.store.PutStep(ctx, s.r.id, key, data); err != nil {
+		return rec, true, fmt.Errorf("journal call %s: %w", key, err)
+	}
+	return rec, true, nil
+}
+
+// dbosStepper makes each call a DBOS step of the run workflow (the lead's
+// calls, made on the workflow's goroutine).
+type dbosStepper struct{ dctx dbos.Context }
+
+func (s dbosStepper) call(_ context.Context, key string, fn func(ctx context.Context) (callRecord, error)) (callRecord, bool, error) {
+	live := false
+	rec, err := dbos.RunAsStep(s.dctx, func(ctx context.Context) (callRecord, error) {
+		live = true
+		return fn(ctx)
+	}, dbos.WithStepName(key))
+	return rec, live, err
+}
+
+func now() time.Time { return time.Now() }

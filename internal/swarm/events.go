@@ -1,0 +1,156 @@
+package swarm
+
+import (
+	"encoding/json"
+	"sync"
+	"time"
+)
+
+// EventType names a state change.
+type EventType string
+
+const (
+	EventRunStarted  EventType = "run_started"
+	EventRunResumed  EventType = "run_resumed"
+	EventRunFinished EventType = "run_finished"
+	EventNode        EventType = "node"     // a node was created or changed status
+	EventUsage       EventType = "usage"    // a node's model call was billed
+	EventArtifact    EventType = "artifact" // an artifact was stored
+	EventVerdict     EventType = "verdict"  // a verifier judged a node's result
+	EventBudget      EventType = "budget"   // a budget was exhausted
+)
+
+// An Event is one state change of a run, numbered by Seq within the run.
+// Node carries the node's state after the change.
+type Event struct {
+	Seq    int64     `json:"seq"`
+	RunID  string    `json:"run_id"`
+	Time   time.Time `json:"time"`
+	Type   EventType `json:"type"`
+	Node   *Node     `json:"node,omitempty"`
+	Status Status    `json:"status,omitempty"` // for run events
+	Text   string    `json:"text,omitempty"`   // an answer, an error, an artifact id
+	// CostNanos is the run's spend so far.
+	CostNanos int64 `json:"cost_nanos"`
+}
+
+// eventSink journals events (package journal's Store satisfies it).
+type eventSink interface {
+	AppendEvent(runID string, seq int64, data []byte)
+}
+
+// Bus numbers, journals and fans out the events of all runs to
+// in-process subscribers.
+type Bus struct {
+	sink eventSink
+
+	mu   sync.Mutex
+	seq  map[string]int64                      // last seq per run; guarded by mu
+	subs map[string]map[*Subscription]struct{} // per run; guarded by mu
+}
+
+// NewBus returns a bus journaling to sink (nil: no journal).
+func NewBus(sink eventSink) *Bus {
+	return &Bus{sink: sink, seq: map[string]int64{}, subs: map[string]map[*Subscription]struct{}{}}
+}
+
+// A Subscription receives a run's events on C. When the subscriber falls
+// behind by more than its buffer, C is closed and Lagged reports true: the
+// subscriber re-reads the journal from its last seq and subscribes again.
+type Subscription struct {
+	C      <-chan Event
+	c      chan Event
+	bus    *Bus
+	run    string
+	lagged bool // guarded by bus.mu
+	closed bool // guarded by bus.mu
+}
+
+// Lagged reports whether the subscription was dropped for falling behind.
+func (s *Subscription) Lagged() bool {
+	s.bus.mu.Lock()
+	defer s.bus.mu.Unlock()
+	return s.lagged
+}
+
+// Close ends the subscription.
+func (s *Subscription) Close() {
+	s.bus.mu.Lock()
+	defer s.bus.mu.Unlock()
+	s.closeLocked()
+}
+
+func (s *Subscription) closeLocked() {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	delete(s.bus.subs[s.run], s)
+	close(s.c)
+}
+
+// Subscribe returns a subscription to runID's events published from now on.
+func (b *Bus) Subscribe(runID string, buffer int) *Subscription {
+	if buffer <= 0 {
+		buffer = 1024
+	}
+	c := make(chan Event, buffer)
+	s := &Subscription{C: c, c: c, bus: b, run: runID}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.subs[runID] == nil {
+		b.subs[runID] = map[*Subscription]struct{}{}
+	}
+	b.subs[runID][s] = struct{}{}
+	return s
+}
+
+// setSeq makes the run's numbering continue after seq (a resumed run).
+func (b *Bus) setSeq(runID string, seq int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if seq > b.seq[runID] {
+		b.seq[runID] = seq
+	}
+}
+
+// Seq returns the last seq published for runID.
+func (b *Bus) Seq(runID string) int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.seq[runID]
+}
+
+// Publish numbers ev, journals it and hands it to the run's subscribers.
+func (b *Bus) Publish(ev Event) Event {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.seq[ev.RunID]++
+	ev.Seq = b.seq[ev.RunID]
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	if b.sink != nil {
+		data, _ := json.Marshal(ev)
+		// Under mu so that the journal sees events in seq order.
+		b.sink.AppendEvent(ev.RunID, ev.Seq, data)
+	}
+	for s := range b.subs[ev.RunID] {
+		select {
+		case s.c <- ev:
+		default:
+			s.lagged = true
+			s.closeLocked()
+		}
+	}
+	return ev
+}
+
+// closeRun ends every subscription to runID (the run is over).
+func (b *Bus) closeRun(runID string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for s := range b.subs[runID] {
+		s.closeLocked()
+	}
+}

@@ -1,0 +1,288 @@
+package swarm
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/dbos-inc/dbos-transact-golang/dbos"
+
+	"github.com/hive-swarm/hive/internal/limit"
+	"github.com/hive-swarm/hive/internal/llm"
+)
+
+const leadSystem = `You are the lead of Hive, a swarm of language models. Split the user's job into tasks, dispatch them to workers with delegate (they run in parallel; each sees only its own instructions), read their reports as they arrive (await), cancel what is no longer needed, read artifacts that reports reference (read_artifact), and end with finish, giving the final answer. ` +
+	`Workers are cheaper than you: give them the work. Always answer by calling a tool.`
+
+// leadLoop runs the lead's conversation on the workflow's goroutine: its
+// model calls are DBOS steps and its delegations DBOS Go steps, issued in
+// an order that depends only on journaled results, so a resumed run
+// replays them deterministically.
+func (r *run) leadLoop(dctx dbos.Context) (answer string, err error) {
+	spec := r.spec
+	lead := r.newNode("", RoleLead, "lead", spec.Lead, len(spec.Tiers), 0)
+	m, err := r.e.models.Get(spec.Lead)
+	if err != nil {
+		r.setStatus(lead, StatusFailed, err.Error())
+		return "", err
+	}
+	r.setStatus(lead, StatusRunning, "")
+	steps := dbosStepper{dctx: dctx}
+	a := &agent{r: r, ns: lead, model: m, prio: limit.Lead, steps: steps, bud: r.pool}
+	a.req = llm.Request{System: leadSystem, MaxTokens: spec.CallTokens, Tools: []llm.Tool{delegateTool, awaitTool, cancelTool, readArtifactTool, finishTool}}
+	a.msgs = []llm.Message{llm.UserText(spec.Task + fmt.Sprintf("\n\n(Worker tiers, cheapest first: %s.)", strings.Join(spec.Tiers, ", ")))}
+
+	var finished *finishArgs
+	awaits := 0
+	a.handle = func(ctx context.Context, c llm.ToolCall) toolOutcome {
+		switch c.Name {
+		case toolDelegate:
+			var args delegateArgs
+			if err := decodeArgs(c, &args); err != nil {
+				return toolOutcome{content: err.Error(), isErr: true, malformed: true}
+			}
+			return r.delegate(dctx, lead, args)
+		case toolAwait:
+			var args awaitArgs
+			if err := decodeArgs(c, &args); err != nil {
+				return toolOutcome{content: err.Error(), isErr: true, malformed: true}
+			}
+			awaits++
+			return r.await(dctx, fmt.Sprintf("lead/await-%d", awaits), args)
+		case toolCancel:
+			var args cancelArgs
+			if err := decodeArgs(c, &args); err != nil {
+				return toolOutcome{content: err.Error(), isErr: true, malformed: true}
+			}
+			return r.cancelNodes(args)
+		case toolReadArtifact:
+			var args readArtifactArgs
+			if err := decodeArgs(c, &args); err != nil {
+				return toolOutcome{content: err.Error(), isErr: true, malformed: true}
+			}
+			return r.readArtifact(ctx, args)
+		case toolFinish:
+			var args finishArgs
+			if err := decodeArgs(c, &args); err != nil {
+				return toolOutcome{content: err.Error(), isErr: true, malformed: true}
+			}
+			finished = &args
+			return toolOutcome{content: "finished", done: true}
+		}
+		return toolOutcome{content: fmt.Sprintf("unknown tool %q; your tools are: %s", c.Name, toolNames(a.req.Tools)), isErr: true, malformed: true}
+	}
+
+	err = a.loop(dctx)
+	if err != nil && isExhausted(err) && finished == nil {
+		// The budget is spent: stop the workers and give the lead a final
+		// turn, paid from the reserve, to answer with what it has.
+		r.exhausted(err)
+		err = r.finalTurn(dctx, a, &finished)
+	}
+	r.stopWork(errRunOver)
+	r.drain()
+	if err != nil {
+		r.setStatus(lead, StatusFailed, err.Error())
+		return "", err
+	}
+	answer = finished.Answer
+	r.update(lead, func(n *Node) { n.Status, n.Report, n.Ended = StatusDone, answer, now() })
+	return answer, nil
+}
+
+// finalTurn asks the lead, with only the finish tool, for its answer, paid
+// from the whole budget (the lead's reserve included).
+func (r *run) finalTurn(dctx dbos.Context, a *agent, finished **finishArgs) error {
+	if len(a.pending) > 0 {
+		a.msgs = append(a.msgs, llm.Message{Role: llm.RoleUser, Parts: a.pending})
+		a.pending = nil
+	}
+	a.msgs = append(a.msgs, llm.UserText("The run's budget is exhausted and the workers were stopped. Call finish now with the best answer you can give from the reports you have."))
+	a.req.Tools = []llm.Tool{finishTool}
+	a.req.ToolChoice = llm.ToolChoice{Mode: llm.ToolName, Name: toolFinish}
+	a.bud = r.budget
+	r.spec.MaxToolErrors = 1
+	a.r.spec.MaxTurns = a.turn + 1
+	old := a.handle
+	a.handle = func(ctx context.Context, c llm.ToolCall) toolOutcome {
+		if c.Name != toolFinish {
+			return toolOutcome{content: "only finish is available now", isErr: true, malformed: true}
+		}
+		return old(ctx, c)
+	}
+	if err := a.loop(dctx); err != nil {
+		return fmt.Errorf("budget exhausted, and the lead's final turn failed: %w", err)
+	}
+	return nil
+}
+
+// delegate starts tasks as DBOS Go steps of the run workflow, in the order
+// given, and with wait returns their reports once all are done.
+func (r *run) delegate(dctx dbos.Context, lead *nodeState, args delegateArgs) toolOutcome {
+	if len(args.Tasks) == 0 {
+		return toolOutcome{content: "delegate needs at least one task", isErr: true, malformed: true}
+	}
+	for i, t := range args.Tasks {
+		if strings.TrimSpace(t.Instructions) == "" {
+			return toolOutcome{content: fmt.Sprintf("task %d (%q) has no instructions", i, t.Name), isErr: true, malformed: true}
+		}
+	}
+	kids := make([]*nodeState, len(args.Tasks))
+	ids := make([]string, len(args.Tasks))
+	for i, t := range args.Tasks {
+		k := r.newNode(lead.ID, RoleWorker, t.Name, r.tierModel(t.Tier), tierOf(t.Tier, len(r.spec.Tiers)), 1)
+		kids[i], ids[i] = k, k.ID
+		t := t
+		ch, err := dbos.Go(dctx, func(ctx context.Context) (taskResult, error) {
+			return r.runTask(ctx, k, t, memoStepper{r: r}), nil
+		}, dbos.WithStepName("task/"+k.ID))
+		if err != nil {
+			r.setStatus(k, StatusFailed, err.Error())
+			r.finishTask(k, taskResult{ID: k.ID, Name: t.Name, Status: StatusFailed, Error: err.Error()}, false)
+			continue
+		}
+		r.collect(k, ch)
+	}
+	if args.Wait != nil && !*args.Wait {
+		return toolOutcome{content: fmt.Sprintf(`{"started": %q}`, ids)}
+	}
+	results := make([]taskResult, len(kids))
+	for i, k := range kids {
+		<-k.done
+		results[i] = *k.result
+	}
+	return toolOutcome{content: reportsJSON(results)}
+}
+
+// collect reads a task's DBOS outcome. Live, runTask has already recorded
+// the result; restored from the journal, the outcome is the only record.
+func (r *run) collect(ns *nodeState, ch <-chan dbos.StepOutcome[taskResult]) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		o := <-ch
+		if o.Err != nil {
+			r.setStatus(ns, StatusFailed, o.Err.Error())
+			r.finishTask(ns, taskResult{ID: ns.ID, Name: ns.Name, Status: StatusFailed, Error: o.Err.Error()}, false)
+			return
+		}
+		r.mu.Lock()
+		live := ns.Status != StatusPending || ns.result != nil
+		r.mu.Unlock()
+		r.finishTask(ns, o.Result, !live)
+	}()
+}
+
+// drain waits for every collected task to end.
+func (r *run) drain() { r.wg.Wait() }
+
+type awaitRecord struct {
+	Done []string `json:"done"`
+}
+
+// await waits for tasks, all or any, within a timeout. Which tasks had
+// ended is a journaled step, so that a resumed lead sees the same reports.
+func (r *run) await(dctx dbos.Context, key string, args awaitArgs) toolOutcome {
+	if len(args.IDs) == 0 {
+		return toolOutcome{content: "await needs ids", isErr: true, malformed: true}
+	}
+	nodes := make([]*nodeState, 0, len(args.IDs))
+	for _, id := range args.IDs {
+		ns := r.node(id)
+		if ns == nil || ns.Parent != "lead" {
+			return toolOutcome{content: fmt.Sprintf("no task with id %q", id), isErr: true, malformed: true}
+		}
+		nodes = append(nodes, ns)
+	}
+	any := args.Mode == "any"
+	timeout := time.Duration(args.TimeoutS * float64(time.Second))
+	rec, err := dbos.RunAsStep(dctx, func(ctx context.Context) (awaitRecord, error) {
+		var timer <-chan time.Time
+		if timeout > 0 {
+			t := time.NewTimer(timeout)
+			defer t.Stop()
+			timer = t.C
+		}
+		for {
+			changed := r.changed() // before the scan, so no end is missed
+			var done []string
+			for _, n := range nodes {
+				select {
+				case <-n.done:
+					done = append(done, n.ID)
+				default:
+				}
+			}
+			if len(done) == len(nodes) || (any && len(done) > 0) {
+				return awaitRecord{Done: done}, nil
+			}
+			select {
+			case <-changed:
+			case <-timer:
+				return awaitRecord{Done: done}, nil
+			case <-ctx.Done():
+				return awaitRecord{Done: done}, nil
+			}
+		}
+	}, dbos.WithStepName(key))
+	if err != nil {
+		return toolOutcome{content: "await failed: " + err.Error(), isErr: true}
+	}
+	results := make([]taskResult, 0, len(rec.Done))
+	for _, id := range rec.Done {
+		ns := r.node(id)
+		<-ns.done // journaled as over: its result is (or is being) restored
+		results = append(results, *ns.result)
+	}
+	var still []string
+	doneSet := map[string]bool{}
+	for _, id := range rec.Done {
+		doneSet[id] = true
+	}
+	for _, n := range nodes {
+		if !doneSet[n.ID] {
+			still = append(still, n.ID)
+		}
+	}
+	out := reportsJSON(results)
+	if len(still) > 0 {
+		out += fmt.Sprintf("\nstill running: %q", still)
+	}
+	return toolOutcome{content: out}
+}
+
+func (r *run) cancelNodes(args cancelArgs) toolOutcome {
+	var cancelled []string
+	for _, id := range args.IDs {
+		ns := r.node(id)
+		if ns == nil {
+			continue
+		}
+		r.mu.Lock()
+		cancel, over := ns.cancel, ns.result != nil
+		r.mu.Unlock()
+		if over {
+			continue
+		}
+		if cancel != nil {
+			cancel(fmt.Errorf("cancelled by the lead: %s", args.Reason))
+		}
+		cancelled = append(cancelled, id)
+	}
+	return toolOutcome{content: fmt.Sprintf(`{"cancelled": %q}`, cancelled)}
+}
+
+func (r *run) readArtifact(ctx context.Context, args readArtifactArgs) toolOutcome {
+	_, _, content, err := r.e.store.Artifact(ctx, r.id, args.ID)
+	if err != nil {
+		return toolOutcome{content: fmt.Sprintf("no artifact %q: %v", args.ID, err), isErr: true, malformed: true}
+	}
+	lim := args.Limit
+	if lim <= 0 || lim > r.spec.ReportCap*4 {
+		lim = r.spec.ReportCap * 4
+	}
+	off := min(max(args.Offset, 0), len(content))
+	end := min(off+lim, len(content))
+	return toolOutcome{content: fmt.Sprintf("[bytes %d-%d of %d]\n%s", off, end, len(content), content[off:end])}
+}

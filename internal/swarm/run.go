@@ -1,0 +1,223 @@
+package swarm
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hive-swarm/hive/internal/budget"
+	"github.com/hive-swarm/hive/internal/llm"
+	"github.com/hive-swarm/hive/internal/price"
+)
+
+// run is the in-memory state of one run while its workflow executes.
+type run struct {
+	e    *Engine
+	id   string
+	spec Spec
+
+	// budget is the whole run's; pool is budget less the lead's final-turn
+	// reserve, and every call but that final turn draws from pool.
+	budget *budget.Budget
+	pool   *budget.Budget
+
+	// workCtx is the context of every worker; cancelling it stops them
+	// all (budget exhausted, run cancelled).
+	workCtx    context.Context
+	stopWork   context.CancelCauseFunc
+	slots      chan struct{} // MaxWorkers tokens
+	exhaustErr error         // the first budget exhaustion, guarded by mu
+
+	mu       sync.Mutex
+	nodes    map[string]*nodeState // guarded by mu
+	order    []string              // node ids in creation order; guarded by mu
+	children map[string]int        // next child index per parent; guarded by mu
+	change   chan struct{}         // closed and replaced when a task ends; guarded by mu
+	wg       sync.WaitGroup        // collectors of DBOS task outcomes
+	cost     price.Amount          // guarded by mu
+	usage    llm.Usage             // guarded by mu
+}
+
+// nodeState is a node and what only the running process knows of it.
+type nodeState struct {
+	Node   // guarded by run.mu
+	cancel context.CancelCauseFunc
+	done   chan struct{} // closed when the node's task is over
+	result *taskResult   // set before done is closed
+}
+
+func (r *run) node(id string) *nodeState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.nodes[id]
+}
+
+// newNode creates a child of parent (or the lead when parent is "") with a
+// deterministic id: the lead is "lead", its children "1", "2", …, and a
+// child of "3" is "3.1". Deterministic ids let a resumed run find each
+// node's journaled calls.
+func (r *run) newNode(parent string, role Role, name, model string, tier, depth int) *nodeState {
+	r.mu.Lock()
+	var id string
+	switch {
+	case parent == "":
+		id = "lead"
+	default:
+		r.children[parent]++
+		k := r.children[parent]
+		if parent == "lead" {
+			id = fmt.Sprint(k)
+		} else {
+			id = fmt.Sprintf("%s.%d", parent, k)
+		}
+	}
+	ns := &nodeState{Node: Node{ID: id, RunID: r.id, Parent: parent, Role: role, Name: name, Model: model, Tier: tier, Depth: depth, Status: StatusPending}, done: make(chan struct{})}
+	if old, ok := r.nodes[id]; ok {
+		// Created again while a resumed run replays: keep the record.
+		ns = old
+	} else {
+		r.nodes[id] = ns
+		r.order = append(r.order, id)
+	}
+	r.mu.Unlock()
+	r.publishNode(ns)
+	return ns
+}
+
+// escalationNode creates the node that retries a task on a stronger tier:
+// a sibling of the failed attempt, named after it.
+func (r *run) escalationNode(prev *nodeState, model string, tier int) *nodeState {
+	r.mu.Lock()
+	base := prev.ID
+	n := 1
+	id := fmt.Sprintf("%s^%d", base, n)
+	for r.nodes[id] != nil && r.nodes[id].Tier != tier {
+		n++
+		id = fmt.Sprintf("%s^%d", base, n)
+	}
+	ns := r.nodes[id]
+	if ns == nil {
+		ns = &nodeState{Node: Node{ID: id, RunID: r.id, Parent: prev.Parent, Role: RoleWorker, Name: prev.Name, Model: model, Tier: tier, Depth: prev.Depth, Status: StatusPending}, done: make(chan struct{})}
+		r.nodes[id] = ns
+		r.order = append(r.order, id)
+	}
+	r.mu.Unlock()
+	r.publishNode(ns)
+	return ns
+}
+
+// setStatus changes a node's status (and error) and publishes it.
+func (r *run) setStatus(ns *nodeState, s Status, errText string) {
+	r.mu.Lock()
+	ns.Status = s
+	if errText != "" {
+		ns.Error = errText
+	}
+	now := time.Now()
+	if s == StatusRunning && ns.Started.IsZero() {
+		ns.Started = now
+	}
+	if s.Final() {
+		ns.Ended = now
+	}
+	r.mu.Unlock()
+	r.publishNode(ns)
+}
+
+// update applies f to a node under the lock and publishes it.
+func (r *run) update(ns *nodeState, f func(n *Node)) {
+	r.mu.Lock()
+	f(&ns.Node)
+	r.mu.Unlock()
+	r.publishNode(ns)
+}
+
+// charge adds a call's bill to a node and the run.
+func (r *run) charge(ns *nodeState, u llm.Usage, cost price.Amount) {
+	r.mu.Lock()
+	ns.Usage = ns.Usage.Add(u)
+	ns.Cost += cost
+	ns.Calls++
+	r.usage = r.usage.Add(u)
+	r.cost += cost
+	r.mu.Unlock()
+	r.publishType(ns, EventUsage)
+}
+
+func (r *run) publishNode(ns *nodeState) { r.publishType(ns, EventNode) }
+
+func (r *run) publishType(ns *nodeState, t EventType) {
+	r.mu.Lock()
+	n := ns.Node // a copy: subscribers must not see later changes
+	cost := r.cost
+	r.mu.Unlock()
+	data := nodeJSON(&n)
+	r.e.store.PutNode(r.id, n.ID, data)
+	r.e.bus.Publish(Event{RunID: r.id, Type: t, Node: &n, CostNanos: int64(cost)})
+}
+
+func (r *run) publish(ev Event) {
+	ev.RunID = r.id
+	r.mu.Lock()
+	ev.CostNanos = int64(r.cost)
+	r.mu.Unlock()
+	r.e.bus.Publish(ev)
+}
+
+// snapshot returns copies of all nodes in creation order.
+func (r *run) snapshot() []Node {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Node, 0, len(r.order))
+	for _, id := range r.order {
+		out = append(out, r.nodes[id].Node)
+	}
+	return out
+}
+
+// subtree returns copies of id's node and all its descendants (and
+// escalations), for a task result that a resumed run restores.
+func (r *run) subtree(id string) []Node {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []Node
+	in := map[string]bool{id: true}
+	for _, nid := range r.order {
+		n := r.nodes[nid]
+		if in[nid] || in[n.Parent] || isEscalationOf(nid, id) {
+			in[nid] = true
+			out = append(out, n.Node)
+		}
+	}
+	return out
+}
+
+func isEscalationOf(id, base string) bool {
+	return len(id) > len(base) && id[:len(base)] == base && id[len(base)] == '^'
+}
+
+// restore puts journaled nodes back into the tree (a finished task whose
+// result a resumed run read from the journal).
+func (r *run) restore(nodes []Node) {
+	for _, n := range nodes {
+		r.mu.Lock()
+		ns := r.nodes[n.ID]
+		if ns == nil {
+			ns = &nodeState{done: make(chan struct{})}
+			r.nodes[n.ID] = ns
+			r.order = append(r.order, n.ID)
+		}
+		// Cost is charged by whoever restores the task, once.
+		ns.Node = n
+		r.mu.Unlock()
+		r.publishNode(ns)
+	}
+}
+
+// totals returns the run's spend.
+func (r *run) totals() (price.Amount, llm.Usage) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cost, r.usage
+}

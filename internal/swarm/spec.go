@@ -1,0 +1,80 @@
+package swarm
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hive-swarm/hive/internal/price"
+)
+
+// Spec is what a run is asked to do and within which limits.
+type Spec struct {
+	Task  string   `json:"task"`
+	Lead  string   `json:"lead"`  // the lead's model name
+	Tiers []string `json:"tiers"` // worker model names, cheapest first
+	// Budget bounds the whole run; zero fields are unbounded.
+	BudgetUSD price.Amount  `json:"budget_nanos"`
+	MaxTokens int64         `json:"max_tokens,omitempty"`
+	MaxCalls  int64         `json:"max_calls,omitempty"`
+	Wall      time.Duration `json:"wall,omitempty"`
+	// LeadReserve is set aside from BudgetUSD for the lead's final turn
+	// when the rest is exhausted. Default: the worst case of one lead call.
+	LeadReserve price.Amount `json:"lead_reserve_nanos,omitempty"`
+
+	MaxWorkers int `json:"max_workers"` // workers in flight at once
+	MaxDepth   int `json:"max_depth"`   // 1: only the lead delegates; 2: workers may too
+	// ReportCap caps, in tokens (about 4 bytes each), a report that reaches
+	// the lead; the rest becomes an artifact the report references.
+	ReportCap int `json:"report_cap"`
+	// MaxTurns bounds each node's model calls.
+	MaxTurns int `json:"max_turns"`
+	// MaxToolErrors bounds consecutive malformed turns (no tool call, an
+	// unknown tool, arguments that do not parse) before a node fails.
+	MaxToolErrors int `json:"max_tool_errors"`
+	// Repairs bounds how often a result that fails verification goes back
+	// to the same model before the task moves up a tier.
+	Repairs int `json:"repairs"`
+	// CallTokens is the max output tokens of each call.
+	CallTokens int `json:"call_tokens"`
+}
+
+// withDefaults fills the zero knobs of s.
+func (s Spec) withDefaults() Spec {
+	if s.MaxWorkers <= 0 {
+		s.MaxWorkers = 100
+	}
+	if s.MaxDepth <= 0 {
+		s.MaxDepth = 2
+	}
+	if s.ReportCap <= 0 {
+		s.ReportCap = 2000
+	}
+	if s.MaxTurns <= 0 {
+		s.MaxTurns = 16
+	}
+	if s.MaxToolErrors <= 0 {
+		s.MaxToolErrors = 3
+	}
+	if s.Repairs < 0 {
+		s.Repairs = 0
+	} else if s.Repairs == 0 {
+		s.Repairs = 2
+	}
+	if s.CallTokens <= 0 {
+		s.CallTokens = 2048
+	}
+	return s
+}
+
+func (s Spec) validate() error {
+	if s.Task == "" {
+		return fmt.Errorf("the task is empty")
+	}
+	if s.Lead == "" {
+		return fmt.Errorf("no lead model: pass --lead NAME or set defaults.lead in hive.toml")
+	}
+	if len(s.Tiers) == 0 {
+		return fmt.Errorf("no worker tiers: pass --tiers NAME,NAME or set defaults.tiers in hive.toml")
+	}
+	return nil
+}

@@ -1,0 +1,388 @@
+package swarm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/hive-swarm/hive/internal/limit"
+	"github.com/hive-swarm/hive/internal/llm"
+	"github.com/hive-swarm/hive/internal/price"
+)
+
+// taskResult is what a delegated task returns to the node that delegated
+// it, journaled whole so that a resumed run restores the task's subtree
+// without running it again.
+type taskResult struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Status Status `json:"status"`
+	Model  string `json:"model"`
+	Tier   int    `json:"tier"`
+	// Report is the worker's report, capped; ReportArtifact holds the whole
+	// report when the cap cut it.
+	Report         string   `json:"report,omitempty"`
+	ReportArtifact string   `json:"report_artifact,omitempty"`
+	Artifacts      []string `json:"artifacts,omitempty"`
+	Error          string   `json:"error,omitempty"`
+	Verdict        *Verdict `json:"verdict,omitempty"`
+	// Attempts counts model conversations spent on the task (repairs are
+	// counted in each node's Attempt).
+	Attempts  int       `json:"attempts"`
+	Nodes     []Node    `json:"nodes,omitempty"`
+	CostNanos int64     `json:"cost_nanos"`
+	Usage     llm.Usage `json:"usage"`
+}
+
+// Submission is a worker's submitted result, as verifiers see it.
+type Submission struct {
+	Task      TaskSpec
+	Report    string
+	Artifacts map[string]string
+}
+
+const workerSystem = `You are a worker in Hive, a swarm of language models. You get one task and nothing else: do it, then call submit with your report (and artifacts such as code, by name). ` +
+	`Reports are read by the lead model that assigned the task, so be complete but brief. ` +
+	`Always answer by calling a tool. Use run_code to test code before you submit it.`
+
+// runTask runs a delegated task to its end: a worker conversation on the
+// task's tier, its verification, repairs, and escalation up the tiers. It
+// returns the result the delegating node sees.
+func (r *run) runTask(ctx context.Context, ns *nodeState, t TaskSpec, steps stepper) taskResult {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	r.mu.Lock()
+	ns.cancel = cancel
+	r.mu.Unlock()
+	stopWork := context.AfterFunc(r.workCtx, func() { cancel(context.Cause(r.workCtx)) })
+	defer stopWork()
+
+	res := r.ladder(ctx, ns, t, steps)
+	nodes := r.subtree(ns.ID)
+	res.Nodes = nodes
+	for _, n := range nodes {
+		res.CostNanos += int64(n.Cost)
+		res.Usage = res.Usage.Add(n.Usage)
+	}
+	return res
+}
+
+func (r *run) ladder(ctx context.Context, ns *nodeState, t TaskSpec, steps stepper) taskResult {
+	tier := 0
+	if t.Tier != nil {
+		tier = min(max(*t.Tier, 0), len(r.spec.Tiers)-1)
+	}
+	cur := ns
+	history := ""
+	attempts := 0
+	for {
+		attempts++
+		res, escalate := r.attempt(ctx, cur, t, history, steps)
+		res.Attempts = attempts
+		if !escalate || tier+1 >= len(r.spec.Tiers) {
+			return res
+		}
+		// Still failing after its repairs: move the task up a tier, with
+		// the evidence that helps.
+		r.setStatus(cur, StatusEscalated, "")
+		history += fmt.Sprintf("\n\nAn earlier attempt by %s failed verification after %d repairs. Its last submission:\n%s\n\nThe verifier said:\n%s",
+			cur.Model, r.spec.Repairs, clip(res.Report, 4000), evidenceOf(res.Verdict))
+		tier++
+		cur = r.escalationNode(cur, r.spec.Tiers[tier], tier)
+	}
+}
+
+// attempt runs one worker conversation with its repairs. escalate reports
+// that verification still fails.
+func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history string, steps stepper) (res taskResult, escalate bool) {
+	res = taskResult{ID: ns.ID, Name: t.Name, Model: ns.Model, Tier: ns.Tier}
+	fail := func(s Status, err error) (taskResult, bool) {
+		res.Status = s
+		res.Error = err.Error()
+		r.setStatus(ns, s, res.Error)
+		return res, false
+	}
+	m, err := r.e.models.Get(ns.Model)
+	if err != nil {
+		return fail(StatusFailed, err)
+	}
+	if err := r.acquire(ctx); err != nil {
+		return fail(StatusCancelled, err)
+	}
+	defer r.release()
+	r.setStatus(ns, StatusRunning, "")
+
+	var sub *Submission
+	a := &agent{r: r, ns: ns, model: m, prio: limit.Worker, steps: steps, bud: r.pool}
+	a.req = llm.Request{System: workerSystem, MaxTokens: r.spec.CallTokens, Tools: r.workerTools(ns.Depth)}
+	a.msgs = []llm.Message{llm.UserText(taskPrompt(t) + history)}
+	codeRuns := 0
+	a.handle = func(ctx context.Context, c llm.ToolCall) toolOutcome {
+		switch c.Name {
+		case toolSubmit:
+			var args submitArgs
+			if err := decodeArgs(c, &args); err != nil {
+				return toolOutcome{content: err.Error(), isErr: true, malformed: true}
+			}
+			if strings.TrimSpace(args.Report) == "" && len(args.Artifacts) == 0 {
+				return toolOutcome{content: "submit needs a report", isErr: true, malformed: true}
+			}
+			sub = &Submission{Task: t, Report: args.Report, Artifacts: args.Artifacts}
+			return toolOutcome{content: "submitted", done: true}
+		case toolRunCode:
+			var args runCodeArgs
+			if err := decodeArgs(c, &args); err != nil {
+				return toolOutcome{content: err.Error(), isErr: true, malformed: true}
+			}
+			codeRuns++
+			out, isErr := r.runCode(ctx, fmt.Sprintf("%s/code-%d-%d", ns.ID, ns.Attempt, codeRuns), args)
+			return toolOutcome{content: out, isErr: isErr}
+		case toolDelegate:
+			if ns.Depth >= r.spec.MaxDepth {
+				break
+			}
+			var args delegateArgs
+			if err := decodeArgs(c, &args); err != nil {
+				return toolOutcome{content: err.Error(), isErr: true, malformed: true}
+			}
+			return r.delegateNested(ctx, ns, args, steps)
+		}
+		return toolOutcome{content: fmt.Sprintf("unknown tool %q; your tools are: %s", c.Name, toolNames(a.req.Tools)), isErr: true, malformed: true}
+	}
+
+	for repair := 0; ; repair++ {
+		err := a.loop(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				cause := context.Cause(ctx)
+				return fail(StatusCancelled, cause)
+			}
+			if isExhausted(err) {
+				r.exhausted(err)
+				return fail(StatusCancelled, err)
+			}
+			return fail(StatusFailed, err)
+		}
+		report, artifactID, names := r.report(ctx, ns, sub)
+		res.Report, res.ReportArtifact, res.Artifacts = report, artifactID, names
+		if t.Verify == nil {
+			res.Status = StatusDone
+			r.update(ns, func(n *Node) { n.Status, n.Report, n.Ended = StatusDone, report, now() })
+			return res, false
+		}
+		r.setStatus(ns, StatusVerifying, "")
+		v := r.verify(ctx, fmt.Sprintf("%s/verify-%d", ns.ID, repair), *t.Verify, *sub)
+		res.Verdict = &v
+		r.update(ns, func(n *Node) { n.Verdict = &v })
+		r.publish(Event{Type: EventVerdict, Node: ptr(ns.snapshot(r)), Text: v.Outcome})
+		if v.Outcome != "fail" {
+			res.Status = StatusDone
+			r.update(ns, func(n *Node) { n.Status, n.Report, n.Ended = StatusDone, report, now() })
+			return res, false
+		}
+		if repair >= r.spec.Repairs {
+			res.Status = StatusFailed
+			res.Error = "failed verification: " + clip(v.Evidence, 500)
+			r.update(ns, func(n *Node) { n.Status, n.Report, n.Error, n.Ended = StatusFailed, report, res.Error, now() })
+			return res, true
+		}
+		r.update(ns, func(n *Node) { n.Status = StatusRepairing; n.Attempt++ })
+		a.reject("Verification failed. Fix your work and submit again.\n" + evidenceOf(&v))
+		r.setStatus(ns, StatusRunning, "")
+	}
+}
+
+func (ns *nodeState) snapshot(r *run) Node {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return ns.Node
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func evidenceOf(v *Verdict) string {
+	if v == nil {
+		return ""
+	}
+	return fmt.Sprintf("[%s verifier: %s]\n%s", v.Verifier, v.Outcome, v.Evidence)
+}
+
+func taskPrompt(t TaskSpec) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Task %q:\n%s", t.Name, t.Instructions)
+	if len(t.OutputSchema) > 0 {
+		fmt.Fprintf(&b, "\n\nYour report must be JSON matching this schema:\n%s", t.OutputSchema)
+	}
+	if t.Verify != nil {
+		switch t.Verify.Kind {
+		case "tests":
+			fmt.Fprintf(&b, "\n\nYour result will be checked by running these tests against the code you submit (put the code in an artifact named \"code\", or as the whole report):\n%s", t.Verify.Code)
+		default:
+			fmt.Fprintf(&b, "\n\nYour result will be checked (%s).", t.Verify.Kind)
+		}
+	}
+	return b.String()
+}
+
+func (r *run) workerTools(depth int) []llm.Tool {
+	tools := []llm.Tool{submitTool, runCodeTool}
+	if depth < r.spec.MaxDepth {
+		tools = append(tools, delegateTool)
+	}
+	return tools
+}
+
+// report stores a submission's artifacts and caps its report: a report
+// over ReportCap tokens (about 4 bytes each) is cut, and the whole of it
+// becomes an artifact that the cut report names.
+func (r *run) report(ctx context.Context, ns *nodeState, sub *Submission) (report, artifactID string, names []string) {
+	keys := make([]string, 0, len(sub.Artifacts))
+	for k := range sub.Artifacts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		id := ns.ID + "/" + k
+		if err := r.e.store.PutArtifact(ctx, r.id, id, ns.ID, k, []byte(sub.Artifacts[k])); err != nil {
+			r.e.log.Warn("store artifact", "run", r.id, "artifact", id, "err", err)
+			continue
+		}
+		names = append(names, id)
+		r.publish(Event{Type: EventArtifact, Text: id})
+	}
+	report = sub.Report
+	limit := r.spec.ReportCap * 4
+	if len(report) > limit {
+		artifactID = ns.ID + "/report"
+		if err := r.e.store.PutArtifact(ctx, r.id, artifactID, ns.ID, "report", []byte(report)); err == nil {
+			r.publish(Event{Type: EventArtifact, Text: artifactID})
+			report = cutUTF8(report, limit) + fmt.Sprintf("\n[report cut at %d of %d bytes: read the whole of it with read_artifact id=%q]", limit, len(sub.Report), artifactID)
+		}
+	}
+	return report, artifactID, names
+}
+
+func cutUTF8(s string, n int) string {
+	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}
+
+// acquire takes a worker slot (MaxWorkers in flight).
+func (r *run) acquire(ctx context.Context) error {
+	select {
+	case r.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+func (r *run) release() { <-r.slots }
+
+// delegateNested runs a worker's own delegation (depth > 1): the children
+// run as goroutines of this task, journaled by their deterministic ids; the
+// worker gives up its slot while it waits so that its children can run.
+func (r *run) delegateNested(ctx context.Context, parent *nodeState, args delegateArgs, steps stepper) toolOutcome {
+	if len(args.Tasks) == 0 {
+		return toolOutcome{content: "delegate needs at least one task", isErr: true, malformed: true}
+	}
+	kids := make([]*nodeState, len(args.Tasks))
+	for i, t := range args.Tasks {
+		kids[i] = r.newNode(parent.ID, RoleWorker, t.Name, r.tierModel(t.Tier), tierOf(t.Tier, len(r.spec.Tiers)), parent.Depth+1)
+	}
+	r.release()
+	results := make([]taskResult, len(kids))
+	done := make(chan int)
+	for i, k := range kids {
+		go func() {
+			results[i] = r.runTask(ctx, k, args.Tasks[i], steps)
+			r.finishTask(k, results[i], false)
+			done <- i
+		}()
+	}
+	for range kids {
+		<-done
+	}
+	if err := r.acquire(ctx); err != nil {
+		return toolOutcome{content: "cancelled while waiting for sub-tasks", isErr: true}
+	}
+	return toolOutcome{content: reportsJSON(results)}
+}
+
+func tierOf(t *int, n int) int {
+	if t == nil {
+		return 0
+	}
+	return min(max(*t, 0), n-1)
+}
+
+func (r *run) tierModel(t *int) string { return r.spec.Tiers[tierOf(t, len(r.spec.Tiers))] }
+
+// finishTask records a task's end on its node: from this process's run
+// (restored false) or from the journal of an earlier process (restored
+// true: its subtree is put back and its cost charged once).
+func (r *run) finishTask(ns *nodeState, res taskResult, restored bool) {
+	r.mu.Lock()
+	if ns.result != nil {
+		r.mu.Unlock()
+		return
+	}
+	ns.result = &res
+	r.mu.Unlock()
+	if restored {
+		r.restore(res.Nodes)
+		r.mu.Lock()
+		r.cost += price.Amount(res.CostNanos)
+		r.usage = r.usage.Add(res.Usage)
+		r.mu.Unlock()
+		var calls int64
+		for _, n := range res.Nodes {
+			calls += int64(n.Calls)
+		}
+		r.pool.Charge(price.Amount(res.CostNanos), res.Usage.Total(), calls)
+	}
+	close(ns.done)
+	r.broadcast()
+}
+
+// changed returns a channel closed at the next end of any task.
+func (r *run) changed() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.change
+}
+
+func (r *run) broadcast() {
+	r.mu.Lock()
+	close(r.change)
+	r.change = make(chan struct{})
+	r.mu.Unlock()
+}
+
+// reportsJSON renders task results as the lead reads them.
+func reportsJSON(results []taskResult) string {
+	type view struct {
+		ID             string   `json:"id"`
+		Name           string   `json:"name"`
+		Status         Status   `json:"status"`
+		Model          string   `json:"model"`
+		Report         string   `json:"report,omitempty"`
+		ReportArtifact string   `json:"report_artifact,omitempty"`
+		Artifacts      []string `json:"artifacts,omitempty"`
+		Verdict        *Verdict `json:"verdict,omitempty"`
+		Error          string   `json:"error,omitempty"`
+	}
+	out := make([]view, len(results))
+	for i, r := range results {
+		out[i] = view{r.ID, r.Name, r.Status, r.Model, r.Report, r.ReportArtifact, r.Artifacts, r.Verdict, r.Error}
+	}
+	b, _ := json.MarshalIndent(out, "", " ")
+	return string(b)
+}
+
+var errCodeUnavailable = errors.New("code execution is not available in this run")
