@@ -618,3 +618,67 @@ func TestSQLitePath(t *testing.T) {
 		}
 	}
 }
+
+// TestBackpressure holds SQLite's write lock from another connection so
+// that the writer stalls: AppendEvent must then block once the queue is
+// full, not grow it, and every event must commit once the lock is released.
+func TestBackpressure(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "hive.db")
+	s := openClosed(t, path)
+
+	other, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	conn, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	locked := true
+	defer func() {
+		if locked {
+			conn.ExecContext(ctx, `ROLLBACK`)
+		}
+	}()
+
+	// The writer takes up to maxBatch ops into its stalled batch, then the
+	// queue fills; one more event than that must block.
+	const n = maxBatch + queueSize + 1
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		for i := range int64(n) {
+			s.AppendEvent("r1", i+1, []byte(`{}`))
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(s.queue) < cap(s.queue) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case <-produced:
+		t.Fatal("AppendEvent did not block with the writer stalled and the queue full")
+	case <-time.After(200 * time.Millisecond):
+	}
+	if got := len(s.queue); got != queueSize {
+		t.Errorf("queue holds %d ops, want it full at %d", got, queueSize)
+	}
+
+	if _, err := conn.ExecContext(ctx, `ROLLBACK`); err != nil {
+		t.Fatal(err)
+	}
+	locked = false
+	<-produced
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if last, err := s.LastSeq(ctx, "r1"); err != nil || last != n {
+		t.Errorf("LastSeq = %d, %v; want %d", last, err, n)
+	}
+}

@@ -71,12 +71,12 @@ func (l *Limiter) acquire(ctx context.Context, p Priority, seq *uint64, est int6
 	if err := ctx.Err(); err != nil {
 		return ticket{}, err
 	}
+	now := l.clock()
 	l.mu.Lock()
 	if *seq == 0 {
 		l.nextSeq++
 		*seq = l.nextSeq
 	}
-	now := time.Now()
 	if l.queue.empty() {
 		if t, wait := l.tryAdmitLocked(est, now); wait == 0 {
 			l.mu.Unlock()
@@ -129,30 +129,47 @@ func (l *Limiter) acquire(ctx context.Context, p Priority, seq *uint64, est int6
 		if timer != nil {
 			timer.Stop()
 		}
+		now = l.clock()
 		l.mu.Lock()
-		now = time.Now()
 	}
+}
+
+// clock returns the time when l has buckets, read before taking the lock,
+// and the zero time otherwise: the clock costs more than the rest of an
+// admission on some virtual machines.
+func (l *Limiter) clock() time.Time {
+	if l.rpm.rate > 0 || l.tpm.rate > 0 { // immutable after New
+		return time.Now()
+	}
+	return time.Time{}
 }
 
 // tryAdmitLocked admits a call charged est tokens if a slot, the pause and
 // the buckets allow it now, and returns its ticket and 0. Otherwise it
 // returns how long to wait before trying again, or -1 when only a release
 // can help.
+// now is the time from [Limiter.clock]; when it is zero the clock is read
+// only if a pause needs it.
 func (l *Limiter) tryAdmitLocked(est int64, now time.Time) (ticket, time.Duration) {
 	if l.inFlight >= int(l.limit) {
 		return ticket{}, -1
 	}
-	if now.Before(l.pausedUntil) {
-		return ticket{}, l.pausedUntil.Sub(now)
+	var charge float64
+	if !l.pausedUntil.IsZero() || !now.IsZero() {
+		if now.IsZero() {
+			now = time.Now()
+		}
+		if now.Before(l.pausedUntil) {
+			return ticket{}, l.pausedUntil.Sub(now)
+		}
+		l.pausedUntil = time.Time{}
+		charge = min(float64(max(est, 0)), l.tpm.capacity) // a huge call must fit some day
+		if wait := max(l.rpm.wait(1, now), l.tpm.wait(charge, now)); wait > 0 {
+			return ticket{}, wait
+		}
+		l.rpm.take(1)
+		l.tpm.take(charge)
 	}
-	est = max(est, 0)
-	charge := min(float64(est), l.tpm.capacity) // a huge call must fit some day
-	wait := max(l.rpm.wait(1, now), l.tpm.wait(charge, now))
-	if wait > 0 {
-		return ticket{}, wait
-	}
-	l.rpm.take(1)
-	l.tpm.take(charge)
 	l.inFlight++
 	l.admitSeq++
 	l.stats.Admitted++
@@ -174,12 +191,17 @@ func (l *Limiter) wakeHeadLocked() {
 // and failed with err (nil on success): it adapts the limit, honours a
 // retry-after, corrects the token charge and wakes the next in line.
 func (l *Limiter) release(t ticket, used int64, err error) {
-	now := time.Now()
+	now := l.clock()
+	var kind llm.Kind
+	var ra time.Duration
+	if err != nil {
+		kind, ra = llm.KindOf(err), llm.RetryAfter(err)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	load := l.inFlight
 	l.inFlight--
-	switch kind := llm.KindOf(err); {
+	switch {
 	case err == nil:
 		l.growLocked(load)
 	case kind == llm.KindRateLimited || kind == llm.KindOverloaded:
@@ -188,18 +210,23 @@ func (l *Limiter) release(t ticket, used int64, err error) {
 			l.cutLocked(load, kind)
 		}
 	}
-	if ra := llm.RetryAfter(err); ra > 0 {
+	if ra > 0 {
+		if now.IsZero() {
+			now = time.Now()
+		}
 		if until := now.Add(ra); until.After(l.pausedUntil) {
 			l.pausedUntil = until
 			l.log.Debug("pause", "retry_after", ra)
 		}
 	}
-	l.tpm.refill(now)
-	switch {
-	case used > 0:
-		l.tpm.take(float64(used - t.charged))
-	case err != nil:
-		l.tpm.take(-float64(t.charged)) // not billed: give the estimate back
+	if l.tpm.rate > 0 {
+		l.tpm.refill(now)
+		switch {
+		case used > 0:
+			l.tpm.take(float64(used - t.charged))
+		case err != nil:
+			l.tpm.take(-float64(t.charged)) // not billed: give the estimate back
+		}
 	}
 	l.wakeHeadLocked()
 }

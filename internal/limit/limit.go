@@ -222,7 +222,7 @@ func (l *Limiter) Do(ctx context.Context, p Priority, estTokens int64, call func
 		if errors.As(err, &f) {
 			return f.err
 		}
-		if !llm.KindOf(err).Retryable() || ctx.Err() != nil {
+		if !llm.KindOf(err).Retryable() {
 			return err
 		}
 		lastErr = err

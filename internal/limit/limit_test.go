@@ -36,7 +36,7 @@ func kindErr(k llm.Kind) error { return &llm.Error{Kind: k, Provider: "test"} }
 func admit(t *testing.T, l *Limiter) ticket {
 	t.Helper()
 	l.mu.Lock()
-	tk, wait := l.tryAdmitLocked(0, time.Now())
+	tk, wait := l.tryAdmitLocked(0, l.clock())
 	l.mu.Unlock()
 	if wait != 0 {
 		t.Fatalf("no slot: in flight %d, limit %v", l.inFlight, l.limit)
@@ -480,4 +480,116 @@ func TestConfigDefaults(t *testing.T) {
 	if c.MinConcurrency != 4 || c.InitialConcurrency != 4 {
 		t.Fatalf("bounds not clamped: %+v", c)
 	}
+}
+
+func TestCancelledHeadWakesNext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := New("m", Config{TPM: 6000}, testLogger(t)) // 100 tokens a second
+		start := time.Now()
+		l.Do(t.Context(), Worker, 6000, nop) // empties the bucket
+
+		// A needs 3000 tokens (30 s) and is first in line; B, behind it,
+		// needs 100 (1 s) but waits its turn.
+		ctxA, cancelA := context.WithCancel(t.Context())
+		errA := make(chan error, 1)
+		go func() { errA <- l.Do(ctxA, Worker, 3000, nop) }()
+		synctest.Wait()
+		var atB time.Duration
+		doneB := make(chan struct{})
+		go func() {
+			defer close(doneB)
+			l.Do(t.Context(), Worker, 100, func(context.Context) (int64, error) {
+				atB = time.Since(start)
+				return 0, nil
+			})
+		}()
+		synctest.Wait()
+
+		time.Sleep(5 * time.Second)
+		if atB != 0 {
+			t.Fatalf("B overtook A at %v", atB)
+		}
+		cancelA()
+		if err := <-errA; !errors.Is(err, context.Canceled) {
+			t.Fatalf("A: %v", err)
+		}
+		<-doneB
+		if atB != 5*time.Second {
+			t.Fatalf("B sent at %v, want 5s, as soon as A left the line", atB)
+		}
+	})
+}
+
+// TestStress runs many callers with retries, pauses and cancellations
+// against a small limit and checks the invariants: never more calls in
+// flight than the limit allows, every call accounted for, nothing left
+// waiting.
+func TestStress(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const maxConc = 5
+		l := New("m", Config{MaxConcurrency: maxConc, BaseBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, MaxAttempts: 20}, nil)
+		var (
+			mu         sync.Mutex
+			inFlight   int
+			peak       int
+			calls      int
+			ok, cancel int
+		)
+		var wg sync.WaitGroup
+		for i := range 300 {
+			wg.Go(func() {
+				ctx := t.Context()
+				if i%7 == 0 {
+					var c context.CancelFunc
+					ctx, c = context.WithTimeout(ctx, time.Duration(i%50)*time.Millisecond)
+					defer c()
+				}
+				err := l.Do(ctx, Priority(i%3), 10, func(ctx context.Context) (int64, error) {
+					mu.Lock()
+					inFlight++
+					peak = max(peak, inFlight)
+					calls++
+					n := calls
+					mu.Unlock()
+					defer func() {
+						mu.Lock()
+						inFlight--
+						mu.Unlock()
+					}()
+					time.Sleep(time.Duration(n%10) * time.Millisecond)
+					switch n % 11 {
+					case 3:
+						return 0, rateLimited(time.Duration(n%5) * time.Millisecond)
+					case 5:
+						return 0, kindErr(llm.KindOverloaded)
+					case 7:
+						return 0, kindErr(llm.KindTransient)
+					}
+					return 12, nil
+				})
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					ok++
+				case llm.KindOf(err) == llm.KindCancelled:
+					cancel++
+				default:
+					t.Errorf("caller %d: %v", i, err)
+				}
+			})
+		}
+		wg.Wait()
+		s := l.Stats()
+		t.Logf("%d ok, %d cancelled, %d calls, peak %d; %+v", ok, cancel, calls, peak, s)
+		if peak > maxConc || s.MaxInFlight > maxConc {
+			t.Errorf("peak in flight %d (limiter saw %d), want at most %d", peak, s.MaxInFlight, maxConc)
+		}
+		if ok+cancel != 300 || ok < 250 {
+			t.Errorf("%d ok + %d cancelled, want 300 with most ok", ok, cancel)
+		}
+		if s.InFlight != 0 || s.Waiting != [numPriorities]int{} || int(s.Admitted) != calls {
+			t.Errorf("not drained or miscounted: %+v, %d calls", s, calls)
+		}
+	})
 }

@@ -450,19 +450,24 @@ func (s *Sandbox) startError(err error) error { return startError(err) }
 
 // startError explains why new namespaces could not be created.
 func startError(err error) error {
-	read := func(p string) string {
+	return diagnose(err, os.Geteuid(), func(p string) string {
 		b, _ := os.ReadFile(p)
 		return strings.TrimSpace(string(b))
-	}
+	})
+}
+
+// diagnose explains err, a failure to create namespaces, from the sysctls
+// that read returns.
+func diagnose(err error, euid int, read func(path string) string) error {
 	none := " or run with --sandbox=none to run code without isolation"
 	switch {
 	case read("/proc/sys/user/max_user_namespaces") == "0":
 		return &UnavailableError{Cause: "user namespaces are disabled (user.max_user_namespaces=0)", Err: err,
 			Fix: "run 'sudo sysctl -w user.max_user_namespaces=10000'" + none}
-	case os.Geteuid() != 0 && read("/proc/sys/kernel/unprivileged_userns_clone") == "0":
+	case euid != 0 && read("/proc/sys/kernel/unprivileged_userns_clone") == "0":
 		return &UnavailableError{Cause: "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0)", Err: err,
 			Fix: "run 'sudo sysctl -w kernel.unprivileged_userns_clone=1'" + none}
-	case os.Geteuid() != 0 && read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1":
+	case euid != 0 && read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1":
 		return &UnavailableError{Cause: "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns=1)", Err: err,
 			Fix: "run 'sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0' or give hive an AppArmor profile with 'userns,'" + none}
 	case errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.ENOSYS):

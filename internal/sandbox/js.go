@@ -78,7 +78,10 @@ func runJS(ctx context.Context, spec Spec) (*Result, error) {
 	case err == nil:
 	case errors.As(err, &interrupted):
 		res.Reason, res.ExitCode, res.Signal = why, -1, "killed"
-	case errors.As(err, &exc), errors.As(err, &overflow):
+	case errors.As(err, &overflow):
+		res.ExitCode = 1
+		fmt.Fprintln(stderr, "Uncaught RangeError: Maximum call stack size exceeded")
+	case errors.As(err, &exc):
 		res.ExitCode = 1
 		fmt.Fprintf(stderr, "Uncaught %s\n", strings.TrimSpace(err.Error()))
 	default: // a syntax error

@@ -63,6 +63,8 @@ const (
 	routeRespSufx = "_response"
 )
 
+// gpt3Models names the systems of gpt3-model-solutions.jsonl, in the
+// order of readGPT3's fields.
 var gpt3Models = []struct{ key, name string }{
 	{"6b_finetuning", "gpt3-6b"},
 	{"6b_verification", "gpt3-6b-verifier"},
@@ -163,34 +165,27 @@ func (m *Math) readGPT3(path string) (modelAnswers, error) {
 		IsCorrect bool    `json:"is_correct"`
 		Solution  *string `json:"solution"`
 	}
+	var r struct {
+		Question string `json:"question"`
+		M6       *sol   `json:"6b_finetuning"`
+		M6V      *sol   `json:"6b_verification"`
+		M175     *sol   `json:"175b_finetuning"`
+		M175V    *sol   `json:"175b_verification"`
+	}
 	i := 0
 	err := readLines(path, func(line []byte) error {
-		var r map[string]json.RawMessage
+		r.M6, r.M6V, r.M175, r.M175V = nil, nil, nil, nil
 		if err := json.Unmarshal(line, &r); err != nil {
 			return err
 		}
-		var q string
-		if raw, ok := r["question"]; ok {
-			if err := json.Unmarshal(raw, &q); err != nil {
-				return err
-			}
-		}
-		p, err := m.problemFor(q, i)
+		p, err := m.problemFor(r.Question, i)
 		i++
 		if err != nil {
 			return err
 		}
-		for _, gm := range gpt3Models {
-			raw, ok := r[gm.key]
-			if !ok {
-				continue
-			}
-			var s sol
-			if err := json.Unmarshal(raw, &s); err != nil {
-				return fmt.Errorf("%s: %w", gm.key, err)
-			}
-			if s.Solution != nil {
-				ma.add(gm.name, p.ID, *s.Solution, s.IsCorrect)
+		for k, s := range []*sol{r.M6, r.M6V, r.M175, r.M175V} {
+			if s != nil && s.Solution != nil {
+				ma.add(gpt3Models[k].name, p.ID, *s.Solution, s.IsCorrect)
 			}
 		}
 		return nil

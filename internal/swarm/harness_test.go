@@ -171,3 +171,12 @@ func reports(c *llmtest.Call) []taskResult {
 }
 
 var _ = price.Amount(0)
+
+func containsResult(parts []llm.Part, s string) bool {
+	for _, p := range parts {
+		if r, ok := p.(llm.ToolResult); ok && strings.Contains(r.Content, s) {
+			return true
+		}
+	}
+	return false
+}

@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -145,7 +146,7 @@ func (r *run) delegate(dctx dbos.Context, lead *nodeState, args delegateArgs) to
 		r.collect(k, ch)
 	}
 	if args.Wait != nil && !*args.Wait {
-		return toolOutcome{content: fmt.Sprintf(`{"started": %q}`, ids)}
+		return toolOutcome{content: jsonText(map[string][]string{"started": ids})}
 	}
 	results := make([]taskResult, len(kids))
 	for i, k := range kids {
@@ -247,7 +248,7 @@ func (r *run) await(dctx dbos.Context, key string, args awaitArgs) toolOutcome {
 	}
 	out := reportsJSON(results)
 	if len(still) > 0 {
-		out += fmt.Sprintf("\nstill running: %q", still)
+		out += "\nstill running: " + jsonText(still)
 	}
 	return toolOutcome{content: out}
 }
@@ -270,7 +271,7 @@ func (r *run) cancelNodes(args cancelArgs) toolOutcome {
 		}
 		cancelled = append(cancelled, id)
 	}
-	return toolOutcome{content: fmt.Sprintf(`{"cancelled": %q}`, cancelled)}
+	return toolOutcome{content: jsonText(map[string][]string{"cancelled": cancelled})}
 }
 
 func (r *run) readArtifact(ctx context.Context, args readArtifactArgs) toolOutcome {
@@ -285,4 +286,9 @@ func (r *run) readArtifact(ctx context.Context, args readArtifactArgs) toolOutco
 	off := min(max(args.Offset, 0), len(content))
 	end := min(off+lim, len(content))
 	return toolOutcome{content: fmt.Sprintf("[bytes %d-%d of %d]\n%s", off, end, len(content), content[off:end])}
+}
+
+func jsonText(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }

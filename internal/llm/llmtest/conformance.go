@@ -399,6 +399,7 @@ func checkErr(t *testing.T, resp *llm.Response, err error, tc errCase) {
 	if !errors.As(err, &e) {
 		t.Fatalf("error %v (%T) is not an *llm.Error", err, err)
 	}
+	t.Logf("%v", err)
 	if e.Kind != tc.kind {
 		t.Errorf("kind = %v, want %v (%v)", e.Kind, tc.kind, err)
 	}

@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -148,7 +149,7 @@ func (m *Model) Generate(ctx context.Context, req *llm.Request) (*llm.Response, 
 		return nil, m.errorf(llm.KindTransient, res.StatusCode, "server did not answer JSON (content type %q)", ct)
 	}
 	if !json.Valid(body) {
-		return nil, m.errorf(llm.KindTransient, res.StatusCode, "server did not answer JSON: malformed %s body of %d bytes", ct, len(body))
+		return nil, m.errorf(llm.KindTransient, res.StatusCode, "server did not answer JSON: malformed body of %d bytes (content type %q)", len(body), ct)
 	}
 	if e := bodyError(body); e != nil {
 		// A 200 carrying an error object, as some proxies send.
@@ -266,12 +267,10 @@ func (m *Model) wireError(ctx context.Context, status int, what string, err erro
 		return m.cancelled(ctx)
 	}
 	inner := err
-	var ue interface{ Unwrap() error }
-	if errors.As(err, &ue) && strings.HasPrefix(err.Error(), "Post ") {
-		// *url.Error repeats the full URL; the message names it already.
-		if u := ue.Unwrap(); u != nil {
-			inner = u
-		}
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Err != nil {
+		// A *url.Error repeats the full URL; the message names it already.
+		inner = ue.Err
 	}
 	return &llm.Error{Kind: llm.KindTransient, Provider: provider, Status: status, Message: m.clean(what + ": " + inner.Error()), Err: err}
 }

@@ -231,6 +231,9 @@ func TestUnreachable(t *testing.T) {
 		if !strings.Contains(e.Message, base) || strings.Contains(err.Error(), key) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("message %q should name %s on one line without the key", e.Message, base)
 		}
+		if testing.Verbose() {
+			t.Log(err)
+		}
 	}
 }
 

@@ -38,7 +38,7 @@ func (m *Model) Stream(ctx context.Context, req *llm.Request, fn func(llm.Delta)
 		if e := bodyError(body); e != nil {
 			return nil, m.apiError(res.StatusCode, res.Header, e)
 		}
-		return nil, m.errorf(llm.KindTransient, res.StatusCode, "server answered a streaming request with a %s body of %d bytes, not an event stream", ct, len(body))
+		return nil, m.errorf(llm.KindTransient, res.StatusCode, "server answered a streaming request with a body of %d bytes (content type %q), not an event stream", len(body), ct)
 	}
 	dec := ssestream.NewDecoder(res)
 	defer dec.Close()

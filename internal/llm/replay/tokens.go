@@ -58,9 +58,6 @@ func (c *counter) count(s string) int {
 	if s == "" {
 		return 0
 	}
-	if len(s) < 64 {
-		return len(c.enc.EncodeOrdinary(s))
-	}
 	c.mu.Lock()
 	n, ok := c.cache[s]
 	c.mu.Unlock()

@@ -1,0 +1,80 @@
+package sandbox
+
+import (
+	"context"
+	"os/exec"
+	"testing"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// The baseline: the same interpreter, started directly.
+func BenchmarkPythonPlain(b *testing.B) {
+	py, err := newSandbox(b).python()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if out, err := exec.Command(py.Exe, "-E", "-s", "-c", "print(1)").Output(); err != nil || string(out) != "1\n" {
+			b.Fatalf("%q %v", out, err)
+		}
+	}
+}
+
+func BenchmarkPythonSandboxed(b *testing.B) {
+	sb := newSandbox(b)
+	for b.Loop() {
+		if res, err := sb.Run(context.Background(), Spec{Lang: Python, Source: "print(1)"}); err != nil || !res.OK() {
+			b.Fatalf("%+v %v", res, err)
+		}
+	}
+}
+
+func BenchmarkShellPlain(b *testing.B) {
+	for b.Loop() {
+		if err := exec.Command("/bin/sh", "-c", "echo 1").Run(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkShellSandboxed(b *testing.B) {
+	sb := newSandbox(b)
+	for b.Loop() {
+		if res, err := sb.Run(context.Background(), Spec{Lang: Shell, Source: "echo 1"}); err != nil || !res.OK() {
+			b.Fatalf("%+v %v", res, err)
+		}
+	}
+}
+
+func BenchmarkJavaScript(b *testing.B) {
+	sb := newSandbox(b)
+	for b.Loop() {
+		if res, err := sb.Run(context.Background(), Spec{Lang: JavaScript, Source: "console.log(1)"}); err != nil || !res.OK() {
+			b.Fatalf("%+v %v", res, err)
+		}
+	}
+}
+
+// BenchmarkThroughput runs 100 sandboxed print(1) two at a time, as on a
+// two-core machine, and reports runs per second.
+func BenchmarkThroughput(b *testing.B) {
+	sb := newSandbox(b)
+	for b.Loop() {
+		g, ctx := errgroup.WithContext(context.Background())
+		g.SetLimit(2)
+		for range 100 {
+			g.Go(func() error {
+				res, err := sb.Run(ctx, Spec{Lang: Python, Source: "print(1)"})
+				if err == nil && !res.OK() {
+					b.Errorf("%+v", res)
+				}
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(100*float64(b.N)/b.Elapsed().Seconds(), "runs/s")
+}
