@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/hive-swarm/hive/internal/sandbox"
 )
 
 // A command is one subcommand: its name, a one-line summary, and its Run.
@@ -65,6 +67,7 @@ func usageErrorf(format string, args ...any) error {
 var errSilent = errors.New("silent")
 
 func main() {
+	sandbox.Init() // the sandbox re-executes hive as its init; returns at once otherwise
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	env := &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
 	code := Main(ctx, env, os.Args[1:])

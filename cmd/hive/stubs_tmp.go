@@ -7,11 +7,6 @@ import (
 
 var errNotYet = errors.New("not available in this build yet")
 
-func runDemo(ctx context.Context, env *Env, args []string) error    { return errNotYet }
-func runRun(ctx context.Context, env *Env, args []string) error     { return errNotYet }
-func runRuns(ctx context.Context, env *Env, args []string) error    { return errNotYet }
-func runShow(ctx context.Context, env *Env, args []string) error    { return errNotYet }
-func runResume(ctx context.Context, env *Env, args []string) error  { return errNotYet }
-func runCancel(ctx context.Context, env *Env, args []string) error  { return errNotYet }
-func runEval(ctx context.Context, env *Env, args []string) error    { return errNotYet }
-func runServe(ctx context.Context, env *Env, args []string) error   { return errNotYet }
+func runDemo(ctx context.Context, env *Env, args []string) error  { return errNotYet }
+func runEval(ctx context.Context, env *Env, args []string) error  { return errNotYet }
+func runServe(ctx context.Context, env *Env, args []string) error { return errNotYet }

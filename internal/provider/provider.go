@@ -34,6 +34,10 @@ type Model struct {
 	// table nor the config has one (its cost must be shown as unknown).
 	Price      price.Price
 	PriceKnown bool
+	// Plain marks a model that answers in plain text and calls no tools
+	// (recorded replays, base completion models): a worker on it sends no
+	// tools and takes its answer as the report.
+	Plain bool
 }
 
 // Admitted returns the model admitted through its limiter at priority p.

@@ -204,6 +204,7 @@ for k in ("Seccomp:", "NoNewPrivs:", "CapEff:", "CapPrm:"):
 func unprivileged() bool { return os.Getenv("HIVE_SANDBOX_TEST_UNPRIV") == "1" }
 
 func TestHostile(t *testing.T) {
+	t.Parallel()
 	sb := newSandbox(t)
 	repo, err := os.Getwd()
 	if err != nil {
@@ -309,6 +310,7 @@ func TestOutputFlood(t *testing.T) {
 // TestDaemonGone starts a daemon that tries to outlive the run and checks
 // that no process of it is left on the host once Run returns.
 func TestDaemonGone(t *testing.T) {
+	t.Parallel()
 	sb := newSandbox(t)
 	marker := fmt.Sprintf("hive-daemon-%d-%d", os.Getpid(), time.Now().UnixNano())
 	src := fmt.Sprintf(`setsid sh -c 'sleep 1000; echo %s' </dev/null >/dev/null 2>&1 &
@@ -339,6 +341,7 @@ func findProcesses(s string) []string {
 // TestKillAllSparesHost runs kill -9 -1 in a sandbox while a host process
 // of the same user is alive, and checks it still is.
 func TestKillAllSparesHost(t *testing.T) {
+	t.Parallel()
 	sb := newSandbox(t)
 	host := exec.Command("sleep", "60")
 	if err := host.Start(); err != nil {
@@ -357,6 +360,7 @@ func TestKillAllSparesHost(t *testing.T) {
 // TestCrossSandbox runs two sandboxes at once; the second looks for the
 // first one's files and processes.
 func TestCrossSandbox(t *testing.T) {
+	t.Parallel()
 	sb := newSandbox(t)
 	token := fmt.Sprintf("secret%d", time.Now().UnixNano())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -368,10 +372,10 @@ func TestCrossSandbox(t *testing.T) {
 	first := make(chan out, 1)
 	go func() {
 		res, err := sb.Run(ctx, Spec{Lang: Shell, Limits: Limits{Wall: 20 * time.Second}, Source: fmt.Sprintf(
-			"echo %[1]s > /work/%[1]s; echo %[1]s > /tmp/%[1]s; echo %[1]s > /dev/shm/%[1]s; echo ready; sleep 4", token)})
+			"echo %[1]s > /work/%[1]s; echo %[1]s > /tmp/%[1]s; echo %[1]s > /dev/shm/%[1]s; echo ready; sleep 3", token)})
 		first <- out{res, err}
 	}()
-	time.Sleep(1500 * time.Millisecond) // let the first one write
+	time.Sleep(time.Second) // let the first one write
 	res := run(t, sb, Spec{Lang: Shell, Source: fmt.Sprintf(`
 find / -xdev -name '%[1]s*' 2>/dev/null | head
 find /work /tmp /dev/shm -name '%[1]s*' 2>/dev/null

@@ -15,6 +15,7 @@ import (
 // TestLimitsAccounting checks that a run killed by the host still reports
 // what its processes used.
 func TestLimitsAccounting(t *testing.T) {
+	t.Parallel()
 	sb := newSandbox(t)
 	res := run(t, sb, Spec{Lang: Python, Source: "x = b'x' * (64 << 20)\nwhile True: pass",
 		Limits: Limits{Wall: 2 * time.Second, CPU: 30 * time.Second}})
@@ -30,6 +31,7 @@ func TestLimitsAccounting(t *testing.T) {
 }
 
 func TestFileLimit(t *testing.T) {
+	t.Parallel()
 	sb := newSandbox(t)
 	res := run(t, sb, Spec{Lang: Shell, Source: "head -c 4194304 /dev/zero > /work/big; echo $?",
 		Limits: Limits{Disk: 1 << 20}})
@@ -39,6 +41,7 @@ func TestFileLimit(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
+	t.Parallel()
 	sb := newSandbox(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(500*time.Millisecond, cancel)
@@ -53,6 +56,7 @@ func TestCancel(t *testing.T) {
 }
 
 func TestJavaScriptLimits(t *testing.T) {
+	t.Parallel()
 	sb := newSandbox(t)
 	tests := []struct {
 		name   string
@@ -88,6 +92,7 @@ func TestJavaScriptLimits(t *testing.T) {
 // TestModeNone runs without isolation: it works, says so, and still kills
 // on the wall limit.
 func TestModeNone(t *testing.T) {
+	t.Parallel()
 	sb, err := New(context.Background(), Config{Mode: ModeNone}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -158,6 +163,7 @@ func TestResultJSON(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	rep := Check(context.Background(), Config{}, slog.New(slog.DiscardHandler))
 	for _, f := range rep.Features {
 		t.Logf("%-22s %v %s", f.Name, f.OK, f.Detail)

@@ -87,6 +87,7 @@ func TestRunBasic(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			res := run(t, sb, tt.spec)
 			if res.Reason != Exited || res.ExitCode != tt.wantExit {
 				t.Errorf("got %s exit %d, want exited %d", res.Reason, res.ExitCode, tt.wantExit)

@@ -48,6 +48,9 @@ type agent struct {
 	turn  int
 	// handle runs one tool call.
 	handle func(ctx context.Context, call llm.ToolCall) toolOutcome
+	// plain, when set, takes a model's text answer as its result: for
+	// models that answer in plain text and call no tools.
+	plain func(text string) toolOutcome
 	// pending holds the tool results of the turn that ended the loop, so
 	// that a repair can answer the same turn.
 	pending []llm.Part
@@ -78,6 +81,19 @@ func (a *agent) loop(ctx context.Context) error {
 		}
 		a.msgs = append(a.msgs, msg)
 		calls := resp.ToolCalls()
+		if len(calls) == 0 && a.plain != nil {
+			out := a.plain(resp.Text())
+			if out.done {
+				a.pending = nil
+				return nil
+			}
+			bad++
+			if bad >= spec.MaxToolErrors {
+				return fmt.Errorf("%w: %s", errNoTool, out.content)
+			}
+			a.msgs = append(a.msgs, llm.UserText("Error: "+out.content))
+			continue
+		}
 		if len(calls) == 0 {
 			bad++
 			lastBad = "answered without calling a tool: " + clip(resp.Text(), 300)
@@ -120,6 +136,10 @@ func (a *agent) loop(ctx context.Context) error {
 // reject answers the call that ended the loop with an error (verification
 // evidence), so that loop can go on with a repair.
 func (a *agent) reject(text string) {
+	if a.pending == nil {
+		a.msgs = append(a.msgs, llm.UserText(text))
+		return
+	}
 	parts := append([]llm.Part(nil), a.pending...)
 	if tr, ok := parts[a.doneIdx].(llm.ToolResult); ok {
 		tr.Content, tr.IsError = text, true

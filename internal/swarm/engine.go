@@ -19,16 +19,12 @@ import (
 	"github.com/hive-swarm/hive/internal/llm"
 	"github.com/hive-swarm/hive/internal/price"
 	"github.com/hive-swarm/hive/internal/provider"
+	"github.com/hive-swarm/hive/internal/verify"
 )
 
 // Models opens models by name (package provider's Registry).
 type Models interface {
 	Get(name string) (*provider.Model, error)
-}
-
-// A Verifier judges a worker's submission (package verify).
-type Verifier interface {
-	Verify(ctx context.Context, spec VerifySpec, sub Submission) Verdict
 }
 
 // A CodeRunner runs model-written code for the run_code tool (package
@@ -39,7 +35,7 @@ type CodeRunner interface {
 
 // Options are an engine's optional parts.
 type Options struct {
-	Verifier   Verifier
+	Verifier   verify.Verifier
 	CodeRunner CodeRunner
 	// AppVersion pins the DBOS application version: runs are recovered
 	// only by processes of the same version. Default "hive-1".
@@ -241,11 +237,22 @@ func (e *Engine) Resume(ctx context.Context, id string) (string, error) {
 	case StatusDone, StatusFailed:
 		return jr.ID, fmt.Errorf("run %s already ended (%s); nothing to resume", jr.ID, jr.Status)
 	}
-	e.mu.Lock()
-	s := e.slots[jr.ID]
-	e.mu.Unlock()
-	if s != nil && s.run != nil {
-		return jr.ID, nil // recovered at start-up and running
+	h, err := dbos.RetrieveWorkflow[Result](e.dctx, jr.ID)
+	if err != nil {
+		return "", fmt.Errorf("resume run %s: %w", jr.ID, err)
+	}
+	st, err := h.GetStatus()
+	if err != nil {
+		return "", fmt.Errorf("resume run %s: %w", jr.ID, err)
+	}
+	switch st.Status {
+	case dbos.WorkflowStatusPending, dbos.WorkflowStatusEnqueued:
+		// Unfinished: the executor recovered it when this engine started,
+		// and it runs here now.
+		e.slot(jr.ID)
+		return jr.ID, nil
+	case dbos.WorkflowStatusSuccess, dbos.WorkflowStatusError:
+		return jr.ID, fmt.Errorf("run %s already ended; nothing to resume", jr.ID)
 	}
 	jr.Status, jr.Error = string(StatusRunning), ""
 	if err := e.store.UpdateRun(ctx, jr); err != nil {
@@ -371,15 +378,15 @@ func (r *run) exhausted(err error) {
 }
 
 // verify runs the task's verifier once per key (journaled).
-func (r *run) verify(ctx context.Context, key string, spec VerifySpec, sub Submission) Verdict {
-	var v Verdict
+func (r *run) verify(ctx context.Context, key string, spec verify.Spec, sub verify.Submission) verify.Verdict {
+	var v verify.Verdict
 	if data, ok, err := r.e.store.Step(ctx, r.id, key); err == nil && ok && json.Unmarshal(data, &v) == nil {
 		return v
 	}
 	if r.e.opts.Verifier == nil {
-		return Verdict{Outcome: "unsure", Verifier: spec.Kind, Evidence: "no verifier is configured in this process"}
+		return verify.Verdict{Outcome: verify.Unsure, Verifier: spec.Kind, Evidence: "no verifier is configured in this process"}
 	}
-	v = r.e.opts.Verifier.Verify(ctx, spec, sub)
+	v = r.e.opts.Verifier.Verify(ctx, spec, sub, nil)
 	if ctx.Err() == nil {
 		data, _ := json.Marshal(v)
 		if err := r.e.store.PutStep(ctx, r.id, key, data); err != nil {

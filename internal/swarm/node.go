@@ -6,6 +6,7 @@ import (
 
 	"github.com/hive-swarm/hive/internal/llm"
 	"github.com/hive-swarm/hive/internal/price"
+	"github.com/hive-swarm/hive/internal/verify"
 )
 
 // Status is where a node or a run is in its life.
@@ -58,14 +59,7 @@ type Node struct {
 	Report string `json:"report,omitempty"`
 	Error  string `json:"error,omitempty"`
 	// Verdict is the last verification verdict on the node's result.
-	Verdict *Verdict `json:"verdict,omitempty"`
-}
-
-// Verdict is a verifier's judgement of a result.
-type Verdict struct {
-	Outcome  string `json:"outcome"` // pass, fail, unsure
-	Verifier string `json:"verifier"`
-	Evidence string `json:"evidence,omitempty"`
+	Verdict *verify.Verdict `json:"verdict,omitempty"`
 }
 
 func nodeJSON(n *Node) []byte {

@@ -11,6 +11,7 @@ import (
 	"github.com/hive-swarm/hive/internal/limit"
 	"github.com/hive-swarm/hive/internal/llm"
 	"github.com/hive-swarm/hive/internal/price"
+	"github.com/hive-swarm/hive/internal/verify"
 )
 
 // taskResult is what a delegated task returns to the node that delegated
@@ -24,24 +25,17 @@ type taskResult struct {
 	Tier   int    `json:"tier"`
 	// Report is the worker's report, capped; ReportArtifact holds the whole
 	// report when the cap cut it.
-	Report         string   `json:"report,omitempty"`
-	ReportArtifact string   `json:"report_artifact,omitempty"`
-	Artifacts      []string `json:"artifacts,omitempty"`
-	Error          string   `json:"error,omitempty"`
-	Verdict        *Verdict `json:"verdict,omitempty"`
+	Report         string          `json:"report,omitempty"`
+	ReportArtifact string          `json:"report_artifact,omitempty"`
+	Artifacts      []string        `json:"artifacts,omitempty"`
+	Error          string          `json:"error,omitempty"`
+	Verdict        *verify.Verdict `json:"verdict,omitempty"`
 	// Attempts counts model conversations spent on the task (repairs are
 	// counted in each node's Attempt).
 	Attempts  int       `json:"attempts"`
 	Nodes     []Node    `json:"nodes,omitempty"`
 	CostNanos int64     `json:"cost_nanos"`
 	Usage     llm.Usage `json:"usage"`
-}
-
-// Submission is a worker's submitted result, as verifiers see it.
-type Submission struct {
-	Task      TaskSpec
-	Report    string
-	Artifacts map[string]string
 }
 
 const workerSystem = `You are a worker in Hive, a swarm of language models. You get one task and nothing else: do it, then call submit with your report (and artifacts such as code, by name). ` +
@@ -115,7 +109,7 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 	defer r.release()
 	r.setStatus(ns, StatusRunning, "")
 
-	var sub *Submission
+	var sub *verify.Submission
 	a := &agent{r: r, ns: ns, model: m, prio: limit.Worker, steps: steps, bud: r.pool}
 	a.req = llm.Request{System: workerSystem, MaxTokens: r.spec.CallTokens, Tools: r.workerTools(ns.Depth)}
 	a.msgs = []llm.Message{llm.UserText(taskPrompt(t) + history)}
@@ -130,7 +124,7 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 			if strings.TrimSpace(args.Report) == "" && len(args.Artifacts) == 0 {
 				return toolOutcome{content: "submit needs a report", isErr: true, malformed: true}
 			}
-			sub = &Submission{Task: t, Report: args.Report, Artifacts: args.Artifacts}
+			sub = &verify.Submission{Task: t.Instructions, Report: args.Report, Artifacts: args.Artifacts, Model: ns.Model}
 			return toolOutcome{content: "submitted", done: true}
 		case toolRunCode:
 			var args runCodeArgs
@@ -153,6 +147,22 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 		return toolOutcome{content: fmt.Sprintf("unknown tool %q; your tools are: %s", c.Name, toolNames(a.req.Tools)), isErr: true, malformed: true}
 	}
 
+	if m.Plain {
+		// A model without tool calling: its text answer is its report,
+		// and fenced code in it the "code" artifact.
+		a.req.Tools = nil
+		a.plain = func(text string) toolOutcome {
+			if strings.TrimSpace(text) == "" {
+				return toolOutcome{content: "the answer is empty", malformed: true}
+			}
+			sub = &verify.Submission{Task: t.Instructions, Report: text, Model: ns.Model}
+			if code, ok := verify.ExtractCode(text); ok {
+				sub.Artifacts = map[string]string{"code": code}
+			}
+			return toolOutcome{done: true}
+		}
+		a.msgs = []llm.Message{llm.UserText(plainPrompt(t) + history)}
+	}
 	for repair := 0; ; repair++ {
 		err := a.loop(ctx)
 		if err != nil {
@@ -178,7 +188,7 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 		res.Verdict = &v
 		r.update(ns, func(n *Node) { n.Verdict = &v })
 		r.publish(Event{Type: EventVerdict, Node: ptr(ns.snapshot(r)), Text: v.Outcome})
-		if v.Outcome != "fail" {
+		if v.Outcome != verify.Fail {
 			res.Status = StatusDone
 			r.update(ns, func(n *Node) { n.Status, n.Report, n.Ended = StatusDone, report, now() })
 			return res, false
@@ -203,7 +213,7 @@ func (ns *nodeState) snapshot(r *run) Node {
 
 func ptr[T any](v T) *T { return &v }
 
-func evidenceOf(v *Verdict) string {
+func evidenceOf(v *verify.Verdict) string {
 	if v == nil {
 		return ""
 	}
@@ -227,6 +237,11 @@ func taskPrompt(t TaskSpec) string {
 	return b.String()
 }
 
+// plainPrompt is the task as a model without tools sees it: the
+// instructions alone, so that models matched by question (recorded
+// answers) and plain completion models get the question as asked.
+func plainPrompt(t TaskSpec) string { return t.Instructions }
+
 func (r *run) workerTools(depth int) []llm.Tool {
 	tools := []llm.Tool{submitTool, runCodeTool}
 	if depth < r.spec.MaxDepth {
@@ -238,7 +253,7 @@ func (r *run) workerTools(depth int) []llm.Tool {
 // report stores a submission's artifacts and caps its report: a report
 // over ReportCap tokens (about 4 bytes each) is cut, and the whole of it
 // becomes an artifact that the cut report names.
-func (r *run) report(ctx context.Context, ns *nodeState, sub *Submission) (report, artifactID string, names []string) {
+func (r *run) report(ctx context.Context, ns *nodeState, sub *verify.Submission) (report, artifactID string, names []string) {
 	keys := make([]string, 0, len(sub.Artifacts))
 	for k := range sub.Artifacts {
 		keys = append(keys, k)
@@ -367,15 +382,15 @@ func (r *run) broadcast() {
 // reportsJSON renders task results as the lead reads them.
 func reportsJSON(results []taskResult) string {
 	type view struct {
-		ID             string   `json:"id"`
-		Name           string   `json:"name"`
-		Status         Status   `json:"status"`
-		Model          string   `json:"model"`
-		Report         string   `json:"report,omitempty"`
-		ReportArtifact string   `json:"report_artifact,omitempty"`
-		Artifacts      []string `json:"artifacts,omitempty"`
-		Verdict        *Verdict `json:"verdict,omitempty"`
-		Error          string   `json:"error,omitempty"`
+		ID             string          `json:"id"`
+		Name           string          `json:"name"`
+		Status         Status          `json:"status"`
+		Model          string          `json:"model"`
+		Report         string          `json:"report,omitempty"`
+		ReportArtifact string          `json:"report_artifact,omitempty"`
+		Artifacts      []string        `json:"artifacts,omitempty"`
+		Verdict        *verify.Verdict `json:"verdict,omitempty"`
+		Error          string          `json:"error,omitempty"`
 	}
 	out := make([]view, len(results))
 	for i, r := range results {

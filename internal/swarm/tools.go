@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/hive-swarm/hive/internal/llm"
+	"github.com/hive-swarm/hive/internal/verify"
 )
 
 // The protocol's tool names (DESIGN.md, "The lead/worker protocol").
@@ -24,21 +25,7 @@ type TaskSpec struct {
 	Instructions string          `json:"instructions"`
 	Tier         *int            `json:"tier,omitempty"`
 	OutputSchema json.RawMessage `json:"output_schema,omitempty"`
-	Verify       *VerifySpec     `json:"verify,omitempty"`
-}
-
-// VerifySpec says how a task's result is checked: {kind: tests, code},
-// {kind: schema, schema}, {kind: vote, n}, {kind: judge, rubric, model},
-// {kind: command, command}.
-type VerifySpec struct {
-	Kind    string          `json:"kind"`
-	Code    string          `json:"code,omitempty"`
-	Lang    string          `json:"language,omitempty"`
-	Schema  json.RawMessage `json:"schema,omitempty"`
-	N       int             `json:"n,omitempty"`
-	Rubric  string          `json:"rubric,omitempty"`
-	Model   string          `json:"model,omitempty"`
-	Command []string        `json:"command,omitempty"`
+	Verify       *verify.Spec    `json:"verify,omitempty"`
 }
 
 type delegateArgs struct {

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/hive-swarm/hive/internal/config"
+	"github.com/hive-swarm/hive/internal/journal"
+	"github.com/hive-swarm/hive/internal/provider"
+	"github.com/hive-swarm/hive/internal/swarm"
+)
+
+// storeFlags are the flags of the commands that read or run runs: the
+// global ones and --db.
+type storeFlags struct {
+	globalFlags
+	db string
+}
+
+func (f *storeFlags) register(fs *flag.FlagSet) {
+	f.globalFlags.register(fs)
+	fs.StringVar(&f.db, "db", "", "the journal: a file path, sqlite:PATH or postgres://… URL (default: defaults.db in hive.toml, else hive/hive.db in $XDG_DATA_HOME or ~/.local/share)")
+}
+
+// session is what the run commands work with: the configuration, the
+// models, the journal and, for the commands that drive runs, the engine.
+type session struct {
+	cfg    *config.Config
+	reg    *provider.Registry
+	log    *slog.Logger
+	store  *journal.Store
+	engine *swarm.Engine
+}
+
+// openStore loads the configuration and opens the journal.
+func (f *storeFlags) openStore(ctx context.Context, env *Env) (*session, error) {
+	cfg, reg, log, err := f.load(env)
+	if err != nil {
+		return nil, err
+	}
+	url, err := journalURL(f.db, cfg, env.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	store, err := journal.Open(ctx, url, log)
+	if err != nil {
+		return nil, fmt.Errorf("%s (--db and defaults.db take a file path, sqlite:PATH, or a postgres:// URL)", oneLine(err.Error()))
+	}
+	return &session{cfg: cfg, reg: reg, log: log, store: store}, nil
+}
+
+// startEngine starts the engine, which recovers the runs a stopped process
+// left unfinished. It says so on stderr when it recovers any but except
+// (the run the command is about).
+func (s *session) startEngine(ctx context.Context, env *Env, except string) error {
+	var others []string
+	if runs, err := s.store.Runs(ctx, 0); err == nil {
+		for _, r := range runs {
+			if !swarm.Status(r.Status).Final() && r.ID != except {
+				others = append(others, r.ID)
+			}
+		}
+	}
+	e, err := swarm.New(ctx, s.store, s.reg, s.log, swarm.Options{})
+	if err != nil {
+		return err
+	}
+	s.engine = e
+	if len(others) > 0 {
+		list := strings.Join(others[:min(len(others), 5)], ", ")
+		if len(others) > 5 {
+			list += ", …"
+		}
+		fmt.Fprintf(env.Stderr, "hive: also continuing %d unfinished run(s) in this process until it exits: %s\n", len(others), list)
+	}
+	return nil
+}
+
+// close stops the engine (runs still going stay resumable) and the journal.
+func (s *session) close() {
+	ctx := context.Background()
+	if s.engine != nil {
+		s.engine.Close(ctx)
+	}
+	if err := s.store.Close(); err != nil {
+		s.log.Error("close journal", "err", err)
+	}
+}
+
+// findRun resolves a run id or unique prefix.
+func (s *session) findRun(ctx context.Context, id string) (journal.Run, error) {
+	r, err := s.store.Run(ctx, id)
+	if err != nil {
+		return journal.Run{}, runError(id, err)
+	}
+	return r, nil
+}
+
+// runError turns a failed run lookup into a line that says what to do.
+func runError(id string, err error) error {
+	switch {
+	case errors.Is(err, journal.ErrNotFound):
+		return fmt.Errorf("no run %s; list runs with hive runs", id)
+	case errors.Is(err, journal.ErrAmbiguous):
+		return fmt.Errorf("%s; give more of the id (hive runs lists them)", oneLine(strings.TrimPrefix(err.Error(), "run ")))
+	}
+	return err
+}
+
+// journalURL is the journal to open: --db, else defaults.db in hive.toml
+// (a relative path there is relative to the file), else
+// [defaultJournalPath].
+func journalURL(flagDB string, cfg *config.Config, getenv func(string) string) (string, error) {
+	if flagDB != "" {
+		return flagDB, nil
+	}
+	if db := cfg.Defaults.DB; db != "" {
+		if cfg.Path != "" && !strings.Contains(db, ":") && !filepath.IsAbs(db) {
+			db = filepath.Join(filepath.Dir(cfg.Path), db)
+		}
+		return db, nil
+	}
+	p, err := defaultJournalPath(getenv)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return "", fmt.Errorf("create the data directory: %w (pass --db PATH)", err)
+	}
+	return p, nil
+}
+
+// defaultJournalPath is where runs are kept when nothing says otherwise:
+// hive/hive.db in the user's data directory — $XDG_DATA_HOME, else
+// ~/.local/share on Linux and the BSDs, ~/Library/Application Support on
+// macOS, %LocalAppData% on Windows. Data, not configuration: it grows and
+// holds prompts and answers, so it does not belong next to hive.toml.
+func defaultJournalPath(getenv func(string) string) (string, error) {
+	if x := getenv("XDG_DATA_HOME"); x != "" && filepath.IsAbs(x) {
+		return filepath.Join(x, "hive", "hive.db"), nil
+	}
+	if runtime.GOOS == "windows" {
+		if d := getenv("LocalAppData"); d != "" {
+			return filepath.Join(d, "hive", "hive.db"), nil
+		}
+	}
+	home := getenv("HOME")
+	if home == "" {
+		return "", errors.New("no home directory to keep runs in: pass --db PATH or set defaults.db in hive.toml")
+	}
+	if runtime.GOOS == "darwin" {
+		return filepath.Join(home, "Library", "Application Support", "hive", "hive.db"), nil
+	}
+	return filepath.Join(home, ".local", "share", "hive", "hive.db"), nil
+}

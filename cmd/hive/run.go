@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/hive-swarm/hive/internal/config"
+	"github.com/hive-swarm/hive/internal/llm"
+	"github.com/hive-swarm/hive/internal/price"
+	"github.com/hive-swarm/hive/internal/swarm"
+	"github.com/hive-swarm/hive/internal/treeview"
+)
+
+// Exit codes of the commands that follow a run.
+const (
+	exitFailed      = 1
+	exitCancelled   = 3
+	exitBudget      = 4
+	exitInterrupted = 130
+)
+
+func runRun(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "run", `[flags] "TASK"  (or -f task.toml)`)
+	var sf storeFlags
+	sf.register(fs)
+	file := fs.String("f", "", "read the run from a TOML file with keys task, lead, tiers, budget_usd, max_workers, max_depth (flags override it)")
+	lead := fs.String("lead", "", "the lead's model (default: defaults.lead in hive.toml)")
+	tiers := fs.String("tiers", "", "worker models, cheapest first: NAME,NAME,… (default: defaults.tiers)")
+	budget := fs.String("budget", "", "the run's dollar budget, e.g. 2.50; 0 for none (default: defaults.budget_usd, else 1)")
+	maxWorkers := fs.Int("max-workers", 0, "workers in flight at once (default: defaults.max_workers, else 100)")
+	maxDepth := fs.Int("max-depth", 0, "delegation depth: 1 only the lead delegates, 2 workers may too (default: defaults.max_depth, else 2)")
+	asJSON := fs.Bool("json", false, "print each event as one JSON line on stdout, then a result line")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	var tf taskFile
+	if *file != "" {
+		var err error
+		if tf, err = readTaskFile(*file); err != nil {
+			return err
+		}
+	}
+	switch {
+	case fs.NArg() == 1:
+		tf.Task = fs.Arg(0)
+	case fs.NArg() > 1:
+		return usageErrorf("run takes one task argument (quote it)")
+	}
+	if strings.TrimSpace(tf.Task) == "" {
+		return usageErrorf(`run needs a task: hive run "TASK", or -f task.toml with a task key`)
+	}
+
+	sess, err := sf.openStore(ctx, env)
+	if err != nil {
+		return err
+	}
+	defer sess.close()
+	spec, err := runSpec(sess.cfg, tf, set, *lead, *tiers, *budget, *maxWorkers, *maxDepth)
+	if err != nil {
+		return err
+	}
+	for _, name := range append([]string{spec.Lead}, spec.Tiers...) {
+		if _, err := sess.reg.Get(name); err != nil {
+			return err
+		}
+	}
+	if err := sess.startEngine(ctx, env, ""); err != nil {
+		return err
+	}
+	id, err := sess.engine.Start(ctx, spec)
+	if err != nil {
+		return fmt.Errorf("start the run: %w", err)
+	}
+	if !*asJSON {
+		fmt.Fprintf(env.Stderr, "run %s started; follow it with hive show %s\n", id, id)
+	}
+	return follow(ctx, env, sess, treeview.New(id), 0, spec.BudgetUSD, *asJSON)
+}
+
+// taskFile is the -f file of hive run.
+type taskFile struct {
+	Task       string   `toml:"task"`
+	Lead       string   `toml:"lead"`
+	Tiers      []string `toml:"tiers"`
+	BudgetUSD  *float64 `toml:"budget_usd"`
+	MaxWorkers int      `toml:"max_workers"`
+	MaxDepth   int      `toml:"max_depth"`
+}
+
+func readTaskFile(path string) (taskFile, error) {
+	var tf taskFile
+	md, err := toml.DecodeFile(path, &tf)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return tf, fmt.Errorf("%s: line %d: %s (fix the task file)", path, pe.Position.Line, pe.Message)
+		}
+		return tf, fmt.Errorf("read task file: %w", err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return tf, fmt.Errorf("%s: unknown key %s (a task file takes task, lead, tiers, budget_usd, max_workers, max_depth)", path, strings.Join(keys, ", "))
+	}
+	return tf, nil
+}
+
+// runSpec merges the run's settings: flags over the task file over
+// hive.toml's defaults.
+func runSpec(cfg *config.Config, tf taskFile, set map[string]bool, lead, tiers, budget string, maxWorkers, maxDepth int) (swarm.Spec, error) {
+	d := cfg.Defaults
+	spec := swarm.Spec{Task: tf.Task, Lead: d.Lead, Tiers: d.Tiers, MaxWorkers: d.MaxWorkers, MaxDepth: d.MaxDepth}
+	budgetText := strconv.FormatFloat(d.BudgetUSD, 'f', -1, 64)
+	if tf.Lead != "" {
+		spec.Lead = tf.Lead
+	}
+	if len(tf.Tiers) > 0 {
+		spec.Tiers = tf.Tiers
+	}
+	if tf.BudgetUSD != nil {
+		budgetText = strconv.FormatFloat(*tf.BudgetUSD, 'f', -1, 64)
+	}
+	if tf.MaxWorkers != 0 {
+		spec.MaxWorkers = tf.MaxWorkers
+	}
+	if tf.MaxDepth != 0 {
+		spec.MaxDepth = tf.MaxDepth
+	}
+	if set["lead"] {
+		spec.Lead = lead
+	}
+	if set["tiers"] {
+		spec.Tiers = nil
+		for _, t := range strings.Split(tiers, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				spec.Tiers = append(spec.Tiers, t)
+			}
+		}
+	}
+	if set["budget"] {
+		budgetText = budget
+	}
+	if set["max-workers"] {
+		spec.MaxWorkers = maxWorkers
+	}
+	if set["max-depth"] {
+		spec.MaxDepth = maxDepth
+	}
+	var err error
+	if spec.BudgetUSD, err = price.ParseUSD(budgetText); err != nil {
+		return spec, usageErrorf("budget %q: %v (give dollars, like 2 or 0.50)", budgetText, err)
+	}
+	switch {
+	case spec.Lead == "":
+		return spec, usageErrorf("no lead model: pass --lead NAME or set lead under [defaults] in hive.toml (hive models lists the names)")
+	case len(spec.Tiers) == 0:
+		return spec, usageErrorf("no worker models: pass --tiers NAME,NAME or set tiers under [defaults] in hive.toml (hive models lists the names)")
+	case spec.MaxWorkers < 0 || spec.MaxDepth < 0:
+		return spec, usageErrorf("--max-workers and --max-depth take positive numbers")
+	}
+	return spec, nil
+}
+
+// follow shows a run until it ends — live on a terminal, as JSON lines with
+// asJSON — then prints its answer on stdout and returns the error that
+// gives the exit code of its outcome. tree holds the run's state up to
+// event afterSeq; the events after it are shown.
+func follow(ctx context.Context, env *Env, sess *session, tree *treeview.Tree, afterSeq int64, budget price.Amount, asJSON bool) error {
+	id := tree.RunID
+	events := sess.engine.Watch(ctx, id, afterSeq)
+	hint := "expand with hive show " + id
+	live := !asJSON && isTerminal(env.Stderr)
+	switch {
+	case asJSON:
+		enc := json.NewEncoder(env.Stdout)
+		for ev := range events {
+			tree.Apply(ev)
+			if err := enc.Encode(ev); err != nil {
+				return fmt.Errorf("write events: %w", err)
+			}
+		}
+	case live:
+		l := treeview.NewLive(env.Stderr, tree)
+		l.Options.Budget, l.Options.Hint = budget, hint
+		l.Follow(ctx, events, nil)
+	default:
+		for ev := range events {
+			tree.Apply(ev)
+		}
+	}
+	res, err := sess.engine.Wait(ctx, id)
+	if ctx.Err() != nil {
+		fmt.Fprintf(env.Stderr, "run %s interrupted; continue it with: hive resume %s\n", id, id)
+		return &exitError{code: exitInterrupted, err: errSilent}
+	}
+	if err != nil {
+		return runError(id, err)
+	}
+	if asJSON {
+		out := resultJSON{Type: "result", ID: res.RunID, Status: res.Status, Answer: res.Answer, Error: res.Error,
+			CostUSD: res.Cost.Dollars(), CostNanos: int64(res.Cost), Usage: res.Usage}
+		if err := json.NewEncoder(env.Stdout).Encode(out); err != nil {
+			return err
+		}
+	} else {
+		if !live {
+			tree.Render(env.Stderr, treeview.Options{MaxLines: 40, Budget: budget, Hint: hint})
+		}
+		if res.Answer != "" {
+			fmt.Fprintln(env.Stdout, strings.TrimRight(res.Answer, "\n"))
+		}
+		fmt.Fprintf(env.Stderr, "run %s %s · %s · %d nodes\n", id, res.Status, res.Cost, tree.Len())
+	}
+	return outcome(res)
+}
+
+// resultJSON is the last line of hive run --json.
+type resultJSON struct {
+	Type      string       `json:"type"` // "result"
+	ID        string       `json:"id"`
+	Status    swarm.Status `json:"status"`
+	Answer    string       `json:"answer"`
+	Error     string       `json:"error,omitempty"`
+	CostUSD   float64      `json:"cost_usd"`
+	CostNanos int64        `json:"cost_nanos"`
+	Usage     llm.Usage    `json:"usage"`
+}
+
+// outcome is the error (and so the exit code) of how a run ended.
+func outcome(res swarm.Result) error {
+	switch res.Status {
+	case swarm.StatusDone:
+		return nil
+	case swarm.StatusCancelled:
+		return &exitError{code: exitCancelled, err: fmt.Errorf("run %s was cancelled; continue it with: hive resume %s", res.RunID, res.RunID)}
+	}
+	code := exitFailed
+	if strings.Contains(res.Error, "budget exhausted") {
+		code = exitBudget
+	}
+	return &exitError{code: code, err: fmt.Errorf("run %s %s: %s (see hive show %s)", res.RunID, res.Status, oneLine(res.Error), res.RunID)}
+}

@@ -1,0 +1,44 @@
+package eval
+
+import (
+	"time"
+
+	"github.com/hive-swarm/hive/internal/price"
+)
+
+// Report is the outcome of evaluating strategies on one suite.
+type Report struct {
+	Suite    string `json:"suite"`
+	Problems int    `json:"problems"`
+	// Reference names the strategy that costs are compared with: the
+	// strongest single model (the single:MODEL strategy with the highest
+	// accuracy), or "" when there is none.
+	Reference  string           `json:"reference,omitempty"`
+	Strategies []StrategyResult `json:"strategies"`
+}
+
+// StrategyResult is one strategy's score. Correctness is judged with what
+// the system never sees at run time (hidden tests, gold answers).
+type StrategyResult struct {
+	Name     string  `json:"name"`
+	Accuracy float64 `json:"accuracy"` // correct / problems, 0..1
+	Correct  int     `json:"correct"`
+	Problems int     `json:"problems"`
+	// Cost is what the strategy's model calls cost at list prices.
+	Cost    price.Amount `json:"-"`
+	CostUSD float64      `json:"cost_usd"`
+	// CostRatio is Cost over the reference strategy's cost (0 when there
+	// is no reference).
+	CostRatio float64        `json:"cost_ratio,omitempty"`
+	Calls     map[string]int `json:"calls"` // model → calls
+	// Escalations counts problems that moved past their first tier;
+	// EscalationRate is Escalations / Problems.
+	Escalations    int     `json:"escalations"`
+	EscalationRate float64 `json:"escalation_rate"`
+	// The verifier's confusion, over the answers it judged: wrong answers
+	// it accepted (the dangerous ones) and right answers it rejected.
+	FalseAccepts int `json:"false_accepts"`
+	FalseRejects int `json:"false_rejects"`
+	// Wall is how long the strategy took to run.
+	Wall time.Duration `json:"wall_ns"`
+}

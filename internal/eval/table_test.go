@@ -1,0 +1,211 @@
+package eval
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/hive-swarm/hive/internal/price"
+)
+
+// renderSmallReport is a hand-made report: a cheap and a strong single
+// model (the reference), a cascade between them, and a free strategy that
+// made no calls.
+func renderSmallReport() *Report {
+	return &Report{
+		Suite:     "humaneval",
+		Problems:  164,
+		Reference: "single:gpt-4-1106-preview",
+		Strategies: []StrategyResult{
+			{
+				Name: "single:gpt-3.5-turbo-0613", Accuracy: 118.0 / 164, Correct: 118, Problems: 164,
+				Cost:  price.MustParseUSD("0.12"),
+				Calls: map[string]int{"gpt-3.5-turbo-0613": 164},
+			},
+			{
+				Name: "single:gpt-4-1106-preview", Accuracy: 144.0 / 164, Correct: 144, Problems: 164,
+				Cost:  price.MustParseUSD("3.20"),
+				Calls: map[string]int{"gpt-4-1106-preview": 164},
+			},
+			{
+				Name: "cascade:tests", Accuracy: 141.0 / 164, Correct: 141, Problems: 164,
+				Cost:           price.MustParseUSD("1.216"),
+				Calls:          map[string]int{"gpt-4-1106-preview": 31, "gpt-3.5-turbo-0613": 164},
+				Escalations:    31,
+				EscalationRate: 31.0 / 164,
+				FalseAccepts:   3,
+				FalseRejects:   2,
+			},
+			{
+				Name: "replay:cache", Accuracy: 41.0 / 164, Correct: 41, Problems: 164,
+			},
+		},
+	}
+}
+
+// tableRow returns the line of out whose first cell is name.
+func tableRow(t *testing.T, out, name string) string {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, name+" ") {
+			return line
+		}
+	}
+	t.Fatalf("no row for %q in\n%s", name, out)
+	return ""
+}
+
+func TestWriteTable(t *testing.T) {
+	var b bytes.Buffer
+	if err := renderSmallReport().WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	t.Logf("\n%s", out)
+
+	header := strings.SplitN(out, "\n", 2)[0]
+	for _, want := range []string{"humaneval", "164 problems", "4 strategies", "relative to single:gpt-4-1106-preview"} {
+		if !strings.Contains(header, want) {
+			t.Errorf("header %q lacks %q", header, want)
+		}
+	}
+
+	rows := []struct {
+		name string
+		want []string // in order along the row
+	}{
+		{"single:gpt-3.5-turbo-0613", []string{"72.0% (118/164)", "$0.12", "0.04×", "0.0%", " 0 ", " 0 ", "gpt-3.5-turbo-0613×164"}},
+		{"single:gpt-4-1106-preview (ref)", []string{"87.8% (144/164)", "$3.20", "1.00×", "gpt-4-1106-preview×164"}},
+		{"cascade:tests", []string{"86.0% (141/164)", "$1.216", "0.38×", "18.9%", " 3 ", " 2 ", "gpt-3.5-turbo-0613×164 gpt-4-1106-preview×31"}},
+		{"replay:cache", []string{"25.0% (41/164)", "$0", "0×", "—"}},
+	}
+	for _, row := range rows {
+		line := tableRow(t, out, row.name)
+		rest := line
+		for _, w := range row.want {
+			i := strings.Index(rest, w)
+			if i < 0 {
+				t.Errorf("row %q: %q missing or out of order in %q", row.name, w, line)
+				break
+			}
+			rest = rest[i+len(w):]
+		}
+	}
+
+	// Columns line up: the cost column starts at the same rune offset on
+	// the header row and every strategy row, "×" and "—" included.
+	col := func(line, cell string) int {
+		i := strings.Index(line, cell)
+		if i < 0 {
+			t.Fatalf("%q not in %q", cell, line)
+		}
+		return utf8.RuneCountInString(line[:i])
+	}
+	headerRow := tableRow(t, out, "strategy")
+	want := col(headerRow, "calls")
+	for _, c := range []struct{ row, cell string }{
+		{"single:gpt-3.5-turbo-0613", "gpt-3.5"},
+		{"cascade:tests", "gpt-3.5"},
+		{"replay:cache", "—"},
+	} {
+		line := tableRow(t, out, c.row)
+		// The calls column is the last; find its cell from the right.
+		i := strings.LastIndex(line, "  ")
+		if got := utf8.RuneCountInString(line[:i+2]); got != want {
+			t.Errorf("row %q: calls column at %d, header at %d\n%s", c.row, got, want, out)
+		}
+	}
+
+	for _, want := range []string{"false acc: wrong answers the verifier accepted", "false rej: right answers the verifier rejected", "escalated:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("footer lacks %q", want)
+		}
+	}
+}
+
+func TestWriteTableNoReference(t *testing.T) {
+	r := renderSmallReport()
+	r.Reference = "single:gpt-5" // not among the strategies
+	r.Strategies[0].Name = "tab\tin\nname"
+	var b bytes.Buffer
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if !strings.Contains(strings.SplitN(out, "\n", 2)[0], "no reference strategy") {
+		t.Errorf("header does not say there is no reference:\n%s", out)
+	}
+	if strings.Contains(out, "(ref)") || strings.Contains(out, "×  ") && strings.Contains(out, "1.00×") {
+		t.Errorf("a row is marked as reference:\n%s", out)
+	}
+	for _, name := range []string{"tab in name", "single:gpt-4-1106-preview", "cascade:tests", "replay:cache"} {
+		line := tableRow(t, out, name)
+		// accuracy, cost, then the ratio cell is a dash.
+		fields := strings.Fields(line)
+		if !strings.Contains(line, " — ") {
+			t.Errorf("row %q has a cost ratio without a reference: %q (%d fields)", name, line, len(fields))
+		}
+	}
+}
+
+func TestBest(t *testing.T) {
+	r := renderSmallReport()
+	tests := []struct {
+		ratio float64
+		want  string // "" for nil
+	}{
+		{10, "single:gpt-4-1106-preview"},
+		{1, "single:gpt-4-1106-preview"},
+		{0.5, "cascade:tests"},
+		{0.38, ""}, // 1.216/3.20 = 0.38 exactly is within; see below
+		{0.1, "single:gpt-3.5-turbo-0613"},
+		{0.01, "replay:cache"},
+		{-1, ""},
+	}
+	tests[3].want = "cascade:tests"
+	for _, tt := range tests {
+		got := r.Best(tt.ratio)
+		name := ""
+		if got != nil {
+			name = got.Name
+		}
+		if name != tt.want {
+			t.Errorf("Best(%v) = %q, want %q", tt.ratio, name, tt.want)
+		}
+	}
+
+	r.Reference = ""
+	if got := r.Best(100); got != nil {
+		t.Errorf("Best without a reference = %q, want nil", got.Name)
+	}
+	r.Reference = "replay:cache" // free: no ratio can be computed
+	if got := r.Best(100); got != nil {
+		t.Errorf("Best with a free reference = %q, want nil", got.Name)
+	}
+}
+
+func TestFrontier(t *testing.T) {
+	usd := price.MustParseUSD
+	r := &Report{Strategies: []StrategyResult{
+		{Name: "E", Cost: usd("3.2"), Accuracy: 0.878},
+		{Name: "C", Cost: usd("1.0"), Accuracy: 0.50},   // B is as accurate and cheaper
+		{Name: "A", Cost: 0, Accuracy: 0.25},            // free
+		{Name: "F", Cost: usd("3.2"), Accuracy: 0.80},   // E: same cost, more accurate
+		{Name: "D", Cost: usd("1.216"), Accuracy: 0.86}, //
+		{Name: "G", Cost: usd("5"), Accuracy: 0.878},    // E: same accuracy, cheaper
+		{Name: "B", Cost: usd("0.12"), Accuracy: 0.50},  //
+		{Name: "H", Cost: usd("1.216"), Accuracy: 0.86}, // tied with D: both stay
+		{Name: "I", Cost: usd("0.5"), Accuracy: 0.40},   // B dominates on both
+	}}
+	var got []string
+	for _, s := range r.Frontier() {
+		got = append(got, s.Name)
+	}
+	if want := "A B D H E"; strings.Join(got, " ") != want {
+		t.Errorf("Frontier = %v, want %s", got, want)
+	}
+	if got := (&Report{}).Frontier(); len(got) != 0 {
+		t.Errorf("Frontier of an empty report = %v", got)
+	}
+}

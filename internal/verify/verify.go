@@ -1,0 +1,116 @@
+// Package verify judges what workers submit, because a model right 95% of
+// the time is wrong 5% of the time and nobody knows which 5%.
+//
+// A [Spec] names a verifier and its parameters (the "verify" field of a
+// delegated task); a [Verdict] is its judgement, pass, fail or unsure, with
+// evidence a model can act on: the failing assertion, the traceback, the
+// disagreeing answers. The swarm engine runs the ladder around verifiers:
+// a failed result goes back to its model with the evidence for repair, then
+// up a tier, and at the top tier the failure is reported, never passed.
+package verify
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+
+	"github.com/hive-swarm/hive/internal/llm"
+)
+
+// Outcomes of a verdict.
+const (
+	Pass   = "pass"
+	Fail   = "fail"
+	Unsure = "unsure"
+)
+
+// Spec says how a result is checked: {kind: tests, code}, {kind: schema,
+// schema}, {kind: vote, n}, {kind: judge, rubric, model}, {kind: command,
+// command}.
+type Spec struct {
+	Kind    string          `json:"kind"`
+	Code    string          `json:"code,omitempty"`     // tests: the test code
+	Lang    string          `json:"language,omitempty"` // tests: python (default), javascript, shell
+	Schema  json.RawMessage `json:"schema,omitempty"`   // schema: a JSON Schema
+	N       int             `json:"n,omitempty"`        // vote: samples
+	Models  []string        `json:"models,omitempty"`   // vote: models to sample (default the worker's)
+	Rubric  string          `json:"rubric,omitempty"`   // judge
+	Model   string          `json:"model,omitempty"`    // judge: the judging model
+	Command []string        `json:"command,omitempty"`  // command: argv; the submission is on stdin
+	// Threshold is the share of the votes the submission's answer must
+	// exceed to pass a vote; zero means 0.5 (a strict majority).
+	Threshold float64 `json:"threshold,omitempty"`
+}
+
+// Submission is a worker's result as verifiers see it.
+type Submission struct {
+	// Task is the task's instructions.
+	Task string
+	// Report is the worker's report; Artifacts its named artifacts (code
+	// is looked for in "code", then in the report's fenced blocks).
+	Report    string
+	Artifacts map[string]string
+	// Model is the model that produced it.
+	Model string
+}
+
+// Verdict is a verifier's judgement.
+type Verdict struct {
+	Outcome  string `json:"outcome"` // pass, fail, unsure
+	Verifier string `json:"verifier"`
+	Evidence string `json:"evidence,omitempty"`
+}
+
+// A Verifier judges submissions. Verifiers that ask models (vote, judge)
+// make their calls through c, which the engine provides: it reserves the
+// calls against the run's budget, bills them to a verifier node of the
+// run's tree, and journals them.
+type Verifier interface {
+	Verify(ctx context.Context, spec Spec, sub Submission, c Caller) Verdict
+}
+
+// A Caller makes a model call on a verifier's behalf.
+type Caller interface {
+	Call(ctx context.Context, model string, req *llm.Request) (*llm.Response, error)
+}
+
+// ExtractCode returns the code of a model's answer: the longest fenced
+// block (```lang … ```), or the whole answer when it has no fence but
+// looks like code. ok is false when no code is found.
+func ExtractCode(text string) (code string, ok bool) {
+	best := ""
+	rest := text
+	for {
+		i := strings.Index(rest, "```")
+		if i < 0 {
+			break
+		}
+		body := rest[i+3:]
+		// Skip the info string (language) up to the end of the line.
+		if nl := strings.IndexByte(body, '\n'); nl >= 0 {
+			body = body[nl+1:]
+		} else {
+			break
+		}
+		j := strings.Index(body, "```")
+		if j < 0 {
+			// An unclosed fence: take the rest.
+			j = len(body)
+		}
+		if len(body[:j]) > len(best) {
+			best = body[:j]
+		}
+		if j+3 > len(body) {
+			break
+		}
+		rest = body[j+3:]
+	}
+	if best != "" {
+		return best, true
+	}
+	t := strings.TrimSpace(text)
+	if strings.HasPrefix(t, "def ") || strings.HasPrefix(t, "import ") || strings.HasPrefix(t, "from ") || strings.HasPrefix(t, "function ") || strings.HasPrefix(t, "class ") {
+		return t + "\n", true
+	}
+	return "", false
+}
