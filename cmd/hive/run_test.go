@@ -64,7 +64,7 @@ func newWorld(t *testing.T) *world {
 // submit a report each, and the lead finishes with "three reports".
 func (w *world) handle(c *llmtest.Call) llmtest.Reply {
 	if !strings.Contains(c.System, "lead of Hive") {
-		return llmtest.Reply{ToolCalls: []llmtest.ToolCall{tool("submit", map[string]any{"report": "done"})}}
+		return llmtest.Reply{Latency: 150 * time.Millisecond, ToolCalls: []llmtest.ToolCall{tool("submit", map[string]any{"report": "done"})}}
 	}
 	if w.slow.Load() && mentions(c, "SLOW") {
 		return llmtest.Reply{Latency: time.Minute}

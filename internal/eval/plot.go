@@ -24,9 +24,9 @@ const (
 	svgRight   = 700 //
 	svgTop     = 48  //
 	svgBottom  = 388 //
-	svgGutter  = 36  // room left of a log axis for strategies that cost $0
+	svgGutter  = 48  // room left of a log axis for strategies that cost $0
 	svgFontPx  = 11  // point labels and ticks
-	svgCharPx  = 6.3 // estimated advance of one character at svgFontPx
+	svgCharPx  = 6.0 // estimated advance of one character at svgFontPx (5.8 measured in librsvg's sans)
 	svgPointR  = 4   // an ordinary point
 	svgFrontR  = 5.5 // a point on the frontier
 	svgRefR    = 9.5 // the ring around the reference strategy
@@ -175,7 +175,7 @@ func (p *svgPlot) renderAxes(b *bytes.Buffer) {
 		svgLeft, svgTop, svgRight-svgLeft, svgBottom-svgTop)
 	if p.x.log && p.x.zero {
 		// A break in the axis between the $0 column and the log scale.
-		x := p.x.p0 - svgGutter/2
+		x := (p.x.zeroPx + p.x.p0) / 2
 		for _, dx := range []float64{-3, 3} {
 			fmt.Fprintf(b, `<line x1="%s" y1="%d" x2="%s" y2="%d" stroke="#999999" stroke-width="1.5"/>`+"\n",
 				svgNum(x+dx-3), svgBottom+5, svgNum(x+dx+3), svgBottom-5)
@@ -200,33 +200,78 @@ func (a svgBox) overlaps(c svgBox) bool {
 	return a.x0 < c.x1 && c.x0 < a.x1 && a.y0 < c.y1 && c.y0 < a.y1
 }
 
-// renderLabels names every point. Each label takes the first of a few
-// positions around its point that stays inside the picture and clears
-// the points and the labels already placed; if none does, the first one
-// inside the picture. Greedy, but deterministic and good enough for the
-// handful of strategies a report holds.
+// svgLabel is a placed point label.
+type svgLabel struct {
+	x, y   float64 // the text's anchor on its baseline
+	anchor string  // text-anchor
+	box    svgBox  // estimated extent
+}
+
+// renderLabels names every point at the places [svgPlot.placeLabels]
+// chose.
 func (p *svgPlot) renderLabels(b *bytes.Buffer) {
+	b.WriteString(`<g class="labels">` + "\n")
+	for i, l := range p.placeLabels() {
+		pt := p.points[i]
+		weight := ""
+		if pt.frontier {
+			weight = ` font-weight="bold"`
+		}
+		fmt.Fprintf(b, `<text class="label" x="%s" y="%s" text-anchor="%s" stroke="#ffffff" stroke-width="3" stroke-linejoin="round" paint-order="stroke"%s>%s</text>`+"\n",
+			svgNum(l.x), svgNum(l.y), l.anchor, weight, svgEsc(pt.s.Name))
+	}
+	b.WriteString("</g>\n")
+}
+
+// placeLabels places a label for each point, in p.points order. Each
+// takes the first of a few positions around its point that stays inside
+// the picture and clears the points, the frontier line and the labels
+// already placed; failing that, the one that covers least. Greedy, but
+// deterministic and good enough for the handful of strategies a report
+// holds. Widths are estimates: the plot embeds no font.
+func (p *svgPlot) placeLabels() []svgLabel {
+	// What labels should not cover: the points, the frontier line (as
+	// small boxes along it), then the labels placed so far.
 	var taken []svgBox
 	for _, pt := range p.points {
 		r := float64(svgRefR)
 		taken = append(taken, svgBox{pt.x - r, pt.y - r, pt.x + r, pt.y + r})
 	}
+	linesFrom := len(taken)
+	for i := 1; i < len(p.front); i++ {
+		a, c := p.front[i-1], p.front[i]
+		n := int(math.Hypot(c.x-a.x, c.y-a.y)/4) + 1
+		for k := 0; k <= n; k++ {
+			x, y := a.x+(c.x-a.x)*float64(k)/float64(n), a.y+(c.y-a.y)*float64(k)/float64(n)
+			taken = append(taken, svgBox{x - 1.5, y - 1.5, x + 1.5, y + 1.5})
+		}
+	}
+	labelsFrom := len(taken)
 	bounds := svgBox{svgLeft + 2, svgTop + 2, svgWidth - 4, svgBottom - 2}
 	inside := func(c svgBox) bool {
 		return c.x0 >= bounds.x0 && c.x1 <= bounds.x1 && c.y0 >= bounds.y0 && c.y1 <= bounds.y1
 	}
-	b.WriteString(`<g class="labels">` + "\n")
-	for _, pt := range p.points {
+	// Frontier labels are placed first, so that they get the clear spots;
+	// all are written in report order.
+	order := make([]int, 0, len(p.points))
+	for _, front := range []bool{true, false} {
+		for i, pt := range p.points {
+			if pt.frontier == front {
+				order = append(order, i)
+			}
+		}
+	}
+	labels := make([]svgLabel, len(p.points))
+	for _, i := range order {
+		pt := p.points[i]
 		text := pt.s.Name
 		w := svgCharPx * float64(utf8.RuneCountInString(text))
+		if pt.frontier {
+			w *= 1.15 // bold: 1.14 measured
+		}
 		const h = svgFontPx
 		gap := svgRefR + 2.0
-		type cand struct {
-			x, y   float64 // text anchor point (baseline)
-			anchor string
-			box    svgBox
-		}
-		at := func(dx, dy float64, anchor string) cand {
+		at := func(dx, dy float64, anchor string) svgLabel {
 			x, base := pt.x+dx, pt.y+dy
 			var x0 float64
 			switch anchor {
@@ -237,54 +282,55 @@ func (p *svgPlot) renderLabels(b *bytes.Buffer) {
 			default:
 				x0 = x - w/2
 			}
-			return cand{x, base, anchor, svgBox{x0, base - h + 1, x0 + w, base + 3}}
+			return svgLabel{x, base, anchor, svgBox{x0, base - h + 1, x0 + w, base + 3}}
 		}
-		cands := []cand{
+		cands := []svgLabel{
 			at(gap, 4, "start"),
 			at(-gap, 4, "end"),
 			at(0, -gap-3, "middle"),
 			at(0, gap+h, "middle"),
+			at(-3, -gap-3, "start"),
+			at(3, -gap-3, "end"),
+			at(-3, gap+h, "start"),
+			at(3, gap+h, "end"),
 			at(gap-2, -gap+1, "start"),
 			at(gap-2, gap+h-3, "start"),
 			at(-gap+2, -gap+1, "end"),
 			at(-gap+2, gap+h-3, "end"),
 		}
-		chosen := -1
-		for i, c := range cands {
+		// The first candidate inside the picture that covers nothing, else
+		// the one that covers least, where crossing the frontier line
+		// costs far less than covering a point or a label; with no
+		// candidate inside, the first.
+		chosen, least := 0, math.MaxInt
+		for k, c := range cands {
 			if !inside(c.box) {
 				continue
 			}
-			clear := true
-			for _, t := range taken {
-				if c.box.overlaps(t) {
-					clear = false
-					break
+			n, line := 0, false
+			for j, t := range taken {
+				switch {
+				case !c.box.overlaps(t):
+				case j >= linesFrom && j < labelsFrom:
+					line = true
+				default:
+					n += 10
 				}
 			}
-			if clear {
-				chosen = i
+			if line { // a label may cross the line: its halo keeps it legible
+				n++
+			}
+			if n < least {
+				chosen, least = k, n
+			}
+			if n == 0 {
 				break
 			}
-			if chosen < 0 {
-				chosen = -2 - i // remember the first inside, keep looking for a clear one
-			}
 		}
-		switch {
-		case chosen == -1:
-			chosen = 0
-		case chosen < -1:
-			chosen = -2 - chosen
-		}
-		c := cands[chosen]
-		taken = append(taken, c.box)
-		weight := ""
-		if pt.frontier {
-			weight = ` font-weight="bold"`
-		}
-		fmt.Fprintf(b, `<text class="label" x="%s" y="%s" text-anchor="%s"%s>%s</text>`+"\n",
-			svgNum(c.x), svgNum(c.y), c.anchor, weight, svgEsc(text))
+		labels[i] = cands[chosen]
+		taken = append(taken, cands[chosen].box)
 	}
-	b.WriteString("</g>\n")
+	return labels
 }
 
 func (p *svgPlot) renderLegend(b *bytes.Buffer) {
@@ -304,10 +350,15 @@ func (p *svgPlot) renderLegend(b *bytes.Buffer) {
 	fmt.Fprintf(b, `<text x="%s" y="%d">%s</text>`+"\n", svgNum(x), y+4, item)
 	x += svgCharPx*float64(len(item)) + 24
 
-	fmt.Fprintf(b, `<circle cx="%s" cy="%d" r="%s" fill="none" stroke="%s" stroke-width="1.5" stroke-dasharray="3 2"/>`+"\n",
-		svgNum(x+9), y, svgNum(svgRefR), svgInk)
-	x += 24
-	fmt.Fprintf(b, `<text x="%s" y="%d">reference</text>`+"\n", svgNum(x), y+4)
+	for _, pt := range p.points {
+		if !pt.ref {
+			continue
+		}
+		fmt.Fprintf(b, `<circle cx="%s" cy="%d" r="%s" fill="none" stroke="%s" stroke-width="1.5" stroke-dasharray="3 2"/>`+"\n",
+			svgNum(x+9), y, svgNum(svgRefR), svgInk)
+		x += 24
+		fmt.Fprintf(b, `<text x="%s" y="%d">reference</text>`+"\n", svgNum(x), y+4)
+	}
 	b.WriteString("</g>\n")
 }
 
@@ -350,18 +401,38 @@ func svgCostAxis(costs []float64, p0, p1 float64) svgAxis {
 		minPos, maxPos = math.Min(minPos, c), math.Max(maxPos, c)
 	}
 	if maxPos > 0 && maxPos/minPos > svgLogSpan {
-		loExp := int(math.Floor(math.Log10(minPos) + 1e-9))
-		hiExp := int(math.Ceil(math.Log10(maxPos) - 1e-9))
-		a := svgAxis{log: true, lo: math.Pow10(loExp), hi: math.Pow10(hiExp), p0: p0, p1: p1}
+		// Round values to end the axis on and to label: 1-2-5 steps over
+		// a few decades, whole decades beyond.
+		mants := []int{1, 2, 5}
+		if maxPos/minPos > 1000 {
+			mants = []int{1}
+		}
+		type step struct{ mant, exp int }
+		var steps []step
+		for e := int(math.Floor(math.Log10(minPos))) - 1; e <= int(math.Ceil(math.Log10(maxPos)))+1; e++ {
+			for _, m := range mants {
+				steps = append(steps, step{m, e})
+			}
+		}
+		val := func(s step) float64 { return float64(s.mant) * math.Pow10(s.exp) }
+		first, last := 0, len(steps)-1
+		for i, st := range steps {
+			if val(st) <= minPos*(1+1e-9) {
+				first = i
+			}
+		}
+		for i := len(steps) - 1; i >= 0; i-- {
+			if val(steps[i]) >= maxPos*(1-1e-9) {
+				last = i
+			}
+		}
+		a := svgAxis{log: true, lo: val(steps[first]), hi: val(steps[last]), p0: p0, p1: p1}
 		if zero {
-			a.zero, a.zeroPx, a.p0 = true, p0, p0+svgGutter
+			a.zero, a.zeroPx, a.p0 = true, p0+svgGutter/4, p0+svgGutter
 			a.ticks = append(a.ticks, svgTick{0, "$0"})
 		}
-		for e := loExp; e <= hiExp; e++ {
-			a.ticks = append(a.ticks, svgTick{math.Pow10(e), svgUSD(1, e)})
-			if hiExp-loExp <= 2 && e < hiExp { // few decades: label 2× and 5× too
-				a.ticks = append(a.ticks, svgTick{2 * math.Pow10(e), svgUSD(2, e)}, svgTick{5 * math.Pow10(e), svgUSD(5, e)})
-			}
+		for _, st := range steps[first : last+1] {
+			a.ticks = append(a.ticks, svgTick{val(st), svgUSD(st.mant, st.exp)})
 		}
 		return a
 	}
@@ -437,8 +508,11 @@ func svgUSD(mant, exp int) string {
 	if mant == 0 {
 		return "$0"
 	}
-	dec := max(0, -exp)
-	return "$" + strconv.FormatFloat(float64(mant)*math.Pow10(exp), 'f', dec, 64)
+	s := strconv.FormatFloat(float64(mant)*math.Pow10(exp), 'f', max(0, -exp), 64)
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	return "$" + s
 }
 
 // svgNum formats a coordinate with one decimal: short, and the same on

@@ -204,7 +204,7 @@ func (r *Result) classify(ws unix.WaitStatus, spec Spec) {
 		sig := ws.Signal()
 		r.Reason, r.Signal = Signaled, unix.SignalName(sig)
 		switch {
-		case sig == unix.SIGXCPU, sig == unix.SIGKILL && r.CPU >= spec.Limits.CPU:
+		case sig == unix.SIGXCPU, sig == unix.SIGKILL && r.CPU >= spec.Limits.CPU*9/10:
 			r.Reason = CPULimit
 		case sig == unix.SIGXFSZ:
 			r.Reason = FileLimit
@@ -277,7 +277,7 @@ func rlimits(l Limits) []rlimit {
 		{unix.RLIMIT_AS, uint64(l.Memory), uint64(l.Memory)},
 		{unix.RLIMIT_NPROC, uint64(l.Procs), uint64(l.Procs)},
 		{unix.RLIMIT_FSIZE, uint64(l.Disk), uint64(l.Disk)},
-		{unix.RLIMIT_NOFILE, uint64(l.Files), uint64(l.Files)},
+		{unix.RLIMIT_NOFILE, uint64(l.OpenFiles), uint64(l.OpenFiles)},
 		{unix.RLIMIT_MEMLOCK, 0, 0},
 		{unix.RLIMIT_MSGQUEUE, 0, 0},
 	}

@@ -69,7 +69,7 @@ func TestJavaScriptLimits(t *testing.T) {
 		{"cpu", "for (;;) {}", Limits{Wall: 5 * time.Second, CPU: 200 * time.Millisecond}, CPULimit, nil},
 		{"output", "for (;;) console.log('xxxxxxxxxxxxxxxx')", Limits{Output: 4096}, OutputLimit,
 			func(r *Result) bool { return r.StdoutTruncated && len(r.Stdout) == 4096 }},
-		{"memory", "let a = []; for (;;) a.push(new Array(100000).fill(1))", Limits{Memory: 64 << 20, Wall: 20 * time.Second}, MemoryLimit, nil},
+		{"memory", "let a = []; for (;;) a.push('x'.repeat(1 << 22) + a.length)", Limits{Memory: 64 << 20, Wall: 30 * time.Second, CPU: 30 * time.Second}, MemoryLimit, nil},
 		{"no host", "console.log(typeof require, typeof process, typeof fetch, typeof setTimeout)", Limits{}, Exited,
 			func(r *Result) bool { return string(r.Stdout) == "undefined undefined undefined undefined\n" }},
 		{"recursion", "function f() { return f() + 1 } f()", Limits{}, Exited,

@@ -90,24 +90,24 @@ type Spec struct {
 
 // Limits bound one run. A zero field means the default of the [Sandbox].
 type Limits struct {
-	Wall   time.Duration // wall-clock time, then the whole run is killed
-	CPU    time.Duration // CPU time of each process (RLIMIT_CPU, rounded up to seconds)
-	Memory int64         // bytes of address space per process, and of the cgroup when delegated
-	Procs  int           // processes (RLIMIT_NPROC, and cgroup pids.max when delegated)
-	Output int           // bytes kept of stdout and of stderr each; more ends the run
-	Disk   int64         // bytes of the writable work dir and of /tmp each, and largest file
-	Files  int           // open files per process
+	Wall      time.Duration // wall-clock time, then the whole run is killed
+	CPU       time.Duration // CPU time of each process (RLIMIT_CPU, rounded up to seconds)
+	Memory    int64         // bytes of address space per process, and of the cgroup when delegated
+	Procs     int           // processes (RLIMIT_NPROC, and cgroup pids.max when delegated)
+	Output    int           // bytes kept of stdout and of stderr each; more ends the run
+	Disk      int64         // bytes of the writable work dir and of /tmp each, and largest file
+	OpenFiles int           // open files per process
 }
 
 // DefaultLimits are the limits of a [Sandbox] whose Config leaves them zero.
 var DefaultLimits = Limits{
-	Wall:   10 * time.Second,
-	CPU:    10 * time.Second,
-	Memory: 1 << 30,
-	Procs:  64,
-	Output: 1 << 20,
-	Disk:   64 << 20,
-	Files:  256,
+	Wall:      10 * time.Second,
+	CPU:       10 * time.Second,
+	Memory:    1 << 30,
+	Procs:     64,
+	Output:    1 << 20,
+	Disk:      64 << 20,
+	OpenFiles: 256,
 }
 
 // withDefaults fills zero fields of l from d.
@@ -130,8 +130,8 @@ func (l Limits) withDefaults(d Limits) Limits {
 	if l.Disk <= 0 {
 		l.Disk = d.Disk
 	}
-	if l.Files <= 0 {
-		l.Files = d.Files
+	if l.OpenFiles <= 0 {
+		l.OpenFiles = d.OpenFiles
 	}
 	return l
 }

@@ -56,20 +56,34 @@ type agent struct {
 	pending []llm.Part
 	// doneIdx is the index in pending of the call that ended the loop.
 	doneIdx int
+	// check, when set, is asked before each call whether to go on.
+	check func() error
+	// maxTurns and maxErrs bound the loop (default: the run's spec).
+	maxTurns, maxErrs int
 }
 
 // loop runs turns until a tool call ends the conversation, the turn limit
 // is reached, or the model fails MaxToolErrors times in a row.
 func (a *agent) loop(ctx context.Context) error {
-	spec := a.r.spec
+	if a.maxTurns == 0 {
+		a.maxTurns = a.r.spec.MaxTurns
+	}
+	if a.maxErrs == 0 {
+		a.maxErrs = a.r.spec.MaxToolErrors
+	}
 	bad := 0
 	var lastBad string
 	for {
 		if err := context.Cause(ctx); err != nil && ctx.Err() != nil {
 			return err
 		}
-		if a.turn >= spec.MaxTurns {
-			return fmt.Errorf("no result after %d model calls", spec.MaxTurns)
+		if a.check != nil {
+			if err := a.check(); err != nil {
+				return err
+			}
+		}
+		if a.turn >= a.maxTurns {
+			return fmt.Errorf("no result after %d model calls", a.maxTurns)
 		}
 		resp, err := a.call(ctx)
 		if err != nil {
@@ -88,7 +102,7 @@ func (a *agent) loop(ctx context.Context) error {
 				return nil
 			}
 			bad++
-			if bad >= spec.MaxToolErrors {
+			if bad >= a.maxErrs {
 				return fmt.Errorf("%w: %s", errNoTool, out.content)
 			}
 			a.msgs = append(a.msgs, llm.UserText("Error: "+out.content))
@@ -97,7 +111,7 @@ func (a *agent) loop(ctx context.Context) error {
 		if len(calls) == 0 {
 			bad++
 			lastBad = "answered without calling a tool: " + clip(resp.Text(), 300)
-			if bad >= spec.MaxToolErrors {
+			if bad >= a.maxErrs {
 				return fmt.Errorf("%w: the model %s %d times in a row (%s)", errNoTool, "answered without a tool call", bad, lastBad)
 			}
 			a.msgs = append(a.msgs, llm.UserText("Error: you must answer by calling one of your tools ("+toolNames(a.req.Tools)+"). Call one now."))
@@ -123,7 +137,7 @@ func (a *agent) loop(ctx context.Context) error {
 		}
 		if allBad {
 			bad++
-			if bad >= spec.MaxToolErrors {
+			if bad >= a.maxErrs {
 				return fmt.Errorf("%w: %d malformed turns in a row; last: %s", errNoTool, bad, lastBad)
 			}
 		} else {

@@ -363,7 +363,9 @@ func (e *Engine) newRun(in runInput) *run {
 	}
 }
 
-// exhausted records the first budget exhaustion and stops all workers.
+// exhausted records the first budget exhaustion and closes the workers'
+// budget: calls in flight finish (they are paid for), no new call starts,
+// and the lead's next turn is its last.
 func (r *run) exhausted(err error) {
 	r.mu.Lock()
 	first := r.exhaustErr == nil
@@ -372,8 +374,8 @@ func (r *run) exhausted(err error) {
 	}
 	r.mu.Unlock()
 	if first {
+		r.pool.Close()
 		r.publish(Event{Type: EventBudget, Text: err.Error()})
-		r.stopWork(err)
 	}
 }
 

@@ -31,9 +31,19 @@ func (r *run) leadLoop(dctx dbos.Context) (answer string, err error) {
 	r.setStatus(lead, StatusRunning, "")
 	steps := dbosStepper{dctx: dctx}
 	a := &agent{r: r, ns: lead, model: m, prio: limit.Lead, steps: steps, bud: r.pool}
-	a.req = llm.Request{System: leadSystem, MaxTokens: spec.CallTokens, Tools: []llm.Tool{delegateTool, awaitTool, cancelTool, readArtifactTool, finishTool}}
-	a.msgs = []llm.Message{llm.UserText(spec.Task + fmt.Sprintf("\n\n(Worker tiers, cheapest first: %s.)", strings.Join(spec.Tiers, ", ")))}
+	a.req = leadRequest(spec)
+	a.msgs, a.req.Messages = a.req.Messages, nil
 
+	// Once any budget is exhausted the workers stop, and the lead's next
+	// turn is its final one.
+	a.check = func() error {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.exhaustErr != nil {
+			return &exhaustedError{msg: r.exhaustErr.Error()}
+		}
+		return nil
+	}
 	var finished *finishArgs
 	awaits := 0
 	a.handle = func(ctx context.Context, c llm.ToolCall) toolOutcome {
@@ -92,6 +102,16 @@ func (r *run) leadLoop(dctx dbos.Context) (answer string, err error) {
 	return answer, nil
 }
 
+// leadRequest is the lead's first request.
+func leadRequest(spec Spec) llm.Request {
+	return llm.Request{
+		System:    leadSystem,
+		MaxTokens: spec.CallTokens,
+		Tools:     []llm.Tool{delegateTool, awaitTool, cancelTool, readArtifactTool, finishTool},
+		Messages:  []llm.Message{llm.UserText(spec.Task + fmt.Sprintf("\n\n(Worker tiers, cheapest first: %s.)", strings.Join(spec.Tiers, ", ")))},
+	}
+}
+
 // finalTurn asks the lead, with only the finish tool, for its answer, paid
 // from the whole budget (the lead's reserve included).
 func (r *run) finalTurn(dctx dbos.Context, a *agent, finished **finishArgs) error {
@@ -99,12 +119,19 @@ func (r *run) finalTurn(dctx dbos.Context, a *agent, finished **finishArgs) erro
 		a.msgs = append(a.msgs, llm.Message{Role: llm.RoleUser, Parts: a.pending})
 		a.pending = nil
 	}
-	a.msgs = append(a.msgs, llm.UserText("The run's budget is exhausted and the workers were stopped. Call finish now with the best answer you can give from the reports you have."))
+	note := llm.Text{Text: "The run's budget is exhausted and the workers were stopped. Call finish now with the best answer you can give from the reports you have."}
+	if n := len(a.msgs); n > 0 && a.msgs[n-1].Role == llm.RoleUser {
+		last := a.msgs[n-1]
+		last.Parts = append(append([]llm.Part(nil), last.Parts...), note)
+		a.msgs[n-1] = last
+	} else {
+		a.msgs = append(a.msgs, llm.Message{Role: llm.RoleUser, Parts: []llm.Part{note}})
+	}
 	a.req.Tools = []llm.Tool{finishTool}
 	a.req.ToolChoice = llm.ToolChoice{Mode: llm.ToolName, Name: toolFinish}
 	a.bud = r.budget
-	r.spec.MaxToolErrors = 1
-	a.r.spec.MaxTurns = a.turn + 1
+	a.check = nil
+	a.maxErrs, a.maxTurns = 1, a.turn+1
 	old := a.handle
 	a.handle = func(ctx context.Context, c llm.ToolCall) toolOutcome {
 		if c.Name != toolFinish {

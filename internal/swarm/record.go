@@ -77,7 +77,7 @@ func requestBytes(req *llm.Request) int64 {
 		n += int64(len(t.Name) + len(t.Description) + len(t.Schema))
 	}
 	for _, m := range req.Messages {
-		n += 8
+		n += 16 // role and framing tokens
 		for _, p := range m.Parts {
 			switch p := p.(type) {
 			case llm.Text:
@@ -90,6 +90,9 @@ func requestBytes(req *llm.Request) int64 {
 				n += 2000 // providers bill an image at a bounded token count
 			}
 		}
+	}
+	if len(req.Tools) > 0 {
+		n += 1024 // providers wrap tool definitions in a prompt of their own
 	}
 	return n + 64
 }

@@ -224,7 +224,7 @@ func tally(voters []voter, threshold float64, failed []string) Verdict {
 	agree := len(mine.who)
 	fmt.Fprintf(&b, "the submission's answer (%s) got %d of %d votes (it needs more than %.0f%%)", mine.show, agree, total, threshold*100)
 	if len(failed) > 0 {
-		fmt.Fprintf(&b, "; %d samples failed and did not vote", len(failed))
+		fmt.Fprintf(&b, "; %d %s failed and did not vote", len(failed), plural(len(failed), "sample"))
 	}
 	b.WriteString(". The answers:")
 	for i, g := range groups {

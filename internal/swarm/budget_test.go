@@ -1,0 +1,86 @@
+package swarm
+
+import (
+	"fmt"
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/hive-swarm/hive/internal/llm"
+	"github.com/hive-swarm/hive/internal/llm/llmtest"
+	"github.com/hive-swarm/hive/internal/price"
+)
+
+// 1,000 workers race for a budget that covers 100 of their calls: the
+// run's spend never exceeds the budget, the rest are stopped cleanly, and
+// the lead answers in its final turn from its reserve.
+func TestBudgetHoldsAgainstThousandWorkers(t *testing.T) {
+	var workerCalls atomic.Int64
+	h := func(c *llmtest.Call) llmtest.Reply {
+		if !isLead(c) {
+			workerCalls.Add(1)
+			rep := submit("done " + taskName(c))
+			rep.Usage = &llm.Usage{InputTokens: int64(len(c.Body) / 3), OutputTokens: 2048} // near the worst case
+			return rep
+		}
+		if turns(c) == 0 {
+			// A real model's output stays within max_tokens: bill it so.
+			return llmtest.Reply{Usage: &llm.Usage{InputTokens: 1000, OutputTokens: 2000}, ToolCalls: []llmtest.ToolCall{toolCall("delegate", delegateArgs{Tasks: tasks(1000, "w")})}}
+		}
+		if !strings.Contains(c.LastUserText(), "budget is exhausted") {
+			return finish(fmt.Sprintf("no final turn; worker calls %d; last user text %q", workerCalls.Load(), clip(c.LastUserText(), 200)))
+		}
+		return finish("final answer from what arrived")
+	}
+	hs := newHarness(t, h, Options{})
+
+	// What one worker call and one lead call can cost at most.
+	ws := tasks(1, "w")[0]
+	ws.Name, ws.Instructions = "w-999", "Say the number w-999."
+	cheap, _ := hs.reg.Get("cheap")
+	lead, _ := hs.reg.Get("lead")
+	spec := Spec{Task: "race", Lead: "lead", Tiers: []string{"cheap"}, MaxWorkers: 1000}.withDefaults()
+	r := &run{spec: spec}
+	workerWorst, _, _ := worstCase(cheap, &llm.Request{System: workerSystem, MaxTokens: spec.CallTokens, Tools: r.workerTools(1), Messages: []llm.Message{llm.UserText(taskPrompt(ws))}})
+	leadWorst := lead.Price.WorstCase(400_000, int64(spec.CallTokens))
+	spec.Task = "race"
+	lr := leadRequest(spec)
+	first, _, _ := worstCase(lead, &lr) // the lead's delegate turn
+	spec.LeadReserve = leadWorst
+	spec.BudgetUSD = leadWorst + first + 100*workerWorst
+	spec.Task = "race"
+
+	ctx := context.Background()
+	id, err := hs.engine.Start(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := hs.engine.Wait(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != StatusDone || res.Answer != "final answer from what arrived" {
+		t.Fatalf("run %s: %q %q", res.Status, res.Answer, res.Error)
+	}
+	if res.Cost > spec.BudgetUSD {
+		t.Fatalf("spent %s of a %s budget", res.Cost, spec.BudgetUSD)
+	}
+	n := workerCalls.Load()
+	// Holds are worst cases and bills come in under them, so at least the
+	// 100 covered calls run, and more as settled bills free room; the
+	// spend check above is the guarantee.
+	if n < 100 || n > 500 {
+		t.Fatalf("%d worker calls were sent; the budget covers 100 worst cases", n)
+	}
+	nodes := hs.nodes(id)
+	byStatus := map[Status]int{}
+	for _, nd := range nodes {
+		byStatus[nd.Status]++
+	}
+	if byStatus[StatusDone] != int(n)+1 || byStatus[StatusCancelled] != 1000-int(n) {
+		t.Fatalf("statuses %v with %d worker calls", byStatus, n)
+	}
+	t.Logf("budget %s, spent %s (%.1f%%), %d of 1000 workers ran", spec.BudgetUSD, res.Cost, 100*float64(res.Cost)/float64(spec.BudgetUSD), n)
+	_ = price.Amount(0)
+}
