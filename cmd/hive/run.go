@@ -181,7 +181,8 @@ func follow(ctx context.Context, env *Env, sess *session, tree *treeview.Tree, a
 	id := tree.RunID
 	events := sess.engine.Watch(ctx, id, afterSeq)
 	hint := "expand with hive show " + id
-	live := !asJSON && isTerminal(env.Stderr)
+	_, _, tty := treeview.Terminal(env.Stderr)
+	live := !asJSON && tty
 	switch {
 	case asJSON:
 		enc := json.NewEncoder(env.Stdout)

@@ -278,10 +278,12 @@ func TestRunsAndShowJSON(t *testing.T) {
 	}
 
 	code, out, _ = w.hive("show", id)
+	t.Logf("show:\n%s", out)
 	if code != 0 || !strings.Contains(out, "lead done") || !strings.Contains(out, "answer:\nthree reports") || !strings.Contains(out, "TIER") {
 		t.Fatalf("show: exit %d:\n%s", code, out)
 	}
 	code, out, _ = w.hive("runs")
+	t.Logf("runs:\n%s", out)
 	if code != 0 || !strings.Contains(out, id+"  done") || !strings.Contains(out, "count to three") {
 		t.Fatalf("runs: exit %d:\n%s", code, out)
 	}

@@ -133,6 +133,14 @@ func (s *Store) Step(ctx context.Context, runID, key string) ([]byte, bool, erro
 	return data, true, nil
 }
 
+// PutStepAsync memoizes data under key like PutStep, without waiting for
+// the commit: for results that are also recoverable another way (a task
+// whose calls are each journaled), where a lost write costs time, not
+// money.
+func (s *Store) PutStepAsync(runID, key string, data []byte) {
+	s.enqueueAsync(&op{kind: opStep, runID: runID, key: key, data: bytes.Clone(data)})
+}
+
 // PutStep memoizes data under key for run runID (replacing an earlier
 // result), so that a resumed run does not repeat the step. The write is
 // durable when PutStep returns nil: it shares a group commit with other
@@ -142,4 +150,30 @@ func (s *Store) PutStep(ctx context.Context, runID, key string, data []byte) err
 		return fmt.Errorf("put step %s/%s: %w", runID, key, err)
 	}
 	return nil
+}
+
+// Steps returns every memoized result of run runID by key: what a resumed
+// run reads once instead of asking for each step.
+func (s *Store) Steps(ctx context.Context, runID string) (map[string][]byte, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT key, data FROM hive_steps WHERE run_id = $1`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("steps of %s: %w", runID, err)
+	}
+	defer rows.Close()
+	out := map[string][]byte{}
+	for rows.Next() {
+		var key string
+		var data []byte
+		if err := rows.Scan(&key, &data); err != nil {
+			return nil, fmt.Errorf("steps of %s: %w", runID, err)
+		}
+		if data == nil {
+			data = []byte{}
+		}
+		out[key] = data
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("steps of %s: %w", runID, err)
+	}
+	return out, nil
 }

@@ -115,7 +115,9 @@ func (r *Registry) Get(name string) (*Model, error) {
 	return m, nil
 }
 
-// LimitConfig converts configured limits to the limiter's.
+// LimitConfig converts configured limits to the limiter's. A configured
+// concurrency is trusted from the start (the limiter still cuts it on 429s
+// and grows it back); without one the limiter starts low and probes.
 func LimitConfig(l config.Limits) limit.Config {
-	return limit.Config{MaxConcurrency: l.Concurrency, RPM: l.RPM, TPM: l.TPM, MaxAttempts: l.MaxAttempts}
+	return limit.Config{MaxConcurrency: l.Concurrency, InitialConcurrency: l.Concurrency, RPM: l.RPM, TPM: l.TPM, MaxAttempts: l.MaxAttempts}
 }

@@ -174,9 +174,9 @@ while True:
 					t.Errorf("wall %v cpu %v", res.Wall, res.CPU)
 				}
 			})},
-		{name: "sleep past wall", lang: Python, limits: Limits{Wall: 1500 * time.Millisecond}, source: `import time; print("start", flush=True); time.sleep(100)`,
+		{name: "sleep past wall", lang: Python, limits: Limits{Wall: 4 * time.Second}, source: `import time; print("start", flush=True); time.sleep(100)`,
 			check: wantReason(WallTimeout, wantOut("start"), func(t *testing.T, res *Result) {
-				if res.Wall > 6*time.Second {
+				if res.Wall > 10*time.Second {
 					t.Errorf("wall %v", res.Wall)
 				}
 			})},

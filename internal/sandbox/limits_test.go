@@ -97,7 +97,7 @@ func TestModeNone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := run(t, sb, Spec{Lang: Shell, Source: "echo $HOME; sleep 30", Limits: Limits{Wall: 500 * time.Millisecond}})
+	res := run(t, sb, Spec{Lang: Shell, Source: "echo $HOME; sleep 30", Limits: Limits{Wall: 4 * time.Second}})
 	if res.Isolated || res.Reason != WallTimeout || !bytes.Contains(res.Stdout, []byte("hive-sandbox-")) {
 		t.Errorf("got %+v", res)
 	}

@@ -1,8 +1,8 @@
 package swarm
 
 import (
-	"fmt"
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"

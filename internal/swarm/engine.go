@@ -277,12 +277,18 @@ func (e *Engine) runWorkflow(dctx dbos.Context, in runInput) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if r.memo, err = e.store.Steps(dctx, in.RunID); err != nil {
+		return Result{}, err
+	}
 	if last > 0 {
 		e.bus.setSeq(in.RunID, last)
 		r.publish(Event{Type: EventRunResumed, Status: StatusRunning})
 	} else {
 		r.publish(Event{Type: EventRunStarted, Status: StatusRunning, Text: in.Spec.Task})
 	}
+	// The workers stop when the workflow stops (cancel, shutdown).
+	stop := context.AfterFunc(dctx, func() { r.stopWork(context.Cause(dctx)) })
+	defer stop()
 	answer, err := r.leadLoop(dctx)
 	res := Result{RunID: r.id, Status: StatusDone, Answer: answer}
 	if err != nil {
@@ -382,7 +388,7 @@ func (r *run) exhausted(err error) {
 // verify runs the task's verifier once per key (journaled).
 func (r *run) verify(ctx context.Context, key string, spec verify.Spec, sub verify.Submission) verify.Verdict {
 	var v verify.Verdict
-	if data, ok, err := r.e.store.Step(ctx, r.id, key); err == nil && ok && json.Unmarshal(data, &v) == nil {
+	if data, ok, err := r.journaled(key); err == nil && ok && json.Unmarshal(data, &v) == nil {
 		return v
 	}
 	if r.e.opts.Verifier == nil {
@@ -409,7 +415,7 @@ func (r *run) runCode(ctx context.Context, key string, args runCodeArgs) (string
 		return errCodeUnavailable.Error(), true
 	}
 	var rec codeRecord
-	if data, ok, err := r.e.store.Step(ctx, r.id, key); err == nil && ok && json.Unmarshal(data, &rec) == nil {
+	if data, ok, err := r.journaled(key); err == nil && ok && json.Unmarshal(data, &rec) == nil {
 		return rec.Output, rec.Failed
 	}
 	out, failed, err := r.e.opts.CodeRunner.RunCode(ctx, args.Language, args.Code, args.Stdin)
@@ -430,7 +436,7 @@ type memoStepper struct{ r *run }
 
 func (s memoStepper) call(ctx context.Context, key string, fn func(ctx context.Context) (callRecord, error)) (callRecord, bool, error) {
 	var rec callRecord
-	data, ok, err := s.r.e.store.Step(ctx, s.r.id, key)
+	data, ok, err := s.r.journaled(key)
 	if err != nil {
 		return rec, false, fmt.Errorf("read journal: %w", err)
 	}

@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"encoding/json"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -23,7 +24,7 @@ const (
 // An Event is one state change of a run, numbered by Seq within the run.
 // Node carries the node's state after the change.
 type Event struct {
-	Seq    int64     `json:"seq"`
+	Seq    int64     `json:"seq,omitempty"` // always set once published
 	RunID  string    `json:"run_id"`
 	Time   time.Time `json:"time"`
 	Type   EventType `json:"type"`
@@ -123,15 +124,25 @@ func (b *Bus) Seq(runID string) int64 {
 
 // Publish numbers ev, journals it and hands it to the run's subscribers.
 func (b *Bus) Publish(ev Event) Event {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	// Encode outside the lock, without the seq; it is spliced in below.
+	ev.Seq = 0
+	var body []byte
+	if b.sink != nil {
+		body, _ = json.Marshal(ev)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.seq[ev.RunID]++
 	ev.Seq = b.seq[ev.RunID]
-	if ev.Time.IsZero() {
-		ev.Time = time.Now()
-	}
 	if b.sink != nil {
-		data, _ := json.Marshal(ev)
+		data := make([]byte, 0, len(body)+24)
+		data = append(data, `{"seq":`...)
+		data = strconv.AppendInt(data, ev.Seq, 10)
+		data = append(data, ',')
+		data = append(data, body[1:]...)
 		// Under mu so that the journal sees events in seq order.
 		b.sink.AppendEvent(ev.RunID, ev.Seq, data)
 	}

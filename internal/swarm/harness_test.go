@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -182,4 +183,8 @@ func containsResult(parts []llm.Part, s string) bool {
 		}
 	}
 	return false
+}
+
+func testLoggerB(b *testing.B) *slog.Logger {
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }

@@ -145,8 +145,8 @@ func (r *run) finalTurn(dctx dbos.Context, a *agent, finished **finishArgs) erro
 	return nil
 }
 
-// delegate starts tasks as DBOS Go steps of the run workflow, in the order
-// given, and with wait returns their reports once all are done.
+// delegate starts tasks, in the order given, and with wait returns their
+// reports once all are done.
 func (r *run) delegate(dctx dbos.Context, lead *nodeState, args delegateArgs) toolOutcome {
 	if len(args.Tasks) == 0 {
 		return toolOutcome{content: "delegate needs at least one task", isErr: true, malformed: true}
@@ -161,16 +161,7 @@ func (r *run) delegate(dctx dbos.Context, lead *nodeState, args delegateArgs) to
 	for i, t := range args.Tasks {
 		k := r.newNode(lead.ID, RoleWorker, t.Name, r.tierModel(t.Tier), tierOf(t.Tier, len(r.spec.Tiers)), 1)
 		kids[i], ids[i] = k, k.ID
-		t := t
-		ch, err := dbos.Go(dctx, func(ctx context.Context) (taskResult, error) {
-			return r.runTask(ctx, k, t, memoStepper{r: r}), nil
-		}, dbos.WithStepName("task/"+k.ID))
-		if err != nil {
-			r.setStatus(k, StatusFailed, err.Error())
-			r.finishTask(k, taskResult{ID: k.ID, Name: t.Name, Status: StatusFailed, Error: err.Error()}, false)
-			continue
-		}
-		r.collect(k, ch)
+		r.launch(k, t)
 	}
 	if args.Wait != nil && !*args.Wait {
 		return toolOutcome{content: jsonText(map[string][]string{"started": ids})}
@@ -183,26 +174,7 @@ func (r *run) delegate(dctx dbos.Context, lead *nodeState, args delegateArgs) to
 	return toolOutcome{content: reportsJSON(results)}
 }
 
-// collect reads a task's DBOS outcome. Live, runTask has already recorded
-// the result; restored from the journal, the outcome is the only record.
-func (r *run) collect(ns *nodeState, ch <-chan dbos.StepOutcome[taskResult]) {
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		o := <-ch
-		if o.Err != nil {
-			r.setStatus(ns, StatusFailed, o.Err.Error())
-			r.finishTask(ns, taskResult{ID: ns.ID, Name: ns.Name, Status: StatusFailed, Error: o.Err.Error()}, false)
-			return
-		}
-		r.mu.Lock()
-		live := ns.Status != StatusPending || ns.result != nil
-		r.mu.Unlock()
-		r.finishTask(ns, o.Result, !live)
-	}()
-}
-
-// drain waits for every collected task to end.
+// drain waits for every launched task to end.
 func (r *run) drain() { r.wg.Wait() }
 
 type awaitRecord struct {

@@ -28,6 +28,9 @@ type run struct {
 	stopWork   context.CancelCauseFunc
 	slots      chan struct{} // MaxWorkers tokens
 	exhaustErr error         // the first budget exhaustion, guarded by mu
+	// memo holds the steps journaled by earlier executions of this run,
+	// read once when the workflow starts; read-only after.
+	memo map[string][]byte
 
 	mu       sync.Mutex
 	nodes    map[string]*nodeState // guarded by mu
@@ -141,8 +144,13 @@ func (r *run) charge(ns *nodeState, u llm.Usage, cost price.Amount) {
 	ns.Calls++
 	r.usage = r.usage.Add(u)
 	r.cost += cost
+	lead := ns.Role == RoleLead
 	r.mu.Unlock()
-	r.publishType(ns, EventUsage)
+	// A worker's bill shows with its next status change; the lead's, whose
+	// turns are long apart, at once.
+	if lead {
+		r.publishType(ns, EventUsage)
+	}
 }
 
 func (r *run) publishNode(ns *nodeState) { r.publishType(ns, EventNode) }
@@ -152,8 +160,7 @@ func (r *run) publishType(ns *nodeState, t EventType) {
 	n := ns.Node // a copy: subscribers must not see later changes
 	cost := r.cost
 	r.mu.Unlock()
-	data := nodeJSON(&n)
-	r.e.store.PutNode(r.id, n.ID, data)
+	r.e.store.PutNode(r.id, n.ID, nodeJSON(&n))
 	r.e.bus.Publish(Event{RunID: r.id, Type: t, Node: &n, CostNanos: int64(cost)})
 }
 
@@ -220,4 +227,11 @@ func (r *run) totals() (price.Amount, llm.Usage) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.cost, r.usage
+}
+
+// journaled returns the result an earlier execution of this run journaled
+// under key.
+func (r *run) journaled(key string) ([]byte, bool, error) {
+	data, ok := r.memo[key]
+	return data, ok, nil
 }

@@ -312,16 +312,17 @@ func (r *run) delegateNested(ctx context.Context, parent *nodeState, args delega
 	}
 	r.release()
 	results := make([]taskResult, len(kids))
-	done := make(chan int)
 	for i, k := range kids {
-		go func() {
-			results[i] = r.runTask(ctx, k, args.Tasks[i], steps)
-			r.finishTask(k, results[i], false)
-			done <- i
-		}()
+		r.launch(k, args.Tasks[i])
 	}
-	for range kids {
-		<-done
+	for i, k := range kids {
+		select {
+		case <-k.done:
+			results[i] = *k.result
+		case <-ctx.Done():
+			r.acquire(context.WithoutCancel(ctx))
+			return toolOutcome{content: "cancelled while waiting for sub-tasks", isErr: true}
+		}
 	}
 	if err := r.acquire(ctx); err != nil {
 		return toolOutcome{content: "cancelled while waiting for sub-tasks", isErr: true}
@@ -337,6 +338,33 @@ func tierOf(t *int, n int) int {
 }
 
 func (r *run) tierModel(t *int) string { return r.spec.Tiers[tierOf(t, len(r.spec.Tiers))] }
+
+// launch runs a task in a goroutine of the run. A task whose result is
+// journaled (a resumed run) is restored from the journal; any other runs,
+// and its result is journaled unless the run itself is stopping (the task
+// must then run again when the run resumes).
+func (r *run) launch(ns *nodeState, t TaskSpec) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		key := "task/" + ns.ID
+		if data, ok, err := r.journaled(key); err == nil && ok {
+			var res taskResult
+			if json.Unmarshal(data, &res) == nil {
+				r.finishTask(ns, res, true)
+				return
+			}
+		}
+		res := r.runTask(r.workCtx, ns, t, memoStepper{r: r})
+		if r.workCtx.Err() == nil {
+			// Not waited for: each of the task's calls is journaled, so a
+			// lost task result costs a replay, not a model call.
+			data, _ := json.Marshal(res)
+			r.e.store.PutStepAsync(r.id, key, data)
+		}
+		r.finishTask(ns, res, false)
+	}()
+}
 
 // finishTask records a task's end on its node: from this process's run
 // (restored false) or from the journal of an earlier process (restored

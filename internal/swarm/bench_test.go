@@ -1,0 +1,119 @@
+package swarm
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hive-swarm/hive/internal/config"
+	"github.com/hive-swarm/hive/internal/journal"
+	"github.com/hive-swarm/hive/internal/llm/llmtest"
+	"github.com/hive-swarm/hive/internal/provider"
+)
+
+// The overhead benchmark: 2,000 workers, each one call to a local
+// OpenAI-compatible server that answers in 50 ms, 500 in flight; and the
+// same 2,000 calls as a bare errgroup loop of raw HTTP posts. The ideal is
+// 2,000 × 50 ms / 500 = 200 ms.
+const (
+	benchWorkers  = 2000
+	benchInFlight = 500
+	benchLatency  = 50 * time.Millisecond
+)
+
+func benchServer() *llmtest.Server {
+	return llmtest.NewOpenAI(func(c *llmtest.Call) llmtest.Reply {
+		if !isLead(c) {
+			return llmtest.Reply{Latency: benchLatency, ToolCalls: []llmtest.ToolCall{toolCall("submit", submitArgs{Report: "ok"})}}
+		}
+		if turns(c) == 0 {
+			return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("delegate", delegateArgs{Tasks: tasks(benchWorkers, "b")})}}
+		}
+		return finish(fmt.Sprintf("%d reports", len(reports(c))))
+	})
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func BenchmarkFanout(b *testing.B) {
+	srv := benchServer()
+	defer srv.Close()
+
+	b.Run("hive", func(b *testing.B) {
+		ctx := context.Background()
+		store, err := journal.Open(ctx, filepath.Join(b.TempDir(), "bench.db"), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer store.Close()
+		cfg := testConfig(srv.URL + "/v1")
+		for _, m := range cfg.Models {
+			m.Limits = config.Limits{Concurrency: benchInFlight}
+		}
+		reg := provider.NewRegistry(cfg, func(string) string { return "" }, testLoggerB(b))
+		e, err := New(ctx, store, reg, testLoggerB(b), Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer e.Close(ctx)
+		var ms runtime.MemStats
+		runtime.GC()
+		cpu0 := cpuTime()
+		b.ResetTimer()
+		for b.Loop() {
+			id, err := e.Start(ctx, Spec{Task: "bench", Lead: "lead", Tiers: []string{"cheap"}, BudgetUSD: 1e12, MaxWorkers: benchInFlight})
+			if err != nil {
+				b.Fatal(err)
+			}
+			res, err := e.Wait(ctx, id)
+			if err != nil || res.Answer != fmt.Sprintf("%d reports", benchWorkers) {
+				b.Fatalf("run: %v %+v", err, res)
+			}
+		}
+		b.StopTimer()
+		cpu := cpuTime() - cpu0
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*benchWorkers), "cpu-µs/call")
+		b.ReportMetric(float64(ms.HeapSys)/(1<<20), "heap-MiB")
+		b.ReportMetric(float64(srv.MaxInFlight()), "max-in-flight")
+	})
+
+	b.Run("bare", func(b *testing.B) {
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchInFlight}}
+		body := []byte(`{"model":"cheap","messages":[{"role":"system","content":"worker"},{"role":"user","content":"Task \"b-1\": say it"}],"max_tokens":2048}`)
+		cpu0 := cpuTime()
+		for b.Loop() {
+			var g errgroup.Group
+			g.SetLimit(benchInFlight)
+			for range benchWorkers {
+				g.Go(func() error {
+					resp, err := client.Post(srv.URL+"/v1/chat/completions", "application/json", bytes.NewReader(body))
+					if err != nil {
+						return err
+					}
+					defer resp.Body.Close()
+					_, err = io.Copy(io.Discard, resp.Body)
+					return err
+				})
+			}
+			if err := g.Wait(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		cpu := cpuTime() - cpu0
+		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*benchWorkers), "cpu-µs/call")
+	})
+}
