@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
@@ -50,6 +51,8 @@ type Engine struct {
 	opts   Options
 	bus    *Bus
 	dctx   dbos.Context
+
+	closing atomic.Bool // set by Close: runs that stop now are interrupted, not over
 
 	mu    sync.Mutex
 	slots map[string]*runSlot // guarded by mu
@@ -109,6 +112,7 @@ func New(ctx context.Context, store *journal.Store, models Models, log *slog.Log
 // Close stops the engine. Runs still going stay journaled as unfinished
 // and resume at the next start.
 func (e *Engine) Close(ctx context.Context) error {
+	e.closing.Store(true)
 	e.mu.Lock()
 	for _, s := range e.slots {
 		if s.cancel != nil {
@@ -216,6 +220,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) error {
 	s := e.slots[jr.ID]
 	e.mu.Unlock()
 	if s != nil && s.run != nil {
+		s.run.cancelled.Store(true)
 		s.run.stopWork(errors.New("run cancelled"))
 	}
 	if s != nil && s.cancel != nil {
@@ -291,15 +296,45 @@ func (e *Engine) runWorkflow(dctx dbos.Context, in runInput) (Result, error) {
 	defer stop()
 	answer, err := r.leadLoop(dctx)
 	res := Result{RunID: r.id, Status: StatusDone, Answer: answer}
-	if err != nil {
+	switch {
+	case r.cancelled.Load():
+		res.Status, res.Error = StatusCancelled, "cancelled"
+	case err != nil && e.closing.Load():
+		// The process is stopping, not the run: leave it to resume.
+		res.Status, res.Error = StatusInterrupted, "interrupted: the process stopped"
+		res.Cost, res.Usage = r.totals()
+		e.interrupt(r, res)
+		return res, context.Cause(dctx)
+	case err != nil:
 		res.Status, res.Error = StatusFailed, err.Error()
-		if dctx.Err() != nil {
-			res.Status = StatusCancelled
-		}
 	}
 	res.Cost, res.Usage = r.totals()
 	e.finish(r, res)
 	return res, nil
+}
+
+// interrupt journals a run its process stopped, and wakes its waiters
+// without ending the run.
+func (e *Engine) interrupt(r *run, res Result) {
+	ctx := context.Background()
+	if jr, err := e.store.Run(ctx, r.id); err == nil {
+		usage, _ := json.Marshal(res.Usage)
+		jr.Status, jr.Error, jr.CostNanos, jr.Usage = string(res.Status), res.Error, int64(res.Cost), usage
+		if err := e.store.UpdateRun(ctx, jr); err != nil {
+			e.log.Error("journal run interruption", "run", r.id, "err", err)
+		}
+	}
+	e.store.Flush(ctx)
+	e.bus.closeRun(r.id)
+	s := e.slot(r.id)
+	e.mu.Lock()
+	s.result = res
+	select {
+	case <-s.finished:
+	default:
+		close(s.finished)
+	}
+	e.mu.Unlock()
 }
 
 // finish journals a run's end and wakes its waiters.
@@ -386,7 +421,7 @@ func (r *run) exhausted(err error) {
 }
 
 // verify runs the task's verifier once per key (journaled).
-func (r *run) verify(ctx context.Context, key string, spec verify.Spec, sub verify.Submission) verify.Verdict {
+func (r *run) verify(ctx context.Context, ns *nodeState, key string, spec verify.Spec, sub verify.Submission) verify.Verdict {
 	var v verify.Verdict
 	if data, ok, err := r.journaled(key); err == nil && ok && json.Unmarshal(data, &v) == nil {
 		return v
@@ -394,7 +429,9 @@ func (r *run) verify(ctx context.Context, key string, spec verify.Spec, sub veri
 	if r.e.opts.Verifier == nil {
 		return verify.Verdict{Outcome: verify.Unsure, Verifier: spec.Kind, Evidence: "no verifier is configured in this process"}
 	}
-	v = r.e.opts.Verifier.Verify(ctx, spec, sub, nil)
+	c := &verifierCaller{r: r, parent: ns, key: key}
+	v = r.e.opts.Verifier.Verify(ctx, spec, sub, c)
+	c.done(v.Outcome)
 	if ctx.Err() == nil {
 		data, _ := json.Marshal(v)
 		if err := r.e.store.PutStep(ctx, r.id, key, data); err != nil {
@@ -471,3 +508,31 @@ func (s dbosStepper) call(_ context.Context, key string, fn func(ctx context.Con
 }
 
 func now() time.Time { return time.Now() }
+
+// CancelStored cancels a run without starting an engine (which would
+// recover and continue every unfinished run): it marks the run's workflow
+// cancelled in the durable executor, so that no process continues it, and
+// journals it cancelled. A process running it now stops it at its next
+// step. hive resume continues it.
+func CancelStored(ctx context.Context, store *journal.Store, id string) (string, error) {
+	jr, err := store.Run(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if Status(jr.Status).Final() {
+		return jr.ID, fmt.Errorf("run %s already ended (%s); nothing to cancel", jr.ID, jr.Status)
+	}
+	client, err := dbos.NewClient(ctx, dbos.ClientConfig{DatabaseURL: store.DBOSURL(), AppName: "hive", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return jr.ID, fmt.Errorf("open the durable executor: %w", err)
+	}
+	defer client.Shutdown(client, 5*time.Second)
+	if err := dbos.CancelWorkflow(client, jr.ID); err != nil {
+		return jr.ID, fmt.Errorf("cancel run %s: %w", jr.ID, err)
+	}
+	jr.Status, jr.Error = string(StatusCancelled), "cancelled"
+	if err := store.UpdateRun(ctx, jr); err != nil {
+		return jr.ID, err
+	}
+	return jr.ID, store.Flush(ctx)
+}

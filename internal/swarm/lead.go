@@ -3,6 +3,7 @@ package swarm
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -37,6 +38,9 @@ func (r *run) leadLoop(dctx dbos.Context) (answer string, err error) {
 	// Once any budget is exhausted the workers stop, and the lead's next
 	// turn is its final one.
 	a.check = func() error {
+		if r.cancelled.Load() {
+			return errors.New("run cancelled")
+		}
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		if r.exhaustErr != nil {

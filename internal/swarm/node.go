@@ -21,6 +21,9 @@ const (
 	StatusDone      Status = "done"
 	StatusFailed    Status = "failed"
 	StatusCancelled Status = "cancelled"
+	// StatusInterrupted is a run whose process stopped (Ctrl-C, shutdown)
+	// before it ended; hive resume continues it.
+	StatusInterrupted Status = "interrupted"
 )
 
 // Final reports whether s is an end state.

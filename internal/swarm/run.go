@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hive-swarm/hive/internal/budget"
@@ -28,6 +29,7 @@ type run struct {
 	stopWork   context.CancelCauseFunc
 	slots      chan struct{} // MaxWorkers tokens
 	exhaustErr error         // the first budget exhaustion, guarded by mu
+	cancelled  atomic.Bool   // set by Engine.Cancel
 	// memo holds the steps journaled by earlier executions of this run,
 	// read once when the workflow starts; read-only after.
 	memo map[string][]byte

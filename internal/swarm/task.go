@@ -184,7 +184,7 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 			return res, false
 		}
 		r.setStatus(ns, StatusVerifying, "")
-		v := r.verify(ctx, fmt.Sprintf("%s/verify-%d", ns.ID, repair), *t.Verify, *sub)
+		v := r.verify(ctx, ns, fmt.Sprintf("%s/verify-%d", ns.ID, repair), *t.Verify, *sub)
 		res.Verdict = &v
 		r.update(ns, func(n *Node) { n.Verdict = &v })
 		r.publish(Event{Type: EventVerdict, Node: ptr(ns.snapshot(r)), Text: v.Outcome})

@@ -26,10 +26,16 @@ func (e *Engine) Watch(ctx context.Context, runID string, afterSeq int64) <-chan
 			select {
 			case out <- ev:
 				last = ev.Seq
-				return ev.Type != EventRunFinished
 			case <-ctx.Done():
 				return false
 			}
+			if ev.Type != EventRunFinished {
+				return true
+			}
+			// The end, unless the run was resumed after it (a cancelled
+			// run can be): then more follows.
+			seq, err := e.store.LastSeq(ctx, runID)
+			return err == nil && seq > ev.Seq
 		}
 		// replay sends what the journal holds after last; false: stop.
 		replay := func() bool {

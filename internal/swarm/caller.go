@@ -1,0 +1,85 @@
+package swarm
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/hive-swarm/hive/internal/limit"
+	"github.com/hive-swarm/hive/internal/llm"
+	"github.com/hive-swarm/hive/internal/price"
+)
+
+// verifierCaller makes the model calls of one verification (votes, a
+// judge) as a verifier node under the node being verified: each call
+// reserved against the run's budget, billed to that node, and journaled.
+type verifierCaller struct {
+	r      *run
+	parent *nodeState
+	key    string // journal key prefix of the verification
+
+	mu   sync.Mutex
+	node *nodeState // created at the first call; guarded by mu
+	n    int        // calls made; guarded by mu
+}
+
+func (c *verifierCaller) Call(ctx context.Context, model string, req *llm.Request) (*llm.Response, error) {
+	m, err := c.r.e.models.Get(model)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.node == nil {
+		c.node = c.r.newNode(c.parent.ID, RoleVerifier, "verify "+c.parent.Name, model, c.parent.Tier, c.parent.Depth+1)
+		c.r.setStatus(c.node, StatusRunning, "")
+	}
+	ns := c.node
+	key := fmt.Sprintf("%s/call-%d", c.key, c.n)
+	c.n++
+	c.mu.Unlock()
+
+	r := *req
+	if r.MaxTokens == 0 {
+		r.MaxTokens = c.r.spec.CallTokens
+	}
+	rec, live, err := memoStepper{r: c.r}.call(ctx, key, func(ctx context.Context) (callRecord, error) {
+		usd, tokens, err := worstCase(m, &r)
+		if err != nil {
+			return callRecord{}, err
+		}
+		res, err := c.r.pool.Reserve(usd, tokens)
+		if err != nil {
+			return callRecord{Exhausted: err.Error()}, nil
+		}
+		resp, err := m.Admitted(limit.Verifier).Generate(ctx, &r)
+		if err != nil {
+			res.Release()
+			return callRecord{}, err
+		}
+		cost, _ := m.Cost(resp.Usage)
+		res.Settle(cost, resp.Usage.Total())
+		return recordResponse(resp, int64(cost)), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if rec.Exhausted != "" {
+		c.r.exhausted(&exhaustedError{msg: rec.Exhausted})
+		return nil, &exhaustedError{msg: rec.Exhausted}
+	}
+	if !live {
+		c.r.pool.Charge(price.Amount(rec.CostNanos), rec.Usage.Total(), 1)
+	}
+	c.r.charge(ns, rec.Usage, price.Amount(rec.CostNanos))
+	return rec.response()
+}
+
+// done ends the verifier node, if any call made one.
+func (c *verifierCaller) done(outcome string) {
+	c.mu.Lock()
+	ns := c.node
+	c.mu.Unlock()
+	if ns != nil {
+		c.r.update(ns, func(n *Node) { n.Status, n.Report, n.Ended = StatusDone, outcome, now() })
+	}
+}

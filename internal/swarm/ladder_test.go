@@ -1,0 +1,87 @@
+package swarm
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hive-swarm/hive/internal/llm/llmtest"
+	"github.com/hive-swarm/hive/internal/sandbox"
+	"github.com/hive-swarm/hive/internal/verify"
+)
+
+var (
+	sandboxOnce sync.Once
+	sandboxBox  *sandbox.Sandbox
+	sandboxErr  error
+)
+
+func testSandbox(t *testing.T) *sandbox.Sandbox {
+	sandboxOnce.Do(func() {
+		sandboxBox, sandboxErr = sandbox.New(context.Background(), sandbox.Config{}, testLogger(t))
+	})
+	if sandboxErr != nil {
+		t.Fatalf("sandbox: %v", sandboxErr)
+	}
+	return sandboxBox
+}
+
+// A cheap model's code fails the tests, is repaired once and still fails,
+// escalates, and the strong model's code passes; the tree shows every
+// attempt with its cost.
+func TestRepairThenEscalate(t *testing.T) {
+	const tests = "assert add(2, 3) == 5\nassert add(-1, 1) == 0\n"
+	h := func(c *llmtest.Call) llmtest.Reply {
+		if isLead(c) {
+			if len(c.ToolResults()) == 0 {
+				return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("delegate", delegateArgs{Tasks: []TaskSpec{{
+					Name: "add", Instructions: "Write add(a, b) in Python.", Verify: &verify.Spec{Kind: "tests", Code: tests},
+				}}})}}
+			}
+			r := reports(c)[0]
+			return finish(string(r.Status) + " by " + r.Model + ": " + r.Report)
+		}
+		if c.Model == "cheap" {
+			return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("submit", submitArgs{Report: "done", Artifacts: map[string]string{"code": "def add(a, b):\n    return a - b\n"}})}}
+		}
+		return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("submit", submitArgs{Report: "```python\ndef add(a, b):\n    return a + b\n```"})}}
+	}
+	sb := testSandbox(t)
+	hs := newHarness(t, h, Options{Verifier: verify.New(sb, testLogger(t)), CodeRunner: SandboxRunner{sb}})
+	res := hs.run(Spec{Task: "add", BudgetUSD: 1e9, Repairs: 1})
+	if res.Status != StatusDone || !strings.HasPrefix(res.Answer, "done by strong") {
+		t.Fatalf("run %s: %q %q", res.Status, res.Answer, res.Error)
+	}
+	nodes := hs.nodes(res.RunID)
+	byID := map[string]Node{}
+	for _, n := range nodes {
+		byID[n.ID] = n
+	}
+	cheap, strong := byID["1"], byID["1^1"]
+	if cheap.Status != StatusEscalated || cheap.Attempt != 1 || cheap.Calls != 2 || cheap.Cost <= 0 {
+		t.Errorf("cheap attempt: %+v", cheap)
+	}
+	if cheap.Verdict == nil || cheap.Verdict.Outcome != verify.Fail || !strings.Contains(cheap.Verdict.Evidence, "assert add(2, 3) == 5") {
+		t.Errorf("cheap verdict: %+v", cheap.Verdict)
+	}
+	if strong.Status != StatusDone || strong.Model != "strong" || strong.Parent != "lead" || strong.Verdict == nil || strong.Verdict.Outcome != verify.Pass || strong.Cost <= 0 {
+		t.Errorf("strong attempt: %+v", strong)
+	}
+	// The repair went back to the cheap model with the evidence.
+	sawEvidence := false
+	for _, c := range hs.srv.Calls() {
+		if c.Model == "cheap" && len(c.ToolResults()) > 0 && strings.Contains(c.ToolResults()[0].Content, "Verification failed") {
+			sawEvidence = true
+		}
+	}
+	if !sawEvidence {
+		t.Error("the repair call did not carry the verifier's evidence")
+	}
+	// The escalated attempt saw the history.
+	for _, c := range hs.srv.Calls() {
+		if c.Model == "strong" && !strings.Contains(c.LastUserText(), "An earlier attempt by cheap failed verification") {
+			t.Errorf("escalation prompt lacks the history: %q", clip(c.LastUserText(), 300))
+		}
+	}
+}
