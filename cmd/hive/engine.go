@@ -14,7 +14,9 @@ import (
 	"github.com/hive-swarm/hive/internal/config"
 	"github.com/hive-swarm/hive/internal/journal"
 	"github.com/hive-swarm/hive/internal/provider"
+	"github.com/hive-swarm/hive/internal/sandbox"
 	"github.com/hive-swarm/hive/internal/swarm"
+	"github.com/hive-swarm/hive/internal/verify"
 )
 
 // storeFlags are the flags of the commands that read or run runs: the
@@ -63,12 +65,13 @@ func (s *session) startEngine(ctx context.Context, env *Env, except string) erro
 	var others []string
 	if runs, err := s.store.Runs(ctx, 0); err == nil {
 		for _, r := range runs {
-			if !swarm.Status(r.Status).Final() && r.ID != except {
+			// Interrupted runs wait for hive resume; killed ones resume now.
+			if st := swarm.Status(r.Status); !st.Final() && st != swarm.StatusInterrupted && r.ID != except {
 				others = append(others, r.ID)
 			}
 		}
 	}
-	e, err := swarm.New(ctx, s.store, s.reg, s.log, swarm.Options{})
+	e, err := swarm.New(ctx, s.store, s.reg, s.log, s.engineOptions(ctx))
 	if err != nil {
 		return err
 	}
@@ -81,6 +84,23 @@ func (s *session) startEngine(ctx context.Context, env *Env, except string) erro
 		fmt.Fprintf(env.Stderr, "hive: also continuing %d unfinished run(s) in this process until it exits: %s\n", len(others), list)
 	}
 	return nil
+}
+
+// engineOptions gives the engine a sandbox for run_code and the
+// verifiers. Without isolation on this machine, code execution is off
+// (runs still work; run_code says why) unless hive.toml asks for
+// defaults.sandbox = "none", which runs code unsandboxed, logged as such.
+func (s *session) engineOptions(ctx context.Context) swarm.Options {
+	mode := sandbox.ModeNamespaces
+	if s.cfg.Defaults.Sandbox == "none" {
+		mode = sandbox.ModeNone
+	}
+	sb, err := sandbox.New(ctx, sandbox.Config{Mode: mode}, s.log)
+	if err != nil {
+		s.log.Warn("code execution is off: "+oneLine(err.Error()), "fix", "see hive sandbox check")
+		return swarm.Options{Verifier: verify.New(nil, s.log)}
+	}
+	return swarm.Options{Verifier: verify.New(sb, s.log), CodeRunner: swarm.SandboxRunner{Sandbox: sb}}
 }
 
 // close stops the engine (runs still going stay resumable) and the journal.

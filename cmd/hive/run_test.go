@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/hive-swarm/hive/internal/sandbox"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -20,6 +22,7 @@ import (
 // TestMain lets the test binary act as hive itself, so that tests can run
 // it as a real process (for signals and exit codes) without a build.
 func TestMain(m *testing.M) {
+	sandbox.Init() // in-process commands start sandboxes, which re-execute this binary
 	if os.Getenv("HIVE_TEST_AS_MAIN") == "1" {
 		main()
 		return

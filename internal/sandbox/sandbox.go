@@ -21,9 +21,11 @@
 // loopback that is down. The init then starts a second stage of the binary
 // that sets the rlimits (CPU, address space, processes, file size, open
 // files, no core), no_new_privs and a seccomp BPF filter, and execs the
-// interpreter. The init is pid 1 of the namespace: it reaps every orphan,
-// and when the program exits, or when the host kills the init on a wall
-// timeout, the kernel kills whatever the program left behind. When the host
+// interpreter. The init is pid 1 of the namespace: it reaps every orphan;
+// when the program exits or the host stops the run (wall timeout, output
+// limit, cancel), it kills every process left in the namespace, reaps them
+// and reports what they all used. Should it not exit, the host kills it,
+// and the kernel takes the whole namespace down with it. When the host
 // runs as root the program runs as an unprivileged host uid (65534), so the
 // process limit applies to it. cgroup v2 memory and pids limits are added
 // when the machine delegates those controllers to this process.

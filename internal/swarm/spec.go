@@ -32,7 +32,8 @@ type Spec struct {
 	// unknown tool, arguments that do not parse) before a node fails.
 	MaxToolErrors int `json:"max_tool_errors"`
 	// Repairs bounds how often a result that fails verification goes back
-	// to the same model before the task moves up a tier.
+	// to the same model before the task moves up a tier: 0 means the
+	// default (2), a negative number none.
 	Repairs int `json:"repairs"`
 	// CallTokens is the max output tokens of each call.
 	CallTokens int `json:"call_tokens"`
@@ -55,10 +56,8 @@ func (s Spec) withDefaults() Spec {
 	if s.MaxToolErrors <= 0 {
 		s.MaxToolErrors = 3
 	}
-	if s.Repairs < 0 {
-		s.Repairs = 0
-	} else if s.Repairs == 0 {
-		s.Repairs = 2
+	if s.Repairs == 0 {
+		s.Repairs = 2 // negative: no repairs
 	}
 	if s.CallTokens <= 0 {
 		s.CallTokens = 2048

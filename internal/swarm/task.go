@@ -83,7 +83,7 @@ func (r *run) ladder(ctx context.Context, ns *nodeState, t TaskSpec, steps stepp
 		// the evidence that helps.
 		r.setStatus(cur, StatusEscalated, "")
 		history += fmt.Sprintf("\n\nAn earlier attempt by %s failed verification after %d repairs. Its last submission:\n%s\n\nThe verifier said:\n%s",
-			cur.Model, r.spec.Repairs, clip(res.Report, 4000), evidenceOf(res.Verdict))
+			cur.Model, max(r.spec.Repairs, 0), clip(res.Report, 4000), evidenceOf(res.Verdict))
 		tier++
 		cur = r.escalationNode(cur, r.spec.Tiers[tier], tier)
 	}
@@ -193,7 +193,7 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 			r.update(ns, func(n *Node) { n.Status, n.Report, n.Ended = StatusDone, report, now() })
 			return res, false
 		}
-		if repair >= r.spec.Repairs {
+		if repair >= max(r.spec.Repairs, 0) {
 			res.Status = StatusFailed
 			res.Error = "failed verification: " + clip(v.Evidence, 500)
 			r.update(ns, func(n *Node) { n.Status, n.Report, n.Error, n.Ended = StatusFailed, report, res.Error, now() })

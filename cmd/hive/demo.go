@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/hive-swarm/hive/internal/eval"
+	"github.com/hive-swarm/hive/internal/treeview"
+)
+
+// The demo's strategies: the cascade first, shown live, then each single
+// model it is compared with.
+var demoStrategies = []string{
+	"cascade:gpt-3.5-turbo-0613>gpt-4-1106-preview",
+	"single:starcoder", "single:codellama", "single:gpt-3.5-turbo-0613", "single:gpt-4-1106-preview",
+}
+
+func runDemo(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "demo", "[flags]")
+	data := fs.String("data", "", "the data directory (default: $HIVE_DATA, ../shared/data, then the cache filled by hive data fetch)")
+	verbose := fs.Bool("v", false, "log debug details to stderr")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintln(env.Stderr, `Hive demo: HumanEval (164 problems) answered by real recorded model outputs.
+A cascade lets gpt-3.5 answer first; its code must pass the visible tests in
+the sandbox, and what fails moves up to gpt-4. Hidden tests score the result.`)
+	var strategies []eval.Strategy
+	for _, s := range demoStrategies {
+		st, err := eval.ParseStrategy(s)
+		if err != nil {
+			return err
+		}
+		strategies = append(strategies, st)
+	}
+	log := newLogger(env.Stderr, *verbose)
+	h, err := openEval(ctx, env, log, 16)
+	if err != nil {
+		return err
+	}
+	defer h.close()
+
+	// Follow the first (cascade) run live on a terminal.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	_, _, tty := treeview.Terminal(env.Stderr)
+	h.ev.Started = func(st eval.Strategy, runID string) {
+		fmt.Fprintf(env.Stderr, "▶ %s (run %s)\n", st.Name, runID)
+		if !tty || st.Name != demoStrategies[0] {
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l := treeview.NewLive(env.Stderr, treeview.New(runID))
+			l.Follow(ctx, h.engine.Watch(ctx, runID, 0), nil)
+		}()
+	}
+	rep, err := h.evaluate(ctx, env, "humaneval", *data, strategies, 0)
+	if err != nil {
+		return err
+	}
+	wg.Wait()
+	fmt.Fprintln(env.Stdout)
+	if err := writeReport(env, rep, "", ""); err != nil {
+		return err
+	}
+	if best := rep.Best(0.4); best != nil {
+		fmt.Fprintf(env.Stdout, "\nWithin 40%% of %s's cost, the most accurate strategy is %s: %.1f%% at %.2f× the cost.\n",
+			rep.Reference, best.Name, 100*best.Accuracy, best.CostRatio)
+	}
+	return nil
+}

@@ -1,0 +1,72 @@
+package eval
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// A Strategy is a swarm configuration to evaluate:
+//
+//	single:M              one model answers
+//	cascade:M1>M2>…       M1 answers; a verifier gates it (visible tests for
+//	                      code; for math, agreement with the next model);
+//	                      what fails moves up to M2, and so on
+//	vote:M1,M2,…          every model answers; the plurality wins (math)
+//	best-of-n:M,n         up to n samples of M, the first that passes the
+//	                      visible tests (code)
+type Strategy struct {
+	Name   string
+	Kind   string // single, cascade, vote, best-of-n
+	Models []string
+	N      int // best-of-n
+}
+
+// ParseStrategy parses a strategy as written on the command line.
+func ParseStrategy(s string) (Strategy, error) {
+	kind, arg, ok := strings.Cut(strings.TrimSpace(s), ":")
+	st := Strategy{Name: strings.TrimSpace(s), Kind: kind}
+	if !ok || arg == "" {
+		return st, fmt.Errorf("strategy %q: want KIND:ARGS, e.g. single:gpt-4-1106-preview, cascade:A>B, vote:A,B,C, best-of-n:A,5", s)
+	}
+	switch kind {
+	case "single":
+		st.Models = []string{arg}
+	case "cascade":
+		st.Models = splitList(arg, ">")
+		if len(st.Models) < 2 {
+			return st, fmt.Errorf("strategy %q: a cascade needs two models or more, cheapest first: cascade:A>B", s)
+		}
+	case "vote":
+		st.Models = splitList(arg, ",")
+		if len(st.Models) < 2 {
+			return st, fmt.Errorf("strategy %q: a vote needs two models or more: vote:A,B,C", s)
+		}
+	case "best-of-n":
+		parts := splitList(arg, ",")
+		n, err := 0, error(nil)
+		if len(parts) == 2 {
+			n, err = strconv.Atoi(parts[1])
+		}
+		if len(parts) != 2 || err != nil || n < 1 || n > 100 {
+			return st, fmt.Errorf("strategy %q: want best-of-n:MODEL,N with N from 1 to 100", s)
+		}
+		st.Models, st.N = parts[:1], n
+	default:
+		return st, fmt.Errorf("strategy %q: unknown kind %q (single, cascade, vote, best-of-n)", s, kind)
+	}
+	for _, m := range st.Models {
+		if m == "" {
+			return st, fmt.Errorf("strategy %q: an empty model name", s)
+		}
+	}
+	return st, nil
+}
+
+func splitList(s, sep string) []string {
+	parts := strings.Split(s, sep)
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return parts
+}
