@@ -1,14 +1,15 @@
-# The README's two commands: `make demo` (Hive's main job) and `make test`.
+# The README's two commands are ./scripts/demo.sh and ./scripts/test.sh;
+# these targets are shortcuts for them.
 .PHONY: demo test build bench
 
 build:
 	go build -o bin/hive ./cmd/hive
 
-demo: build
-	./bin/hive demo
+demo:
+	./scripts/demo.sh
 
 test:
 	./scripts/test.sh
 
 bench:
-	go test -run '^$$' -bench . -benchmem ./...
+	go test -run '^$$' -bench . -benchtime 3x ./...
