@@ -85,6 +85,9 @@ type problem struct {
 	prompt  string
 	verify  *verify.Spec // the run-time gate (visible tests), nil when none
 	correct func(answer string) bool
+	// program, for code, gives the hidden-test program of an answer, so
+	// that scoring can run them in batches first.
+	program func(answer string) (string, bool)
 }
 
 // EvalCode evaluates strategies on a code suite.
@@ -92,7 +95,9 @@ func (ev *Evaluator) EvalCode(ctx context.Context, c *suite.Code, strategies []S
 	probs := make([]problem, len(c.Problems))
 	for i, p := range c.Problems {
 		p := p
-		probs[i] = problem{id: p.ID, prompt: p.Prompt, correct: func(answer string) bool { return ev.passesHidden(ctx, p, answer) }}
+		probs[i] = problem{id: p.ID, prompt: p.Prompt,
+			correct: func(answer string) bool { return ev.passesHidden(ctx, p, answer) },
+			program: func(answer string) (string, bool) { return hiddenProgram(p, answer) }}
 		if len(p.GivenTests) > 0 {
 			probs[i].verify = &verify.Spec{Kind: verify.KindTests, Code: strings.Join(p.GivenTests, "\n")}
 		}
@@ -314,6 +319,28 @@ func (ev *Evaluator) score(ctx context.Context, sr *StrategyResult, probs []prob
 	sr.Escalations = len(escalated)
 	sr.EscalationRate = float64(sr.Escalations) / float64(max(len(probs), 1))
 
+	// Run every program to judge in batches first; the judging below then
+	// reads cached verdicts.
+	var progs []string
+	add := func(p problem, answer string) {
+		if p.program != nil {
+			if prog, ok := p.program(answer); ok {
+				progs = append(progs, prog)
+			}
+		}
+	}
+	for _, p := range probs {
+		if a, ok := answers[p.id]; ok {
+			add(p, a)
+		}
+	}
+	for _, a := range attempts {
+		add(a.p, a.answer)
+	}
+	if err := ev.prefetchHidden(ctx, progs); err != nil {
+		return fmt.Errorf("run hidden tests: %w", err)
+	}
+
 	var correct, falseAccepts, falseRejects atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
@@ -350,25 +377,23 @@ func (ev *Evaluator) score(ctx context.Context, sr *StrategyResult, probs []prob
 	return nil
 }
 
-// passesHidden runs answer's code against p's hidden tests in the sandbox;
-// results are cached by program.
+// passesHidden reports whether answer's code passes p's hidden tests,
+// running them (in the sandbox) when no batch has yet.
 func (ev *Evaluator) passesHidden(ctx context.Context, p *suite.CodeProblem, answer string) bool {
-	code, ok := verify.ExtractCode(answer)
+	prog, ok := hiddenProgram(p, answer)
 	if !ok {
 		return false
 	}
-	prog := p.HiddenProgram(p.Complete(code))
 	key := sha256.Sum256([]byte(prog))
 	if v, ok := ev.hidden.Load(key); ok {
 		return v.(bool)
 	}
-	res, err := ev.Sandbox.Run(ctx, sandbox.Spec{Lang: sandbox.Python, Source: prog, Limits: sandbox.Limits{Wall: 20 * time.Second}})
-	pass := err == nil && res.OK()
-	if err != nil {
+	if err := ev.runBatch(ctx, []hiddenJob{{key, prog}}); err != nil {
 		ev.Log.Warn("hidden tests did not run", "problem", p.ID, "err", err)
-		return false // not cached: a sandbox failure is not a verdict
+		return false
 	}
-	ev.hidden.Store(key, pass)
+	v, _ := ev.hidden.Load(key)
+	pass, _ := v.(bool)
 	return pass
 }
 
