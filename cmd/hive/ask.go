@@ -72,7 +72,11 @@ func runAsk(ctx context.Context, env *Env, args []string) error {
 		}
 	}
 	if err != nil {
-		return callError(*model, err)
+		keyEnv := ""
+		if m.Config != nil {
+			keyEnv = m.Config.APIKeyEnv
+		}
+		return callError(*model, keyEnv, err)
 	}
 	cost, known := m.Cost(resp.Usage)
 	if *asJSON {
@@ -109,8 +113,8 @@ type askJSON struct {
 }
 
 // callError turns a failed model call into a one-line message that says
-// what to do next.
-func callError(model string, err error) error {
+// what to do next; keyEnv names the variable holding the model's key.
+func callError(model, keyEnv string, err error) error {
 	var e *llm.Error
 	if !errors.As(err, &e) {
 		return fmt.Errorf("call %s: %s", model, oneLine(err.Error()))
@@ -118,7 +122,10 @@ func callError(model string, err error) error {
 	hint := ""
 	switch e.Kind {
 	case llm.KindAuth:
-		hint = "check the API key in the variable the model's api_key_env names"
+		hint = "check the API key in " + keyEnv
+		if keyEnv == "" {
+			hint = "the server wants an API key: name the variable holding it with api_key_env in hive.toml"
+		}
 	case llm.KindRateLimited, llm.KindOverloaded:
 		hint = "the provider is busy; try again later or lower the model's limits in hive.toml"
 	case llm.KindContextTooLong:

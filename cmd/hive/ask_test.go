@@ -217,7 +217,7 @@ func TestAskErrors(t *testing.T) {
 		{"unreachable", []string{"-m", "dead"}, []string{"call dead", "connection refused", "check the base URL"}, false},
 		{"html", []string{"-m", "html"}, []string{"call html", "did not answer JSON", "text/html", "check the base URL"}, true},
 		{"truncated stream", []string{"-m", "truncated"}, []string{"call truncated", "transient"}, true},
-		{"unauthorized", []string{"-m", "denied"}, []string{"call denied", "401", "check the API key"}, true},
+		{"unauthorized", []string{"-m", "denied"}, []string{"call denied", "401", "check the API key in HIVE_TEST_KEY"}, true},
 		{"provider error", []string{"-m", "wrongmodel"}, []string{"HTTP 400", "The model `gpt-nope` does not exist", "check the model id"}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -32,7 +32,6 @@ func commands() []command {
 		{"resume", "continue a run that was stopped or killed", runResume},
 		{"cancel", "cancel a run", runCancel},
 		{"eval", "evaluate strategies on recorded benchmark answers", runEval},
-		{"serve", "serve the HTTP API and the live web view", runServe},
 		{"models", "list configured models with prices and limits", runModels},
 		{"sandbox", "check or use the code sandbox", runSandbox},
 		{"data", "fetch benchmark data sets", runData},

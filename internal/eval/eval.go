@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -305,6 +306,9 @@ func (ev *Evaluator) score(ctx context.Context, sr *StrategyResult, probs []prob
 		}
 		sr.Calls[n.Model] += n.Calls
 		sr.Cost += n.Cost
+		if m, err := ev.Registry.Get(n.Model); err == nil && !m.PriceKnown && n.Calls > 0 && !slices.Contains(sr.Unpriced, n.Model) {
+			sr.Unpriced = append(sr.Unpriced, n.Model)
+		}
 		if n.Role != swarm.RoleWorker {
 			continue
 		}
@@ -397,12 +401,13 @@ func (ev *Evaluator) passesHidden(ctx context.Context, p *suite.CodeProblem, ans
 	return pass
 }
 
-// setReference picks the strongest single model as the cost reference.
+// setReference picks the strongest priced single model as the cost
+// reference.
 func (r *Report) setReference() {
 	var ref *StrategyResult
 	for i := range r.Strategies {
 		s := &r.Strategies[i]
-		if strings.HasPrefix(s.Name, "single:") && (ref == nil || s.Accuracy > ref.Accuracy) {
+		if strings.HasPrefix(s.Name, "single:") && len(s.Unpriced) == 0 && (ref == nil || s.Accuracy > ref.Accuracy) {
 			ref = s
 		}
 	}

@@ -27,6 +27,9 @@ type StrategyResult struct {
 	// Cost is what the strategy's model calls cost at list prices.
 	Cost    price.Amount `json:"-"`
 	CostUSD float64      `json:"cost_usd"`
+	// Unpriced lists the models called that have no known price: the cost
+	// leaves them out, and shows as unknown.
+	Unpriced []string `json:"unpriced_models,omitempty"`
 	// CostRatio is Cost over the reference strategy's cost (0 when there
 	// is no reference).
 	CostRatio float64        `json:"cost_ratio,omitempty"`

@@ -40,7 +40,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n",
 			name,
 			tableAccuracy(s),
-			s.Cost.String(),
+			tableCost(s),
 			r.tableRatio(s),
 			tablePercent(s.EscalationRate),
 			s.FalseAccepts,
@@ -208,4 +208,13 @@ func oneLine(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// tableCost is a strategy's cost, or "unknown" when a model it called has
+// no known price.
+func tableCost(s *StrategyResult) string {
+	if len(s.Unpriced) > 0 {
+		return "unknown (" + strings.Join(s.Unpriced, ", ") + " unpriced)"
+	}
+	return s.Cost.String()
 }

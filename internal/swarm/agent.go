@@ -212,12 +212,15 @@ func isExhausted(err error) bool {
 }
 
 // worstCase returns the most a request can cost: every prompt byte a token
-// and the whole output allowance used.
+// and the whole output allowance used. An unpriced model's dollars are
+// unknown and held at zero.
 func worstCase(m *provider.Model, req *llm.Request) (usd price.Amount, tokens int64, err error) {
 	in := requestBytes(req)
 	out := int64(req.MaxTokens)
 	if !m.PriceKnown {
-		return 0, 0, fmt.Errorf("model %s has no known price, so its calls cannot be held to a budget: add [models.%s.price] to hive.toml", m.Name, m.Name)
+		// Start refuses unpriced models under a dollar budget; without
+		// one, only tokens and calls are held.
+		return 0, in + out, nil
 	}
 	return m.Price.WorstCase(in, out), in + out, nil
 }

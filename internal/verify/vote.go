@@ -33,8 +33,9 @@ const maxVoteSamples = 32
 //
 // The submission passes when its answer has more than spec.Threshold of
 // the votes (default 0.5: a strict majority). It fails with the answers
-// tallied; when no two answers agree at all there is no majority to trust
-// and the verdict is unsure.
+// tallied otherwise, also when no two answers agree at all: an answer no
+// other sample confirms must not pass a gate. Only when no sample could
+// vote is the verdict unsure.
 func (v *Verifiers) Vote(ctx context.Context, spec Spec, sub Submission, c Caller) Verdict {
 	if c == nil {
 		return unsure(KindVote, "no model caller: the vote verifier samples models, and this process gave it no way to call them")
@@ -235,11 +236,10 @@ func tally(voters []voter, threshold float64, failed []string) Verdict {
 		fmt.Fprintf(&b, "\n- %s: %d %s (%s)", g.show, len(g.who), plural(len(g.who), "vote"), strings.Join(g.who, ", "))
 	}
 	ev := b.String()
-	switch {
-	case float64(agree)/float64(total) > threshold:
+	// No majority for the submission fails it, even when no two answers
+	// agree at all: it is then unconfirmed, and a gate must not pass it.
+	if float64(agree)/float64(total) > threshold {
 		return pass(KindVote, ev)
-	case len(groups[0].who) < 2:
-		return unsure(KindVote, "no two answers agree, so there is no majority to trust: "+ev)
 	}
 	return fail(KindVote, ev)
 }

@@ -31,7 +31,7 @@ func TestVoteNumbers(t *testing.T) {
 			outcome: Fail, evidence: []string{"got 1 of 3 votes", "21: 2 votes (m1, m2)", "20: 1 vote (the submission)"}},
 		{name: "all differ", report: "20",
 			answers: map[string]string{"m1": "21", "m2": "22%"},
-			outcome: Unsure, evidence: []string{"no two answers agree"}},
+			outcome: Fail, evidence: []string{"got 1 of 3 votes", "21: 1 vote (m1)"}},
 		{name: "threshold above the share", report: "20", threshold: 0.7,
 			answers: map[string]string{"m1": "20", "m2": "21"},
 			outcome: Fail, evidence: []string{"got 2 of 3 votes", "more than 70%"}},
@@ -46,7 +46,7 @@ func TestVoteNumbers(t *testing.T) {
 			outcome: Pass, evidence: []string{`"paris": 2 votes`}},
 		{name: "no number in a sample", report: "The answer is 7",
 			answers: map[string]string{"m1": "seven", "m2": "I cannot tell"},
-			outcome: Unsure, evidence: []string{"(no number)"}},
+			outcome: Fail, evidence: []string{"(no number)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -125,7 +125,7 @@ func TestVoteCodeByBehaviour(t *testing.T) {
 			[]string{"got 2 of 3 votes", `prints "[1, 2, 3] [] [-1, 5, 5]"`, "(the submission, m1)"}},
 		{"wrong code outvotes", map[string]string{"m1": reversed, "m2": reversed}, Fail,
 			[]string{"got 1 of 3 votes", "(m1, m2)"}},
-		{"crashes agree with nobody", map[string]string{"m1": crash, "m2": "I would use sorted()."}, Unsure,
+		{"crashes agree with nobody", map[string]string{"m1": crash, "m2": "I would use sorted()."}, Fail,
 			[]string{"crashed:", "AttributeError", "(no code)"}},
 	}
 	for _, tt := range tests {
