@@ -112,8 +112,8 @@ var DefaultLimits = Limits{
 	OpenFiles: 256,
 }
 
-// withDefaults fills zero fields of l from d.
-func (l Limits) withDefaults(d Limits) Limits {
+// WithDefaults fills zero fields of l from d.
+func (l Limits) WithDefaults(d Limits) Limits {
 	if l.Wall <= 0 {
 		l.Wall = d.Wall
 	}
@@ -254,7 +254,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Sandbox, error) {
 	if cfg.Shell == "" {
 		cfg.Shell = "/bin/sh"
 	}
-	s := &Sandbox{cfg: cfg, log: log, limits: cfg.Limits.withDefaults(DefaultLimits)}
+	s := &Sandbox{cfg: cfg, log: log, limits: cfg.Limits.WithDefaults(DefaultLimits)}
 	s.python = sync.OnceValues(func() (*pythonInfo, error) { return resolvePython(cfg.Python) })
 	if cfg.Mode == ModeNone {
 		log.Warn("sandbox: running code WITHOUT isolation (mode none): programs can read the user's files and reach the network")
@@ -276,7 +276,7 @@ func (s *Sandbox) Limits() Limits { return s.limits }
 // Run runs spec and returns its outcome. The error is for failures of the
 // sandbox (a bad Spec, a setup step that failed), not of the program.
 func (s *Sandbox) Run(ctx context.Context, spec Spec) (*Result, error) {
-	spec.Limits = spec.Limits.withDefaults(s.limits)
+	spec.Limits = spec.Limits.WithDefaults(s.limits)
 	if err := checkFiles(spec.Files); err != nil {
 		return nil, err
 	}

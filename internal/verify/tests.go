@@ -94,26 +94,11 @@ func (v *Verifiers) run(ctx context.Context, lang sandbox.Lang, source string, s
 
 // limits returns the limits a run of v has.
 func (v *Verifiers) limits() sandbox.Limits {
-	l, d := v.Limits, sandbox.DefaultLimits
+	d := sandbox.DefaultLimits
 	if v.sb != nil {
 		d = v.sb.Limits()
 	}
-	if l.Wall <= 0 {
-		l.Wall = d.Wall
-	}
-	if l.CPU <= 0 {
-		l.CPU = d.CPU
-	}
-	if l.Memory <= 0 {
-		l.Memory = d.Memory
-	}
-	if l.Output <= 0 {
-		l.Output = d.Output
-	}
-	if l.Disk <= 0 {
-		l.Disk = d.Disk
-	}
-	return l
+	return v.Limits.WithDefaults(d)
 }
 
 // failure is the evidence of a failed run.
