@@ -34,6 +34,29 @@ type Config struct {
 	Path     string            `toml:"-"`
 	Defaults Defaults          `toml:"defaults"`
 	Models   map[string]*Model `toml:"models"`
+	// Swarms are named swarm configurations: what a client of the
+	// OpenAI-compatible endpoint of hive serve names as its "model".
+	Swarms map[string]*Swarm `toml:"swarms"`
+	Serve  Serve             `toml:"serve"`
+}
+
+// Swarm is one [swarms.NAME] table. Zero fields take the defaults.
+type Swarm struct {
+	Lead       string   `toml:"lead"`
+	Tiers      []string `toml:"tiers"`
+	BudgetUSD  float64  `toml:"budget_usd"`
+	MaxWorkers int      `toml:"max_workers"`
+	MaxDepth   int      `toml:"max_depth"`
+}
+
+// Serve configures hive serve.
+type Serve struct {
+	// Addr is where it listens; default 127.0.0.1:7070.
+	Addr string `toml:"addr"`
+	// TokenEnv names the environment variable holding the API token;
+	// default HIVE_TOKEN. Without it, a token is generated at the first
+	// start and kept in a file readable by its owner only.
+	TokenEnv string `toml:"token_env"`
 }
 
 // Defaults are the settings of a run unless a flag overrides them.
@@ -172,6 +195,12 @@ func (c *Config) fill() {
 		if m.APIKeyEnv == "" && m.BaseURL == "" {
 			m.APIKeyEnv = defaultKeyEnv(m.Provider)
 		}
+	}
+	if c.Serve.Addr == "" {
+		c.Serve.Addr = "127.0.0.1:7070"
+	}
+	if c.Serve.TokenEnv == "" {
+		c.Serve.TokenEnv = "HIVE_TOKEN"
 	}
 	d := &c.Defaults
 	if d.BudgetUSD == 0 {

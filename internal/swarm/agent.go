@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -99,6 +100,7 @@ func (a *agent) loop(ctx context.Context) error {
 			out := a.plain(resp.Text())
 			if out.done {
 				a.pending = nil
+				a.journalConversation()
 				return nil
 			}
 			bad++
@@ -133,6 +135,7 @@ func (a *agent) loop(ctx context.Context) error {
 		}
 		if done >= 0 {
 			a.pending, a.doneIdx = results, done
+			a.journalConversation()
 			return nil
 		}
 		if allBad {
@@ -144,6 +147,17 @@ func (a *agent) loop(ctx context.Context) error {
 			bad = 0
 		}
 		a.msgs = append(a.msgs, llm.Message{Role: llm.RoleUser, Parts: results})
+		a.journalConversation()
+	}
+}
+
+// journalConversation records the node's conversation so far, for the
+// web view's node panel (not needed to resume: calls are journaled one by
+// one). Asynchronous: it costs the loop nothing.
+func (a *agent) journalConversation() {
+	data, err := json.Marshal(conversation(a.req.System, a.msgs))
+	if err == nil {
+		a.r.e.store.PutStepAsync(a.r.id, a.ns.ID+"/conversation", data)
 	}
 }
 
