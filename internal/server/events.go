@@ -1,0 +1,103 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hive-swarm/hive/internal/swarm"
+)
+
+// events streams a run's events as Server-Sent Events, from the seq after
+// Last-Event-ID (or ?after=N), and ends after run_finished.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	jr, ok := s.run(w, r)
+	if !ok {
+		return
+	}
+	var after int64
+	if v := firstNonEmpty(r.Header.Get("Last-Event-ID"), r.URL.Query().Get("after")); v != "" {
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, "bad_request", "Last-Event-ID and after take an event seq (a number)")
+			return
+		}
+		after = n
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	events := s.engine.Watch(ctx, jr.ID, after)
+	defer func() {
+		// Stop the watcher and wait for it: nothing outlives the request.
+		cancel()
+		for range events {
+		}
+	}()
+
+	// A run that ended before the client's last event has nothing more.
+	if swarm.Status(jr.Status).Final() {
+		if last, err := s.store.LastSeq(ctx, jr.ID); err == nil && last <= after {
+			w.WriteHeader(http.StatusNoContent) // EventSource stops reconnecting on 204
+			return
+		}
+	}
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	if rc.Flush() != nil {
+		return
+	}
+	ping := time.NewTicker(s.PingInterval)
+	defer ping.Stop()
+	var buf []byte
+	for {
+		select {
+		case ev, open := <-events:
+			if !open {
+				return
+			}
+			data, err := json.Marshal(ev)
+			if err != nil {
+				s.log.Error("encode event", "run", jr.ID, "seq", ev.Seq, "err", err)
+				return
+			}
+			buf = append(buf[:0], "id: "...)
+			buf = strconv.AppendInt(buf, ev.Seq, 10)
+			buf = append(buf, "\nevent: "...)
+			buf = append(buf, ev.Type...)
+			buf = append(buf, "\ndata: "...)
+			buf = append(buf, data...)
+			buf = append(buf, "\n\n"...)
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+			if ev.Type == swarm.EventRunFinished {
+				rc.Flush()
+				return
+			}
+			// Send what has queued up with this event in one flush.
+			if len(events) == 0 && rc.Flush() != nil {
+				return
+			}
+		case <-ping.C:
+			if _, err := w.Write([]byte(": ping\n\n")); err != nil || rc.Flush() != nil {
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,318 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hive-swarm/hive/internal/llm"
+	"github.com/hive-swarm/hive/internal/swarm"
+)
+
+// The OpenAI-compatible endpoint: the "model" names a swarm configuration
+// ("hive" for the defaults, or a [swarms.NAME] table), the conversation
+// becomes the run's task, and the run's answer comes back as the
+// assistant's message, with the tokens of the whole swarm as its usage.
+
+// RunHeader carries the id of the run behind a chat completion.
+const RunHeader = "X-Hive-Run"
+
+// DefaultSwarm is the model name of the configuration's defaults.
+const DefaultSwarm = "hive"
+
+type chatRequest struct {
+	Model         string        `json:"model"`
+	Messages      []chatMessage `json:"messages"`
+	Stream        bool          `json:"stream"`
+	StreamOptions *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+}
+
+type chatMessage struct {
+	Role    string          `json:"role"`
+	Content json.RawMessage `json:"content"`
+}
+
+// text returns a message's text: a string, or the text parts of a list.
+func (m chatMessage) text() string {
+	var s string
+	if json.Unmarshal(m.Content, &s) == nil {
+		return s
+	}
+	var parts []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	}
+	json.Unmarshal(m.Content, &parts)
+	var b strings.Builder
+	for _, p := range parts {
+		if p.Type == "text" {
+			b.WriteString(p.Text)
+		}
+	}
+	return b.String()
+}
+
+type chatUsage struct {
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
+	TotalTokens      int64 `json:"total_tokens"`
+}
+
+func usageOf(u llm.Usage) chatUsage {
+	in := u.InputTokens + u.CacheReadTokens + u.CacheWriteTokens
+	return chatUsage{PromptTokens: in, CompletionTokens: u.OutputTokens, TotalTokens: in + u.OutputTokens}
+}
+
+// openAIError is the error body OpenAI clients parse.
+type openAIError struct {
+	Error struct {
+		Message string  `json:"message"`
+		Type    string  `json:"type"`
+		Param   *string `json:"param"`
+		Code    string  `json:"code"`
+	} `json:"error"`
+}
+
+func writeOpenAIError(w http.ResponseWriter, status int, typ, code, msg string) {
+	var e openAIError
+	e.Error.Message, e.Error.Type, e.Error.Code = msg, typ, code
+	writeJSON(w, status, e)
+}
+
+// swarmSpec returns the spec of the swarm configuration named model.
+func (s *Server) swarmSpec(model string) (swarm.Spec, bool, error) {
+	d := s.cfg.Defaults
+	if model != DefaultSwarm {
+		sw, ok := s.cfg.Swarms[model]
+		if !ok || sw == nil {
+			return swarm.Spec{}, false, nil
+		}
+		if sw.Lead != "" {
+			d.Lead = sw.Lead
+		}
+		if len(sw.Tiers) > 0 {
+			d.Tiers = sw.Tiers
+		}
+		if sw.BudgetUSD != 0 {
+			d.BudgetUSD = sw.BudgetUSD
+		}
+		if sw.MaxWorkers != 0 {
+			d.MaxWorkers = sw.MaxWorkers
+		}
+		if sw.MaxDepth != 0 {
+			d.MaxDepth = sw.MaxDepth
+		}
+	}
+	spec, err := specFrom(d, RunRequest{Task: "-"})
+	return spec, true, err
+}
+
+// chatTask turns a conversation into a run's task: the last user message,
+// after the earlier messages as context.
+func chatTask(msgs []chatMessage) string {
+	last := -1
+	for i, m := range msgs {
+		if m.Role == "user" {
+			last = i
+		}
+	}
+	if last < 0 {
+		return ""
+	}
+	task := strings.TrimSpace(msgs[last].text())
+	var ctx strings.Builder
+	for i, m := range msgs {
+		if i == last {
+			continue
+		}
+		if t := strings.TrimSpace(m.text()); t != "" {
+			fmt.Fprintf(&ctx, "[%s]\n%s\n\n", m.Role, t)
+		}
+	}
+	if ctx.Len() == 0 {
+		return task
+	}
+	return "Context (the conversation so far):\n\n" + ctx.String() + "Task:\n" + task
+}
+
+func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
+	var req chatRequest
+	dec := json.NewDecoder(r.Body)
+	if err := dec.Decode(&req); err != nil {
+		status, code := http.StatusBadRequest, "invalid_json"
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			status, code = http.StatusRequestEntityTooLarge, "too_large"
+		}
+		writeOpenAIError(w, status, "invalid_request_error", code, "invalid JSON body: "+err.Error())
+		return
+	}
+	spec, ok, err := s.swarmSpec(req.Model)
+	if !ok {
+		writeOpenAIError(w, http.StatusNotFound, "invalid_request_error", "model_not_found",
+			fmt.Sprintf("The model %q does not exist: use %q or a [swarms.NAME] of hive.toml", req.Model, DefaultSwarm))
+		return
+	}
+	if err != nil {
+		writeOpenAIError(w, http.StatusBadRequest, "invalid_request_error", "bad_swarm", err.Error())
+		return
+	}
+	if spec.Task = chatTask(req.Messages); strings.TrimSpace(spec.Task) == "" {
+		writeOpenAIError(w, http.StatusBadRequest, "invalid_request_error", "no_task", "messages hold no user message with text")
+		return
+	}
+	id, err := s.engine.Start(r.Context(), spec)
+	if err != nil {
+		writeOpenAIError(w, http.StatusBadRequest, "invalid_request_error", "run_not_started", err.Error())
+		return
+	}
+	w.Header().Set(RunHeader, id)
+	if req.Stream {
+		s.streamChat(w, r, id, req)
+		return
+	}
+	res, ok := s.waitRun(r.Context(), id)
+	if !ok {
+		return // the client left; the run was cancelled
+	}
+	if res.Status != swarm.StatusDone {
+		writeOpenAIError(w, http.StatusInternalServerError, "server_error", "run_"+string(res.Status),
+			fmt.Sprintf("run %s %s: %s", id, res.Status, res.Error))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"id": "chatcmpl-" + id, "object": "chat.completion", "created": time.Now().Unix(), "model": req.Model,
+		"choices": []map[string]any{{
+			"index": 0, "finish_reason": "stop", "logprobs": nil,
+			"message": map[string]any{"role": "assistant", "content": res.Answer, "refusal": nil},
+		}},
+		"usage": usageOf(res.Usage),
+	})
+}
+
+// waitRun waits for a run started for a chat request. When the client
+// goes away first, nobody will read the answer: the run is cancelled.
+func (s *Server) waitRun(ctx context.Context, id string) (swarm.Result, bool) {
+	res, err := s.engine.Wait(ctx, id)
+	if err != nil {
+		if cerr := s.engine.Cancel(context.WithoutCancel(ctx), id); cerr != nil {
+			s.log.Warn("cancel the run of a chat request the client left", "run", id, "err", cerr)
+		}
+		return res, false
+	}
+	return res, true
+}
+
+// streamChat answers a chat request with stream: true. The swarm's
+// answer exists only when the run ends, so the stream opens at once with
+// the assistant role, keeps the connection alive with comments while the
+// swarm works, then sends the answer in pieces.
+func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, req chatRequest) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	created := time.Now().Unix()
+	send := func(v any) bool {
+		data, _ := json.Marshal(v)
+		if _, err := fmt.Fprintf(w, "data: %s\n\n", data); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	chunk := func(delta map[string]any, finish any) map[string]any {
+		return map[string]any{
+			"id": "chatcmpl-" + id, "object": "chat.completion.chunk", "created": created, "model": req.Model,
+			"choices": []map[string]any{{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": nil}},
+		}
+	}
+	if !send(chunk(map[string]any{"role": "assistant", "content": ""}, nil)) {
+		s.waitRunCancel(r, id)
+		return
+	}
+	done := make(chan struct{})
+	var res swarm.Result
+	var ok bool
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go func() {
+		defer close(done)
+		res, ok = s.waitRun(ctx, id)
+	}()
+	ping := time.NewTicker(s.PingInterval)
+	defer ping.Stop()
+	for waiting := true; waiting; {
+		select {
+		case <-done:
+			waiting = false
+		case <-ping.C:
+			if _, err := w.Write([]byte(": working\n\n")); err != nil || rc.Flush() != nil {
+				cancel()
+				<-done
+				return
+			}
+		}
+	}
+	if !ok {
+		return
+	}
+	if res.Status != swarm.StatusDone {
+		var e openAIError
+		e.Error.Message = fmt.Sprintf("run %s %s: %s", id, res.Status, res.Error)
+		e.Error.Type, e.Error.Code = "server_error", "run_"+string(res.Status)
+		send(e)
+		return
+	}
+	for _, piece := range pieces(res.Answer, 64) {
+		if !send(chunk(map[string]any{"content": piece}, nil)) {
+			return
+		}
+	}
+	if !send(chunk(map[string]any{}, "stop")) {
+		return
+	}
+	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+		if !send(map[string]any{
+			"id": "chatcmpl-" + id, "object": "chat.completion.chunk", "created": created, "model": req.Model,
+			"choices": []any{}, "usage": usageOf(res.Usage),
+		}) {
+			return
+		}
+	}
+	w.Write([]byte("data: [DONE]\n\n"))
+	rc.Flush()
+}
+
+// waitRunCancel cancels the run of a request whose client is gone.
+func (s *Server) waitRunCancel(r *http.Request, id string) {
+	if err := s.engine.Cancel(context.WithoutCancel(r.Context()), id); err != nil {
+		s.log.Warn("cancel the run of a chat request the client left", "run", id, "err", err)
+	}
+}
+
+// pieces cuts s into chunks of about n bytes at rune boundaries.
+func pieces(s string, n int) []string {
+	var out []string
+	for len(s) > n {
+		i := n
+		for i < len(s) && !utf8Start(s[i]) {
+			i++
+		}
+		out = append(out, s[:i])
+		s = s[i:]
+	}
+	if s != "" {
+		out = append(out, s)
+	}
+	return out
+}
+
+func utf8Start(b byte) bool { return b&0xC0 != 0x80 }

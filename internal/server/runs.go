@@ -1,0 +1,306 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hive-swarm/hive/internal/config"
+	"github.com/hive-swarm/hive/internal/journal"
+	"github.com/hive-swarm/hive/internal/llm"
+	"github.com/hive-swarm/hive/internal/price"
+	"github.com/hive-swarm/hive/internal/swarm"
+)
+
+// RunRequest is the body of POST /v1/runs. Empty fields take the
+// configuration's defaults.
+type RunRequest struct {
+	Task       string       `json:"task"`
+	Lead       string       `json:"lead,omitempty"`
+	Tiers      []string     `json:"tiers,omitempty"`
+	BudgetUSD  *json.Number `json:"budget_usd,omitempty"` // a decimal, kept exact
+	MaxWorkers int          `json:"max_workers,omitempty"`
+	MaxDepth   int          `json:"max_depth,omitempty"`
+}
+
+// RunView is a run as the API shows it.
+type RunView struct {
+	ID        string       `json:"id"`
+	Status    swarm.Status `json:"status"`
+	Task      string       `json:"task"`
+	CostUSD   float64      `json:"cost_usd"`
+	CostNanos int64        `json:"cost_nanos"`
+	BudgetUSD float64      `json:"budget_usd"`
+	Created   time.Time    `json:"created"`
+	Updated   time.Time    `json:"updated"`
+	Answer    string       `json:"answer"`
+	Error     string       `json:"error"`
+	Usage     llm.Usage    `json:"usage"`
+}
+
+func runView(r journal.Run) RunView {
+	var spec swarm.Spec
+	json.Unmarshal(r.Spec, &spec)
+	var u llm.Usage
+	json.Unmarshal(r.Usage, &u)
+	return RunView{ID: r.ID, Status: swarm.Status(r.Status), Task: r.Task,
+		CostUSD: price.Amount(r.CostNanos).Dollars(), CostNanos: r.CostNanos, BudgetUSD: spec.BudgetUSD.Dollars(),
+		Created: r.Created.UTC(), Updated: r.Updated.UTC(), Answer: r.Answer, Error: r.Error, Usage: u}
+}
+
+// ArtifactRef names an artifact in a node's view.
+type ArtifactRef struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Size int    `json:"size"`
+}
+
+// specFrom builds a run's spec from a request over the defaults d: the
+// same merge as hive run does with its flags.
+func specFrom(d config.Defaults, req RunRequest) (swarm.Spec, error) {
+	spec := swarm.Spec{Task: req.Task, Lead: d.Lead, Tiers: d.Tiers, MaxWorkers: d.MaxWorkers, MaxDepth: d.MaxDepth}
+	if req.Lead != "" {
+		spec.Lead = req.Lead
+	}
+	if len(req.Tiers) > 0 {
+		spec.Tiers = req.Tiers
+	}
+	if req.MaxWorkers != 0 {
+		spec.MaxWorkers = req.MaxWorkers
+	}
+	if req.MaxDepth != 0 {
+		spec.MaxDepth = req.MaxDepth
+	}
+	budget := strconv.FormatFloat(d.BudgetUSD, 'f', -1, 64)
+	if req.BudgetUSD != nil {
+		budget = req.BudgetUSD.String()
+	}
+	var err error
+	if spec.BudgetUSD, err = price.ParseUSD(budget); err != nil {
+		return spec, fmt.Errorf("budget_usd %s: %v", budget, err)
+	}
+	switch {
+	case strings.TrimSpace(spec.Task) == "":
+		return spec, errors.New("the task is empty")
+	case spec.Lead == "":
+		return spec, errors.New("no lead model: give lead, or set lead under [defaults] in hive.toml")
+	case len(spec.Tiers) == 0:
+		return spec, errors.New("no worker models: give tiers, or set tiers under [defaults] in hive.toml")
+	case spec.MaxWorkers < 0 || spec.MaxDepth < 0:
+		return spec, errors.New("max_workers and max_depth take positive numbers")
+	}
+	return spec, nil
+}
+
+// start starts a run, answering on failure; "" when it did not start.
+func (s *Server) start(ctx context.Context, w http.ResponseWriter, spec swarm.Spec) string {
+	id, err := s.engine.Start(ctx, spec)
+	if err == nil {
+		return id
+	}
+	msg := err.Error()
+	// The journal's and the executor's failures are ours; the rest (an
+	// unknown model, a budget that cannot hold) are the request's.
+	if strings.HasPrefix(msg, "journal the run") || strings.HasPrefix(msg, "start the run") {
+		s.internal(w, "start the run", err)
+	} else {
+		writeError(w, http.StatusBadRequest, "bad_request", msg)
+	}
+	return ""
+}
+
+func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
+	var req RunRequest
+	if !decodeBody(w, r, &req, true) {
+		return
+	}
+	spec, err := specFrom(s.cfg.Defaults, req)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	if id := s.start(r.Context(), w, spec); id != "" {
+		w.Header().Set("Location", "/v1/runs/"+id)
+		writeJSON(w, http.StatusCreated, map[string]string{"id": id})
+	}
+}
+
+func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
+	runs, err := s.store.Runs(r.Context(), 0)
+	if err != nil {
+		s.internal(w, "list runs", err)
+		return
+	}
+	out := make([]RunView, 0, len(runs))
+	for _, jr := range runs {
+		out = append(out, runView(jr))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"runs": out})
+}
+
+// run resolves the {id} of r, answering on failure.
+func (s *Server) run(w http.ResponseWriter, r *http.Request) (journal.Run, bool) {
+	id := r.PathValue("id")
+	jr, err := s.store.Run(r.Context(), id)
+	if err != nil {
+		s.lookupError(w, id, err)
+		return jr, false
+	}
+	return jr, true
+}
+
+func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
+	jr, ok := s.run(w, r)
+	if !ok {
+		return
+	}
+	nodes, err := s.engine.Nodes(r.Context(), jr.ID)
+	if err != nil {
+		s.internal(w, "read nodes", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"run": runView(jr), "nodes": nodes})
+}
+
+func (s *Server) getNode(w http.ResponseWriter, r *http.Request) {
+	jr, ok := s.run(w, r)
+	if !ok {
+		return
+	}
+	nodeID := r.PathValue("node")
+	nodes, err := s.engine.Nodes(r.Context(), jr.ID)
+	if err != nil {
+		s.internal(w, "read nodes", err)
+		return
+	}
+	var node *swarm.Node
+	for i := range nodes {
+		if nodes[i].ID == nodeID {
+			node = &nodes[i]
+			break
+		}
+	}
+	if node == nil {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("run %s has no node %s", jr.ID, nodeID))
+		return
+	}
+	msgs, err := s.engine.Conversation(r.Context(), jr.ID, nodeID)
+	if errors.Is(err, swarm.ErrNoConversation) {
+		msgs, err = []swarm.MessageView{}, nil
+	}
+	if err != nil {
+		s.internal(w, "read conversation", err)
+		return
+	}
+	arts, err := s.artifacts(r.Context(), jr.ID, nodeID)
+	if err != nil {
+		s.internal(w, "read artifacts", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"node": node, "messages": msgs, "artifacts": arts})
+}
+
+// artifacts lists the artifacts a node stored, from the run's artifact
+// events (whose ids are the node's id, "/", the name).
+func (s *Server) artifacts(ctx context.Context, runID, nodeID string) ([]ArtifactRef, error) {
+	out := []ArtifactRef{}
+	seen := map[string]bool{}
+	prefix := nodeID + "/"
+	var after int64
+	for {
+		rows, err := s.store.Events(ctx, runID, after, 1000)
+		if err != nil {
+			return nil, err
+		}
+		for _, row := range rows {
+			after = row.Seq
+			var ev swarm.Event
+			if json.Unmarshal(row.Data, &ev) != nil || ev.Type != swarm.EventArtifact ||
+				!strings.HasPrefix(ev.Text, prefix) || seen[ev.Text] {
+				continue
+			}
+			seen[ev.Text] = true
+			name, _, content, err := s.store.Artifact(ctx, runID, ev.Text)
+			if errors.Is(err, journal.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ArtifactRef{ID: ev.Text, Name: name, Size: len(content)})
+		}
+		if len(rows) < 1000 {
+			return out, nil
+		}
+	}
+}
+
+func (s *Server) getArtifact(w http.ResponseWriter, r *http.Request) {
+	jr, ok := s.run(w, r)
+	if !ok {
+		return
+	}
+	id := r.PathValue("artifact")
+	name, node, content, err := s.store.Artifact(r.Context(), jr.ID, id)
+	if errors.Is(err, journal.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("run %s has no artifact %s", jr.ID, id))
+		return
+	}
+	if err != nil {
+		s.internal(w, "read artifact", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"id": id, "name": name, "node": node, "content": string(content)})
+}
+
+func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
+	jr, ok := s.run(w, r)
+	if !ok {
+		return
+	}
+	if swarm.Status(jr.Status).Final() {
+		writeError(w, http.StatusConflict, "conflict", fmt.Sprintf("run %s is already %s", jr.ID, jr.Status))
+		return
+	}
+	if err := s.engine.Cancel(r.Context(), jr.ID); err != nil {
+		s.internal(w, "cancel the run", err)
+		return
+	}
+	s.status(w, r, jr.ID)
+}
+
+func (s *Server) resumeRun(w http.ResponseWriter, r *http.Request) {
+	jr, ok := s.run(w, r)
+	if !ok {
+		return
+	}
+	switch st := swarm.Status(jr.Status); st {
+	case swarm.StatusDone, swarm.StatusFailed, swarm.StatusEscalated:
+		writeError(w, http.StatusConflict, "conflict", fmt.Sprintf("run %s already ended (%s); nothing to resume", jr.ID, st))
+		return
+	}
+	if _, err := s.engine.Resume(r.Context(), jr.ID); err != nil {
+		if strings.Contains(err.Error(), "already ended") {
+			writeError(w, http.StatusConflict, "conflict", err.Error())
+		} else {
+			s.internal(w, "resume the run", err)
+		}
+		return
+	}
+	s.status(w, r, jr.ID)
+}
+
+// status answers with a run's id and current status.
+func (s *Server) status(w http.ResponseWriter, r *http.Request, id string) {
+	jr, err := s.store.Run(r.Context(), id)
+	if err != nil {
+		s.lookupError(w, id, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"id": jr.ID, "status": jr.Status})
+}

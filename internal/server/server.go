@@ -1,0 +1,216 @@
+// Package server serves Hive's HTTP API and its live web view: runs are
+// started, listed, inspected, cancelled and resumed over JSON; a run's
+// events stream as Server-Sent Events that a client resumes with
+// Last-Event-ID without missing one (they come from [swarm.Engine.Watch],
+// which replays the journal and then follows the run live); and
+// POST /v1/chat/completions lets any OpenAI client use a whole swarm as if
+// it were one model.
+//
+// Everything but /healthz needs the token: as a bearer token, or as the
+// hive_token cookie that GET /?token=… sets so that the page (and its
+// EventSource, which cannot send headers) works without the token staying
+// in the URL. The server sends no CORS headers: only the page it serves
+// may call it from a browser.
+package server
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hive-swarm/hive/internal/config"
+	"github.com/hive-swarm/hive/internal/journal"
+	"github.com/hive-swarm/hive/internal/swarm"
+)
+
+// MaxBody bounds a request body.
+const MaxBody = 1 << 20
+
+// CookieName is the cookie that carries the token for the page.
+const CookieName = "hive_token"
+
+// Server is the HTTP API over one engine and its journal.
+type Server struct {
+	engine *swarm.Engine
+	store  *journal.Store
+	cfg    *config.Config
+	log    *slog.Logger
+	token  string
+
+	// PingInterval is how often an idle event stream sends a comment line
+	// to keep proxies from closing it. Default 15 s.
+	PingInterval time.Duration
+}
+
+// New returns a server for engine, whose journal is store. token is the
+// secret every request but /healthz must carry.
+func New(engine *swarm.Engine, store *journal.Store, cfg *config.Config, log *slog.Logger, token string) *Server {
+	if cfg == nil {
+		cfg = config.Default()
+	}
+	return &Server{engine: engine, store: store, cfg: cfg, log: log, token: token, PingInterval: 15 * time.Second}
+}
+
+// Handler returns the server's routes behind authentication, body limits
+// and security headers.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	paths := map[string][]string{} // path pattern → methods, for 405 answers
+	route := func(method, path string, h http.HandlerFunc) {
+		mux.HandleFunc(method+" "+path, h)
+		paths[path] = append(paths[path], method)
+	}
+	route("POST", "/v1/runs", s.createRun)
+	route("GET", "/v1/runs", s.listRuns)
+	route("GET", "/v1/runs/{id}", s.getRun)
+	route("GET", "/v1/runs/{id}/nodes/{node...}", s.getNode)
+	route("GET", "/v1/runs/{id}/artifacts/{artifact...}", s.getArtifact)
+	route("POST", "/v1/runs/{id}/cancel", s.cancelRun)
+	route("POST", "/v1/runs/{id}/resume", s.resumeRun)
+	route("GET", "/v1/runs/{id}/events", s.events)
+	route("POST", "/v1/chat/completions", s.chatCompletions)
+	for path, methods := range paths {
+		allow := strings.Join(methods, ", ")
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use "+allow)
+		})
+	}
+	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path)
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok"))
+	})
+	mux.Handle("/", s.page())
+	return s.protect(mux)
+}
+
+// protect wraps h with the security headers, the body limit and the token
+// check.
+func (s *Server) protect(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'")
+		if r.URL.Path == "/healthz" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		api := strings.HasPrefix(r.URL.Path, "/v1/")
+		if r.URL.Path == "/" && r.URL.Query().Has("token") {
+			// The link hive serve printed: trade the token for a cookie
+			// and take it out of the address bar (and the history).
+			if !s.validToken(r.URL.Query().Get("token")) {
+				s.denyPage(w)
+				return
+			}
+			http.SetCookie(w, &http.Cookie{Name: CookieName, Value: s.token, Path: "/", HttpOnly: true,
+				SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+			http.Redirect(w, r, "/", http.StatusSeeOther)
+			return
+		}
+		if !s.authorized(r) {
+			if api {
+				writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong token: send Authorization: Bearer TOKEN (hive serve printed it)")
+			} else {
+				s.denyPage(w)
+			}
+			return
+		}
+		if r.ContentLength > MaxBody {
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the request body is over 1 MiB")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) denyPage(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusUnauthorized)
+	w.Write([]byte("<!doctype html><title>Hive</title><p>Not signed in: open the link <code>hive serve</code> printed.</p>\n"))
+}
+
+// authorized reports whether r carries the token, as a bearer token or
+// in the cookie.
+func (s *Server) authorized(r *http.Request) bool {
+	if a := r.Header.Get("Authorization"); a != "" {
+		scheme, tok, ok := strings.Cut(a, " ")
+		return ok && strings.EqualFold(scheme, "Bearer") && s.validToken(strings.TrimSpace(tok))
+	}
+	if c, err := r.Cookie(CookieName); err == nil {
+		return s.validToken(c.Value)
+	}
+	return false
+}
+
+// validToken compares in constant time (for equal lengths; the length of
+// a random token is no secret).
+func (s *Server) validToken(tok string) bool {
+	return s.token != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(s.token)) == 1
+}
+
+// apiError is the body of every error of the /v1 API but the OpenAI one.
+type apiError struct {
+	Error errorBody `json:"error"`
+}
+
+type errorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, apiError{Error: errorBody{Code: code, Message: msg}})
+}
+
+// decodeBody reads r's JSON body into v; on failure it answers and
+// returns false.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, strict bool) bool {
+	dec := json.NewDecoder(r.Body)
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(v); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the request body is over 1 MiB")
+		} else {
+			writeError(w, http.StatusBadRequest, "bad_request", "invalid JSON body: "+err.Error())
+		}
+		return false
+	}
+	return true
+}
+
+// lookupError answers a failed run lookup.
+func (s *Server) lookupError(w http.ResponseWriter, id string, err error) {
+	switch {
+	case errors.Is(err, journal.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", "no run "+id)
+	case errors.Is(err, journal.ErrAmbiguous):
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+	default:
+		s.internal(w, "look up run", err)
+	}
+}
+
+func (s *Server) internal(w http.ResponseWriter, what string, err error) {
+	s.log.Error(what, "err", err)
+	writeError(w, http.StatusInternalServerError, "internal", what+" failed")
+}
