@@ -35,6 +35,7 @@ func commands() []command {
 		{"models", "list configured models with prices and limits", runModels},
 		{"sandbox", "check or use the code sandbox", runSandbox},
 		{"data", "fetch benchmark data sets", runData},
+		{"serve", "serve the HTTP API and the live web view", runServe},
 	}
 }
 

@@ -136,7 +136,7 @@ func (s *Server) protect(h http.Handler) http.Handler {
 func (s *Server) denyPage(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(http.StatusUnauthorized)
-	w.Write([]byte("<!doctype html><title>Hive</title><p>Not signed in: open the link <code>hive serve</code> printed.</p>\n"))
+	w.Write([]byte("<!doctype html><title>Hive</title><p>Not signed in: open the link hive serve printed.</p>\n"))
 }
 
 // authorized reports whether r carries the token, as a bearer token or

@@ -802,7 +802,8 @@
   }
   // inline appends text with `code`, **strong**, *em*/_em_ and [links](http…).
   function inline(parent, text) {
-    const re = /`([^`]+)`|\*\*([^*]+)\*\*|__([^_]+)__|\*([^*\s][^*]*)\*|\b_([^_\s][^_]*)_\b|\[([^\]]+)\]\(([^)\s]+)\)/g;
+    // Underscores emphasise only between spaces ("snake_case", "a.__b__" stay text).
+    const re = /`([^`]+)`|\*\*([^*\s](?:[^*]*[^*\s])?)\*\*|(?<=^|[\s(])__([^_\s](?:[^_]*[^_\s])?)__(?=$|[\s.,;:!?)])|\*([^*\s](?:[^*]*[^*\s])?)\*|(?<=^|[\s(])_([^_\s](?:[^_]*[^_\s])?)_(?=$|[\s.,;:!?)])|\[([^\]]+)\]\(([^)\s]+)\)/g;
     let last = 0, m;
     while ((m = re.exec(text))) {
       if (m.index > last) parent.appendChild(document.createTextNode(text.slice(last, m.index)));

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/hive-swarm/hive/internal/server"
+)
+
+// runServe serves the HTTP API and the live web view over the journal,
+// running the engine in this process (so it also continues the runs a
+// stopped process left unfinished).
+func runServe(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "serve", "[flags]")
+	var sf storeFlags
+	sf.register(fs)
+	addr := fs.String("addr", "", "where to listen, HOST:PORT (default: serve.addr in hive.toml, else 127.0.0.1:7070)")
+	insecure := fs.Bool("insecure-remote", false, "allow a non-loopback --addr without TLS (only behind a proxy that terminates TLS)")
+	cert := fs.String("tls-cert", "", "serve HTTPS with this certificate (PEM); needs --tls-key")
+	key := fs.String("tls-key", "", "the private key (PEM) of --tls-cert")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("serve takes no arguments")
+	}
+	if (*cert == "") != (*key == "") {
+		return usageErrorf("--tls-cert and --tls-key go together")
+	}
+	tls := *cert != ""
+	// Check what the flags alone decide before opening anything.
+	if *addr != "" {
+		if err := server.CheckAddr(*addr, tls, *insecure); err != nil {
+			return usageErrorf("%v", err)
+		}
+	}
+
+	sess, err := sf.openStore(ctx, env)
+	if err != nil {
+		return err
+	}
+	defer sess.close()
+	if *addr == "" {
+		*addr = sess.cfg.Serve.Addr
+		if err := server.CheckAddr(*addr, tls, *insecure); err != nil {
+			return usageErrorf("serve.addr in hive.toml: %v", err)
+		}
+	}
+	token, fresh, err := serveToken(env.Getenv, sess.cfg.Serve.TokenEnv)
+	if err != nil {
+		return err
+	}
+	if err := sess.startEngine(ctx, env, ""); err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another hive serve running? pick another --addr)", *addr, err)
+	}
+	// Requests (event streams above all) end when the server stops.
+	reqCtx, stopRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRequests()
+	hs := &http.Server{
+		Handler:           server.New(sess.engine, sess.store, sess.cfg, sess.log, token).Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return reqCtx },
+	}
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	url := fmt.Sprintf("%s://%s/", scheme, ln.Addr())
+	if fresh {
+		fmt.Fprintf(env.Stdout, "hive serve: open %s?token=%s\n(the token is kept in your config directory and printed only this once; API clients send it as Authorization: Bearer TOKEN)\n", url, token)
+	} else {
+		fmt.Fprintf(env.Stdout, "hive serve: listening on %s (sign in with the link printed at the first start, or ?token=TOKEN)\n", url)
+	}
+
+	errc := make(chan error, 1)
+	go func() {
+		if tls {
+			errc <- hs.ServeTLS(ln, *cert, *key)
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	fmt.Fprintln(env.Stderr, "hive serve: stopping; unfinished runs stay resumable")
+	stopRequests()
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		hs.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+// serveToken is the API token: the environment variable tokenEnv names,
+// else the one kept in the user config dir (hive/serve.token), else a new
+// one written there (fresh: print it once).
+func serveToken(getenv func(string) string, tokenEnv string) (token string, fresh bool, err error) {
+	if t := strings.TrimSpace(getenv(tokenEnv)); t != "" {
+		return t, false, nil
+	}
+	dir, err := userConfigDir(getenv)
+	if err != nil {
+		return "", false, fmt.Errorf("%v: set %s to a token of your choice", err, tokenEnv)
+	}
+	path := filepath.Join(dir, "hive", "serve.token")
+	if data, err := os.ReadFile(path); err == nil {
+		if t := strings.TrimSpace(string(data)); t != "" {
+			return t, false, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", false, fmt.Errorf("read the token: %w (remove %s to make a new one, or set %s)", err, path, tokenEnv)
+	}
+	var b [32]byte
+	rand.Read(b[:])
+	token = hex.EncodeToString(b[:])
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", false, fmt.Errorf("keep the token: %w (or set %s)", err, tokenEnv)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", false, fmt.Errorf("keep the token: %w (or set %s)", err, tokenEnv)
+	}
+	_, werr := f.WriteString(token + "\n")
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		os.Remove(path)
+		return "", false, fmt.Errorf("keep the token: %w (or set %s)", werr, tokenEnv)
+	}
+	return token, true, nil
+}
+
+// userConfigDir is os.UserConfigDir read through getenv.
+func userConfigDir(getenv func(string) string) (string, error) {
+	switch runtime.GOOS {
+	case "windows":
+		if d := getenv("AppData"); d != "" {
+			return d, nil
+		}
+	case "darwin":
+		if h := getenv("HOME"); h != "" {
+			return filepath.Join(h, "Library", "Application Support"), nil
+		}
+	default:
+		if d := getenv("XDG_CONFIG_HOME"); d != "" && filepath.IsAbs(d) {
+			return d, nil
+		}
+		if h := getenv("HOME"); h != "" {
+			return filepath.Join(h, ".config"), nil
+		}
+	}
+	return "", errors.New("no user config directory to keep the API token in")
+}
