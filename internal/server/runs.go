@@ -103,13 +103,13 @@ func (s *Server) start(ctx context.Context, w http.ResponseWriter, spec swarm.Sp
 	if err == nil {
 		return id
 	}
-	msg := err.Error()
-	// The journal's and the executor's failures are ours; the rest (an
-	// unknown model, a budget that cannot hold) are the request's.
-	if strings.HasPrefix(msg, "journal the run") || strings.HasPrefix(msg, "start the run") {
-		s.internal(w, "start the run", err)
+	// What was asked for (an unknown model, a budget that cannot hold) is
+	// the request's fault; anything else, the journal's or the executor's.
+	var se *swarm.SpecError
+	if errors.As(err, &se) {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 	} else {
-		writeError(w, http.StatusBadRequest, "bad_request", msg)
+		s.internal(w, "start the run", err)
 	}
 	return ""
 }

@@ -138,6 +138,13 @@ func (e *Engine) slot(id string) *runSlot {
 	return s
 }
 
+// SpecError is a run that Start refuses for what was asked (a bad spec,
+// an unknown or unpriced model), as opposed to a failure of the engine.
+type SpecError struct{ Err error }
+
+func (e *SpecError) Error() string { return e.Err.Error() }
+func (e *SpecError) Unwrap() error { return e.Err }
+
 // NewRunID returns a fresh, time-ordered run id.
 func NewRunID() string {
 	var b [4]byte
@@ -150,15 +157,15 @@ func NewRunID() string {
 func (e *Engine) Start(ctx context.Context, spec Spec) (string, error) {
 	spec = spec.withDefaults()
 	if err := spec.validate(); err != nil {
-		return "", err
+		return "", &SpecError{err}
 	}
 	for _, name := range append([]string{spec.Lead}, spec.Tiers...) {
 		m, err := e.models.Get(name)
 		if err != nil {
-			return "", err
+			return "", &SpecError{err}
 		}
 		if !m.PriceKnown && spec.BudgetUSD > 0 {
-			return "", fmt.Errorf("model %s has no known price, so a dollar budget cannot hold: add [models.%s.price] to hive.toml", name, name)
+			return "", &SpecError{fmt.Errorf("model %s has no known price, so a dollar budget cannot hold: add [models.%s.price] to hive.toml", name, name)}
 		}
 	}
 	id := NewRunID()
@@ -263,7 +270,11 @@ func (e *Engine) Resume(ctx context.Context, id string) (string, error) {
 	if err := e.store.UpdateRun(ctx, jr); err != nil {
 		return "", err
 	}
-	e.slot(jr.ID)
+	// A fresh slot: waiters must not see the result of the run's earlier
+	// execution in this process.
+	e.mu.Lock()
+	e.slots[jr.ID] = &runSlot{finished: make(chan struct{})}
+	e.mu.Unlock()
 	if _, err := dbos.ResumeWorkflow[Result](e.dctx, jr.ID); err != nil {
 		return "", fmt.Errorf("resume run %s: %w", jr.ID, err)
 	}

@@ -62,7 +62,7 @@ func (e *Engine) Watch(ctx context.Context, runID string, afterSeq int64) <-chan
 			}
 		}
 		for {
-			sub := e.bus.Subscribe(runID, 4096)
+			sub := e.bus.Subscribe(runID, 512) // one that lags re-reads the journal
 			if !replay() {
 				sub.Close()
 				return
