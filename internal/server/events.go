@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hive-swarm/hive/internal/swarm"
@@ -62,7 +63,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			if !open {
 				return
 			}
-			data, err := json.Marshal(ev)
+			data, err := s.encoded.encode(ev)
 			if err != nil {
 				s.log.Error("encode event", "run", jr.ID, "seq", ev.Seq, "err", err)
 				return
@@ -100,4 +101,36 @@ func firstNonEmpty(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// eventCache holds the JSON of recent events, so that an event streamed to
+// many clients is encoded once: a ring indexed by seq, each slot checked
+// against its run and seq. An event is immutable once published.
+type eventCache struct {
+	mu    sync.Mutex
+	slots [4096]cachedEvent // guarded by mu
+}
+
+type cachedEvent struct {
+	run  string
+	seq  int64
+	data []byte
+}
+
+func (c *eventCache) encode(ev swarm.Event) ([]byte, error) {
+	i := uint64(ev.Seq) % uint64(len(c.slots))
+	c.mu.Lock()
+	e := c.slots[i]
+	c.mu.Unlock()
+	if e.seq == ev.Seq && e.run == ev.RunID && e.data != nil {
+		return e.data, nil
+	}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.slots[i] = cachedEvent{run: ev.RunID, seq: ev.Seq, data: data}
+	c.mu.Unlock()
+	return data, nil
 }

@@ -44,6 +44,8 @@ type Server struct {
 	// PingInterval is how often an idle event stream sends a comment line
 	// to keep proxies from closing it. Default 15 s.
 	PingInterval time.Duration
+
+	encoded eventCache // events encoded once for all their streams
 }
 
 // New returns a server for engine, whose journal is store. token is the

@@ -542,6 +542,10 @@ func TestEventsReplay(t *testing.T) {
 	if end.typ != string(swarm.EventRunFinished) || end.data.Status != swarm.StatusDone {
 		t.Fatalf("last event %s %s, want run_finished done", end.typ, end.data.Status)
 	}
+	// Events are journaled asynchronously: the live stream may run ahead.
+	if err := e.store.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
 	seqs, err := e.store.LastSeq(ctx, id)
 	if err != nil || seqs != end.id {
 		t.Fatalf("journal holds %d events, stream gave %d (%v)", seqs, end.id, err)
