@@ -39,7 +39,7 @@ func (s *Sandbox) runProcess(ctx context.Context, spec Spec) (*Result, error) {
 		return nil, fmt.Errorf("sandbox: write files: %w", err)
 	}
 	isolated := s.cfg.Mode == ModeNamespaces
-	workDir, tmpDir := "/work", "/tmp"
+	workDir, tmpDir := "/box", "/tmp"
 	if !isolated {
 		workDir, tmpDir = in, filepath.Join(in, ".tmp")
 		if err := os.Mkdir(tmpDir, 0o700); err != nil {

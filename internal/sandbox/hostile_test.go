@@ -98,10 +98,10 @@ for p in targets:
         print("WROTE", p)
     except OSError as e:
         print("DENIED", p, type(e).__name__)
-for p in ["/work/ok", "/tmp/ok"]:
+for p in ["/box/ok", "/tmp/ok"]:
     open(p, "w").write("fine"); print("OK", p)`,
 			check: func(t *testing.T, res *Result) {
-				wantOut("OK /work/ok", "OK /tmp/ok", "DENIED /etc/x", "DENIED /usr/x", "DENIED /x")(t, res)
+				wantOut("OK /box/ok", "OK /tmp/ok", "DENIED /etc/x", "DENIED /usr/x", "DENIED /x")(t, res)
 				if bytes.Contains(res.Stdout, []byte("WROTE")) {
 					t.Errorf("wrote outside the work dir:\n%s", res.Stdout)
 				}
@@ -396,14 +396,14 @@ func TestCrossSandbox(t *testing.T) {
 	first := make(chan out, 1)
 	go func() {
 		res, err := sb.Run(ctx, Spec{Lang: Shell, Limits: Limits{Wall: 20 * time.Second}, Source: fmt.Sprintf(
-			"echo %[1]s > /work/%[1]s; echo %[1]s > /tmp/%[1]s; echo %[1]s > /dev/shm/%[1]s; echo ready; sleep 3", token)})
+			"echo %[1]s > /box/%[1]s; echo %[1]s > /tmp/%[1]s; echo %[1]s > /dev/shm/%[1]s; echo ready; sleep 3", token)})
 		first <- out{res, err}
 	}()
 	time.Sleep(time.Second) // let the first one write
 	res := run(t, sb, Spec{Lang: Shell, Source: fmt.Sprintf(`
 find / -xdev -name '%[1]s*' 2>/dev/null | head
-find /work /tmp /dev/shm -name '%[1]s*' 2>/dev/null
-grep -rl --exclude=main.sh %[1]s /work /tmp /dev/shm 2>/dev/null
+find /box /tmp /dev/shm -name '%[1]s*' 2>/dev/null
+grep -rl --exclude=main.sh %[1]s /box /tmp /dev/shm 2>/dev/null
 ls /proc | grep -c '^[0-9]'
 echo searched`, token)})
 	if !bytes.Contains(res.Stdout, []byte("searched")) || bytes.Contains(res.Stdout, []byte(token)) {

@@ -34,14 +34,14 @@ const (
 // initConfig is what the host tells the inner stages.
 type initConfig struct {
 	Root     string   // host dir to mount the new root on
-	Input    string   // host dir whose tree is copied into /work
+	Input    string   // host dir whose tree is copied into /box
 	Binds    []string // host paths bound read-only at the same place
 	Argv     []string // the interpreter and its arguments
 	Env      []string // the program's whole environment
 	Dir      string   // the program's working directory
 	UID, GID int      // in-namespace ids the program runs as
 	Groups   bool     // whether setgroups is allowed (to clear supplementary groups)
-	Disk     int64    // size of /work and /tmp
+	Disk     int64    // size of /box and /tmp
 	Rlimits  []rlimit
 	Probe    bool // build the root, then report and exit
 	NoNS     bool // mode none: the exec stage runs on the host
@@ -231,7 +231,7 @@ func buildRoot(cfg *initConfig) error {
 	mounts := []struct{ dst, fstype, data string }{
 		{"dev/shm", "tmpfs", "size=" + size + ",mode=1777"},
 		{"tmp", "tmpfs", "size=" + size + ",mode=1777"},
-		{"work", "tmpfs", "size=" + size + ",mode=0755," + owner},
+		{"box", "tmpfs", "size=" + size + ",mode=0755," + owner},
 		{"proc", "proc", ""},
 	}
 	for _, m := range mounts {
@@ -247,17 +247,17 @@ func buildRoot(cfg *initConfig) error {
 			return step("mount /"+m.dst, err)
 		}
 	}
-	if err := copyInput(cfg.Input, filepath.Join(root, "work"), cfg.UID, cfg.GID); err != nil {
-		return step("copy files into /work", err)
+	if err := copyInput(cfg.Input, filepath.Join(root, "box"), cfg.UID, cfg.GID); err != nil {
+		return step("copy files into /box", err)
 	}
 	etc := filepath.Join(root, "etc")
 	if err := os.MkdirAll(etc, 0o755); err != nil {
 		return step("mkdir /etc", err)
 	}
-	passwd := fmt.Sprintf("root:x:0:0:root:/root:/bin/sh\nsandbox:x:%d:%d:sandbox:/work:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n", cfg.UID, cfg.GID)
+	passwd := fmt.Sprintf("root:x:0:0:root:/root:/bin/sh\nsandbox:x:%d:%d:sandbox:/box:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n", cfg.UID, cfg.GID)
 	group := fmt.Sprintf("root:x:0:\nsandbox:x:%d:\nnogroup:x:65534:\n", cfg.GID)
 	if cfg.UID == 0 {
-		passwd = "root:x:0:0:root:/work:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+		passwd = "root:x:0:0:root:/box:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
 		group = "root:x:0:\nnogroup:x:65534:\n"
 	}
 	for name, body := range map[string]string{"passwd": passwd, "group": group, "hostname": "sandbox\n",

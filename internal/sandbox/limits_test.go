@@ -35,7 +35,7 @@ func TestLimitsAccounting(t *testing.T) {
 func TestFileLimit(t *testing.T) {
 	t.Parallel()
 	sb := newSandbox(t)
-	res := run(t, sb, Spec{Lang: Shell, Source: "head -c 4194304 /dev/zero > /work/big; echo $?",
+	res := run(t, sb, Spec{Lang: Shell, Source: "head -c 4194304 /dev/zero > /box/big; echo $?",
 		Limits: Limits{Disk: 1 << 20}})
 	if res.Reason != Exited || strings.TrimSpace(string(res.Stdout)) == "0" {
 		t.Errorf("writing 4 MiB with a 1 MiB limit: %s %q", res.Reason, res.Stdout)

@@ -16,7 +16,7 @@
 // and UTS namespaces. The init mounts a fresh tmpfs root holding read-only
 // bind mounts of what the interpreter needs (/usr, the Python prefix, the
 // dynamic loader's cache), a minimal /dev, a new /proc, a private /tmp and
-// a private writable /work (a size-limited tmpfs holding the source and the
+// a private writable /box (a size-limited tmpfs holding the source and the
 // spec's files), then pivot_roots into it. The network namespace has only a
 // loopback that is down. The init then starts a second stage of the binary
 // that sets the rlimits (CPU, address space, processes, file size, open

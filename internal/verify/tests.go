@@ -165,7 +165,7 @@ func bytesOf(n int64) string {
 }
 
 // pyFileRef matches a traceback's reference to the program's file.
-var pyFileRef = regexp.MustCompile(`File "(?:/work/)?main\.py", line (\d+)`)
+var pyFileRef = regexp.MustCompile(`File "(?:/box/)?main\.py", line (\d+)`)
 
 // pythonError trims a Python traceback to about budget bytes, keeping what
 // a model repairs from: the exception (always), then the last frames, as

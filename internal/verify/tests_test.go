@@ -27,7 +27,7 @@ func TestTests(t *testing.T) {
 			sub:      Submission{Artifacts: map[string]string{"code": "def add(a, b):\n    return a + b + 1\n"}},
 			outcome:  Fail,
 			evidence: []string{"exit status 1", "AssertionError", "assert add(1, 2) == 3", `File "tests", line 1`},
-			absent:   []string{"main.py", "/work"}},
+			absent:   []string{"main.py", "/box"}},
 		{name: "assert message", spec: Spec{Code: "def test():\n    got = add(2, 2)\n    assert got == 4, f'add(2, 2) = {got}, want 4'\ntest()\n"},
 			sub:      Submission{Artifacts: map[string]string{"code": "def add(a, b):\n    return a * b + 1\n"}},
 			outcome:  Fail,
@@ -119,9 +119,9 @@ func TestPythonErrorTrim(t *testing.T) {
 	p := joinProgram("def f(n):\n    return f(n - 1)\n", "f(3)\n")
 	var b strings.Builder
 	b.WriteString("some stderr output\nTraceback (most recent call last):\n")
-	b.WriteString("  File \"/work/main.py\", line 5, in <module>\n    f(3)\n")
+	b.WriteString("  File \"/box/main.py\", line 5, in <module>\n    f(3)\n")
 	for range 200 {
-		b.WriteString("  File \"/work/main.py\", line 2, in f\n    return f(n - 1)\n           ^^^^^^^^\n")
+		b.WriteString("  File \"/box/main.py\", line 2, in f\n    return f(n - 1)\n           ^^^^^^^^\n")
 	}
 	b.WriteString("ValueError: the last frame's error\n")
 	got := pythonError(b.String(), p, 1600)
@@ -139,7 +139,7 @@ func TestPythonErrorTrim(t *testing.T) {
 	}
 
 	// A bare assert whose frame shows no source gets the program's line.
-	got = pythonError("Traceback (most recent call last):\n  File \"/work/main.py\", line 5, in <module>\nAssertionError\n", p, 1600)
+	got = pythonError("Traceback (most recent call last):\n  File \"/box/main.py\", line 5, in <module>\nAssertionError\n", p, 1600)
 	if !strings.Contains(got, "AssertionError (no message) from: f(3)") {
 		t.Errorf("bare assert without source: %s", got)
 	}
