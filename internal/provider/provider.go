@@ -69,7 +69,18 @@ type Registry struct {
 
 // NewRegistry returns a registry over cfg, reading keys with getenv.
 func NewRegistry(cfg *config.Config, getenv func(string) string, log *slog.Logger) *Registry {
-	return &Registry{cfg: cfg, getenv: getenv, log: log, limits: limit.NewSet(log), models: map[string]*Model{}}
+	return &Registry{cfg: cfg, getenv: getenv, log: log, limits: limit.NewSet(log), models: map[string]*Model{}, HTTPClient: newHTTPClient()}
+}
+
+// newHTTPClient returns the client every model of a registry shares: a
+// swarm keeps hundreds of calls in flight to one host, and the default
+// transport keeps only two idle connections a host, so it would dial a
+// new connection for most calls.
+func newHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 0 // no limit in all
+	t.MaxIdleConnsPerHost = 1024
+	return &http.Client{Transport: t}
 }
 
 // Add registers a model built elsewhere (a replay of recorded answers, for

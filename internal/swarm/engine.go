@@ -411,6 +411,7 @@ func (e *Engine) newRun(in runInput) *run {
 		slots:    make(chan struct{}, spec.MaxWorkers),
 		nodes:    map[string]*nodeState{},
 		children: map[string]int{},
+		kids:     map[string][]string{},
 		change:   make(chan struct{}),
 	}
 }

@@ -12,5 +12,8 @@ func TestMain(m *testing.M) {
 	if os.Getenv(crashChildEnv) != "" {
 		os.Exit(crashChild())
 	}
+	if os.Getenv(benchServerEnv) != "" {
+		os.Exit(benchServerChild())
+	}
 	os.Exit(m.Run())
 }

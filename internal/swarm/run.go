@@ -3,6 +3,7 @@ package swarm
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,7 @@ type run struct {
 	nodes    map[string]*nodeState // guarded by mu
 	order    []string              // node ids in creation order; guarded by mu
 	children map[string]int        // next child index per parent; guarded by mu
+	kids     map[string][]string   // ids created under each id (children and escalations); guarded by mu
 	change   chan struct{}         // closed and replaced when a task ends; guarded by mu
 	wg       sync.WaitGroup        // collectors of DBOS task outcomes
 	cost     price.Amount          // guarded by mu
@@ -84,6 +86,7 @@ func (r *run) newNode(parent string, role Role, name, model string, tier, depth 
 	} else {
 		r.nodes[id] = ns
 		r.order = append(r.order, id)
+		r.kids[parent] = append(r.kids[parent], id)
 	}
 	r.mu.Unlock()
 	r.publishNode(ns)
@@ -106,6 +109,7 @@ func (r *run) escalationNode(prev *nodeState, model string, tier int) *nodeState
 		ns = &nodeState{Node: Node{ID: id, RunID: r.id, Parent: prev.Parent, Role: RoleWorker, Name: prev.Name, Model: model, Tier: tier, Depth: prev.Depth, Status: StatusPending}, done: make(chan struct{})}
 		r.nodes[id] = ns
 		r.order = append(r.order, id)
+		r.kids[base] = append(r.kids[base], id)
 	}
 	r.mu.Unlock()
 	r.publishNode(ns)
@@ -185,25 +189,23 @@ func (r *run) snapshot() []Node {
 	return out
 }
 
-// subtree returns copies of id's node and all its descendants (and
-// escalations), for a task result that a resumed run restores.
+// subtree returns copies of id's node and all its descendants and
+// escalations, for a task result that a resumed run restores.
 func (r *run) subtree(id string) []Node {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []Node
-	in := map[string]bool{id: true}
-	for _, nid := range r.order {
-		n := r.nodes[nid]
-		if in[nid] || in[n.Parent] || isEscalationOf(nid, id) {
-			in[nid] = true
-			out = append(out, n.Node)
+	var walk func(id string)
+	walk = func(id string) {
+		if ns := r.nodes[id]; ns != nil {
+			out = append(out, ns.Node)
+		}
+		for _, k := range r.kids[id] {
+			walk(k)
 		}
 	}
+	walk(id)
 	return out
-}
-
-func isEscalationOf(id, base string) bool {
-	return len(id) > len(base) && id[:len(base)] == base && id[len(base)] == '^'
 }
 
 // restore puts journaled nodes back into the tree (a finished task whose
@@ -216,6 +218,11 @@ func (r *run) restore(nodes []Node) {
 			ns = &nodeState{done: make(chan struct{})}
 			r.nodes[n.ID] = ns
 			r.order = append(r.order, n.ID)
+			under := n.Parent
+			if i := strings.LastIndexByte(n.ID, '^'); i >= 0 {
+				under = n.ID[:i] // an escalation hangs under its attempt
+			}
+			r.kids[under] = append(r.kids[under], n.ID)
 		}
 		// Cost is charged by whoever restores the task, once.
 		ns.Node = n
