@@ -14,18 +14,11 @@ func runCancel(ctx context.Context, env *Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usageErrorf("cancel takes one run id (hive runs lists them)")
-	}
-	sess, err := sf.openStore(ctx, env)
+	sess, jr, err := sf.openRun(ctx, env, fs)
 	if err != nil {
 		return err
 	}
 	defer sess.close()
-	jr, err := sess.findRun(ctx, fs.Arg(0))
-	if err != nil {
-		return err
-	}
 	if _, err := swarm.CancelStored(ctx, sess.store, jr.ID); err != nil {
 		return fmt.Errorf("%s (see hive show %s)", oneLine(err.Error()), jr.ID)
 	}

@@ -180,3 +180,21 @@ func defaultJournalPath(getenv func(string) string) (string, error) {
 	}
 	return filepath.Join(home, ".local", "share", "hive", "hive.db"), nil
 }
+
+// openRun opens the journal and finds the run the command's one argument
+// names (an id or a unique prefix of one). The caller closes the session.
+func (f *storeFlags) openRun(ctx context.Context, env *Env, fs *flag.FlagSet) (*session, journal.Run, error) {
+	if fs.NArg() != 1 {
+		return nil, journal.Run{}, usageErrorf("%s takes one run id (hive runs lists them)", strings.TrimPrefix(fs.Name(), "hive "))
+	}
+	sess, err := f.openStore(ctx, env)
+	if err != nil {
+		return nil, journal.Run{}, err
+	}
+	jr, err := sess.findRun(ctx, fs.Arg(0))
+	if err != nil {
+		sess.close()
+		return nil, journal.Run{}, err
+	}
+	return sess, jr, nil
+}

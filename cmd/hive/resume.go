@@ -18,18 +18,11 @@ func runResume(ctx context.Context, env *Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usageErrorf("resume takes one run id (hive runs lists them)")
-	}
-	sess, err := sf.openStore(ctx, env)
+	sess, jr, err := sf.openRun(ctx, env, fs)
 	if err != nil {
 		return err
 	}
 	defer sess.close()
-	jr, err := sess.findRun(ctx, fs.Arg(0))
-	if err != nil {
-		return err
-	}
 	var spec swarm.Spec
 	json.Unmarshal(jr.Spec, &spec) // only for the budget shown; zero is fine
 	// The journal's state before this process touches the run: the events

@@ -22,18 +22,11 @@ func runShow(ctx context.Context, env *Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usageErrorf("show takes one run id (hive runs lists them)")
-	}
-	sess, err := sf.openStore(ctx, env)
+	sess, jr, err := sf.openRun(ctx, env, fs)
 	if err != nil {
 		return err
 	}
 	defer sess.close()
-	jr, err := sess.findRun(ctx, fs.Arg(0))
-	if err != nil {
-		return err
-	}
 	nodes, err := swarm.LoadNodes(ctx, sess.store, jr.ID)
 	if err != nil {
 		return fmt.Errorf("read the nodes of run %s: %w", jr.ID, err)
