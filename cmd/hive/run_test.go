@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/hive-swarm/hive/internal/sandbox"
+	"github.com/hive-swarm/hive/internal/swarm"
 
 	"bytes"
 	"context"
@@ -140,7 +141,7 @@ func (w *world) waitRun() string {
 	for time.Now().Before(deadline) {
 		if w.srv.Requests() > 0 {
 			_, out, _ := w.hive("runs", "--json")
-			var runs []runJSON
+			var runs []swarm.RunView
 			if json.Unmarshal([]byte(out), &runs) == nil && len(runs) > 0 {
 				return runs[0].ID
 			}
@@ -254,7 +255,7 @@ func TestRunsAndShowJSON(t *testing.T) {
 		t.Fatalf("show: exit %d", code)
 	}
 	var show struct {
-		Run   runJSON `json:"run"`
+		Run   swarm.RunView `json:"run"`
 		Nodes []struct {
 			ID        string `json:"id"`
 			Status    string `json:"status"`
@@ -337,18 +338,13 @@ func TestRunTaskFile(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	var spec struct {
-		Budget     int64 `json:"budget_nanos"`
-		MaxWorkers int   `json:"max_workers"`
-		MaxDepth   int   `json:"max_depth"`
-	}
 	_, out, _ = w.hive("runs", "--json")
-	var runs []runJSON
+	var runs []swarm.RunView
 	json.Unmarshal([]byte(out), &runs)
-	if len(runs) != 1 || runs[0].Task != "from the file" || json.Unmarshal(runs[0].Spec, &spec) != nil {
+	if len(runs) != 1 || runs[0].Task != "from the file" || runs[0].Spec == nil {
 		t.Fatalf("runs: %s", out)
 	}
-	if spec.Budget != 250_000_000 || spec.MaxWorkers != 2 || spec.MaxDepth != 1 {
+	if spec := runs[0].Spec; spec.BudgetUSD != 250_000_000 || spec.MaxWorkers != 2 || spec.MaxDepth != 1 || runs[0].BudgetUSD != 0.25 {
 		t.Fatalf("spec %+v, want the file's budget and workers and the flag's depth", spec)
 	}
 	os.WriteFile(f, []byte("task = \"x\"\nbudget = 1\n"), 0o600)

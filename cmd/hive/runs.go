@@ -4,10 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/hive-swarm/hive/internal/swarm"
 	"text/tabwriter"
-	"time"
 
-	"github.com/hive-swarm/hive/internal/journal"
 	"github.com/hive-swarm/hive/internal/price"
 )
 
@@ -36,9 +35,9 @@ func runRuns(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if *asJSON {
-		out := make([]runJSON, 0, len(runs))
+		out := make([]swarm.RunView, 0, len(runs))
 		for _, r := range runs {
-			out = append(out, newRunJSON(r))
+			out = append(out, swarm.ViewRun(r))
 		}
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
@@ -54,26 +53,6 @@ func runRuns(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Status, price.Amount(r.CostNanos), r.Created.Local().Format("2006-01-02 15:04"), shorten(oneLine(r.Task), 60))
 	}
 	return w.Flush()
-}
-
-// runJSON is a run as the --json outputs show it.
-type runJSON struct {
-	ID        string          `json:"id"`
-	Status    string          `json:"status"`
-	Task      string          `json:"task"`
-	CostUSD   float64         `json:"cost_usd"`
-	CostNanos int64           `json:"cost_nanos"`
-	Created   time.Time       `json:"created"`
-	Updated   time.Time       `json:"updated"`
-	Answer    string          `json:"answer"`
-	Error     string          `json:"error"`
-	Spec      json.RawMessage `json:"spec,omitempty"`
-	Usage     json.RawMessage `json:"usage,omitempty"`
-}
-
-func newRunJSON(r journal.Run) runJSON {
-	return runJSON{ID: r.ID, Status: r.Status, Task: r.Task, CostUSD: price.Amount(r.CostNanos).Dollars(), CostNanos: r.CostNanos,
-		Created: r.Created, Updated: r.Updated, Answer: r.Answer, Error: r.Error, Spec: r.Spec, Usage: r.Usage}
 }
 
 // shorten cuts s to n runes, the last an ellipsis.

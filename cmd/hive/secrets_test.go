@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/hive-swarm/hive/internal/swarm"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -36,7 +37,7 @@ func TestSecretsNeverJournaled(t *testing.T) {
 	assertNoSecret(t, "hive run", out, errOut)
 	_, o, e := hiveIn(t, vars, "runs", "--json")
 	assertNoSecret(t, "hive runs", o, e)
-	var runs []runJSON
+	var runs []swarm.RunView
 	if err := json.Unmarshal([]byte(o), &runs); err != nil || len(runs) != 1 {
 		t.Fatalf("runs --json: %v\n%s", err, o)
 	}

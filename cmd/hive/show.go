@@ -39,7 +39,7 @@ func runShow(ctx context.Context, env *Env, args []string) error {
 	json.Unmarshal(jr.Spec, &spec)
 
 	if *asJSON {
-		out := showJSON{Run: newRunJSON(jr), Nodes: nodes, Tiers: tiers, Totals: totalsJSON{
+		out := showJSON{Run: swarm.ViewRun(jr), Nodes: nodes, Tiers: tiers, Totals: totalsJSON{
 			Nodes: tot.Nodes, ByStatus: tot.ByStatus, CostUSD: tot.Cost.Dollars(), CostNanos: int64(tot.Cost),
 			InputTokens: tot.Input, OutputTokens: tot.Output, Calls: tot.Calls}}
 		if out.Nodes == nil {
@@ -81,10 +81,10 @@ func runShow(ctx context.Context, env *Env, args []string) error {
 }
 
 type showJSON struct {
-	Run    runJSON      `json:"run"`
-	Nodes  []swarm.Node `json:"nodes"`
-	Totals totalsJSON   `json:"totals"`
-	Tiers  []tierStats  `json:"tiers"`
+	Run    swarm.RunView `json:"run"`
+	Nodes  []swarm.Node  `json:"nodes"`
+	Totals totalsJSON    `json:"totals"`
+	Tiers  []tierStats   `json:"tiers"`
 }
 
 type totalsJSON struct {

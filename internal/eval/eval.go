@@ -221,13 +221,13 @@ func plan(st Strategy, probs []problem, math bool) (tiers []string, tasks []swar
 func plurality(rs []taskReport) string {
 	count := map[string]int{}
 	for _, r := range rs {
-		if n, ok := suite.ExtractNumber(r.Report); ok {
+		if n, ok := verify.FinalNumber(r.Report); ok {
 			count[n]++
 		}
 	}
 	best, bestN := "", 0
 	for i := len(rs) - 1; i >= 0; i-- {
-		n, ok := suite.ExtractNumber(rs[i].Report)
+		n, ok := verify.FinalNumber(rs[i].Report)
 		if ok && count[n] > bestN {
 			best, bestN = rs[i].Report, count[n]
 		}

@@ -47,13 +47,6 @@ func (c *capped) result() ([]byte, bool) {
 	return out, c.total > int64(c.max)
 }
 
-// overflowed reports whether more than max bytes were written.
-func (c *capped) overflowed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.total > int64(c.max)
-}
-
 // lastLines returns the last n lines of b.
 func lastLines(b []byte, n int) []byte {
 	b = bytes.TrimRight(b, "\n")

@@ -8,11 +8,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/hive-swarm/hive/internal/config"
 	"github.com/hive-swarm/hive/internal/journal"
-	"github.com/hive-swarm/hive/internal/llm"
 	"github.com/hive-swarm/hive/internal/price"
 	"github.com/hive-swarm/hive/internal/swarm"
 )
@@ -26,31 +24,6 @@ type RunRequest struct {
 	BudgetUSD  *json.Number `json:"budget_usd,omitempty"` // a decimal, kept exact
 	MaxWorkers int          `json:"max_workers,omitempty"`
 	MaxDepth   int          `json:"max_depth,omitempty"`
-}
-
-// RunView is a run as the API shows it.
-type RunView struct {
-	ID        string       `json:"id"`
-	Status    swarm.Status `json:"status"`
-	Task      string       `json:"task"`
-	CostUSD   float64      `json:"cost_usd"`
-	CostNanos int64        `json:"cost_nanos"`
-	BudgetUSD float64      `json:"budget_usd"`
-	Created   time.Time    `json:"created"`
-	Updated   time.Time    `json:"updated"`
-	Answer    string       `json:"answer"`
-	Error     string       `json:"error"`
-	Usage     llm.Usage    `json:"usage"`
-}
-
-func runView(r journal.Run) RunView {
-	var spec swarm.Spec
-	json.Unmarshal(r.Spec, &spec)
-	var u llm.Usage
-	json.Unmarshal(r.Usage, &u)
-	return RunView{ID: r.ID, Status: swarm.Status(r.Status), Task: r.Task,
-		CostUSD: price.Amount(r.CostNanos).Dollars(), CostNanos: r.CostNanos, BudgetUSD: spec.BudgetUSD.Dollars(),
-		Created: r.Created.UTC(), Updated: r.Updated.UTC(), Answer: r.Answer, Error: r.Error, Usage: u}
 }
 
 // ArtifactRef names an artifact in a node's view.
@@ -136,9 +109,9 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, "list runs", err)
 		return
 	}
-	out := make([]RunView, 0, len(runs))
+	out := make([]swarm.RunView, 0, len(runs))
 	for _, jr := range runs {
-		out = append(out, runView(jr))
+		out = append(out, swarm.ViewRun(jr))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"runs": out})
 }
@@ -164,7 +137,7 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, "read nodes", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"run": runView(jr), "nodes": nodes})
+	writeJSON(w, http.StatusOK, map[string]any{"run": swarm.ViewRun(jr), "nodes": nodes})
 }
 
 func (s *Server) getNode(w http.ResponseWriter, r *http.Request) {

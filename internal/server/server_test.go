@@ -199,8 +199,8 @@ func (e *testEnv) startRun(task string) string {
 }
 
 type runJSON struct {
-	Run   RunView      `json:"run"`
-	Nodes []swarm.Node `json:"nodes"`
+	Run   swarm.RunView `json:"run"`
+	Nodes []swarm.Node  `json:"nodes"`
 }
 
 // waitStatus polls a run until its status is want.
@@ -367,7 +367,7 @@ func TestRunLifecycle(t *testing.T) {
 		t.Fatalf("%d nodes, want 4 (a lead and three workers)", len(got.Nodes))
 	}
 
-	var list struct{ Runs []RunView }
+	var list struct{ Runs []swarm.RunView }
 	e.do("GET", "/v1/runs", testToken, nil, &list)
 	if len(list.Runs) != 1 || list.Runs[0].ID != id {
 		t.Fatalf("runs: %+v", list.Runs)

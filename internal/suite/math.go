@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hive-swarm/hive/internal/verify"
 	"io"
 	"os"
 	"path/filepath"
@@ -19,7 +20,7 @@ type MathProblem struct {
 	ID       string // "gsm8k/<line index>", e.g. "gsm8k/0"
 	Question string
 	Solution string // the reference reasoning, ending in "#### <gold>"
-	Gold     string // the gold number, normalised (see [NormalizeNumber])
+	Gold     string // the gold number, normalised (see [verify.FinalNumber])
 }
 
 // Correct reports whether answer's final number equals the gold answer.
@@ -97,7 +98,7 @@ func LoadGSM8K(dir string) (*Math, error) {
 		if err := json.Unmarshal(line, &r); err != nil {
 			return err
 		}
-		gold, ok := ExtractNumber(r.Answer)
+		gold, ok := verify.FinalNumber(r.Answer)
 		if !ok {
 			return fmt.Errorf("no gold number in %q", r.Answer)
 		}

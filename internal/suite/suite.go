@@ -10,7 +10,7 @@
 // ([CodeProblem.HiddenProgram], [CodeProblem.VisibleProgram]); running them
 // is the sandbox's job, not this package's. A [Math] set ([LoadGSM8K];
 // GSM8K) holds word problems with a numeric gold answer, and
-// [ExtractNumber] and [Correct] grade a free-text answer against it.
+// [verify.FinalNumber] and [Correct] grade a free-text answer against it.
 //
 // Both kinds carry, per model, the answers that model really gave to each
 // problem ([Code.Answers], [Math.Answers]), keyed by problem id. Package

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hive-swarm/hive/internal/verify"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -331,7 +332,7 @@ func TestLoadGSM8K(t *testing.T) {
 			if len(a) != 1 {
 				t.Fatalf("%s %s: %d answers", model, p.ID, len(a))
 			}
-			if _, ok := ExtractNumber(a[0]); !ok {
+			if _, ok := verify.FinalNumber(a[0]); !ok {
 				none++
 			}
 			ok := p.Correct(a[0])
@@ -353,7 +354,7 @@ func TestLoadGSM8K(t *testing.T) {
 	}
 }
 
-func TestExtractNumber(t *testing.T) {
+func TestFinalNumberOnAnswers(t *testing.T) {
 	tests := []struct {
 		in   string
 		want string
@@ -383,9 +384,9 @@ func TestExtractNumber(t *testing.T) {
 		{"", "", false},
 	}
 	for _, tt := range tests {
-		got, ok := ExtractNumber(tt.in)
+		got, ok := verify.FinalNumber(tt.in)
 		if got != tt.want || ok != tt.ok {
-			t.Errorf("ExtractNumber(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+			t.Errorf("verify.FinalNumber(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
 		}
 	}
 	correct := []struct {

@@ -15,7 +15,6 @@ import (
 	"github.com/hive-swarm/hive/internal/journal"
 	"github.com/hive-swarm/hive/internal/llm"
 	"github.com/hive-swarm/hive/internal/llm/llmtest"
-	"github.com/hive-swarm/hive/internal/price"
 	"github.com/hive-swarm/hive/internal/provider"
 )
 
@@ -173,8 +172,6 @@ func reports(c *llmtest.Call) []taskResult {
 	json.Unmarshal([]byte(s), &out)
 	return out
 }
-
-var _ = price.Amount(0)
 
 func containsResult(parts []llm.Part, s string) bool {
 	for _, p := range parts {

@@ -178,17 +178,6 @@ func (r *run) publish(ev Event) {
 	r.e.bus.Publish(ev)
 }
 
-// snapshot returns copies of all nodes in creation order.
-func (r *run) snapshot() []Node {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]Node, 0, len(r.order))
-	for _, id := range r.order {
-		out = append(out, r.nodes[id].Node)
-	}
-	return out
-}
-
 // subtree returns copies of id's node and all its descendants and
 // escalations, for a task result that a resumed run restores.
 func (r *run) subtree(id string) []Node {

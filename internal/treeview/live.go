@@ -75,15 +75,6 @@ func (l *Live) Draw() error {
 	return err
 }
 
-// Clear erases the last drawing.
-func (l *Live) Clear() error {
-	l.buf.Reset()
-	l.eraseTo(&l.buf)
-	l.drawn = 0
-	_, err := l.w.Write(l.buf.Bytes())
-	return err
-}
-
 // eraseTo writes the ANSI sequence that moves to the start of the last
 // drawing and clears the screen below.
 func (l *Live) eraseTo(b *bytes.Buffer) {
