@@ -46,7 +46,7 @@ func runEval(ctx context.Context, env *Env, args []string) error {
 	suiteName := fs.String("suite", "humaneval", "humaneval, gsm8k, or code (any directory laid out like humaneval/, given with --data)")
 	data := fs.String("data", "", "the data directory (default: $HIVE_DATA, ../shared/data, then the cache filled by hive data fetch)")
 	var strategies strategyFlags
-	fs.Var(&strategies, "strategy", "a strategy, repeatable: single:M, cascade:A>B, vote:A,B,C, best-of-n:M,N (default: a set per suite)")
+	fs.Var(&strategies, "strategy", "a strategy, repeatable: single:M, cascade:A>B, cross:A>B>C, vote:A,B,C, best-of-n:M,N (default: a set per suite)")
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
 	plotOut := fs.String("plot", "", "also draw accuracy against cost, with the Pareto frontier, as SVG to this file")
 	workers := fs.Int("workers", 16, "tasks in flight per run")

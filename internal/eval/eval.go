@@ -118,8 +118,8 @@ func (ev *Evaluator) EvalMath(ctx context.Context, m *suite.Math, strategies []S
 		probs[i] = problem{id: p.ID, prompt: p.Question, correct: p.Correct}
 	}
 	for _, st := range strategies {
-		if st.Kind == "best-of-n" {
-			return nil, fmt.Errorf("strategy %s: best-of-n filters by visible tests, which math has none of; use vote or cascade", st.Name)
+		if st.Kind == "best-of-n" || st.Kind == "cross" {
+			return nil, fmt.Errorf("strategy %s: %s checks code against visible tests, which math has none of; use vote or cascade", st.Name, st.Kind)
 		}
 	}
 	return ev.eval(ctx, m.Name, probs, strategies, true)
@@ -184,6 +184,16 @@ func plan(st Strategy, probs []problem, math bool) (tiers []string, tasks []swar
 			}
 			tiers = []string{first, last}
 			one(&verify.Spec{Kind: verify.KindVote, Models: gate, N: len(gate)})
+		}
+		combine = byName
+	case "cross":
+		tiers = st.Models
+		for _, p := range probs {
+			t := swarm.TaskSpec{Name: p.id, Instructions: p.prompt}
+			if p.verify != nil {
+				t.Verify = &verify.Spec{Kind: verify.KindCross, Code: p.verify.Code}
+			}
+			tasks = append(tasks, t)
 		}
 		combine = byName
 	case "best-of-n":
@@ -306,8 +316,13 @@ func (ev *Evaluator) score(ctx context.Context, sr *StrategyResult, probs []prob
 		}
 		sr.Calls[n.Model] += n.Calls
 		sr.Cost += n.Cost
-		if m, err := ev.Registry.Get(n.Model); err == nil && !m.PriceKnown && n.Calls > 0 && !slices.Contains(sr.Unpriced, n.Model) {
-			sr.Unpriced = append(sr.Unpriced, n.Model)
+		if m, err := ev.Registry.Get(n.Model); err == nil && n.Calls > 0 {
+			if !m.PriceKnown && !slices.Contains(sr.Unpriced, n.Model) {
+				sr.Unpriced = append(sr.Unpriced, n.Model)
+			}
+			if m.PriceKnown && m.Price.LowerBound && !slices.Contains(sr.LowerBound, n.Model) {
+				sr.LowerBound = append(sr.LowerBound, n.Model)
+			}
 		}
 		if n.Role != swarm.RoleWorker {
 			continue
@@ -401,13 +416,13 @@ func (ev *Evaluator) passesHidden(ctx context.Context, p *suite.CodeProblem, ans
 	return pass
 }
 
-// setReference picks the strongest priced single model as the cost
-// reference.
+// setReference picks the strongest single model with a whole price (no
+// unpriced or lower-bound usage) as the cost reference.
 func (r *Report) setReference() {
 	var ref *StrategyResult
 	for i := range r.Strategies {
 		s := &r.Strategies[i]
-		if strings.HasPrefix(s.Name, "single:") && len(s.Unpriced) == 0 && (ref == nil || s.Accuracy > ref.Accuracy) {
+		if strings.HasPrefix(s.Name, "single:") && len(s.Unpriced) == 0 && len(s.LowerBound) == 0 && (ref == nil || s.Accuracy > ref.Accuracy) {
 			ref = s
 		}
 	}

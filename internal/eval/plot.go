@@ -146,7 +146,7 @@ func (p *svgPlot) render(b *bytes.Buffer, r *Report) {
 			if front {
 				class, radius, fill = "point frontier", svgFrontR, svgFront
 			}
-			tip := fmt.Sprintf("%s: %s accurate, %s", pt.s.Name, tablePercent(pt.s.Accuracy), pt.s.Cost)
+			tip := fmt.Sprintf("%s: %s accurate, %s", pt.s.Name, tablePercent(pt.s.Accuracy), tableCost(pt.s))
 			fmt.Fprintf(b, `<circle class="%s" cx="%s" cy="%s" r="%s" fill="%s" stroke="#ffffff" stroke-width="1"><title>%s</title></circle>`+"\n",
 				class, svgNum(pt.x), svgNum(pt.y), svgNum(radius), fill, svgEsc(tip))
 		}
@@ -200,6 +200,15 @@ func (a svgBox) overlaps(c svgBox) bool {
 	return a.x0 < c.x1 && c.x0 < a.x1 && a.y0 < c.y1 && c.y0 < a.y1
 }
 
+// pointLabel is the text that names a point: the strategy, marked when
+// its cost is only a lower bound.
+func pointLabel(s *StrategyResult) string {
+	if len(s.LowerBound) > 0 {
+		return s.Name + " (cost ≥)"
+	}
+	return s.Name
+}
+
 // svgLabel is a placed point label.
 type svgLabel struct {
 	x, y   float64 // the text's anchor on its baseline
@@ -218,7 +227,7 @@ func (p *svgPlot) renderLabels(b *bytes.Buffer) {
 			weight = ` font-weight="bold"`
 		}
 		fmt.Fprintf(b, `<text class="label" x="%s" y="%s" text-anchor="%s" stroke="#ffffff" stroke-width="3" stroke-linejoin="round" paint-order="stroke"%s>%s</text>`+"\n",
-			svgNum(l.x), svgNum(l.y), l.anchor, weight, svgEsc(pt.s.Name))
+			svgNum(l.x), svgNum(l.y), l.anchor, weight, svgEsc(pointLabel(pt.s)))
 	}
 	b.WriteString("</g>\n")
 }
@@ -264,7 +273,7 @@ func (p *svgPlot) placeLabels() []svgLabel {
 	labels := make([]svgLabel, len(p.points))
 	for _, i := range order {
 		pt := p.points[i]
-		text := pt.s.Name
+		text := pointLabel(pt.s)
 		w := svgCharPx * float64(utf8.RuneCountInString(text))
 		if pt.frontier {
 			w *= 1.15 // bold: 1.14 measured

@@ -12,7 +12,7 @@ type Report struct {
 	Problems int    `json:"problems"`
 	// Reference names the strategy that costs are compared with: the
 	// strongest single model (the single:MODEL strategy with the highest
-	// accuracy), or "" when there is none.
+	// accuracy) whose cost is whole, or "" when there is none.
 	Reference  string           `json:"reference,omitempty"`
 	Strategies []StrategyResult `json:"strategies"`
 }
@@ -30,6 +30,10 @@ type StrategyResult struct {
 	// Unpriced lists the models called that have no known price: the cost
 	// leaves them out, and shows as unknown.
 	Unpriced []string `json:"unpriced_models,omitempty"`
+	// LowerBound lists the models called whose recorded usage hides some
+	// of their calls (see price.Price.LowerBound): the cost is at least
+	// CostUSD.
+	LowerBound []string `json:"cost_lower_bound_models,omitempty"`
 	// CostRatio is Cost over the reference strategy's cost (0 when there
 	// is no reference).
 	CostRatio float64        `json:"cost_ratio,omitempty"`

@@ -12,12 +12,17 @@ import (
 //	cascade:M1>M2>…       M1 answers; a verifier gates it (visible tests for
 //	                      code; for math, agreement with the next model);
 //	                      what fails moves up to M2, and so on
+//	cross:M1>M2>…         a cascade for code whose gate is a cross-check: the
+//	                      visible tests, then agreement in behaviour with an
+//	                      earlier tier's answer on inputs derived from them;
+//	                      when no tier is confirmed, the latest answer that
+//	                      passed the tests stands
 //	vote:M1,M2,…          every model answers; the plurality wins (math)
 //	best-of-n:M,n         up to n samples of M, the first that passes the
 //	                      visible tests (code)
 type Strategy struct {
 	Name   string
-	Kind   string // single, cascade, vote, best-of-n
+	Kind   string // single, cascade, cross, vote, best-of-n
 	Models []string
 	N      int // best-of-n
 }
@@ -27,15 +32,15 @@ func ParseStrategy(s string) (Strategy, error) {
 	kind, arg, ok := strings.Cut(strings.TrimSpace(s), ":")
 	st := Strategy{Name: strings.TrimSpace(s), Kind: kind}
 	if !ok || arg == "" {
-		return st, fmt.Errorf("strategy %q: want KIND:ARGS, e.g. single:gpt-4-1106-preview, cascade:A>B, vote:A,B,C, best-of-n:A,5", s)
+		return st, fmt.Errorf("strategy %q: want KIND:ARGS, e.g. single:gpt-4-1106-preview, cascade:A>B, cross:A>B>C, vote:A,B,C, best-of-n:A,5", s)
 	}
 	switch kind {
 	case "single":
 		st.Models = []string{arg}
-	case "cascade":
+	case "cascade", "cross":
 		st.Models = splitList(arg, ">")
 		if len(st.Models) < 2 {
-			return st, fmt.Errorf("strategy %q: a cascade needs two models or more, cheapest first: cascade:A>B", s)
+			return st, fmt.Errorf("strategy %q: a %s needs two models or more, cheapest first: %s:A>B", s, kind, kind)
 		}
 	case "vote":
 		st.Models = splitList(arg, ",")
@@ -53,7 +58,7 @@ func ParseStrategy(s string) (Strategy, error) {
 		}
 		st.Models, st.N = parts[:1], n
 	default:
-		return st, fmt.Errorf("strategy %q: unknown kind %q (single, cascade, vote, best-of-n)", s, kind)
+		return st, fmt.Errorf("strategy %q: unknown kind %q (single, cascade, cross, vote, best-of-n)", s, kind)
 	}
 	for _, m := range st.Models {
 		if m == "" {

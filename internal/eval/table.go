@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -57,6 +58,17 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintln(bw, "escalated: share of problems that moved past their first tier")
 	fmt.Fprintln(bw, "false acc: wrong answers the verifier accepted (shipped as if right)")
 	fmt.Fprintln(bw, "false rej: right answers the verifier rejected (paid for repair or escalation)")
+	var lower []string
+	for _, s := range r.Strategies {
+		for _, m := range s.LowerBound {
+			if !slices.Contains(lower, m) {
+				lower = append(lower, m)
+			}
+		}
+	}
+	if len(lower) > 0 {
+		fmt.Fprintf(bw, "≥:         a lower bound: only the final answers of %s are recorded, not the calls that led to them\n", strings.Join(lower, ", "))
+	}
 	return bw.Flush()
 }
 
@@ -215,6 +227,9 @@ func oneLine(s string) string {
 func tableCost(s *StrategyResult) string {
 	if len(s.Unpriced) > 0 {
 		return "unknown (" + strings.Join(s.Unpriced, ", ") + " unpriced)"
+	}
+	if len(s.LowerBound) > 0 {
+		return "≥" + s.Cost.String()
 	}
 	return s.Cost.String()
 }

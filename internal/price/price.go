@@ -69,6 +69,10 @@ type Price struct {
 	Date   string
 	// Note says what is assumed or estimated about this row.
 	Note string
+	// LowerBound marks a system whose recorded answers hide some of the
+	// calls that produced them (an agent loop recorded by its last answer
+	// only): costs computed from its usage are lower bounds.
+	LowerBound bool
 }
 
 // Cost returns what u costs at p's standard (non-batch) rates, rounded up

@@ -55,6 +55,11 @@ func flat(model string, aliases []string, in, out, source, date, note string) Pr
 	}
 }
 
+func lowerBound(p Price) Price {
+	p.LowerBound = true
+	return p
+}
+
 func joinNote(a, b string) string {
 	if b == "" {
 		return a
@@ -99,8 +104,8 @@ func builtinRows() []Price {
 		// Historical models of the recorded data sets (shared/data).
 		flat("gpt-4-1106-preview", nil, "10", "30", srcOpenAIDevDay, "2023-11-06",
 			"GPT-4 Turbo preview at DevDay: $0.01/1K input, $0.03/1K output. No prompt caching or batch API existed then."),
-		flat("reflexion", nil, "10", "30", srcOpenAIDevDay, "2023-11-06",
-			"Reflexion is GPT-4 with self-repair; priced as gpt-4-1106-preview per token (its extra calls are counted as extra tokens)."),
+		lowerBound(flat("reflexion", nil, "10", "30", srcOpenAIDevDay, "2023-11-06",
+			"Reflexion is GPT-4 with self-reflection and self-repair, priced as gpt-4-1106-preview per token. Only its final answer is recorded, not the test-writing, reflection and retry calls that led to it, so its cost here is a lower bound.")),
 		flat("gpt-3.5-turbo-0613", nil, "1.50", "2", srcOpenAIJune2023, "2023-06-13",
 			"$0.0015/1K input, $0.002/1K output, as announced with the 0613 snapshots."),
 		flat("gpt3-175b", []string{"davinci"}, "60", "60", srcOpenAI2022, "2022-07-03",

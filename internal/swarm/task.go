@@ -71,33 +71,49 @@ func (r *run) ladder(ctx context.Context, ns *nodeState, t TaskSpec, steps stepp
 	}
 	cur := ns
 	history := ""
+	var earlier []verify.Answer
+	var unconfirmed *taskResult // the latest result that failed confirmation only
 	attempts := 0
 	for {
 		attempts++
-		res, escalate := r.attempt(ctx, cur, t, history, steps)
+		res, sub, escalate := r.attempt(ctx, cur, t, history, earlier, steps)
 		res.Attempts = attempts
+		onlyUnconfirmed := escalate && res.Verdict != nil && res.Verdict.Unconfirmed
 		if !escalate || tier+1 >= len(r.spec.Tiers) {
+			if escalate && !onlyUnconfirmed && unconfirmed != nil {
+				// Every tier failed: what passed every check but found no
+				// confirmation beats what failed a check outright.
+				unconfirmed.Attempts = attempts
+				return *unconfirmed
+			}
 			return res
+		}
+		if onlyUnconfirmed {
+			unconfirmed = &res
 		}
 		// Still failing after its repairs: move the task up a tier, with
 		// the evidence that helps.
 		r.setStatus(cur, StatusEscalated, "")
 		history += fmt.Sprintf("\n\nAn earlier attempt by %s failed verification after %d repairs. Its last submission:\n%s\n\nThe verifier said:\n%s",
 			cur.Model, max(r.spec.Repairs, 0), clip(res.Report, 4000), evidenceOf(res.Verdict))
+		if sub != nil {
+			earlier = append(earlier, verify.Answer{Model: sub.Model, Report: sub.Report, Artifacts: sub.Artifacts})
+		}
 		tier++
 		cur = r.escalationNode(cur, r.spec.Tiers[tier], tier)
 	}
 }
 
-// attempt runs one worker conversation with its repairs. escalate reports
-// that verification still fails.
-func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history string, steps stepper) (res taskResult, escalate bool) {
+// attempt runs one worker conversation with its repairs. It returns the
+// last submission (nil when there was none), and escalate reports that
+// verification still fails. earlier are the earlier tiers' answers.
+func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history string, earlier []verify.Answer, steps stepper) (res taskResult, sub *verify.Submission, escalate bool) {
 	res = taskResult{ID: ns.ID, Name: t.Name, Model: ns.Model, Tier: ns.Tier}
-	fail := func(s Status, err error) (taskResult, bool) {
+	fail := func(s Status, err error) (taskResult, *verify.Submission, bool) {
 		res.Status = s
 		res.Error = err.Error()
 		r.setStatus(ns, s, res.Error)
-		return res, false
+		return res, sub, false
 	}
 	m, err := r.e.models.Get(ns.Model)
 	if err != nil {
@@ -109,7 +125,6 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 	defer r.release()
 	r.setStatus(ns, StatusRunning, "")
 
-	var sub *verify.Submission
 	a := &agent{r: r, ns: ns, model: m, prio: limit.Worker, steps: steps, bud: r.pool}
 	a.req = llm.Request{System: workerSystem, MaxTokens: r.spec.CallTokens, Tools: r.workerTools(ns.Depth)}
 	a.msgs = []llm.Message{llm.UserText(taskPrompt(t) + history)}
@@ -181,9 +196,10 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 		if t.Verify == nil {
 			res.Status = StatusDone
 			r.update(ns, func(n *Node) { n.Status, n.Report, n.Ended = StatusDone, report, now() })
-			return res, false
+			return res, sub, false
 		}
 		r.setStatus(ns, StatusVerifying, "")
+		sub.Earlier = earlier
 		v := r.verify(ctx, ns, fmt.Sprintf("%s/verify-%d", ns.ID, repair), *t.Verify, *sub)
 		res.Verdict = &v
 		r.update(ns, func(n *Node) { n.Verdict = &v })
@@ -191,13 +207,13 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 		if v.Outcome != verify.Fail {
 			res.Status = StatusDone
 			r.update(ns, func(n *Node) { n.Status, n.Report, n.Ended = StatusDone, report, now() })
-			return res, false
+			return res, sub, false
 		}
 		if repair >= max(r.spec.Repairs, 0) {
 			res.Status = StatusFailed
 			res.Error = "failed verification: " + clip(v.Evidence, 500)
 			r.update(ns, func(n *Node) { n.Status, n.Report, n.Error, n.Ended = StatusFailed, report, res.Error, now() })
-			return res, true
+			return res, sub, true
 		}
 		r.update(ns, func(n *Node) { n.Status = StatusRepairing; n.Attempt++ })
 		a.reject("Verification failed. Fix your work and submit again.\n" + evidenceOf(&v))
@@ -228,8 +244,10 @@ func taskPrompt(t TaskSpec) string {
 	}
 	if t.Verify != nil {
 		switch t.Verify.Kind {
-		case "tests":
+		case verify.KindTests:
 			fmt.Fprintf(&b, "\n\nYour result will be checked by running these tests against the code you submit (put the code in an artifact named \"code\", or as the whole report):\n%s", t.Verify.Code)
+		case verify.KindCross:
+			fmt.Fprintf(&b, "\n\nYour result will be checked by running these tests against the code you submit (put the code in an artifact named \"code\", or as the whole report), then by comparing its results with independent solutions on inputs like theirs:\n%s", t.Verify.Code)
 		default:
 			fmt.Fprintf(&b, "\n\nYour result will be checked (%s).", t.Verify.Kind)
 		}

@@ -17,6 +17,7 @@ const (
 	KindVote    = "vote"
 	KindJudge   = "judge"
 	KindCommand = "command"
+	KindCross   = "cross"
 )
 
 // maxEvidence is about how much evidence a verdict carries: enough for a
@@ -25,7 +26,7 @@ const maxEvidence = 2048
 
 // Verifiers is Hive's [Verifier]: it dispatches on [Spec.Kind] to
 // [Verifiers.Tests], [Verifiers.Schema], [Verifiers.Vote],
-// [Verifiers.Judge] and [Verifiers.Command]. It is safe for concurrent
+// [Verifiers.Judge], [Verifiers.Command] and [Verifiers.Cross]. It is safe for concurrent
 // use once its fields are set.
 //
 // It never passes what it could not check: a verifier that cannot run (no
@@ -68,8 +69,10 @@ func (v *Verifiers) Verify(ctx context.Context, spec Spec, sub Submission, c Cal
 		out = v.Judge(ctx, spec, sub, c)
 	case KindCommand:
 		out = v.Command(ctx, spec, sub)
+	case KindCross:
+		out = v.Cross(ctx, spec, sub, c)
 	default:
-		out = unsure(spec.Kind, fmt.Sprintf("unknown verifier kind %q (want tests, schema, vote, judge or command)", spec.Kind))
+		out = unsure(spec.Kind, fmt.Sprintf("unknown verifier kind %q (want tests, schema, vote, judge, command or cross)", spec.Kind))
 	}
 	v.log.Debug("verdict", "kind", kind, "outcome", out.Outcome, "evidence_bytes", len(out.Evidence))
 	return out

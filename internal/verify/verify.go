@@ -26,14 +26,15 @@ const (
 
 // Spec says how a result is checked: {kind: tests, code}, {kind: schema,
 // schema}, {kind: vote, n}, {kind: judge, rubric, model}, {kind: command,
-// command}.
+// command}, {kind: cross, code, n?, models?, min?}.
 type Spec struct {
 	Kind    string          `json:"kind"`
 	Code    string          `json:"code,omitempty"`     // tests: the test code
 	Lang    string          `json:"language,omitempty"` // tests: python (default), javascript, shell
 	Schema  json.RawMessage `json:"schema,omitempty"`   // schema: a JSON Schema
-	N       int             `json:"n,omitempty"`        // vote: samples
-	Models  []string        `json:"models,omitempty"`   // vote: models to sample (default the worker's)
+	N       int             `json:"n,omitempty"`        // vote, cross: samples
+	Models  []string        `json:"models,omitempty"`   // vote, cross: models to sample (default the worker's)
+	Min     int             `json:"min,omitempty"`      // cross: independent answers that must agree (default 1)
 	Rubric  string          `json:"rubric,omitempty"`   // judge
 	Model   string          `json:"model,omitempty"`    // judge: the judging model
 	Command []string        `json:"command,omitempty"`  // command: argv; the submission is on stdin
@@ -52,6 +53,17 @@ type Submission struct {
 	Artifacts map[string]string
 	// Model is the model that produced it.
 	Model string
+	// Earlier holds the answers given before to the same task, oldest
+	// first: by lower tiers, or attempts that failed. A cross-check
+	// compares the submission with them.
+	Earlier []Answer
+}
+
+// Answer is an earlier answer to a task.
+type Answer struct {
+	Model     string
+	Report    string
+	Artifacts map[string]string
 }
 
 // Verdict is a verifier's judgement.
@@ -59,6 +71,11 @@ type Verdict struct {
 	Outcome  string `json:"outcome"` // pass, fail, unsure
 	Verifier string `json:"verifier"`
 	Evidence string `json:"evidence,omitempty"`
+	// Unconfirmed marks a failure of confirmation only: the result passed
+	// every check but nothing independent agreed with it. When every tier
+	// fails, the engine reports the latest unconfirmed result rather than
+	// a later one that failed outright.
+	Unconfirmed bool `json:"unconfirmed,omitempty"`
 }
 
 // A Verifier judges submissions. Verifiers that ask models (vote, judge)

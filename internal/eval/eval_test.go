@@ -1,0 +1,167 @@
+package eval
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/hive-swarm/hive/internal/config"
+	"github.com/hive-swarm/hive/internal/journal"
+	"github.com/hive-swarm/hive/internal/llm/replay"
+	"github.com/hive-swarm/hive/internal/provider"
+	"github.com/hive-swarm/hive/internal/sandbox"
+	"github.com/hive-swarm/hive/internal/suite"
+	"github.com/hive-swarm/hive/internal/swarm"
+	"github.com/hive-swarm/hive/internal/verify"
+)
+
+// A small code set in the seeds shape, with the mistakes the strategies
+// differ on: a cheap answer that passes the visible tests and fails the
+// hidden ones, and a middle one that does the same after the cheap one
+// failed the visible tests.
+var miniSet = []struct {
+	id, prompt, entry, test string
+	given                   []string
+	answers                 map[string]string // model → solution
+}{
+	{"Mini/0", "def add(a, b):\n    \"\"\"Return a + b.\"\"\"\n", "add",
+		"def check(f):\n    assert f(-1, 1) == 0\n    assert f(10, 5) == 15\n",
+		[]string{"assert add(2, 3) == 5"},
+		map[string]string{
+			"starcoder":          "def add(a, b):\n    return a + b\n",
+			"gpt-3.5-turbo-0613": "def add(a, b):\n    return b + a\n",
+			"gpt-4-1106-preview": "def add(a, b):\n    return sum([a, b])\n",
+		}},
+	{"Mini/1", "def count_vowels(s):\n    \"\"\"Count the vowels of s, in either case.\"\"\"\n", "count_vowels",
+		"def check(f):\n    assert f('HELLO') == 2\n    assert f('Sky') == 0\n",
+		[]string{"assert count_vowels('hello') == 2", "assert count_vowels('sky') == 0"},
+		map[string]string{
+			"starcoder":          "def count_vowels(s):\n    return sum(c in 'aeiou' for c in s)\n",
+			"gpt-3.5-turbo-0613": "def count_vowels(s):\n    return sum(c in 'aeiouAEIOU' for c in s)\n",
+			"gpt-4-1106-preview": "def count_vowels(s):\n    return len([c for c in s.lower() if c in 'aeiou'])\n",
+		}},
+	{"Mini/2", "def max_of(xs):\n    \"\"\"The largest element of xs.\"\"\"\n", "max_of",
+		"def check(f):\n    assert f([3, 1, 2]) == 3\n    assert f([-5]) == -5\n",
+		[]string{"assert max_of([1, 2, 3]) == 3"},
+		map[string]string{
+			"starcoder":          "def max_of(xs):\n    return xs[0]\n",
+			"gpt-3.5-turbo-0613": "def max_of(xs):\n    return xs[-1]\n",
+			"gpt-4-1106-preview": "def max_of(xs):\n    best = xs[0]\n    for x in xs:\n        best = x if x > best else best\n    return best\n",
+		}},
+	{"Mini/3", "def is_even(n):\n    \"\"\"Whether n is even.\"\"\"\n", "is_even",
+		"def check(f):\n    assert f(0) and f(-4) and not f(7)\n",
+		[]string{"assert is_even(2)", "assert not is_even(3)"},
+		map[string]string{
+			"starcoder":          "def is_even(n):\n    return n % 2 == 0\n",
+			"gpt-3.5-turbo-0613": "def is_even(n):\n    return not n & 1\n",
+			"gpt-4-1106-preview": "def is_even(n):\n    return n % 2 == 0\n",
+		}},
+}
+
+func writeMiniSet(t *testing.T) string {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "seeds"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, model := range []string{"starcoder", "gpt-3.5-turbo-0613", "gpt-4-1106-preview"} {
+		f, err := os.Create(filepath.Join(dir, "seeds", model+".jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc := json.NewEncoder(f)
+		for _, p := range miniSet {
+			if err := enc.Encode(map[string]any{"task_id": p.id, "prompt": p.prompt, "entry_point": p.entry,
+				"test": p.test, "given_tests": p.given, "solution": p.answers[model]}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// Strategies run through the real engine, replayed models and the real
+// sandbox. The cascade ships the answers that only the visible tests
+// checked; the cross-check catches both and calls the strong model on
+// those two problems only.
+func TestEvalCodeStrategies(t *testing.T) {
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	c, err := suite.LoadCode(writeMiniSet(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := sandbox.New(ctx, sandbox.Config{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := journal.Open(ctx, filepath.Join(t.TempDir(), "eval.db"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	reg := provider.NewRegistry(config.Default(), func(string) string { return "" }, log)
+	if err := RegisterCode(reg, c, replay.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	engine, err := swarm.New(ctx, store, reg, log, swarm.Options{Verifier: verify.New(sb, log)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer engine.Close(ctx)
+	ev := &Evaluator{Engine: engine, Registry: reg, Sandbox: sb, Log: log}
+
+	var strategies []Strategy
+	for _, s := range []string{"single:gpt-4-1106-preview", "cascade:starcoder>gpt-3.5-turbo-0613>gpt-4-1106-preview", "cross:starcoder>gpt-3.5-turbo-0613>gpt-4-1106-preview"} {
+		st, err := ParseStrategy(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		strategies = append(strategies, st)
+	}
+	rep, err := ev.EvalCode(ctx, c, strategies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		correct, falseAccepts int
+		calls                 map[string]int
+	}{
+		{4, 0, map[string]int{"gpt-4-1106-preview": 4}},
+		// Mini/0 and Mini/3 pass on starcoder; Mini/1 ships starcoder's
+		// lower-case-only count, Mini/2 gpt-3.5's last element.
+		{2, 2, map[string]int{"starcoder": 4, "gpt-3.5-turbo-0613": 1}},
+		// A first answer has nothing to agree with; gpt-3.5 confirms
+		// starcoder on Mini/0 and Mini/3. On Mini/1 they disagree on
+		// 'HELLO', and gpt-4 agrees with gpt-3.5. On Mini/2 gpt-4 is
+		// confirmed by nobody (starcoder fails the tests, gpt-3.5 differs
+		// on [3, 2, 1]); as the latest answer that passes the tests, it
+		// stands.
+		{4, 0, map[string]int{"starcoder": 4, "gpt-3.5-turbo-0613": 4, "gpt-4-1106-preview": 2}},
+	}
+	if rep.Reference != "single:gpt-4-1106-preview" {
+		t.Errorf("reference %q", rep.Reference)
+	}
+	for i, w := range want {
+		s := rep.Strategies[i]
+		if s.Correct != w.correct || s.FalseAccepts != w.falseAccepts {
+			t.Errorf("%s: %d correct, %d false accepts; want %d, %d", s.Name, s.Correct, s.FalseAccepts, w.correct, w.falseAccepts)
+		}
+		for m, n := range w.calls {
+			if s.Calls[m] != n {
+				t.Errorf("%s: calls %v, want %s×%d", s.Name, s.Calls, m, n)
+			}
+		}
+		if len(s.Calls) != len(w.calls) {
+			t.Errorf("%s: calls %v, want %v", s.Name, s.Calls, w.calls)
+		}
+		if s.Cost <= 0 || len(s.Unpriced) > 0 {
+			t.Errorf("%s: cost %v, unpriced %v", s.Name, s.Cost, s.Unpriced)
+		}
+	}
+}

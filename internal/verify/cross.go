@@ -1,0 +1,227 @@
+package verify
+
+import (
+	"cmp"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hive-swarm/hive/internal/llm"
+	"github.com/hive-swarm/hive/internal/sandbox"
+)
+
+//go:embed cross.py
+var crossDriver string
+
+// crossLimit is each answer's time in a cross-check: loading its code,
+// the tests, and every probe.
+const crossLimit = 5
+
+// Cross checks Python code by cross-examination, for the wrong answers
+// that pass the tests anyway. The submission must pass spec.Code (the
+// tests, as [Verifiers.Tests] runs them) and must behave like at least
+// spec.Min (default 1) independent answers that pass them too: answers
+// given earlier to the same task (sub.Earlier: lower tiers, failed
+// attempts) and spec.N samples from spec.Models, asked through c.
+//
+// Behaviour is compared on probes derived from the tests: each call the
+// tests make to a function the submission defines, then the same call
+// with each literal argument varied (0, ±1, empty and reversed lists,
+// upper-cased strings, …). Two answers agree when every probe gives the
+// same result or raises the same exception. The evidence of a
+// disagreement names the probe and both results, which is what a model
+// needs to repair its code.
+//
+// An answer that passes the tests but that nothing confirms fails with
+// [Verdict.Unconfirmed] set: no independent answer agrees with it, or
+// there was none to ask.
+func (v *Verifiers) Cross(ctx context.Context, spec Spec, sub Submission, c Caller) Verdict {
+	if spec.Lang != "" && spec.Lang != string(sandbox.Python) {
+		return unsure(KindCross, fmt.Sprintf("cross-checks run Python only, not %q", spec.Lang))
+	}
+	tested := v.Tests(ctx, spec, sub)
+	tested.Verifier = KindCross
+	if tested.Outcome != Pass {
+		return tested
+	}
+	code, _ := submittedCode(sub)
+	need := cmp.Or(spec.Min, 1)
+	if spec.N < 0 || spec.N > maxVoteSamples {
+		return unsure(KindCross, fmt.Sprintf("bad cross-check n %d: want 0 to %d samples", spec.N, maxVoteSamples))
+	}
+
+	// The others: earlier answers first, then samples.
+	others := make([]voter, 0, len(sub.Earlier)+spec.N)
+	for _, a := range sub.Earlier {
+		vt := voter{who: cmp.Or(a.Model, "an earlier attempt") + " (earlier)", text: a.Report}
+		vt.code, vt.hasCode = submittedCode(Submission{Report: a.Report, Artifacts: a.Artifacts})
+		others = append(others, vt)
+	}
+	if spec.N > 0 {
+		if c == nil {
+			return unsure(KindCross, "no model caller: the cross-check samples models, and this process gave it no way to call them")
+		}
+		models := spec.Models
+		if len(models) == 0 {
+			models = []string{sub.Model}
+		}
+		first := len(others)
+		others = append(others, make([]voter, spec.N)...)
+		g, gctx := errgroup.WithContext(ctx)
+		for i := range spec.N {
+			vt := &others[first+i]
+			model := models[i%len(models)]
+			vt.who = cmp.Or(model, "the default model")
+			g.Go(func() error {
+				resp, err := c.Call(gctx, model, &llm.Request{Model: model, Messages: []llm.Message{llm.UserText(sub.Task)}})
+				if err != nil {
+					vt.err = err
+					return nil
+				}
+				vt.text = resp.Text()
+				vt.code, vt.hasCode = ExtractCode(vt.text)
+				return nil
+			})
+		}
+		g.Wait() // each call's error is kept with its voter
+		if ctx.Err() != nil {
+			return unsure(KindCross, "the verification was cancelled while sampling")
+		}
+	}
+	var candidates []string
+	var idx []int // candidates[k+1] is others[idx[k]]
+	candidates = append(candidates, code)
+	for i, o := range others {
+		if o.err == nil && o.hasCode {
+			candidates = append(candidates, o.code)
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) == 0 {
+		var b strings.Builder
+		b.WriteString("the tests pass, but there is no independent answer to compare with")
+		for _, o := range others {
+			if o.err != nil {
+				fmt.Fprintf(&b, "\n- %s: %v", o.who, o.err)
+			} else {
+				fmt.Fprintf(&b, "\n- %s: no code in its answer", o.who)
+			}
+		}
+		return unconfirmed(b.String())
+	}
+
+	out, err := v.crossRun(ctx, spec.Code, candidates)
+	if err != nil {
+		return unsure(KindCross, err.Error())
+	}
+	mine := out.Results[0]
+	if !mine.Tests {
+		// The same code passed the tests a moment ago: the driver's run
+		// differs from the tests verifier's (a main guard, say).
+		return unsure(KindCross, "the tests passed on their own but not in the cross-check driver: "+mine.Error)
+	}
+	var agree []string
+	var b strings.Builder
+	for k, r := range out.Results[1:] {
+		o := others[idx[k]]
+		switch {
+		case !r.Tests:
+			fmt.Fprintf(&b, "\n- %s fails the tests (%s)", o.who, clipLine(r.Error, 160))
+		case len(r.Outs) != len(mine.Outs):
+			fmt.Fprintf(&b, "\n- %s could not be compared", o.who)
+		default:
+			diff := -1
+			for i := range mine.Outs {
+				if r.Outs[i] != mine.Outs[i] {
+					diff = i
+					break
+				}
+			}
+			if diff < 0 {
+				agree = append(agree, o.who)
+				continue
+			}
+			fmt.Fprintf(&b, "\n- %s passes the tests too, but %s gives %s where this submission gives %s",
+				o.who, clipLine(out.Probes[diff], 200), clipLine(r.Outs[diff], 200), clipLine(mine.Outs[diff], 200))
+		}
+	}
+	for _, o := range others {
+		if o.err != nil {
+			fmt.Fprintf(&b, "\n- %s could not be asked: %v", o.who, o.err)
+		} else if !o.hasCode {
+			fmt.Fprintf(&b, "\n- %s has no code in its answer", o.who)
+		}
+	}
+	if len(agree) >= need {
+		return pass(KindCross, fmt.Sprintf("the tests pass, and %s %s on all %d probes derived from them", strings.Join(agree, ", "), plural2(len(agree), "agrees", "agree"), len(out.Probes)))
+	}
+	ev := fmt.Sprintf("the tests pass, but %d of the independent answers %s with this submission on %d probes derived from the tests (it needs %d):%s",
+		len(agree), plural2(len(agree), "agrees", "agree"), len(out.Probes), need, b.String())
+	return unconfirmed(headTail(ev, maxEvidence))
+}
+
+// crossOut is what the driver prints.
+type crossOut struct {
+	Probes  []string `json:"probes"`
+	Results []struct {
+		Tests bool     `json:"tests"`
+		Error string   `json:"error"`
+		Outs  []string `json:"outs"`
+	} `json:"results"`
+}
+
+// crossRun runs the driver on the candidates in one sandbox.
+func (v *Verifiers) crossRun(ctx context.Context, tests string, candidates []string) (*crossOut, error) {
+	if v.sb == nil {
+		return nil, errNoSandbox
+	}
+	in, err := json.Marshal(map[string]any{"tests": tests, "candidates": candidates, "limit": crossLimit, "max_probes": 40})
+	if err != nil {
+		return nil, err
+	}
+	// The children run at once: give the sandbox time for all of them on
+	// a busy machine, and output room for all their results.
+	wall := time.Duration(crossLimit*(2+len(candidates)/2)) * time.Second
+	limits := v.limits()
+	limits.Wall, limits.CPU = wall, wall
+	limits.Output = max(limits.Output, 1<<20)
+	res, err := v.sb.Run(ctx, sandbox.Spec{Lang: sandbox.Python, Source: crossDriver,
+		Files: map[string][]byte{"cross.json": in}, Limits: limits})
+	if err != nil {
+		return nil, fmt.Errorf("the sandbox failed, so the answers were not compared: %w", err)
+	}
+	if !res.OK() {
+		return nil, fmt.Errorf("the cross-check driver stopped (%s): %s", res.Reason, clipLine(lastLine(string(res.Stderr)), 300))
+	}
+	var out crossOut
+	if err := json.Unmarshal(res.Stdout, &out); err != nil || len(out.Results) != len(candidates) {
+		return nil, fmt.Errorf("the cross-check driver printed no result: %v", err)
+	}
+	return &out, nil
+}
+
+func unconfirmed(evidence string) Verdict {
+	v := fail(KindCross, evidence)
+	v.Unconfirmed = true
+	return v
+}
+
+func clipLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		s = strings.ToValidUTF8(s[:n], "") + "…"
+	}
+	return s
+}
+
+func plural2(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
