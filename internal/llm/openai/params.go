@@ -1,13 +1,18 @@
 package openai
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/packages/param"
 	"github.com/openai/openai-go/v3/shared"
 
 	"github.com/hive-swarm/hive/internal/llm"
@@ -165,18 +170,77 @@ func imageURL(img llm.Image) (string, error) {
 }
 
 // functionTool converts a tool definition; a missing schema is an object
-// with no properties.
+// with no properties. The definition goes to the SDK as JSON made once per
+// distinct tool (see [toolJSON]): tools are the bulk of a swarm worker's
+// request, and the SDK would encode their schemas by reflection on every
+// call.
 func functionTool(t llm.Tool) (openai.ChatCompletionToolUnionParam, error) {
-	schema := shared.FunctionParameters{"type": "object", "properties": map[string]any{}}
-	if len(t.Schema) > 0 {
-		schema = nil
-		if err := json.Unmarshal(t.Schema, &schema); err != nil || schema == nil {
-			return openai.ChatCompletionToolUnionParam{}, fmt.Errorf("schema is not a JSON object")
+	raw, err := toolJSON(t)
+	if err != nil {
+		return openai.ChatCompletionToolUnionParam{}, err
+	}
+	return openai.ChatCompletionFunctionTool(param.Override[shared.FunctionDefinitionParam](raw)), nil
+}
+
+// toolDefs caches the function definitions of tools by a hash of their
+// name, description and schema; an entry keeps its inputs, so that a hash
+// collision is a miss, never a wrong tool.
+var toolDefs sync.Map // uint64 → *toolDef
+
+type toolDef struct {
+	name, desc string
+	schema     []byte
+	raw        json.RawMessage
+}
+
+var toolSeed = maphash.MakeSeed()
+
+// toolJSON returns t as a Chat Completions function definition:
+// {"name", "description"?, "parameters"}.
+func toolJSON(t llm.Tool) (json.RawMessage, error) {
+	var h maphash.Hash
+	h.SetSeed(toolSeed)
+	h.WriteString(t.Name)
+	h.WriteByte(0)
+	h.WriteString(t.Description)
+	h.WriteByte(0)
+	h.Write(t.Schema)
+	key := h.Sum64()
+	if v, ok := toolDefs.Load(key); ok {
+		d := v.(*toolDef)
+		if d.name == t.Name && d.desc == t.Description && bytes.Equal(d.schema, t.Schema) {
+			return d.raw, nil
 		}
 	}
-	def := shared.FunctionDefinitionParam{Name: t.Name, Parameters: schema}
-	if t.Description != "" {
-		def.Description = openai.String(t.Description)
+	schema := []byte(`{"type":"object","properties":{}}`)
+	if len(t.Schema) > 0 {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(t.Schema, &obj); err != nil || obj == nil {
+			return nil, fmt.Errorf("schema is not a JSON object")
+		}
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, t.Schema); err != nil {
+			return nil, fmt.Errorf("schema is not a JSON object")
+		}
+		schema = buf.Bytes()
 	}
-	return openai.ChatCompletionFunctionTool(def), nil
+	def := struct {
+		Name        string          `json:"name"`
+		Description string          `json:"description,omitempty"`
+		Parameters  json.RawMessage `json:"parameters"`
+	}{t.Name, t.Description, schema}
+	raw, err := json.Marshal(def)
+	if err != nil {
+		return nil, err
+	}
+	if toolCount.Add(1) <= maxToolDefs {
+		toolDefs.Store(key, &toolDef{name: t.Name, desc: t.Description, schema: bytes.Clone(t.Schema), raw: raw})
+	}
+	return raw, nil
 }
+
+// maxToolDefs bounds the cache, for a process that makes up tools on the
+// fly; past it, definitions are made on every call.
+const maxToolDefs = 4096
+
+var toolCount atomic.Int64
