@@ -7,7 +7,10 @@
 // ones Hive queries across runs and shows live. It lives beside DBOS rather
 // than inside it: on SQLite in a sibling file ([Store.DBOSURL]), so that the
 // two never contend for one writer lock; on PostgreSQL in the same database,
-// where Hive's tables carry a hive_ prefix and DBOS uses its own schema.
+// where Hive's tables carry a hive_ prefix and DBOS uses its own schema
+// ("dbos"), or the schema the URL's search_path names ([Store.DBOSSchema]),
+// so that journals in different schemas of one database keep their
+// workflows apart too.
 //
 // The swarm engine stores its own types here as JSON blobs, so the package
 // knows nothing of nodes or events beyond their keys.
@@ -82,11 +85,12 @@ const (
 // A Store is Hive's journal. It is safe for concurrent use. Open starts its
 // writer goroutine; Close stops it.
 type Store struct {
-	log     *slog.Logger
-	dialect string
-	dbosURL string
-	wdb     *sql.DB // writes: used only by the writer goroutine (and Open)
-	rdb     *sql.DB // reads; the same handle as wdb on PostgreSQL
+	log        *slog.Logger
+	dialect    string
+	dbosURL    string
+	dbosSchema string
+	wdb        *sql.DB // writes: used only by the writer goroutine (and Open)
+	rdb        *sql.DB // reads; the same handle as wdb on PostgreSQL
 
 	// mu guards closed and sending on queue: senders hold it for reading,
 	// Close takes it for writing before it closes queue.
@@ -147,7 +151,29 @@ func (s *Store) openPostgres(ctx context.Context, u string) error {
 		return err
 	}
 	s.dialect, s.dbosURL, s.wdb, s.rdb = DialectPostgres, u, db, db
+	s.dbosSchema = searchSchema(u)
 	return nil
+}
+
+// searchSchema returns the first schema of a PostgreSQL URL's search_path
+// parameter as the server resolves it (folded to lower case unless quoted),
+// or "" if it names none.
+func searchSchema(u string) string {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	first, _, _ := strings.Cut(pu.Query().Get("search_path"), ",")
+	first = strings.TrimSpace(first)
+	if q, ok := strings.CutPrefix(first, `"`); ok {
+		first, _ = strings.CutSuffix(q, `"`)
+	} else {
+		first = strings.ToLower(first)
+	}
+	if first == "$user" {
+		return ""
+	}
+	return first
 }
 
 // sqlitePath returns the absolute file path that u names.
@@ -237,8 +263,14 @@ func (s *Store) openSQLite(ctx context.Context, u string) error {
 
 // DBOSURL is the DatabaseURL DBOS should use: for SQLite the sibling file
 // path+"-dbos" as "sqlite:///abs/path.db-dbos"; for PostgreSQL the store's
-// own URL (DBOS keeps its tables in its own schema).
+// own URL (DBOS keeps its tables in its own schema, [Store.DBOSSchema]).
 func (s *Store) DBOSURL() string { return s.dbosURL }
+
+// DBOSSchema is the PostgreSQL schema DBOS should keep its tables in: the
+// first schema of the store URL's search_path, where Hive's own tables
+// are too, or "" for DBOS's default ("dbos") when the URL names none and
+// on SQLite.
+func (s *Store) DBOSSchema() string { return s.dbosSchema }
 
 // Dialect is [DialectSQLite] or [DialectPostgres].
 func (s *Store) Dialect() string { return s.dialect }

@@ -619,6 +619,30 @@ func TestSQLitePath(t *testing.T) {
 	}
 }
 
+// TestDBOSSchema checks that DBOS keeps its tables in the schema a
+// PostgreSQL URL's search_path names, as the server resolves the name.
+func TestDBOSSchema(t *testing.T) {
+	for _, tc := range []struct{ url, want string }{
+		{"postgres://h/db", ""},
+		{"postgres://h/db?sslmode=disable&search_path=runs", "runs"},
+		{"postgresql://h/db?search_path=Runs,public", "runs"},
+		{"postgres://h/db?search_path=%22Runs%22%2Cpublic", "Runs"},
+		{"postgres://h/db?search_path=%22%24user%22,public", ""},
+	} {
+		if got := searchSchema(tc.url); got != tc.want {
+			t.Errorf("searchSchema(%q) = %q, want %q", tc.url, got, tc.want)
+		}
+	}
+	if sl := openClosed(t, filepath.Join(t.TempDir(), "x.db")); sl.DBOSSchema() != "" {
+		t.Errorf("SQLite DBOSSchema = %q, want none", sl.DBOSSchema())
+	}
+	u := postgresURL(t)
+	s := openClosed(t, u)
+	if want := searchSchema(u); want == "" || s.DBOSSchema() != want || s.DBOSURL() != u {
+		t.Errorf("DBOSSchema = %q, DBOSURL = %q; want %q and the store's URL", s.DBOSSchema(), s.DBOSURL(), want)
+	}
+}
+
 // TestBackpressure holds SQLite's write lock from another connection so
 // that the writer stalls: AppendEvent must then block once the queue is
 // full, not grow it, and every event must commit once the lock is released.

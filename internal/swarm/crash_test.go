@@ -90,6 +90,17 @@ type crashServer struct {
 
 type span struct{ start, end time.Time }
 
+// served is the number of calls answered so far.
+func (cs *crashServer) served() int {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	n := 0
+	for _, spans := range cs.sends {
+		n += len(spans)
+	}
+	return n
+}
+
 func callKey(c *llmtest.Call) string {
 	if isLead(c) {
 		return fmt.Sprintf("lead/%d", turns(c))
@@ -150,10 +161,20 @@ func TestCrashResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test runs a child process through 10 kills")
 	}
+	testCrashResume(t, func(t *testing.T, name string) string {
+		return filepath.Join(t.TempDir(), name+".db")
+	}, 10, 0)
+}
+
+// testCrashResume runs the crash test on journals that newDB returns (a
+// fresh, empty one each call), killing the child process kills times, each
+// after a random 150-850 ms or, if perLife > 0, once perLife calls were
+// answered in that life, whichever comes first.
+func testCrashResume(t *testing.T, newDB func(t *testing.T, name string) string, kills, perLife int) {
 	// An uninterrupted run, for the answer to compare with.
 	ref := newCrashServer()
 	defer ref.server.Close()
-	cmd, sc := startChild(t, filepath.Join(t.TempDir(), "ref.db"), ref.server.URL+"/v1", "")
+	cmd, sc := startChild(t, newDB(t, "ref"), ref.server.URL+"/v1", "")
 	want := ""
 	for sc.Scan() {
 		if a, ok := strings.CutPrefix(sc.Text(), "ANSWER "); ok {
@@ -166,10 +187,10 @@ func TestCrashResume(t *testing.T) {
 
 	cs := newCrashServer()
 	defer cs.server.Close()
-	db := filepath.Join(t.TempDir(), "crash.db")
+	db := newDB(t, "crash")
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	runID := ""
-	var kills []time.Time
+	var killed []time.Time
 	answer := ""
 	for life := 0; ; life++ {
 		cmd, sc := startChild(t, db, cs.server.URL+"/v1", runID)
@@ -188,13 +209,19 @@ func TestCrashResume(t *testing.T) {
 			}
 			runID = id
 		}
-		if life < 10 {
-			time.Sleep(time.Duration(150+rng.IntN(700)) * time.Millisecond)
+		if life < kills {
+			deadline := time.Now().Add(time.Duration(150+rng.IntN(700)) * time.Millisecond)
+			for start := cs.served(); time.Now().Before(deadline) && (perLife == 0 || cs.served()-start < perLife); {
+				time.Sleep(5 * time.Millisecond)
+			}
 			if cmd.Process.Signal(syscall.SIGKILL) == nil {
-				kills = append(kills, time.Now())
+				killed = append(killed, time.Now())
 			}
 			cmd.Wait()
-			for range lines {
+			for l := range lines {
+				if strings.HasPrefix(l, "ANSWER ") {
+					t.Fatalf("life %d finished the run before it was killed", life)
+				}
 			}
 			continue
 		}
@@ -209,7 +236,7 @@ func TestCrashResume(t *testing.T) {
 		break
 	}
 	if answer != want {
-		t.Fatalf("after %d kills the answer is %q, want %q", len(kills), answer, want)
+		t.Fatalf("after %d kills the answer is %q, want %q", len(killed), answer, want)
 	}
 
 	// No finished call was sent twice; count those in flight at a kill.
@@ -225,7 +252,7 @@ func TestCrashResume(t *testing.T) {
 			// handler at the kill, or answered just before it, before the
 			// answer could be journaled.
 			ok := false
-			for _, k := range kills {
+			for _, k := range killed {
 				// A request sent just before a kill reaches the handler
 				// just after it: still in flight at the kill.
 				if k.After(prev.start.Add(-200*time.Millisecond)) && k.Before(spans[i].start) {
@@ -240,11 +267,11 @@ func TestCrashResume(t *testing.T) {
 				}
 			}
 			if !ok {
-				t.Errorf("call %s was sent again after it had finished (sends %v, kills %v)", key, spans, kills)
+				t.Errorf("call %s was sent again after it had finished (sends %v, kills %v)", key, spans, killed)
 			}
 		}
 	}
-	t.Logf("%d kills; %d requests for %d distinct calls; %d sent again: %d in flight at a kill, %d answered within 1 s before a kill", len(kills), total, len(cs.sends), again, inFlight, late)
+	t.Logf("%d kills; %d requests for %d distinct calls; %d sent again: %d in flight at a kill, %d answered within 1 s before a kill", len(killed), total, len(cs.sends), again, inFlight, late)
 	if len(cs.sends) != crashWorkers+2 {
 		t.Errorf("%d distinct calls, want %d", len(cs.sends), crashWorkers+2)
 	}

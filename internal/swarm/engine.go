@@ -94,6 +94,7 @@ func New(ctx context.Context, store *journal.Store, models Models, log *slog.Log
 	dctx, err := dbos.NewContext(context.WithoutCancel(ctx), dbos.Config{
 		AppName:            "hive",
 		DatabaseURL:        store.DBOSURL(),
+		DatabaseSchema:     store.DBOSSchema(),
 		Logger:             quiet,
 		ApplicationVersion: opts.AppVersion,
 		ExecutorID:         "hive",
@@ -534,7 +535,7 @@ func CancelStored(ctx context.Context, store *journal.Store, id string) (string,
 	if Status(jr.Status).Final() {
 		return jr.ID, fmt.Errorf("run %s already ended (%s); nothing to cancel", jr.ID, jr.Status)
 	}
-	client, err := dbos.NewClient(ctx, dbos.ClientConfig{DatabaseURL: store.DBOSURL(), AppName: "hive", Logger: slog.New(slog.DiscardHandler)})
+	client, err := dbos.NewClient(ctx, dbos.ClientConfig{DatabaseURL: store.DBOSURL(), DatabaseSchema: store.DBOSSchema(), AppName: "hive", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return jr.ID, fmt.Errorf("open the durable executor: %w", err)
 	}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hive-swarm/hive/internal/price"
+	"github.com/hive-swarm/hive/internal/swarm"
+)
+
+// postgresURL creates a fresh schema and returns a URL whose search_path
+// is that schema: the journal's tables and DBOS's go there, and it is
+// dropped when the test ends. It skips the test if the server (named by
+// HIVE_TEST_POSTGRES, default the local one) cannot be reached.
+func postgresURL(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("HIVE_TEST_POSTGRES")
+	if base == "" {
+		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	db, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		t.Skipf("PostgreSQL not reachable (set HIVE_TEST_POSTGRES): %v", err)
+	}
+	schema := fmt.Sprintf("hive_cmd_test_%d_%d", os.Getpid(), time.Now().UnixNano())
+	if _, err := db.ExecContext(ctx, `CREATE SCHEMA `+schema); err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		defer db.Close()
+		if _, err := db.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	return base + sep + "search_path=" + schema
+}
+
+// hive run, runs and show on a PostgreSQL journal given with --db.
+func TestRunOnPostgres(t *testing.T) {
+	url := postgresURL(t)
+	w := newWorld(t)
+	code, out, errOut := w.hive("run", "--db", url, "count to three")
+	if code != 0 || out != "three reports\n" {
+		t.Fatalf("run: exit %d, stdout %q: %s", code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(w.dir, "runs", "hive.db")); err == nil {
+		t.Fatal("run wrote the SQLite journal of defaults.db, not the one --db names")
+	}
+
+	code, out, errOut = w.hive("runs", "--json", "--db", url)
+	if code != 0 {
+		t.Fatalf("runs: exit %d: %s", code, errOut)
+	}
+	var runs []swarm.RunView
+	if err := json.Unmarshal([]byte(out), &runs); err != nil || len(runs) != 1 {
+		t.Fatalf("runs --json: %v\n%s", err, out)
+	}
+	r := runs[0]
+	if r.Status != swarm.StatusDone || r.Task != "count to three" || r.Answer != "three reports" || r.CostNanos <= 0 || r.CostUSD <= 0 {
+		t.Fatalf("runs --json: %+v", r)
+	}
+
+	code, out, errOut = w.hive("show", "--json", "--db", url, r.ID[:8])
+	if code != 0 {
+		t.Fatalf("show --json: exit %d: %s", code, errOut)
+	}
+	var show struct {
+		Run    swarm.RunView `json:"run"`
+		Nodes  []swarm.Node  `json:"nodes"`
+		Totals totalsJSON    `json:"totals"`
+	}
+	if err := json.Unmarshal([]byte(out), &show); err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	for _, n := range show.Nodes {
+		if n.Status != swarm.StatusDone {
+			t.Errorf("node %s is %s", n.ID, n.Status)
+		}
+		sum += int64(n.Cost)
+	}
+	if show.Run.ID != r.ID || len(show.Nodes) != 4 || sum != r.CostNanos || show.Totals.CostNanos != r.CostNanos {
+		t.Fatalf("show --json: run %s, %d nodes costing %d, totals %d; want run %s, 4 nodes costing %d", show.Run.ID, len(show.Nodes), sum, show.Totals.CostNanos, r.ID, r.CostNanos)
+	}
+
+	code, out, errOut = w.hive("show", "--db", url, r.ID)
+	if code != 0 || !strings.Contains(out, "lead done") || !strings.Contains(out, price.Amount(r.CostNanos).String()) || !strings.Contains(out, "answer:\nthree reports") {
+		t.Fatalf("show: exit %d: %s\n%s", code, errOut, out)
+	}
+}
