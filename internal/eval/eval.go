@@ -128,7 +128,10 @@ func (ev *Evaluator) EvalMath(ctx context.Context, m *suite.Math, strategies []S
 func (ev *Evaluator) eval(ctx context.Context, suiteName string, probs []problem, strategies []Strategy, math bool) (*Report, error) {
 	rep := &Report{Suite: suiteName, Problems: len(probs)}
 	for _, st := range strategies {
-		for _, m := range st.Models {
+		for _, m := range append(slices.Clip(st.Models), st.Partner) {
+			if m == "" {
+				continue
+			}
 			if _, err := ev.Registry.Get(m); err != nil {
 				return nil, fmt.Errorf("strategy %s: %w", st.Name, err)
 			}
@@ -192,6 +195,9 @@ func plan(st Strategy, probs []problem, math bool) (tiers []string, tasks []swar
 			t := swarm.TaskSpec{Name: p.id, Instructions: p.prompt}
 			if p.verify != nil {
 				t.Verify = &verify.Spec{Kind: verify.KindCross, Code: p.verify.Code}
+				if st.Partner != "" {
+					t.Verify.Models, t.Verify.N = []string{st.Partner}, st.N
+				}
 			}
 			tasks = append(tasks, t)
 		}

@@ -16,7 +16,9 @@ import (
 //	                      visible tests, then agreement in behaviour with an
 //	                      earlier tier's answer on inputs derived from them;
 //	                      when no tier is confirmed, the latest answer that
-//	                      passed the tests stands
+//	                      passed the tests stands. With +P*n, each check
+//	                      also asks model P for n more answers to compare
+//	                      with (cheap confirmations: cross:A>B+P*3)
 //	vote:M1,M2,…          every model answers; the plurality wins (math)
 //	best-of-n:M,n         up to n samples of M, the first that passes the
 //	                      visible tests (code)
@@ -24,7 +26,9 @@ type Strategy struct {
 	Name   string
 	Kind   string // single, cascade, cross, vote, best-of-n
 	Models []string
-	N      int // best-of-n
+	N      int // best-of-n: samples; cross: partner samples per check
+	// Partner is the model a cross-check samples (cross:…+P*n).
+	Partner string
 }
 
 // ParseStrategy parses a strategy as written on the command line.
@@ -38,6 +42,16 @@ func ParseStrategy(s string) (Strategy, error) {
 	case "single":
 		st.Models = []string{arg}
 	case "cascade", "cross":
+		if kind == "cross" {
+			if chain, partner, ok := strings.Cut(arg, "+"); ok {
+				p, n, _ := strings.Cut(partner, "*")
+				k, err := strconv.Atoi(strings.TrimSpace(n))
+				if strings.TrimSpace(p) == "" || err != nil || k < 1 || k > 32 {
+					return st, fmt.Errorf("strategy %q: want cross:A>B+PARTNER*N with N from 1 to 32", s)
+				}
+				arg, st.Partner, st.N = chain, strings.TrimSpace(p), k
+			}
+		}
 		st.Models = splitList(arg, ">")
 		if len(st.Models) < 2 {
 			return st, fmt.Errorf("strategy %q: a %s needs two models or more, cheapest first: %s:A>B", s, kind, kind)
@@ -63,6 +77,9 @@ func ParseStrategy(s string) (Strategy, error) {
 	for _, m := range st.Models {
 		if m == "" {
 			return st, fmt.Errorf("strategy %q: an empty model name", s)
+		}
+		if strings.ContainsAny(m, "+*") {
+			return st, fmt.Errorf("strategy %q: bad model name %q (only cross takes a partner: cross:A>B+P*N)", s, m)
 		}
 	}
 	return st, nil

@@ -153,12 +153,20 @@ func (r *Report) relCost(s *StrategyResult) (ratio float64, ok bool) {
 }
 
 // tableRatio formats s's cost relative to the reference: "0.38×", "12×",
-// "<0.01×", or "—" when there is no reference.
+// "<0.01×", or "—" when there is no reference; "≥" marks a lower bound.
 func (r *Report) tableRatio(s *StrategyResult) string {
 	ratio, ok := r.relCost(s)
-	switch {
-	case !ok:
+	if ok && len(s.LowerBound) > 0 && ratio >= 0.01 {
+		return "≥" + formatRatio(ratio)
+	}
+	if !ok {
 		return "—"
+	}
+	return formatRatio(ratio)
+}
+
+func formatRatio(ratio float64) string {
+	switch {
 	case ratio == 0:
 		return "0×"
 	case ratio < 0.01:

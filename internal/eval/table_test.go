@@ -207,3 +207,60 @@ func TestFrontier(t *testing.T) {
 		t.Errorf("Frontier of an empty report = %v", got)
 	}
 }
+
+// A cost computed from a system recorded by its last answer only is a
+// lower bound, and the table says so in both cost cells and the legend.
+func TestWriteTableLowerBound(t *testing.T) {
+	r := renderSmallReport()
+	r.Strategies = append(r.Strategies, StrategyResult{
+		Name: "single:reflexion", Accuracy: 150.0 / 164, Correct: 150, Problems: 164,
+		Cost: price.MustParseUSD("1.60"), Calls: map[string]int{"reflexion": 164}, LowerBound: []string{"reflexion"},
+	})
+	var b bytes.Buffer
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	f := strings.Fields(strings.TrimPrefix(tableRow(t, out, "single:reflexion"), "single:reflexion"))
+	if len(f) < 4 || f[2] != "≥$1.60" || f[3] != "≥0.50×" {
+		t.Errorf("lower-bound row cells %q", f)
+	}
+	if !strings.Contains(out, "only the final answers of reflexion are recorded") {
+		t.Errorf("no legend line for the lower bound:\n%s", out)
+	}
+	if g := strings.Fields(strings.TrimPrefix(tableRow(t, out, "cascade:tests"), "cascade:tests")); strings.HasPrefix(g[2], "≥") {
+		t.Errorf("a whole cost marked as a lower bound: %q", g)
+	}
+}
+
+func TestParseStrategy(t *testing.T) {
+	good := map[string]Strategy{
+		"single:m":      {Name: "single:m", Kind: "single", Models: []string{"m"}},
+		"cascade:a > b": {Name: "cascade:a > b", Kind: "cascade", Models: []string{"a", "b"}},
+		"cross:a>b>c":   {Name: "cross:a>b>c", Kind: "cross", Models: []string{"a", "b", "c"}},
+		"cross:a>b+p*3": {Name: "cross:a>b+p*3", Kind: "cross", Models: []string{"a", "b"}, Partner: "p", N: 3},
+		"best-of-n:m,5": {Name: "best-of-n:m,5", Kind: "best-of-n", Models: []string{"m"}, N: 5},
+		"vote:a,b,c":    {Name: "vote:a,b,c", Kind: "vote", Models: []string{"a", "b", "c"}},
+	}
+	for in, want := range good {
+		got, err := ParseStrategy(in)
+		if err != nil || got.Name != want.Name || got.Kind != want.Kind || strings.Join(got.Models, ",") != strings.Join(want.Models, ",") || got.Partner != want.Partner || got.N != want.N {
+			t.Errorf("ParseStrategy(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	bad := map[string]string{
+		"cross:a":         "two models or more",
+		"cross:a>b+p":     "cross:A>B+PARTNER*N",
+		"cross:a>b+p*0":   "cross:A>B+PARTNER*N",
+		"cross:a>b+*2":    "cross:A>B+PARTNER*N",
+		"cascade:a>b+p*2": "only cross takes a partner",
+		"best-of-n:m,0":   "N from 1 to 100",
+		"guess:m":         "unknown kind",
+		"single":          "want KIND:ARGS",
+	}
+	for in, want := range bad {
+		if _, err := ParseStrategy(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseStrategy(%q) error %v, want it to say %q", in, err, want)
+		}
+	}
+}
