@@ -186,7 +186,7 @@ func plan(st Strategy, probs []problem, math bool) (tiers []string, tasks []swar
 				gate = []string{last}
 			}
 			tiers = []string{first, last}
-			one(&verify.Spec{Kind: verify.KindVote, Models: gate, N: len(gate)})
+			one(&verify.Spec{Kind: verify.KindVote, Models: gate, N: len(gate), Gate: true})
 		}
 		combine = byName
 	case "cross":

@@ -85,3 +85,44 @@ func TestRepairThenEscalate(t *testing.T) {
 		}
 	}
 }
+
+// A gate decides escalation only: the cheap answer fails the vote and
+// moves up (no repairs); at the top tier the vote is not taken again,
+// because nothing is above it.
+func TestGateSkippedAtTopTier(t *testing.T) {
+	h := func(c *llmtest.Call) llmtest.Reply {
+		if isLead(c) {
+			if len(c.ToolResults()) == 0 {
+				return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("delegate", delegateArgs{Tasks: []TaskSpec{{
+					Name: "sum", Instructions: "What is 40 + 2?", Verify: &verify.Spec{Kind: verify.KindVote, Models: []string{"strong"}, N: 1, Gate: true},
+				}}})}}
+			}
+			r := reports(c)[0]
+			return finish(string(r.Status) + " by " + r.Model + ": " + r.Report)
+		}
+		if len(c.Tools) == 0 { // a vote's sample: the task alone
+			return llmtest.Reply{Text: "42"}
+		}
+		answer := map[string]string{"cheap": "The answer is 41.", "strong": "The answer is 42."}[c.Model]
+		return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("submit", submitArgs{Report: answer})}}
+	}
+	hs := newHarness(t, h, Options{Verifier: verify.New(nil, testLogger(t))})
+	res := hs.run(Spec{Task: "sum", BudgetUSD: 1e9, Repairs: -1})
+	if res.Status != StatusDone || res.Answer != "done by strong: The answer is 42." {
+		t.Fatalf("run %s: %q %q", res.Status, res.Answer, res.Error)
+	}
+	samples := 0
+	for _, c := range hs.srv.Calls() {
+		if !isLead(c) && len(c.Tools) == 0 {
+			samples++
+		}
+	}
+	if samples != 1 {
+		t.Errorf("%d vote samples, want 1 (the cheap tier's gate only)", samples)
+	}
+	for _, n := range hs.nodes(res.RunID) {
+		if n.ID == "1^1" && n.Verdict != nil {
+			t.Errorf("the top tier was verified: %+v", n.Verdict)
+		}
+	}
+}

@@ -193,7 +193,9 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 		}
 		report, artifactID, names := r.report(ctx, ns, sub)
 		res.Report, res.ReportArtifact, res.Artifacts = report, artifactID, names
-		if t.Verify == nil {
+		// A gate only decides escalation: at the top tier there is nothing
+		// to escalate to, so it would be paid for and change nothing.
+		if t.Verify == nil || (t.Verify.Gate && ns.Tier >= len(r.spec.Tiers)-1) {
 			res.Status = StatusDone
 			r.update(ns, func(n *Node) { n.Status, n.Report, n.Ended = StatusDone, report, now() })
 			return res, sub, false

@@ -41,6 +41,10 @@ type Spec struct {
 	// Threshold is the share of the votes the submission's answer must
 	// exceed to pass a vote; zero means 0.5 (a strict majority).
 	Threshold float64 `json:"threshold,omitempty"`
+	// Gate marks a check that only decides whether a result moves up a
+	// tier (a vote among cheaper models, say): the engine skips it at the
+	// top tier, where it would cost calls and change nothing.
+	Gate bool `json:"gate,omitempty"`
 }
 
 // Submission is a worker's result as verifiers see it.
