@@ -33,6 +33,53 @@ type Event struct {
 	Text   string    `json:"text,omitempty"`   // an answer, an error, an artifact id
 	// CostNanos is the run's spend so far.
 	CostNanos int64 `json:"cost_nanos"`
+
+	nodeJSON []byte // Node encoded, when the publisher has it already
+}
+
+// encode returns ev as JSON (without seq, which Publish splices in). With
+// the node's encoding at hand it writes the object directly: events are
+// the bulk of a swarm's journal, and reflection would encode every node a
+// second time.
+func (ev *Event) encode() []byte {
+	if ev.nodeJSON == nil || ev.Node == nil || ev.Seq != 0 {
+		b, _ := json.Marshal(ev)
+		return b
+	}
+	b := make([]byte, 0, len(ev.nodeJSON)+160+len(ev.Text))
+	b = append(b, `{"run_id":`...)
+	b = appendJSONString(b, ev.RunID)
+	b = append(b, `,"time":"`...)
+	b = ev.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","type":`...)
+	b = appendJSONString(b, string(ev.Type))
+	b = append(b, `,"node":`...)
+	b = append(b, ev.nodeJSON...)
+	if ev.Status != "" {
+		b = append(b, `,"status":`...)
+		b = appendJSONString(b, string(ev.Status))
+	}
+	if ev.Text != "" {
+		b = append(b, `,"text":`...)
+		b = appendJSONString(b, ev.Text)
+	}
+	b = append(b, `,"cost_nanos":`...)
+	b = strconv.AppendInt(b, ev.CostNanos, 10)
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string, escaped as encoding/json
+// escapes it.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= 0x80 {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // eventSink journals events (package journal's Store satisfies it).
@@ -131,7 +178,7 @@ func (b *Bus) Publish(ev Event) Event {
 	ev.Seq = 0
 	var body []byte
 	if b.sink != nil {
-		body, _ = json.Marshal(ev)
+		body = ev.encode()
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -166,8 +166,9 @@ func (r *run) publishType(ns *nodeState, t EventType) {
 	n := ns.Node // a copy: subscribers must not see later changes
 	cost := r.cost
 	r.mu.Unlock()
-	r.e.store.PutNode(r.id, n.ID, nodeJSON(&n))
-	r.e.bus.Publish(Event{RunID: r.id, Type: t, Node: &n, CostNanos: int64(cost)})
+	data := nodeJSON(&n)
+	r.e.store.PutNode(r.id, n.ID, data)
+	r.e.bus.Publish(Event{RunID: r.id, Type: t, Node: &n, CostNanos: int64(cost), nodeJSON: data})
 }
 
 func (r *run) publish(ev Event) {
