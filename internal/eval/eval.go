@@ -437,7 +437,7 @@ func (r *Report) setReference() {
 	}
 	r.Reference = ref.Name
 	for i := range r.Strategies {
-		if ref.Cost > 0 {
+		if ref.Cost > 0 && len(r.Strategies[i].Unpriced) == 0 {
 			r.Strategies[i].CostRatio = float64(r.Strategies[i].Cost) / float64(ref.Cost)
 		}
 	}

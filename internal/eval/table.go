@@ -142,10 +142,11 @@ func (r *Report) isReference(s *StrategyResult) bool {
 }
 
 // relCost returns s's cost over the reference strategy's cost; ok is false
-// when there is no reference or the reference cost nothing.
+// when there is no reference, the reference cost nothing, or s called a
+// model without a price.
 func (r *Report) relCost(s *StrategyResult) (ratio float64, ok bool) {
 	ref := r.reference()
-	if ref == nil || ref.Cost <= 0 {
+	if ref == nil || ref.Cost <= 0 || len(s.Unpriced) > 0 {
 		return 0, false
 	}
 	// Both are exact integers of nano-dollars; the quotient is for display.

@@ -264,3 +264,24 @@ func TestParseStrategy(t *testing.T) {
 		}
 	}
 }
+
+// A strategy that called a model without a price has no cost ratio: the
+// cost it leaves out could be anything.
+func TestUnpricedHasNoRatio(t *testing.T) {
+	r := renderSmallReport()
+	r.Strategies[2].Unpriced = []string{"mystery"}
+	var b bytes.Buffer
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	line := tableRow(t, b.String(), "cascade:tests")
+	if !strings.Contains(line, "unknown (mystery unpriced)") {
+		t.Fatalf("row %q", line)
+	}
+	if f := strings.Fields(strings.SplitN(line, "unpriced)", 2)[1]); len(f) == 0 || f[0] != "—" {
+		t.Errorf("ratio cell of an unpriced strategy: %q", line)
+	}
+	if best := r.Best(100); best != nil && best.Name == "cascade:tests" {
+		t.Error("Best picked a strategy of unknown cost")
+	}
+}
