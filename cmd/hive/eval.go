@@ -31,9 +31,11 @@ var defaultStrategies = map[string][]string{
 		"cross:gpt-3.5-turbo-0613>gpt-4-1106-preview>reflexion+codegen-16b*3",
 	},
 	"gsm8k": {
-		"single:gpt3-175b-verifier", "single:mixtral-8x7b-instruct", "single:gpt-4-1106-preview",
+		"single:gpt3-6b", "single:gpt3-175b-verifier", "single:mixtral-8x7b-instruct", "single:gpt-4-1106-preview",
+		"cascade:mixtral-8x7b-instruct>gpt-4-1106-preview",
+		"cascade:mixtral-8x7b-instruct>gpt3-6b>gpt-4-1106-preview",
 		"cascade:mixtral-8x7b-instruct>gpt3-175b-verifier>gpt-4-1106-preview",
-		"vote:gpt3-175b-verifier,mixtral-8x7b-instruct,gpt-4-1106-preview",
+		"vote:gpt3-6b,mixtral-8x7b-instruct,gpt-4-1106-preview",
 	},
 }
 

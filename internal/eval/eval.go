@@ -180,13 +180,16 @@ func plan(st Strategy, probs []problem, math bool) (tiers []string, tasks []swar
 		} else {
 			// Math has no tests: the first model's answer stands when the
 			// middle models agree with it; otherwise the last answers.
+			// With no middle model, the gate is the first answer's own
+			// arithmetic, recomputed.
 			first, last := st.Models[0], st.Models[len(st.Models)-1]
 			gate := st.Models[1 : len(st.Models)-1]
-			if len(gate) == 0 {
-				gate = []string{last}
-			}
 			tiers = []string{first, last}
-			one(&verify.Spec{Kind: verify.KindVote, Models: gate, N: len(gate), Gate: true})
+			if len(gate) == 0 {
+				one(&verify.Spec{Kind: verify.KindArithmetic, Gate: true})
+			} else {
+				one(&verify.Spec{Kind: verify.KindVote, Models: gate, N: len(gate), Gate: true})
+			}
 		}
 		combine = byName
 	case "cross":

@@ -10,8 +10,9 @@ import (
 //
 //	single:M              one model answers
 //	cascade:M1>M2>…       M1 answers; a verifier gates it (visible tests for
-//	                      code; for math, agreement with the next model);
-//	                      what fails moves up to M2, and so on
+//	                      code; for math, agreement with the middle models,
+//	                      or with two models M1's own arithmetic, recomputed);
+//	                      what fails moves up to the next tier
 //	cross:M1>M2>…         a cascade for code whose gate is a cross-check: the
 //	                      visible tests, then agreement in behaviour with an
 //	                      earlier tier's answer on inputs derived from them;

@@ -18,6 +18,8 @@ const (
 	KindJudge   = "judge"
 	KindCommand = "command"
 	KindCross   = "cross"
+	// KindArithmetic recomputes the calculations a numeric answer shows.
+	KindArithmetic = "arithmetic"
 )
 
 // maxEvidence is about how much evidence a verdict carries: enough for a
@@ -26,7 +28,8 @@ const maxEvidence = 2048
 
 // Verifiers is Hive's [Verifier]: it dispatches on [Spec.Kind] to
 // [Verifiers.Tests], [Verifiers.Schema], [Verifiers.Vote],
-// [Verifiers.Judge], [Verifiers.Command] and [Verifiers.Cross]. It is safe for concurrent
+// [Verifiers.Judge], [Verifiers.Command], [Verifiers.Cross] and
+// [Verifiers.Arithmetic]. It is safe for concurrent
 // use once its fields are set.
 //
 // It never passes what it could not check: a verifier that cannot run (no
@@ -71,8 +74,10 @@ func (v *Verifiers) Verify(ctx context.Context, spec Spec, sub Submission, c Cal
 		out = v.Command(ctx, spec, sub)
 	case KindCross:
 		out = v.Cross(ctx, spec, sub, c)
+	case KindArithmetic:
+		out = v.Arithmetic(sub)
 	default:
-		out = unsure(spec.Kind, fmt.Sprintf("unknown verifier kind %q (want tests, schema, vote, judge, command or cross)", spec.Kind))
+		out = unsure(spec.Kind, fmt.Sprintf("unknown verifier kind %q (want tests, schema, vote, judge, command, cross or arithmetic)", spec.Kind))
 	}
 	v.log.Debug("verdict", "kind", kind, "outcome", out.Outcome, "evidence_bytes", len(out.Evidence))
 	return out
