@@ -2,10 +2,12 @@ package eval
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/hive-swarm/hive/internal/config"
@@ -163,5 +165,95 @@ func TestEvalCodeStrategies(t *testing.T) {
 		if s.Cost <= 0 || len(s.Unpriced) > 0 {
 			t.Errorf("%s: cost %v, unpriced %v", s.Name, s.Cost, s.Unpriced)
 		}
+	}
+}
+
+// writeMiniGSM8K lays out three questions like the gsm8k directory, with
+// Mixtral and gpt-4 answers in the RouteLLM CSV and GPT-3 6B's in the
+// GPT-3 solutions file.
+func writeMiniGSM8K(t *testing.T) string {
+	dir := t.TempDir()
+	qs := []struct{ q, gold, mixtral, gpt4, gpt6b string }{
+		// Mixtral right, its arithmetic right: the gate keeps it.
+		{"Janet has 16 eggs and eats 3. How many are left?", "13",
+			"She has 16 - 3 = <<16-3=13>>13 eggs left.\n#### 13", "16 - 3 = 13. The answer is 13.", "16 - 3 = 13\nA: 13"},
+		// Mixtral slips on a sum: the gate sends it to gpt-4.
+		{"A box holds 12 pens. How many pens are in 5 boxes?", "60",
+			"5 boxes hold 5 * 12 = <<5*12=50>>50 pens.\n#### 50", "5 * 12 = 60 pens. The answer is 60.", "5 * 12 = 60\nA: 60"},
+		// Mixtral's reasoning is wrong and its arithmetic right: the gate
+		// cannot tell, and the wrong answer ships.
+		{"Tom reads 10 pages a day for a week. How many pages?", "70",
+			"Tom reads 10 * 5 = <<10*5=50>>50 pages.\n#### 50", "10 * 7 = 70. The answer is 70.", "10 * 5 = 50\nA: 50"},
+	}
+	var test, gpt3 strings.Builder
+	var rows [][]string
+	rows = append(rows, []string{"prompt", "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1_response", "gpt-4-1106-preview_response"})
+	for _, q := range qs {
+		line, _ := json.Marshal(map[string]string{"question": q.q, "answer": "Work.\n#### " + q.gold})
+		test.Write(append(line, '\n'))
+		line, _ = json.Marshal(map[string]any{"question": q.q, "6b_finetuning": map[string]any{"is_correct": strings.HasSuffix(q.gpt6b, q.gold), "solution": q.gpt6b}})
+		gpt3.Write(append(line, '\n'))
+		rows = append(rows, []string{q.q, "True", "True", q.mixtral, q.gpt4})
+	}
+	var csvb strings.Builder
+	w := csv.NewWriter(&csvb)
+	if err := w.WriteAll(rows); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string]string{"test.jsonl": test.String(), "gpt3-model-solutions.jsonl": gpt3.String(), "routellm-mixtral-gpt4-responses.csv": csvb.String()} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// Math strategies through the real engine: a cascade gated by the first
+// model's arithmetic, and a plurality vote.
+func TestEvalMathStrategies(t *testing.T) {
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	m, err := suite.LoadGSM8K(writeMiniGSM8K(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := journal.Open(ctx, filepath.Join(t.TempDir(), "eval.db"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	reg := provider.NewRegistry(config.Default(), func(string) string { return "" }, log)
+	if err := RegisterMath(reg, m, replay.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	engine, err := swarm.New(ctx, store, reg, log, swarm.Options{Verifier: verify.New(nil, log)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer engine.Close(ctx)
+	ev := &Evaluator{Engine: engine, Registry: reg, Log: log}
+	var strategies []Strategy
+	for _, s := range []string{"cascade:mixtral-8x7b-instruct>gpt-4-1106-preview", "vote:gpt3-6b,mixtral-8x7b-instruct,gpt-4-1106-preview"} {
+		st, err := ParseStrategy(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		strategies = append(strategies, st)
+	}
+	rep, err := ev.EvalMath(ctx, m, strategies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	casc, vote := rep.Strategies[0], rep.Strategies[1]
+	if casc.Correct != 2 || casc.FalseAccepts != 1 || casc.Calls["gpt-4-1106-preview"] != 1 || casc.Calls["mixtral-8x7b-instruct"] != 3 {
+		t.Errorf("cascade: %d correct, %d false accepts, calls %v; want 2, 1, gpt-4×1 mixtral×3", casc.Correct, casc.FalseAccepts, casc.Calls)
+	}
+	// Q1: gpt-4 and 6B outvote Mixtral's 50; Q2: 6B and Mixtral outvote
+	// gpt-4's 70, wrongly.
+	if vote.Correct != 2 || vote.Calls["gpt3-6b"] != 3 {
+		t.Errorf("vote: %d correct, calls %v; want 2", vote.Correct, vote.Calls)
+	}
+	if _, err := ev.EvalMath(ctx, m, []Strategy{{Name: "cross:a>b", Kind: "cross", Models: []string{"mixtral-8x7b-instruct", "gpt-4-1106-preview"}}}); err == nil || !strings.Contains(err.Error(), "visible tests") {
+		t.Errorf("cross on math: %v", err)
 	}
 }
