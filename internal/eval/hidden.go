@@ -21,7 +21,9 @@ import (
 // whose Python driver forks a child per program (isolated from each other
 // by the fork, from the host by the sandbox), each with its own time
 // limit. A program that breaks the driver only costs a rerun of the rest
-// of its batch, one program a sandbox.
+// of its batch, one program a sandbox; one that runs out of time beside
+// its batch-mates is judged again alone, so that a busy machine does not
+// fail a slow but correct answer.
 const batchDriver = `import os, signal, sys
 limit, width = LIMIT, WIDTH
 names = sorted(os.listdir("progs"), key=lambda n: int(n.split(".")[0]))
@@ -31,7 +33,8 @@ def reap():
     pid, status = os.wait()
     name = running.pop(pid)
     ok = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-    print(name.split(".")[0], "ok" if ok else "fail", flush=True)
+    slow = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGALRM
+    print(name.split(".")[0], "ok" if ok else "timeout" if slow else "fail", flush=True)
 
 for name in names:
     while len(running) >= width:
@@ -139,6 +142,11 @@ func (ev *Evaluator) runBatch(ctx context.Context, batch []hiddenJob) error {
 		if !ok || err != nil || i < 0 || i >= len(batch) {
 			continue
 		}
+		if verdict == "timeout" && len(batch) > 1 {
+			// Slow beside its batch-mates on a busy machine, perhaps:
+			// judged again below, alone.
+			continue
+		}
 		done[i] = true
 		ev.hidden.Store(batch[i].key, verdict == "ok")
 	}
@@ -151,8 +159,8 @@ func (ev *Evaluator) runBatch(ctx context.Context, batch []hiddenJob) error {
 			ev.hidden.Store(j.key, false)
 			continue
 		}
-		// Its batch's driver was stopped (by some program of the batch):
-		// judge the rest one batch each.
+		// It ran out of time beside others, or its batch's driver was
+		// stopped (by some program of the batch): judge it alone.
 		if err := ev.runBatch(ctx, []hiddenJob{j}); err != nil {
 			return err
 		}
