@@ -58,24 +58,21 @@ func (f *storeFlags) openStore(ctx context.Context, env *Env) (*session, error) 
 	return &session{cfg: cfg, reg: reg, log: log, store: store}, nil
 }
 
-// startEngine starts the engine, which recovers the runs a stopped process
-// left unfinished. It says so on stderr when it recovers any but except
-// (the run the command is about).
+// startEngine starts the engine, which recovers the runs that stopped
+// processes left unfinished. It says so on stderr when it recovers any but
+// except (the run the command is about).
 func (s *session) startEngine(ctx context.Context, env *Env, except string) error {
-	var others []string
-	if runs, err := s.store.Runs(ctx, 0); err == nil {
-		for _, r := range runs {
-			// Interrupted runs wait for hive resume; killed ones resume now.
-			if st := swarm.Status(r.Status); !st.Final() && st != swarm.StatusInterrupted && r.ID != except {
-				others = append(others, r.ID)
-			}
-		}
-	}
 	e, err := swarm.New(ctx, s.store, s.reg, s.log, s.engineOptions(ctx))
 	if err != nil {
 		return err
 	}
 	s.engine = e
+	var others []string
+	for _, id := range e.Recovered() {
+		if id != except {
+			others = append(others, id)
+		}
+	}
 	if len(others) > 0 {
 		list := strings.Join(others[:min(len(others), 5)], ", ")
 		if len(others) > 5 {

@@ -1,5 +1,6 @@
 // Package journal is Hive's own store: runs, the nodes of their trees, their
-// event streams, artifacts and memoized steps, on SQLite (the default, one
+// event streams, artifacts and memoized steps, and the liveness records of
+// the processes running them ([Executor]), on SQLite (the default, one
 // file next to the binary's work) or PostgreSQL (many processes sharing one
 // database).
 //

@@ -112,6 +112,31 @@ var migrations = []migration{
 			)`,
 		},
 	},
+	{
+		// One row per live engine process: the liveness record that tells
+		// a process whether the runs another executor holds may be
+		// recovered (see executors.go).
+		sqlite: []string{
+			`CREATE TABLE hive_executors (
+				id TEXT PRIMARY KEY,
+				host TEXT NOT NULL,
+				pid INTEGER NOT NULL,
+				pid_start TEXT NOT NULL,
+				started_ns INTEGER NOT NULL,
+				beat_ns INTEGER NOT NULL
+			)`,
+		},
+		postgres: []string{
+			`CREATE TABLE hive_executors (
+				id TEXT PRIMARY KEY,
+				host TEXT NOT NULL,
+				pid BIGINT NOT NULL,
+				pid_start TEXT NOT NULL,
+				started_ns BIGINT NOT NULL,
+				beat_ns BIGINT NOT NULL
+			)`,
+		},
+	},
 }
 
 // pgMigrationLock is the advisory lock key that serializes migrations of

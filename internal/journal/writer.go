@@ -19,10 +19,12 @@ const (
 	opUpdateRun
 	opArtifact
 	opFlush
+	opExecutor       // upsert an executor's liveness record
+	opForgetExecutor // delete it, if its beat is still the one seen
 )
 
 func (k opKind) String() string {
-	return [...]string{"node", "event", "step", "create run", "update run", "artifact", "flush"}[k]
+	return [...]string{"node", "event", "step", "create run", "update run", "artifact", "flush", "executor", "forget executor"}[k]
 }
 
 // An op is one queued write.
@@ -32,9 +34,10 @@ type op struct {
 	key    string // node id, step key, artifact id
 	seq    int64
 	data   []byte
-	run    *Run   // opCreateRun, opUpdateRun
-	nodeID string // opArtifact
-	name   string // opArtifact
+	run    *Run      // opCreateRun, opUpdateRun
+	nodeID string    // opArtifact
+	name   string    // opArtifact
+	exec   *Executor // opExecutor, opForgetExecutor
 	// done receives the op's outcome once its batch is committed; nil for
 	// asynchronous writes. Buffered (1): the writer never blocks on it.
 	done chan error
@@ -209,6 +212,10 @@ func (s *Store) apply(ctx context.Context, batch []*op) (errs []error, err error
 			}
 			stepAt[k] = len(steps) + 2
 			steps = append(steps, o.runID, o.key, nonNil(o.data))
+		case opExecutor:
+			err = putExecutorTx(ctx, tx, o.exec)
+		case opForgetExecutor:
+			_, err = tx.ExecContext(ctx, `DELETE FROM hive_executors WHERE id = $1 AND beat_ns = $2`, o.exec.ID, o.exec.Beat.UnixNano())
 		case opFlush:
 		}
 		if err != nil {

@@ -52,6 +52,15 @@ type Engine struct {
 	bus    *Bus
 	dctx   dbos.Context
 
+	// self is this process's liveness record in the journal, which the
+	// beat goroutine keeps fresh until Close.
+	self      journal.Executor
+	stopBeat  context.CancelFunc
+	beatDone  chan struct{}
+	lastBeat  time.Time // the last beat written; the beat goroutine's until beatDone closes
+	recovered []string  // runs of dead processes recovered by New
+	closeOnce sync.Once
+
 	closing atomic.Bool // set by Close: runs that stop now are interrupted, not over
 
 	mu    sync.Mutex
@@ -84,44 +93,81 @@ type runInput struct {
 var errRunOver = errors.New("the run is over")
 
 // New starts an engine over store: it launches DBOS on the store's
-// database, which recovers every run a killed process left unfinished.
+// database and recovers the runs that dead processes left unfinished.
+//
+// Each engine runs its workflows under an executor id of its own, "hive-"
+// and random hex, recorded with its host and pid in the journal
+// ([journal.Executor]) and kept fresh by a beat until Close. Runs another
+// live process holds are left to it; those of a process that is gone
+// (killed, crashed, or closed while a recovered run was going) are
+// recovered here. The environment variable DBOS__VMID, which DBOS itself
+// reads, overrides the id; New refuses to start when a live process
+// already holds that id, since DBOS would take over its runs.
 func New(ctx context.Context, store *journal.Store, models Models, log *slog.Logger, opts Options) (*Engine, error) {
 	if opts.AppVersion == "" {
 		opts.AppVersion = "hive-1"
 	}
 	e := &Engine{store: store, models: models, log: log, opts: opts, bus: NewBus(store), slots: map[string]*runSlot{}}
 	quiet := slog.New(slog.DiscardHandler)
+	var b [8]byte
+	rand.Read(b[:])
 	dctx, err := dbos.NewContext(context.WithoutCancel(ctx), dbos.Config{
 		AppName:            "hive",
 		DatabaseURL:        store.DBOSURL(),
 		DatabaseSchema:     store.DBOSSchema(),
 		Logger:             quiet,
 		ApplicationVersion: opts.AppVersion,
-		ExecutorID:         "hive",
+		ExecutorID:         "hive-" + hex.EncodeToString(b[:]),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start the durable executor: %w", err)
 	}
+	e.self = journal.ThisProcess(dbos.GetExecutorID(dctx))
+	e.lastBeat = e.self.Beat
+	// Recorded before Launch: no workflow runs under this id before the
+	// journal says whose it is.
+	if err := e.register(ctx); err != nil {
+		dbos.Shutdown(dctx, time.Second)
+		return nil, err
+	}
 	dbos.RegisterWorkflow(dctx, e.runWorkflow, dbos.WithWorkflowName("hive.run"))
 	if err := dbos.Launch(dctx); err != nil {
+		e.store.ForgetExecutor(context.WithoutCancel(ctx), e.self)
 		return nil, fmt.Errorf("launch the durable executor: %w", err)
 	}
 	e.dctx = dctx
+	beatCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	e.stopBeat, e.beatDone = stop, make(chan struct{})
+	go e.beat(beatCtx)
+	if e.recovered, err = e.recoverDead(ctx); err != nil {
+		e.Close(ctx)
+		return nil, fmt.Errorf("recover the runs of stopped processes: %w", err)
+	}
 	return e, nil
 }
 
 // Close stops the engine. Runs still going stay journaled as unfinished
-// and resume at the next start.
+// and resume at the next start. Last, it removes the process's liveness
+// record: runs it leaves pending are then free for others to recover.
 func (e *Engine) Close(ctx context.Context) error {
-	e.closing.Store(true)
-	e.mu.Lock()
-	for _, s := range e.slots {
-		if s.cancel != nil {
-			s.cancel()
+	e.closeOnce.Do(func() {
+		e.closing.Store(true)
+		e.mu.Lock()
+		for _, s := range e.slots {
+			if s.cancel != nil {
+				s.cancel()
+			}
 		}
-	}
-	e.mu.Unlock()
-	dbos.Shutdown(e.dctx, 5*time.Second)
+		e.mu.Unlock()
+		dbos.Shutdown(e.dctx, 5*time.Second)
+		e.stopBeat()
+		<-e.beatDone
+		self := e.self
+		self.Beat = e.lastBeat
+		if err := e.store.ForgetExecutor(context.WithoutCancel(ctx), self); err != nil {
+			e.log.Warn("remove the executor record", "executor", e.self.ID, "err", err)
+		}
+	})
 	return nil
 }
 
@@ -260,8 +306,11 @@ func (e *Engine) Resume(ctx context.Context, id string) (string, error) {
 	}
 	switch st.Status {
 	case dbos.WorkflowStatusPending, dbos.WorkflowStatusEnqueued:
-		// Unfinished: the executor recovered it when this engine started,
-		// and it runs here now.
+		// Unfinished: recovered when this engine started, or held by
+		// another process.
+		if err := e.takeOver(ctx, jr.ID, st); err != nil {
+			return "", err
+		}
 		e.slot(jr.ID)
 		return jr.ID, nil
 	case dbos.WorkflowStatusSuccess, dbos.WorkflowStatusError:
