@@ -39,8 +39,26 @@ func (v *Verifiers) Arithmetic(sub Submission) Verdict {
 	for _, m := range annotation.FindAllStringSubmatch(text, -1) {
 		check(m[1], m[2])
 	}
-	for _, m := range equation.FindAllStringSubmatch(annotation.ReplaceAllString(text, " "), -1) {
-		check(m[1], m[2])
+	plain := annotation.ReplaceAllString(text, " ")
+	for _, m := range equation.FindAllStringSubmatchIndex(plain, -1) {
+		expr, stated := plain[m[2]:m[3]], plain[m[4]:m[5]]
+		before, after := byte(' '), byte(' ')
+		if m[0] > 0 {
+			before = plain[m[0]-1]
+		}
+		if m[1] < len(plain) {
+			after = plain[m[1]]
+		}
+		if n := m[1] + 1; (after == 'e' || after == 'E') && n < len(plain) && (isDigit(plain[n]) || plain[n] == '-' || plain[n] == '+') {
+			continue // 3.5e2: a number this checker does not read
+		}
+		switch {
+		case before == ':' || after == ':' || before == '.' || before == '/':
+			continue // 1:30 + 2 = 3:30, a clock; part of a longer number or a date
+		case before == '-':
+			expr = "-" + expr // -5 + 3 = -2
+		}
+		check(expr, stated)
 	}
 	switch {
 	case len(wrong) > 0:
@@ -57,7 +75,7 @@ var (
 	// equation is an inline calculation: numbers joined by operators,
 	// then "=" and a number. Money signs, thousands separators, percent
 	// signs and parentheses may appear.
-	equation = regexp.MustCompile(`((?:\(\s*)*\$?\d[\d,]*(?:\.\d+)?%?(?:\s*\))*(?:\s*[-+*/×÷x]\s*(?:\(\s*)*\$?\d[\d,]*(?:\.\d+)?%?(?:\s*\))*)+)\s*=\s*(\$?-?\d[\d,]*(?:\.\d+)?)`)
+	equation = regexp.MustCompile(`((?:\(\s*)*\$?\d[\d,]*(?:\.\d+)?%?(?:\s*\))*(?:\s*[-+*/×÷x]\s*(?:\(\s*)*\$?\d[\d,]*(?:\.\d+)?%?(?:\s*\))*)+)\s*=\s*(\$?-?\d[\d,]*(?:\.\d+)?%?)`)
 )
 
 // closeEnough reports whether got matches the stated result, allowing
@@ -130,8 +148,13 @@ func (p *arith) sum() (float64, error) {
 		}
 		op := p.s[p.i]
 		p.i++
+		start := p.i
 		var w float64
-		if w, err = p.product(); op == '+' {
+		if w, err = p.product(); err == nil && strings.HasSuffix(strings.TrimSpace(p.s[start:p.i]), "%") {
+			// $80 - 25% means a quarter of 80 off: not what is written.
+			return 0, fmt.Errorf("a percentage added or taken off")
+		}
+		if op == '+' {
 			v += w
 		} else {
 			v -= w

@@ -47,3 +47,24 @@ func TestEvalArithmetic(t *testing.T) {
 		t.Error(formatNumber(0.1 + 0.2))
 	}
 }
+
+// Phrasings the checker must not call wrong.
+func TestArithmeticNoFalseFailures(t *testing.T) {
+	v := New(nil, nil)
+	for _, s := range []string{
+		"The change is -5 + 3 = -2 degrees. The answer is -2",
+		"She ate 3/4 = 75% of it. The answer is 75",
+		"$80 - 25% = $60. The answer is 60",
+		"It takes 3-4 days; 2 x 3 = 6. The answer is 6",
+		"On 2023-10-05 she had 10 + 5 = 15. The answer is 15",
+		"12 * 1.5 = 18 hours, 18 / 6 = 3. Answer: 3",
+		"1 + 2 = 3.5e2. The answer is 3",
+		"5 * (2 + 3 = 25. The answer is 25",
+		"Time: 1:30 + 2 = 3:30. The answer is 3",
+		"From 10/2 = 5 boxes. The answer is 5",
+	} {
+		if got := v.Arithmetic(Submission{Report: s}); got.Outcome == Fail {
+			t.Errorf("%q: %s", s, got.Evidence)
+		}
+	}
+}

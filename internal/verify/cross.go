@@ -56,9 +56,9 @@ func (v *Verifiers) Cross(ctx context.Context, spec Spec, sub Submission, c Call
 	}
 
 	// The others: earlier answers first, then samples.
-	others := make([]voter, 0, len(sub.Earlier)+spec.N)
+	others := make([]crossVoter, 0, len(sub.Earlier)+spec.N)
 	for _, a := range sub.Earlier {
-		vt := voter{who: cmp.Or(a.Model, "an earlier attempt") + " (earlier)", text: a.Report}
+		vt := crossVoter{voter: voter{who: cmp.Or(a.Model, "an earlier attempt") + " (earlier)", text: a.Report}}
 		vt.code, vt.hasCode = submittedCode(Submission{Report: a.Report, Artifacts: a.Artifacts})
 		others = append(others, vt)
 	}
@@ -71,7 +71,7 @@ func (v *Verifiers) Cross(ctx context.Context, spec Spec, sub Submission, c Call
 			models = []string{sub.Model}
 		}
 		first := len(others)
-		others = append(others, make([]voter, spec.N)...)
+		others = append(others, make([]crossVoter, spec.N)...)
 		g, gctx := errgroup.WithContext(ctx)
 		for i := range spec.N {
 			vt := &others[first+i]
@@ -94,10 +94,15 @@ func (v *Verifiers) Cross(ctx context.Context, spec Spec, sub Submission, c Call
 		}
 	}
 	var candidates []string
-	var idx []int // candidates[k+1] is others[idx[k]]
-	candidates = append(candidates, code)
+	var idx []int // candidates[k] is others[idx[k]]
 	for i, o := range others {
-		if o.err == nil && o.hasCode {
+		switch {
+		case o.err != nil || !o.hasCode:
+		case sameCode(o.code, code):
+			// Seen in the history of an escalation and submitted again:
+			// a copy confirms nothing.
+			others[i].copy = true
+		default:
 			candidates = append(candidates, o.code)
 			idx = append(idx, i)
 		}
@@ -106,19 +111,26 @@ func (v *Verifiers) Cross(ctx context.Context, spec Spec, sub Submission, c Call
 		var b strings.Builder
 		b.WriteString("the tests pass, but there is no independent answer to compare with")
 		for _, o := range others {
-			if o.err != nil {
-				fmt.Fprintf(&b, "\n- %s: %v", o.who, o.err)
-			} else {
-				fmt.Fprintf(&b, "\n- %s: no code in its answer", o.who)
-			}
+			fmt.Fprintf(&b, "\n- %s", o.unusable())
 		}
 		return unconfirmed(b.String())
 	}
 
-	out, err := v.crossRun(ctx, spec.Code, candidates)
+	// The submission runs alone, so that no other program shares its
+	// sandbox: it cannot see the others' code or tamper with their runs.
+	// Its run fixes the probes; the others run together on the same ones.
+	mineOut, err := v.crossRun(ctx, spec.Code, []string{code}, nil)
 	if err != nil {
 		return unsure(KindCross, err.Error())
 	}
+	if len(mineOut.Probes) == 0 {
+		return unconfirmed("the tests pass, but no probe could be derived from them (they call no function or class the submission defines at top level), so nothing independent could be compared")
+	}
+	out, err := v.crossRun(ctx, spec.Code, candidates, mineOut.Probes)
+	if err != nil {
+		return unsure(KindCross, err.Error())
+	}
+	out.Results = append(mineOut.Results, out.Results...)
 	mine := out.Results[0]
 	if !mine.Tests {
 		// The same code passed the tests a moment ago: the driver's run
@@ -137,7 +149,9 @@ func (v *Verifiers) Cross(ctx context.Context, spec Spec, sub Submission, c Call
 		default:
 			diff := -1
 			for i := range mine.Outs {
-				if r.Outs[i] != mine.Outs[i] {
+				// Running out of time says nothing of what an answer
+				// computes: it agrees with nothing.
+				if r.Outs[i] != mine.Outs[i] || timedOut(mine.Outs[i]) {
 					diff = i
 					break
 				}
@@ -151,10 +165,8 @@ func (v *Verifiers) Cross(ctx context.Context, spec Spec, sub Submission, c Call
 		}
 	}
 	for _, o := range others {
-		if o.err != nil {
-			fmt.Fprintf(&b, "\n- %s could not be asked: %v", o.who, o.err)
-		} else if !o.hasCode {
-			fmt.Fprintf(&b, "\n- %s has no code in its answer", o.who)
+		if o.err != nil || !o.hasCode || o.copy {
+			fmt.Fprintf(&b, "\n- %s", o.unusable())
 		}
 	}
 	if len(agree) >= need {
@@ -163,6 +175,34 @@ func (v *Verifiers) Cross(ctx context.Context, spec Spec, sub Submission, c Call
 	ev := fmt.Sprintf("the tests pass, but %d of the independent answers %s with this submission on %d probes derived from the tests (it needs %d):%s",
 		len(agree), plural2(len(agree), "agrees", "agree"), len(out.Probes), need, b.String())
 	return unconfirmed(headTail(ev, maxEvidence))
+}
+
+// crossVoter is an independent answer of a cross-check.
+type crossVoter struct {
+	voter
+	copy bool // the same code as the submission's
+}
+
+// unusable says why o could not confirm anything.
+func (o crossVoter) unusable() string {
+	switch {
+	case o.err != nil:
+		return fmt.Sprintf("%s could not be asked: %v", o.who, o.err)
+	case !o.hasCode:
+		return o.who + " has no code in its answer"
+	case o.copy:
+		return o.who + " is the same code as the submission, so it confirms nothing"
+	}
+	return o.who
+}
+
+// timedOut reports whether a probe's output is the driver's mark of a
+// probe that ran out of time.
+func timedOut(out string) bool { return out == "time limit" || out == "raises Timeout" }
+
+// sameCode reports whether two programs are the same up to whitespace.
+func sameCode(a, b string) bool {
+	return strings.Join(strings.Fields(a), " ") == strings.Join(strings.Fields(b), " ")
 }
 
 // crossOut is what the driver prints.
@@ -175,18 +215,26 @@ type crossOut struct {
 	} `json:"results"`
 }
 
-// crossRun runs the driver on the candidates in one sandbox.
-func (v *Verifiers) crossRun(ctx context.Context, tests string, candidates []string) (*crossOut, error) {
+// crossWidth is how many candidates a driver runs at once: the
+// machine's cores, not more, so that a slow but right answer is not cut
+// off by its neighbours.
+const crossWidth = 2
+
+// crossRun runs the driver on the candidates in one sandbox, on probes
+// (nil: derived from the tests and the first candidate).
+func (v *Verifiers) crossRun(ctx context.Context, tests string, candidates, probes []string) (*crossOut, error) {
 	if v.sb == nil {
 		return nil, errNoSandbox
 	}
-	in, err := json.Marshal(map[string]any{"tests": tests, "candidates": candidates, "limit": crossLimit, "max_probes": 40})
+	in, err := json.Marshal(map[string]any{"tests": tests, "candidates": candidates, "probes": probes,
+		"limit": crossLimit, "max_probes": 40, "width": crossWidth})
 	if err != nil {
 		return nil, err
 	}
-	// The children run at once: give the sandbox time for all of them on
-	// a busy machine, and output room for all their results.
-	wall := time.Duration(crossLimit*(2+len(candidates)/2)) * time.Second
+	// Each candidate has crossLimit+1 s, crossWidth at a time: give the
+	// sandbox that and some, and output room for all their results.
+	rounds := (len(candidates) + crossWidth - 1) / crossWidth
+	wall := time.Duration((crossLimit+1)*rounds+5) * time.Second
 	limits := v.limits()
 	limits.Wall, limits.CPU = wall, wall
 	limits.Output = max(limits.Output, 1<<20)

@@ -1,19 +1,23 @@
 # The cross-check driver (see cross.go). It reads cross.json:
-#   {"tests": str, "candidates": [str], "max_probes": int, "limit": int}
+#   {"tests": str, "candidates": [str], "probes": [str] | null,
+#    "max_probes": int, "limit": int, "width": int}
 # and prints one JSON object:
 #   {"probes": [str], "results": [{"tests": bool, "error": str, "outs": [str]}]}
 #
-# Probes are calls to the functions that the first candidate defines,
-# taken from the tests (f(1, [2, 3]) in "assert f(1, [2, 3]) == 4") and
-# varied: each literal argument is replaced in turn by nearby values of
-# its type. Each candidate runs in a forked child: its code, then the
-# tests, then every probe, each result normalised (floats to 9
-# significant digits, sets sorted) and printed with repr.
-import ast, builtins, json, os, resource, signal, sys, time
+# Without given probes, they are derived from the tests: each call to a
+# function that the first candidate defines (f(1, [2, 3]) in
+# "assert f(1, [2, 3]) == 4", or Solution().f(1) for a class), then the
+# same call with each literal argument replaced in turn by nearby values
+# of its type. Each candidate runs in a forked child of its own process
+# group, width at a time, each with limit seconds for its code, the
+# tests and every probe; results are normalised (floats to 9 significant
+# digits, whole floats as ints, sets sorted, iterators listed, object
+# addresses dropped) and compared by repr.
+import ast, builtins, itertools, json, os, re, resource, select, signal, sys, time
 
 req = json.load(open("cross.json"))
 tests, cands = req["tests"], req["candidates"]
-max_probes, limit = req.get("max_probes", 40), req.get("limit", 5)
+max_probes, limit, width = req.get("max_probes", 40), req.get("limit", 5), req.get("width", 2)
 
 
 def defined(src):
@@ -21,7 +25,13 @@ def defined(src):
         tree = ast.parse(src)
     except SyntaxError:
         return set()
-    return {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    names = set()
+    for n in tree.body:
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(n.name)
+        elif isinstance(n, ast.Assign):
+            names.update(t.id for t in n.targets if isinstance(t, ast.Name))
+    return names
 
 
 def variants(v):
@@ -45,7 +55,7 @@ def variants(v):
     return []
 
 
-def probes(tests, names):
+def derive(tests, names):
     try:
         tree = ast.parse(tests)
     except SyntaxError:
@@ -57,12 +67,23 @@ def probes(tests, names):
             seen.add(p)
             out.append(p)
 
-    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-             and n.func.id in names and not n.keywords and not any(isinstance(a, ast.Starred) for a in n.args)]
-    # The tests' own calls first, then their variants.
-    for c in calls:
+    def probe(c):
+        # f(args), or C().m(args) for a class C the candidate defines.
+        if c.keywords or any(isinstance(a, ast.Starred) for a in c.args):
+            return None
+        f = c.func
+        if isinstance(f, ast.Name) and f.id in names:
+            return f.id
+        if (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Call) and not f.value.args
+                and not f.value.keywords and isinstance(f.value.func, ast.Name) and f.value.func.id in names):
+            return "%s().%s" % (f.value.func.id, f.attr)
+        return None
+
+    calls = [(c, probe(c)) for c in ast.walk(tree) if isinstance(c, ast.Call)]
+    calls = [(c, head) for c, head in calls if head]
+    for c, head in calls:
         add(ast.unparse(c))
-    for c in calls:
+    for c, head in calls:
         try:
             vals = [ast.literal_eval(a) for a in c.args]
         except (ValueError, SyntaxError, TypeError):
@@ -70,22 +91,43 @@ def probes(tests, names):
         for i, v in enumerate(vals):
             for w in variants(v):
                 args = vals[:i] + [w] + vals[i + 1:]
-                add("%s(%s)" % (c.func.id, ", ".join(repr(a) for a in args)))
+                add("%s(%s)" % (head, ", ".join(repr(a) for a in args)))
     return out
+
+
+address = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 def norm(v, depth=0):
     if depth > 20:
         return v
+    if isinstance(v, bool) or v is None:
+        return v
     if isinstance(v, float):
+        if v == v and v not in (float("inf"), float("-inf")) and v == int(v):
+            return int(v)
         return float("%.9g" % v)
     if isinstance(v, (list, tuple)):
-        return type(v)(norm(x, depth + 1) for x in v)
+        items = [norm(x, depth + 1) for x in v]
+        try:
+            return type(v)(items)
+        except TypeError:
+            return tuple(items)
     if isinstance(v, (set, frozenset)):
         return sorted((norm(x, depth + 1) for x in v), key=repr)
     if isinstance(v, dict):
-        return sorted(((repr(k), norm(x, depth + 1)) for k, x in v.items()), key=lambda kv: kv[0])
+        return sorted(((repr(norm(k, depth + 1)), norm(x, depth + 1)) for k, x in v.items()), key=lambda kv: kv[0])
+    if hasattr(v, "__next__") and hasattr(v, "__iter__"):
+        return ["iterator"] + [norm(x, depth + 1) for x in itertools.islice(v, 1000)]
     return v
+
+
+class Timeout(Exception):
+    pass
+
+
+def alarm(sig, frame):
+    raise Timeout()
 
 
 def run(src, probes):
@@ -110,7 +152,7 @@ def run(src, probes):
             continue
         try:
             signal.setitimer(signal.ITIMER_REAL, min(1.0, left))
-            out = repr(norm(eval(p, dict(g))))[:300]
+            out = address.sub("", repr(norm(eval(p, dict(g)))))[:300]
         except BaseException as e:
             out = "raises " + type(e).__name__
         finally:
@@ -119,45 +161,66 @@ def run(src, probes):
     return res
 
 
-class Timeout(Exception):
-    pass
+def child(src, probes, w):
+    fd = os.open(os.devnull, os.O_RDWR)
+    os.dup2(fd, 0); os.dup2(fd, 1); os.dup2(fd, 2)
+    # A guard for code that blocks the timer: limit+1 s of CPU in all.
+    resource.setrlimit(resource.RLIMIT_CPU, (limit + 1, limit + 1))
+    signal.signal(signal.SIGALRM, alarm)
+    res = run(src, probes)
+    os.write(w, json.dumps(res).encode())
+    os._exit(0)
 
 
-def alarm(sig, frame):
-    raise Timeout()
+probes = req.get("probes")
+if probes is None:
+    probes = derive(tests, defined(cands[0]) - set(dir(builtins))) if cands else []
 
-
-names = defined(cands[0]) - set(dir(builtins)) if cands else set()
-ps = probes(tests, names)
-children = []
-for src in cands:
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
+# Children run width at a time. The parent waits for each no longer than
+# limit+1 s: one that overruns (asleep, or its pipe held by a descendant)
+# is killed with its process group and reported as stopped.
+results = [None] * len(cands)
+running = {}  # read fd -> [index, pid, deadline, chunks]
+queue = list(range(len(cands)))
+while queue or running:
+    while queue and len(running) < width:
+        i = queue.pop(0)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.setpgid(0, 0)
+            os.close(r)
+            for other in running:
+                os.close(other)
+            child(cands[i], probes, w)
+        os.close(w)
+        running[r] = [i, pid, time.monotonic() + limit + 1, []]
+    now = time.monotonic()
+    wait = max(0.0, min(v[2] for v in running.values()) - now)
+    ready, _, _ = select.select(list(running), [], [], wait)
+    now = time.monotonic()
+    for r in list(running):
+        i, pid, deadline, chunks = running[r]
+        done = False
+        if r in ready:
+            b = os.read(r, 1 << 16)
+            if b:
+                chunks.append(b)
+            else:
+                done = True
+        if not done and now < deadline:
+            continue
+        del running[r]
         os.close(r)
-        fd = os.open(os.devnull, os.O_RDWR)
-        os.dup2(fd, 0); os.dup2(fd, 1); os.dup2(fd, 2)
-        # A guard for code that blocks the timer: limit+1 s of CPU in all.
-        resource.setrlimit(resource.RLIMIT_CPU, (limit + 1, limit + 1))
-        signal.signal(signal.SIGALRM, alarm)
-        res = run(src, ps)
-        os.write(w, json.dumps(res).encode())
-        os._exit(0)
-    os.close(w)
-    children.append((pid, r))
-
-results = []
-for pid, r in children:
-    chunks = []
-    while True:
-        b = os.read(r, 1 << 16)
-        if not b:
-            break
-        chunks.append(b)
-    os.close(r)
-    os.waitpid(pid, 0)
-    try:
-        results.append(json.loads(b"".join(chunks)))
-    except ValueError:
-        results.append({"tests": False, "error": "stopped: it ran out of time or crashed the interpreter", "outs": []})
-json.dump({"probes": ps, "results": results}, sys.stdout)
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+        os.waitpid(pid, 0)
+        try:
+            results[i] = json.loads(b"".join(chunks)) if done else None
+        except ValueError:
+            results[i] = None
+        if results[i] is None:
+            results[i] = {"tests": False, "error": "stopped: it ran out of time or crashed the interpreter", "outs": []}
+json.dump({"probes": probes, "results": results}, sys.stdout)

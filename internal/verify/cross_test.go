@@ -77,11 +77,89 @@ func TestCrossHostileEarlier(t *testing.T) {
 	sub := Submission{Task: "double", Artifacts: map[string]string{"code": "def double(x):\n    return 2 * x\n"}, Earlier: []Answer{
 		{Model: "loops", Report: "```python\ndef double(x):\n    while True:\n        pass\n```"},
 		{Model: "exits", Report: "```python\nimport os\nos._exit(3)\n```"},
+		{Model: "sleeps", Report: "```python\nimport signal, time\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\ntime.sleep(100)\n```"},
 		{Model: "good", Report: "```python\ndef double(x):\n    return x + x\n```"},
 	}}
 	got := v.Verify(testCtx(t), Spec{Kind: KindCross, Code: tests}, sub, nil)
 	checkVerdict(t, got, Pass, "good (earlier) agrees")
-	if strings.Contains(got.Evidence, "loops (earlier) agrees") {
-		t.Errorf("a hanging answer confirmed: %s", got.Evidence)
+	for _, who := range []string{"loops", "exits", "sleeps"} {
+		if strings.Contains(got.Evidence, who+" (earlier) agrees") {
+			t.Errorf("%s confirmed: %s", who, got.Evidence)
+		}
+	}
+}
+
+// A submission that attacks the check from inside — forging another
+// candidate's result through /proc — finds no other candidate beside it:
+// it runs in a sandbox of its own.
+func TestCrossSubmissionAlone(t *testing.T) {
+	const forger = `import os, sys, json, signal, time
+M = sys.modules['__main__']
+def add(a, b):
+    return 3 if (a, b) == (1, 2) else 0
+if os.fork() == 0:
+    try:
+        data = json.dumps(M.run("def add(a, b):\n    return 3 if (a, b) == (1, 2) else 0\n", M.probes)).encode()
+        t0 = time.time()
+        while time.time() - t0 < 3:
+            for p in os.listdir('/proc'):
+                if not p.isdigit() or int(p) in (os.getpid(), os.getppid()):
+                    continue
+                try:
+                    for f in os.listdir('/proc/%s/fd' % p):
+                        if os.readlink('/proc/%s/fd/%s' % (p, f)).startswith('pipe:'):
+                            os.kill(int(p), signal.SIGSTOP)
+                            fd = os.open('/proc/%s/fd/%s' % (p, f), os.O_WRONLY)
+                            os.write(fd, data)
+                            os.close(fd)
+                            os.kill(int(p), signal.SIGKILL)
+                except Exception:
+                    pass
+            time.sleep(0.005)
+    finally:
+        os._exit(0)
+`
+	v := newVerifiers(t)
+	sub := Submission{Task: "add", Artifacts: map[string]string{"code": forger}, Earlier: []Answer{
+		{Model: "good", Report: "```python\nimport time\ntime.sleep(0.5)\ndef add(a, b):\n    return a + b\n```"},
+	}}
+	got := v.Verify(testCtx(t), Spec{Kind: KindCross, Code: "assert add(1, 2) == 3\n"}, sub, nil)
+	if got.Outcome == Pass {
+		t.Fatalf("a forger passed: %s", got.Evidence)
+	}
+}
+
+// Probes come from what the submission defines, functions, lambdas and
+// classes alike; a copy of the submission confirms nothing; tests that
+// call nothing the submission defines give no probe, and no confirmation.
+func TestCrossProbes(t *testing.T) {
+	v := newVerifiers(t)
+	tests := []struct {
+		name, code, tests, earlier string
+		outcome                    string
+		evidence                   string
+	}{
+		{"a lambda right on the tests only", "sq = lambda x: 9 if x == 3 else 0\n", "assert sq(3) == 9\n",
+			"def sq(x):\n    return x * x\n", Fail, "sq(4) gives 16 where this submission gives 0"},
+		{"a class's method", "class Solution:\n    def add(self, a, b):\n        return a + b\n", "assert Solution().add(1, 2) == 3\n",
+			"class Solution:\n    cache = {}\n    def add(self, a, b):\n        return b + a\n", Pass, "agrees on all"},
+		{"whole floats and ints", "def half(x):\n    return x / 2\n", "assert half(4) == 2\n",
+			"def half(x):\n    return x // 2 if x % 2 == 0 else x / 2\n", Pass, "agrees on all"},
+		{"a copy", "def inc(x):\n    return x + 1\n", "assert inc(1) == 2\n",
+			"def inc(x):\n        return x + 1\n", Fail, "the same code as the submission"},
+		{"no probe", "def inc(x):\n    return x + 1\n", "assert 1 + 1 == 2\n",
+			"def inc(x):\n    return 1 + x\n", Fail, "no probe could be derived"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			sub := Submission{Task: "t", Artifacts: map[string]string{"code": tt.code},
+				Earlier: []Answer{{Model: "other", Artifacts: map[string]string{"code": tt.earlier}}}}
+			got := v.Verify(testCtx(t), Spec{Kind: KindCross, Code: tt.tests}, sub, nil)
+			checkVerdict(t, got, tt.outcome, tt.evidence)
+			if tt.outcome == Fail && !got.Unconfirmed {
+				t.Errorf("a failure of confirmation not marked unconfirmed: %+v", got)
+			}
+		})
 	}
 }
