@@ -27,7 +27,6 @@ var defaultStrategies = map[string][]string{
 	"humaneval": {
 		"single:starcoder", "single:codellama", "single:gpt-3.5-turbo-0613", "single:gpt-4-1106-preview",
 		"cascade:gpt-3.5-turbo-0613>gpt-4-1106-preview",
-		"cascade:codellama>gpt-3.5-turbo-0613>gpt-4-1106-preview",
 		"cross:gpt-3.5-turbo-0613>gpt-4-1106-preview>reflexion+codegen-16b*3",
 	},
 	"gsm8k": {

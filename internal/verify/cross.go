@@ -24,35 +24,63 @@ const crossLimit = 5
 
 // Cross checks Python code by cross-examination, for the wrong answers
 // that pass the tests anyway. The submission must pass spec.Code (the
-// tests, as [Verifiers.Tests] runs them) and must behave like at least
-// spec.Min (default 1) independent answers that pass them too: answers
-// given earlier to the same task (sub.Earlier: lower tiers, failed
-// attempts) and spec.N samples from spec.Models, asked through c.
+// tests; when they fail, the evidence is [Verifiers.Tests]'s) and must
+// behave like at least spec.Min (default 1) independent answers that pass
+// them too: answers given earlier to the same task (sub.Earlier: lower
+// tiers, failed attempts) and spec.N samples from spec.Models, asked
+// through c. An earlier answer with the submission's own code (copied
+// from an escalation's history) is not independent.
 //
 // Behaviour is compared on probes derived from the tests: each call the
-// tests make to a function the submission defines, then the same call
-// with each literal argument varied (0, ±1, empty and reversed lists,
-// upper-cased strings, …). Two answers agree when every probe gives the
-// same result or raises the same exception. The evidence of a
+// tests make to a function, lambda or class method the submission
+// defines, then the same call with each literal argument varied (0, ±1,
+// empty and reversed lists, upper-cased strings, …). Two answers agree
+// when every probe gives the same result (normalised: 2.0 is 2, sets are
+// sorted, object addresses dropped) or raises the same exception; a probe
+// that runs out of time agrees with nothing. The evidence of a
 // disagreement names the probe and both results, which is what a model
 // needs to repair its code.
 //
+// The submission runs in a sandbox of its own, the others together in
+// another, each with a time limit the driver enforces.
+//
 // An answer that passes the tests but that nothing confirms fails with
-// [Verdict.Unconfirmed] set: no independent answer agrees with it, or
-// there was none to ask.
+// [Verdict.Unconfirmed] set: no independent answer agrees with it, there
+// was none to ask, or no probe could be derived.
 func (v *Verifiers) Cross(ctx context.Context, spec Spec, sub Submission, c Caller) Verdict {
 	if spec.Lang != "" && spec.Lang != string(sandbox.Python) {
 		return unsure(KindCross, fmt.Sprintf("cross-checks run Python only, not %q", spec.Lang))
 	}
-	tested := v.Tests(ctx, spec, sub)
-	tested.Verifier = KindCross
-	if tested.Outcome != Pass {
-		return tested
+	if strings.TrimSpace(spec.Code) == "" {
+		return unsure(KindCross, "the cross-check has no test code (spec.code is empty)")
 	}
-	code, _ := submittedCode(sub)
 	need := cmp.Or(spec.Min, 1)
 	if spec.N < 0 || spec.N > maxVoteSamples {
 		return unsure(KindCross, fmt.Sprintf("bad cross-check n %d: want 0 to %d samples", spec.N, maxVoteSamples))
+	}
+	code, ok := submittedCode(sub)
+	if !ok {
+		return fail(KindCross, "no code in the submission: put the code in an artifact named \"code\", or in a fenced code block of the report")
+	}
+
+	// The submission runs first and alone, so that no other program shares
+	// its sandbox: it cannot see the others' code or tamper with their
+	// runs. Its run checks the tests and fixes the probes.
+	mineOut, err := v.crossRun(ctx, spec.Code, []string{code}, nil)
+	if err != nil {
+		return unsure(KindCross, err.Error())
+	}
+	if mine := mineOut.Results[0]; !mine.Tests {
+		// The tests verifier's run gives the evidence a repair needs.
+		tested := v.Tests(ctx, spec, sub)
+		tested.Verifier = KindCross
+		if tested.Outcome == Pass {
+			return unsure(KindCross, "the tests pass on their own but not in the cross-check driver: "+mine.Error)
+		}
+		return tested
+	}
+	if len(mineOut.Probes) == 0 {
+		return unconfirmed("the tests pass, but no probe could be derived from them (they call no function or class the submission defines at top level), so nothing independent could be compared")
 	}
 
 	// The others: earlier answers first, then samples.
@@ -116,27 +144,13 @@ func (v *Verifiers) Cross(ctx context.Context, spec Spec, sub Submission, c Call
 		return unconfirmed(b.String())
 	}
 
-	// The submission runs alone, so that no other program shares its
-	// sandbox: it cannot see the others' code or tamper with their runs.
-	// Its run fixes the probes; the others run together on the same ones.
-	mineOut, err := v.crossRun(ctx, spec.Code, []string{code}, nil)
-	if err != nil {
-		return unsure(KindCross, err.Error())
-	}
-	if len(mineOut.Probes) == 0 {
-		return unconfirmed("the tests pass, but no probe could be derived from them (they call no function or class the submission defines at top level), so nothing independent could be compared")
-	}
+	// The others run together, on the submission's probes.
 	out, err := v.crossRun(ctx, spec.Code, candidates, mineOut.Probes)
 	if err != nil {
 		return unsure(KindCross, err.Error())
 	}
 	out.Results = append(mineOut.Results, out.Results...)
 	mine := out.Results[0]
-	if !mine.Tests {
-		// The same code passed the tests a moment ago: the driver's run
-		// differs from the tests verifier's (a main guard, say).
-		return unsure(KindCross, "the tests passed on their own but not in the cross-check driver: "+mine.Error)
-	}
 	var agree []string
 	var b strings.Builder
 	for k, r := range out.Results[1:] {
