@@ -29,7 +29,8 @@ const crossLimit = 5
 // them too: answers given earlier to the same task (sub.Earlier: lower
 // tiers, failed attempts) and spec.N samples from spec.Models, asked
 // through c. An earlier answer with the submission's own code (copied
-// from an escalation's history) is not independent.
+// from an escalation's history) is not independent; a sample, which saw
+// the task alone, is.
 //
 // Behaviour is compared on probes derived from the tests: each call the
 // tests make to a function, lambda or class method the submission
@@ -126,9 +127,10 @@ func (v *Verifiers) Cross(ctx context.Context, spec Spec, sub Submission, c Call
 	for i, o := range others {
 		switch {
 		case o.err != nil || !o.hasCode:
-		case sameCode(o.code, code):
-			// Seen in the history of an escalation and submitted again:
-			// a copy confirms nothing.
+		case i < len(sub.Earlier) && sameCode(o.code, code):
+			// An earlier answer, seen in the history of an escalation and
+			// submitted again: a copy confirms nothing. (A fresh sample saw
+			// only the task: the same code from it is agreement.)
 			others[i].copy = true
 		default:
 			candidates = append(candidates, o.code)

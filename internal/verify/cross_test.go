@@ -47,6 +47,8 @@ func TestCross(t *testing.T) {
 			outcome: Fail, evidence: []string{"AssertionError", "count_vowels('hello') == 2"}},
 		{name: "confirmed by a sample", code: rightToo, samples: map[string]string{"m1": right}, n: 1,
 			outcome: Pass, evidence: []string{"m1 agrees"}},
+		{name: "a sample with the same code confirms: it saw the task alone", code: right, samples: map[string]string{"m1": right}, n: 1,
+			outcome: Pass, evidence: []string{"m1 agrees"}},
 	}
 	for _, tt := range tests_ {
 		t.Run(tt.name, func(t *testing.T) {
