@@ -112,7 +112,12 @@ func openEval(ctx context.Context, env *Env, log *slog.Logger, workers int) (*ev
 	}
 	h.reg = provider.NewRegistry(config.Default(), env.Getenv, log)
 	quiet := slog.New(slog.DiscardHandler)
-	if h.engine, err = swarm.New(ctx, h.store, h.reg, quiet, swarm.Options{Verifier: verify.New(sb, quiet), CodeRunner: swarm.SandboxRunner{Sandbox: sb}}); err != nil {
+	// CPU time bounds each answer's run; the wall clock only has to catch
+	// answers that sleep, so it is generous: a machine busy with many
+	// runs at once must not fail a right but slow answer.
+	vf := verify.New(sb, quiet)
+	vf.Limits = sandbox.Limits{Wall: 30 * time.Second}
+	if h.engine, err = swarm.New(ctx, h.store, h.reg, quiet, swarm.Options{Verifier: vf, CodeRunner: swarm.SandboxRunner{Sandbox: sb}}); err != nil {
 		h.close()
 		return nil, err
 	}
