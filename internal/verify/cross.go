@@ -18,8 +18,9 @@ import (
 //go:embed cross.py
 var crossDriver string
 
-// crossLimit is each answer's time in a cross-check: loading its code,
-// the tests, and every probe.
+// crossLimit is each answer's CPU time in a cross-check, in seconds:
+// loading its code, the tests, and every probe (less when the verifiers'
+// CPU limit is less).
 const crossLimit = 5
 
 // Cross checks Python code by cross-examination, for the wrong answers
@@ -242,16 +243,18 @@ func (v *Verifiers) crossRun(ctx context.Context, tests string, candidates, prob
 	if v.sb == nil {
 		return nil, errNoSandbox
 	}
+	limits := v.limits()
+	limit := max(1, min(crossLimit, int(limits.CPU/time.Second)))
 	in, err := json.Marshal(map[string]any{"tests": tests, "candidates": candidates, "probes": probes,
-		"limit": crossLimit, "max_probes": 40, "width": crossWidth})
+		"limit": limit, "max_probes": 40, "width": crossWidth})
 	if err != nil {
 		return nil, err
 	}
-	// Each candidate has crossLimit+1 s, crossWidth at a time: give the
-	// sandbox that and some, and output room for all their results.
+	// Each candidate has limit s of CPU and 3*limit+1 s of wall clock,
+	// crossWidth at a time: give the sandbox that and some, and output
+	// room for all their results.
 	rounds := (len(candidates) + crossWidth - 1) / crossWidth
-	wall := time.Duration((crossLimit+1)*rounds+5) * time.Second
-	limits := v.limits()
+	wall := time.Duration((3*limit+1)*rounds+5) * time.Second
 	limits.Wall, limits.CPU = wall, wall
 	limits.Output = max(limits.Output, 1<<20)
 	res, err := v.sb.Run(ctx, sandbox.Spec{Lang: sandbox.Python, Source: crossDriver,

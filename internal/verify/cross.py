@@ -9,8 +9,8 @@
 # "assert f(1, [2, 3]) == 4", or Solution().f(1) for a class), then the
 # same call with each literal argument replaced in turn by nearby values
 # of its type. Each candidate runs in a forked child of its own process
-# group, width at a time, each with limit seconds for its code, the
-# tests and every probe; results are normalised (floats to 9 significant
+# group, width at a time, each with limit seconds of CPU for its code,
+# the tests and every probe; results are normalised (floats to 9 significant
 # digits, whole floats as ints, sets sorted, iterators listed, object
 # addresses dropped) and compared by repr.
 import ast, builtins, itertools, json, os, re, resource, select, signal, sys, time
@@ -131,11 +131,14 @@ def alarm(sig, frame):
 
 
 def run(src, probes):
+    # Time is CPU time (ITIMER_PROF), so that a busy machine does not cut
+    # off a slow but right answer; the parent's wall deadline catches the
+    # ones that sleep.
     res = {"tests": False, "error": "", "outs": []}
     g = {"__name__": "candidate"}
-    start = time.monotonic()
+    start = time.process_time()
     try:
-        signal.setitimer(signal.ITIMER_REAL, limit)
+        signal.setitimer(signal.ITIMER_PROF, limit)
         exec(compile(src, "candidate", "exec"), g)
     except BaseException as e:
         res["error"] = "the code does not load: %s: %s" % (type(e).__name__, e)
@@ -146,17 +149,17 @@ def run(src, probes):
     except BaseException as e:
         res["error"] = "%s: %s" % (type(e).__name__, e)
     for p in probes:
-        left = limit - (time.monotonic() - start)
+        left = limit - (time.process_time() - start)
         if left <= 0:
             res["outs"].append("time limit")
             continue
         try:
-            signal.setitimer(signal.ITIMER_REAL, min(1.0, left))
+            signal.setitimer(signal.ITIMER_PROF, min(1.0, left))
             out = address.sub("", repr(norm(eval(p, dict(g)))))[:300]
         except BaseException as e:
             out = "raises " + type(e).__name__
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.setitimer(signal.ITIMER_PROF, 0)
         res["outs"].append(out)
     return res
 
@@ -166,7 +169,7 @@ def child(src, probes, w):
     os.dup2(fd, 0); os.dup2(fd, 1); os.dup2(fd, 2)
     # A guard for code that blocks the timer: limit+1 s of CPU in all.
     resource.setrlimit(resource.RLIMIT_CPU, (limit + 1, limit + 1))
-    signal.signal(signal.SIGALRM, alarm)
+    signal.signal(signal.SIGPROF, alarm)
     res = run(src, probes)
     os.write(w, json.dumps(res).encode())
     os._exit(0)
@@ -177,8 +180,9 @@ if probes is None:
     probes = derive(tests, defined(cands[0]) - set(dir(builtins))) if cands else []
 
 # Children run width at a time. The parent waits for each no longer than
-# limit+1 s: one that overruns (asleep, or its pipe held by a descendant)
-# is killed with its process group and reported as stopped.
+# 3*limit+1 s of wall clock: one that overruns (asleep, or its pipe held
+# by a descendant) is killed with its process group and reported as
+# stopped.
 results = [None] * len(cands)
 running = {}  # read fd -> [index, pid, deadline, chunks]
 queue = list(range(len(cands)))
@@ -194,7 +198,7 @@ while queue or running:
                 os.close(other)
             child(cands[i], probes, w)
         os.close(w)
-        running[r] = [i, pid, time.monotonic() + limit + 1, []]
+        running[r] = [i, pid, time.monotonic() + 3 * limit + 1, []]
     now = time.monotonic()
     wait = max(0.0, min(v[2] for v in running.values()) - now)
     ready, _, _ = select.select(list(running), [], [], wait)
