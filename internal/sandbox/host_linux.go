@@ -54,8 +54,11 @@ func (s *Sandbox) runProcess(ctx context.Context, spec Spec) (*Result, error) {
 		Disk:    spec.Limits.Disk,
 		Rlimits: rlimits(spec.Limits),
 		NoNS:    !isolated,
+		// PYTHONHASHSEED=0: the same code iterates its sets and dicts of
+		// strings in the same order on every run, so that a verdict does
+		// not change from one run to the next.
 		Env: []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + workDir, "TMPDIR=" + tmpDir,
-			"LANG=C.UTF-8", "LC_ALL=C.UTF-8", "PYTHONDONTWRITEBYTECODE=1", "PYTHONIOENCODING=utf-8"},
+			"LANG=C.UTF-8", "LC_ALL=C.UTF-8", "PYTHONDONTWRITEBYTECODE=1", "PYTHONIOENCODING=utf-8", "PYTHONHASHSEED=0"},
 	}
 	switch spec.Lang {
 	case Python:
@@ -66,7 +69,9 @@ func (s *Sandbox) runProcess(ctx context.Context, spec Spec) (*Result, error) {
 		for _, b := range py.Binds {
 			cfg.Binds = appendPath(cfg.Binds, b)
 		}
-		cfg.Argv = []string{py.Exe, "-E", "-s", filepath.Join(workDir, "main.py")}
+		// No -E: the environment is the sandbox's own (above), and its
+		// PYTHON* settings must apply.
+		cfg.Argv = []string{py.Exe, "-s", filepath.Join(workDir, "main.py")}
 	case Shell:
 		sh, err := shellInfo(s.cfg.Shell)
 		if err != nil {

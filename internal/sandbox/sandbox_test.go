@@ -81,6 +81,8 @@ func TestRunBasic(t *testing.T) {
 		{"python files", Spec{Lang: Python, Source: "import helper; print(helper.X, open('data/in.txt').read())",
 			Files: map[string][]byte{"helper.py": []byte("X = 7\n"), "data/in.txt": []byte("hi")}}, 0, "7 hi\n"},
 		{"python exit", Spec{Lang: Python, Source: "import sys; sys.exit(3)"}, 3, ""},
+		// Hashing is fixed, so set order is too: the same code, the same verdict.
+		{"python hash seed", Spec{Lang: Python, Source: "import sys; print(sys.flags.hash_randomization)"}, 0, "0\n"},
 		{"python write work", Spec{Lang: Python, Source: "open('out.txt','w').write('ok'); print(open('/box/out.txt').read())"}, 0, "ok\n"},
 		{"shell", Spec{Lang: Shell, Source: "echo hello; cat; exit 4", Stdin: []byte("in\n")}, 4, "hello\nin\n"},
 		{"shell tmp", Spec{Lang: Shell, Source: "echo x > /tmp/f && cat /tmp/f && hostname"}, 0, "x\nsandbox\n"},
