@@ -1,56 +1,21 @@
 package main
 
 import (
-	"context"
-	"database/sql"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/hive-swarm/hive/internal/journal/pgtest"
 	"github.com/hive-swarm/hive/internal/price"
 	"github.com/hive-swarm/hive/internal/swarm"
 )
 
-// postgresURL creates a fresh schema and returns a URL whose search_path
-// is that schema: the journal's tables and DBOS's go there, and it is
-// dropped when the test ends. It skips the test if the server (named by
-// HIVE_TEST_POSTGRES, default the local one) cannot be reached.
+// postgresURL returns a URL for a fresh schema (see [pgtest.Schema]).
 func postgresURL(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("HIVE_TEST_POSTGRES")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	db, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		t.Skipf("PostgreSQL not reachable (set HIVE_TEST_POSTGRES): %v", err)
-	}
-	schema := fmt.Sprintf("hive_cmd_test_%d_%d", os.Getpid(), time.Now().UnixNano())
-	if _, err := db.ExecContext(ctx, `CREATE SCHEMA `+schema); err != nil {
-		db.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		defer db.Close()
-		if _, err := db.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return base + sep + "search_path=" + schema
+	u, _ := pgtest.Schema(t)
+	return u
 }
 
 // hive run, runs and show on a PostgreSQL journal given with --db.

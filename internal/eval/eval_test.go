@@ -63,6 +63,48 @@ var miniSet = []struct {
 		}},
 }
 
+// newEvaluator returns an evaluator over a real engine on a fresh SQLite
+// journal, with the models register adds; with code, a real sandbox runs
+// the verifiers and the hidden tests.
+func newEvaluator(t *testing.T, code bool, register func(*provider.Registry) error) *Evaluator {
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	var sb *sandbox.Sandbox
+	if code {
+		var err error
+		if sb, err = sandbox.New(ctx, sandbox.Config{}, log); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store, err := journal.Open(ctx, filepath.Join(t.TempDir(), "eval.db"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	reg := provider.NewRegistry(config.Default(), func(string) string { return "" }, log)
+	if err := register(reg); err != nil {
+		t.Fatal(err)
+	}
+	engine, err := swarm.New(ctx, store, reg, log, swarm.Options{Verifier: verify.New(sb, log)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { engine.Close(ctx) })
+	return &Evaluator{Engine: engine, Registry: reg, Sandbox: sb, Log: log}
+}
+
+func parseStrategies(t *testing.T, names ...string) []Strategy {
+	var out []Strategy
+	for _, s := range names {
+		st, err := ParseStrategy(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
 func writeMiniSet(t *testing.T) string {
 	dir := t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "seeds"), 0o755); err != nil {
@@ -93,39 +135,12 @@ func writeMiniSet(t *testing.T) string {
 // those two problems only.
 func TestEvalCodeStrategies(t *testing.T) {
 	ctx := context.Background()
-	log := slog.New(slog.DiscardHandler)
 	c, err := suite.LoadCode(writeMiniSet(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sb, err := sandbox.New(ctx, sandbox.Config{}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := journal.Open(ctx, filepath.Join(t.TempDir(), "eval.db"), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	reg := provider.NewRegistry(config.Default(), func(string) string { return "" }, log)
-	if err := RegisterCode(reg, c, replay.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	engine, err := swarm.New(ctx, store, reg, log, swarm.Options{Verifier: verify.New(sb, log)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer engine.Close(ctx)
-	ev := &Evaluator{Engine: engine, Registry: reg, Sandbox: sb, Log: log}
-
-	var strategies []Strategy
-	for _, s := range []string{"single:gpt-4-1106-preview", "cascade:starcoder>gpt-3.5-turbo-0613>gpt-4-1106-preview", "cross:starcoder>gpt-3.5-turbo-0613>gpt-4-1106-preview"} {
-		st, err := ParseStrategy(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		strategies = append(strategies, st)
-	}
+	ev := newEvaluator(t, true, func(reg *provider.Registry) error { return RegisterCode(reg, c, replay.Options{}) })
+	strategies := parseStrategies(t, "single:gpt-4-1106-preview", "cascade:starcoder>gpt-3.5-turbo-0613>gpt-4-1106-preview", "cross:starcoder>gpt-3.5-turbo-0613>gpt-4-1106-preview")
 	rep, err := ev.EvalCode(ctx, c, strategies)
 	if err != nil {
 		t.Fatal(err)
@@ -212,34 +227,12 @@ func writeMiniGSM8K(t *testing.T) string {
 // model's arithmetic, and a plurality vote.
 func TestEvalMathStrategies(t *testing.T) {
 	ctx := context.Background()
-	log := slog.New(slog.DiscardHandler)
 	m, err := suite.LoadGSM8K(writeMiniGSM8K(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := journal.Open(ctx, filepath.Join(t.TempDir(), "eval.db"), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	reg := provider.NewRegistry(config.Default(), func(string) string { return "" }, log)
-	if err := RegisterMath(reg, m, replay.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	engine, err := swarm.New(ctx, store, reg, log, swarm.Options{Verifier: verify.New(nil, log)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer engine.Close(ctx)
-	ev := &Evaluator{Engine: engine, Registry: reg, Log: log}
-	var strategies []Strategy
-	for _, s := range []string{"cascade:mixtral-8x7b-instruct>gpt-4-1106-preview", "vote:gpt3-6b,mixtral-8x7b-instruct,gpt-4-1106-preview"} {
-		st, err := ParseStrategy(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		strategies = append(strategies, st)
-	}
+	ev := newEvaluator(t, false, func(reg *provider.Registry) error { return RegisterMath(reg, m, replay.Options{}) })
+	strategies := parseStrategies(t, "cascade:mixtral-8x7b-instruct>gpt-4-1106-preview", "vote:gpt3-6b,mixtral-8x7b-instruct,gpt-4-1106-preview")
 	rep, err := ev.EvalMath(ctx, m, strategies)
 	if err != nil {
 		t.Fatal(err)

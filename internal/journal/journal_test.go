@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hive-swarm/hive/internal/journal/pgtest"
 )
 
 // TestSQLite runs the conformance suite on SQLite files in t.TempDir().
@@ -31,50 +33,9 @@ func TestPostgres(t *testing.T) {
 	testStore(t, postgresURL)
 }
 
-const defaultPostgres = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
-// postgresURL creates a fresh schema and returns a URL whose search_path
-// is that schema. It skips the test if the server cannot be reached.
+// postgresURL returns a URL for a fresh schema (see [pgtest.Schema]).
 func postgresURL(t testing.TB) string {
-	base := os.Getenv("HIVE_TEST_POSTGRES")
-	if base == "" {
-		base = defaultPostgres
-	}
-	db, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		t.Skipf("PostgreSQL not reachable at %s (set HIVE_TEST_POSTGRES): %v", redact(base), err)
-	}
-	schema := fmt.Sprintf("hive_test_%d_%d", os.Getpid(), time.Now().UnixNano())
-	if _, err := db.ExecContext(ctx, `CREATE SCHEMA `+schema); err != nil {
-		db.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		defer db.Close()
-		if _, err := db.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return base + sep + "search_path=" + schema
-}
-
-// redact hides a password in a URL for messages.
-func redact(u string) string {
-	if i, j := strings.Index(u, "://"), strings.LastIndex(u, "@"); i >= 0 && j > i {
-		if k := strings.Index(u[i+3:j], ":"); k >= 0 {
-			return u[:i+3+k] + ":***" + u[j:]
-		}
-	}
+	u, _ := pgtest.Schema(t)
 	return u
 }
 

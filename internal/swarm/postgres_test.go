@@ -4,56 +4,16 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"os"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hive-swarm/hive/internal/journal/pgtest"
 	"github.com/hive-swarm/hive/internal/llm/llmtest"
 )
 
-const defaultPostgres = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
-var pgSchemas atomic.Int64
-
-// postgresURL creates a fresh schema and returns a URL whose search_path
-// is that schema, and the schema's name. The journal's tables and DBOS's
-// go there; the schema is dropped when the test ends. It skips the test
-// if the server cannot be reached.
-func postgresURL(t *testing.T) (url, schema string) {
-	t.Helper()
-	base := os.Getenv("HIVE_TEST_POSTGRES")
-	if base == "" {
-		base = defaultPostgres
-	}
-	db, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		t.Skipf("PostgreSQL not reachable (set HIVE_TEST_POSTGRES): %v", err)
-	}
-	schema = fmt.Sprintf("hive_swarm_test_%d_%d", os.Getpid(), pgSchemas.Add(1))
-	if _, err := db.ExecContext(ctx, `CREATE SCHEMA `+schema); err != nil {
-		db.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		defer db.Close()
-		if _, err := db.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return base + sep + "search_path=" + schema, schema
-}
+// postgresURL returns a URL for a fresh schema, where the journal's
+// tables and DBOS's go, and the schema's name (see [pgtest.Schema]).
+func postgresURL(t *testing.T) (url, schema string) { return pgtest.Schema(t) }
 
 // A lead delegates 40 workers and finishes, on a journal and a DBOS system
 // database in one fresh PostgreSQL schema.
