@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hive-swarm/hive/internal/journal/pgtest"
 	"github.com/hive-swarm/hive/internal/price"
@@ -69,5 +70,50 @@ func TestRunOnPostgres(t *testing.T) {
 	code, out, errOut = w.hive("show", "--db", url, r.ID)
 	if code != 0 || !strings.Contains(out, "lead done") || !strings.Contains(out, price.Amount(r.CostNanos).String()) || !strings.Contains(out, "answer:\nthree reports") {
 		t.Fatalf("show: exit %d: %s\n%s", code, errOut, out)
+	}
+}
+
+// A run on PostgreSQL whose process was killed is resumed by hive resume
+// with its answer; another, killed too, is cancelled by hive cancel.
+func TestResumeAndCancelOnPostgres(t *testing.T) {
+	w := newWorldDB(t, postgresURL(t))
+	w.slow.Store(true)
+	cmd, _, _ := w.process("run", "SLOW count to three")
+	id := w.waitRun()
+	cmd.Process.Kill()
+	cmd.Wait()
+	w.slow.Store(false)
+	code, stdout, errOut := w.hive("resume", id)
+	if code != 0 || stdout != "three reports\n" {
+		t.Fatalf("resume: exit %d, stdout %q:\n%s", code, stdout, errOut)
+	}
+
+	w.slow.Store(true)
+	cmd, _, _ = w.process("run", "SLOW count to four")
+	var other string
+	deadline := time.Now().Add(20 * time.Second)
+	for other == "" && time.Now().Before(deadline) {
+		_, out, _ := w.hive("runs", "--json")
+		var runs []swarm.RunView
+		json.Unmarshal([]byte(out), &runs)
+		for _, r := range runs {
+			if r.ID != id {
+				other = r.ID
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if other == "" {
+		t.Fatal("the second run did not start")
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if code, out, errOut := w.hive("cancel", other); code != 0 || !strings.Contains(out, "cancelled run "+other) {
+		t.Fatalf("cancel: exit %d, %q %q", code, out, errOut)
+	}
+	_, out, _ := w.hive("show", "--json", other)
+	var show showJSON
+	if err := json.Unmarshal([]byte(out), &show); err != nil || show.Run.Status != "cancelled" {
+		t.Fatalf("show after cancel: %v %s", err, out)
 	}
 }

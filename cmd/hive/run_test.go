@@ -44,11 +44,17 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
+	return newWorldDB(t, "runs/hive.db")
+}
+
+// newWorldDB is newWorld with the journal at db.
+func newWorldDB(t *testing.T, db string) *world {
+	t.Helper()
 	w := &world{t: t, dir: t.TempDir()}
 	w.srv = llmtest.NewOpenAI(w.handle)
 	t.Cleanup(w.srv.Close)
 	var b strings.Builder
-	b.WriteString("[defaults]\nlead = \"lead\"\ntiers = [\"cheap\", \"strong\"]\ndb = \"runs/hive.db\"\n")
+	fmt.Fprintf(&b, "[defaults]\nlead = \"lead\"\ntiers = [\"cheap\", \"strong\"]\ndb = %q\n", db)
 	for _, m := range []struct {
 		name    string
 		tier    int
