@@ -116,7 +116,7 @@ func openEval(ctx context.Context, env *Env, log *slog.Logger, workers int) (*ev
 	// answers that sleep, so it is generous: a machine busy with many
 	// runs at once must not fail a right but slow answer.
 	vf := verify.New(sb, quiet)
-	vf.Limits = sandbox.Limits{Wall: 30 * time.Second}
+	vf.Limits = sandbox.Limits{Wall: 2 * time.Minute}
 	if h.engine, err = swarm.New(ctx, h.store, h.reg, quiet, swarm.Options{Verifier: vf, CodeRunner: swarm.SandboxRunner{Sandbox: sb}}); err != nil {
 		h.close()
 		return nil, err

@@ -21,7 +21,7 @@ var crossDriver string
 // crossLimit is each answer's CPU time in a cross-check, in seconds:
 // loading its code, the tests, and every probe (less when the verifiers'
 // CPU limit is less).
-const crossLimit = 5
+const crossLimit = 3
 
 // Cross checks Python code by cross-examination, for the wrong answers
 // that pass the tests anyway. The submission must pass spec.Code (the
@@ -250,11 +250,11 @@ func (v *Verifiers) crossRun(ctx context.Context, tests string, candidates, prob
 	if err != nil {
 		return nil, err
 	}
-	// Each candidate has limit s of CPU and 3*limit+1 s of wall clock,
+	// Each candidate has limit s of CPU and 6*limit+1 s of wall clock,
 	// crossWidth at a time: give the sandbox that and some, and output
 	// room for all their results.
 	rounds := (len(candidates) + crossWidth - 1) / crossWidth
-	wall := time.Duration((3*limit+1)*rounds+5) * time.Second
+	wall := time.Duration((6*limit+1)*rounds+5) * time.Second
 	limits.Wall, limits.CPU = wall, wall
 	limits.Output = max(limits.Output, 1<<20)
 	res, err := v.sb.Run(ctx, sandbox.Spec{Lang: sandbox.Python, Source: crossDriver,

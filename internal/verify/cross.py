@@ -180,7 +180,8 @@ if probes is None:
     probes = derive(tests, defined(cands[0]) - set(dir(builtins))) if cands else []
 
 # Children run width at a time. The parent waits for each no longer than
-# 3*limit+1 s of wall clock: one that overruns (asleep, or its pipe held
+# 6*limit+1 s of wall clock (a busy machine must not cut off a slow but
+# right answer): one that overruns (asleep, or its pipe held
 # by a descendant) is killed with its process group and reported as
 # stopped.
 results = [None] * len(cands)
@@ -198,7 +199,7 @@ while queue or running:
                 os.close(other)
             child(cands[i], probes, w)
         os.close(w)
-        running[r] = [i, pid, time.monotonic() + 3 * limit + 1, []]
+        running[r] = [i, pid, time.monotonic() + 6 * limit + 1, []]
     now = time.monotonic()
     wait = max(0.0, min(v[2] for v in running.values()) - now)
     ready, _, _ = select.select(list(running), [], [], wait)
