@@ -112,11 +112,13 @@ func openEval(ctx context.Context, env *Env, log *slog.Logger, workers int) (*ev
 	}
 	h.reg = provider.NewRegistry(config.Default(), env.Getenv, log)
 	quiet := slog.New(slog.DiscardHandler)
-	// CPU time bounds each answer's run; the wall clock only has to catch
-	// answers that sleep, so it is generous: a machine busy with many
-	// runs at once must not fail a right but slow answer.
+	// CPU time bounds each answer's run: 5 s, where no right answer's
+	// visible tests need a tenth of that, so that an endless loop costs
+	// little. The wall clock only has to catch answers that sleep, so it
+	// is generous: a machine busy with many runs at once must not fail a
+	// right but slow answer.
 	vf := verify.New(sb, quiet)
-	vf.Limits = sandbox.Limits{Wall: 2 * time.Minute}
+	vf.Limits = sandbox.Limits{Wall: 2 * time.Minute, CPU: 5 * time.Second}
 	if h.engine, err = swarm.New(ctx, h.store, h.reg, quiet, swarm.Options{Verifier: vf, CodeRunner: swarm.SandboxRunner{Sandbox: sb}}); err != nil {
 		h.close()
 		return nil, err

@@ -18,10 +18,15 @@ import (
 //go:embed cross.py
 var crossDriver string
 
-// crossLimit is each answer's CPU time in a cross-check, in seconds:
-// loading its code, the tests, and every probe (less when the verifiers'
-// CPU limit is less).
-const crossLimit = 3
+// Each answer's CPU time in a cross-check, in seconds, for loading its
+// code, the tests and every probe (less when the verifiers' CPU limit is
+// less): the submission's, and an independent answer's, which only
+// confirms and need not be waited for when it is slow (samples of cheap
+// models loop forever often enough for it to matter).
+const (
+	crossLimit     = 3
+	confirmerLimit = 1
+)
 
 // Cross checks Python code by cross-examination, for the wrong answers
 // that pass the tests anyway. The submission must pass spec.Code (the
@@ -68,7 +73,7 @@ func (v *Verifiers) Cross(ctx context.Context, spec Spec, sub Submission, c Call
 	// The submission runs first and alone, so that no other program shares
 	// its sandbox: it cannot see the others' code or tamper with their
 	// runs. Its run checks the tests and fixes the probes.
-	mineOut, err := v.crossRun(ctx, spec.Code, []string{code}, nil)
+	mineOut, err := v.crossRun(ctx, spec.Code, []string{code}, nil, crossLimit)
 	if err != nil {
 		return unsure(KindCross, err.Error())
 	}
@@ -148,7 +153,7 @@ func (v *Verifiers) Cross(ctx context.Context, spec Spec, sub Submission, c Call
 	}
 
 	// The others run together, on the submission's probes.
-	out, err := v.crossRun(ctx, spec.Code, candidates, mineOut.Probes)
+	out, err := v.crossRun(ctx, spec.Code, candidates, mineOut.Probes, confirmerLimit)
 	if err != nil {
 		return unsure(KindCross, err.Error())
 	}
@@ -238,13 +243,14 @@ type crossOut struct {
 const crossWidth = 2
 
 // crossRun runs the driver on the candidates in one sandbox, on probes
-// (nil: derived from the tests and the first candidate).
-func (v *Verifiers) crossRun(ctx context.Context, tests string, candidates, probes []string) (*crossOut, error) {
+// (nil: derived from the tests and the first candidate), each with cpu
+// seconds.
+func (v *Verifiers) crossRun(ctx context.Context, tests string, candidates, probes []string, cpu int) (*crossOut, error) {
 	if v.sb == nil {
 		return nil, errNoSandbox
 	}
 	limits := v.limits()
-	limit := max(1, min(crossLimit, int(limits.CPU/time.Second)))
+	limit := max(1, min(cpu, int(limits.CPU/time.Second)))
 	in, err := json.Marshal(map[string]any{"tests": tests, "candidates": candidates, "probes": probes,
 		"limit": limit, "max_probes": 40, "width": crossWidth})
 	if err != nil {
