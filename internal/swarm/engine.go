@@ -387,15 +387,7 @@ func (e *Engine) interrupt(r *run, res Result) {
 	}
 	e.store.Flush(ctx)
 	e.bus.closeRun(r.id)
-	s := e.slot(r.id)
-	e.mu.Lock()
-	s.result = res
-	select {
-	case <-s.finished:
-	default:
-		close(s.finished)
-	}
-	e.mu.Unlock()
+	e.wake(r.id, res)
 }
 
 // finish journals a run's end and wakes its waiters.
@@ -414,7 +406,12 @@ func (e *Engine) finish(r *run, res Result) {
 		e.log.Error("flush journal", "run", r.id, "err", err)
 	}
 	e.bus.closeRun(r.id)
-	s := e.slot(r.id)
+	e.wake(r.id, res)
+}
+
+// wake hands res to the waiters of run id in this process.
+func (e *Engine) wake(id string, res Result) {
+	s := e.slot(id)
 	e.mu.Lock()
 	s.result = res
 	select {
