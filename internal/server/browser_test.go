@@ -31,6 +31,27 @@ import (
 // inserted model output as HTML.
 const xssReport = `<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">`
 
+// browserOptions starts chromium headless, quiet, in userData, at a size
+// that shows the whole page.
+func browserOptions(chromium, userData string) []chromedp.ExecAllocatorOption {
+	return []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox, // the tests run as root
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-default-apps", true),
+		chromedp.Flag("metrics-recording-only", true),
+		chromedp.UserDataDir(userData),
+		chromedp.WindowSize(1500, 1700),
+	}
+}
+
 // chromiumPath finds Debian's chromium (scripts/test.sh installs it).
 func chromiumPath(t *testing.T) string {
 	for _, name := range []string{"chromium", "chromium-browser"} {
@@ -165,23 +186,7 @@ func TestBrowser(t *testing.T) {
 	ts := httptest.NewServer(New(engine, store, cfg, log, token).Handler())
 	defer ts.Close()
 
-	userData := t.TempDir()
-	actx, acancel := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox, // the tests run as root
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-default-apps", true),
-		chromedp.Flag("metrics-recording-only", true),
-		chromedp.UserDataDir(userData),
-		chromedp.WindowSize(1500, 1700),
-	)
+	actx, acancel := chromedp.NewExecAllocator(ctx, browserOptions(chromium, t.TempDir())...)
 	defer acancel()
 	bctx, bcancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
 	defer bcancel()

@@ -45,12 +45,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
+	rc := startEventStream(w)
 	if rc.Flush() != nil {
 		return
 	}
@@ -133,4 +128,16 @@ func (c *eventCache) encode(ev swarm.Event) ([]byte, error) {
 	c.slots[i] = cachedEvent{run: ev.RunID, seq: ev.Seq, data: data}
 	c.mu.Unlock()
 	return data, nil
+}
+
+// startEventStream answers 200 with the headers of a Server-Sent Events
+// stream (not cached, not buffered by a proxy) and returns the controller
+// that flushes it.
+func startEventStream(w http.ResponseWriter) *http.ResponseController {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	return http.NewResponseController(w)
 }

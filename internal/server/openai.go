@@ -214,12 +214,7 @@ func (s *Server) waitRun(ctx context.Context, id string) (swarm.Result, bool) {
 // the assistant role, keeps the connection alive with comments while the
 // swarm works, then sends the answer in pieces.
 func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, req chatRequest) {
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
+	rc := startEventStream(w)
 	created := time.Now().Unix()
 	send := func(v any) bool {
 		data, _ := json.Marshal(v)

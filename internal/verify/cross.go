@@ -5,6 +5,7 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -74,7 +75,13 @@ func (v *Verifiers) Cross(ctx context.Context, spec Spec, sub Submission, c Call
 	// its sandbox: it cannot see the others' code or tamper with their
 	// runs. Its run checks the tests and fixes the probes.
 	mineOut, err := v.crossRun(ctx, spec.Code, []string{code}, nil, crossLimit)
-	if err != nil {
+	var stopped *driverStopped
+	switch {
+	case errors.As(err, &stopped):
+		// Alone in its sandbox, only the submission can have stopped the
+		// driver (a descendant that freezes it, say): that is no pass.
+		return fail(KindCross, "the submission's code stopped the cross-check itself: "+stopped.Error())
+	case err != nil:
 		return unsure(KindCross, err.Error())
 	}
 	if mine := mineOut.Results[0]; !mine.Tests {
@@ -154,7 +161,11 @@ func (v *Verifiers) Cross(ctx context.Context, spec Spec, sub Submission, c Call
 
 	// The others run together, on the submission's probes.
 	out, err := v.crossRun(ctx, spec.Code, candidates, mineOut.Probes, confirmerLimit)
-	if err != nil {
+	switch {
+	case errors.As(err, &stopped):
+		// One of the others stopped their shared driver: none confirms.
+		return unconfirmed("the tests pass, but the independent answers could not be compared: " + stopped.Error())
+	case err != nil:
 		return unsure(KindCross, err.Error())
 	}
 	out.Results = append(mineOut.Results, out.Results...)
@@ -269,14 +280,21 @@ func (v *Verifiers) crossRun(ctx context.Context, tests string, candidates, prob
 		return nil, fmt.Errorf("the sandbox failed, so the answers were not compared: %w", err)
 	}
 	if !res.OK() {
-		return nil, fmt.Errorf("the cross-check driver stopped (%s): %s", res.Reason, clipLine(lastLine(string(res.Stderr)), 300))
+		return nil, &driverStopped{fmt.Sprintf("the driver stopped (%s): %s", res.Reason, clipLine(lastLine(string(res.Stderr)), 300))}
 	}
 	var out crossOut
 	if err := json.Unmarshal(res.Stdout, &out); err != nil || len(out.Results) != len(candidates) {
-		return nil, fmt.Errorf("the cross-check driver printed no result: %v", err)
+		return nil, &driverStopped{fmt.Sprintf("the driver printed no result: %v", err)}
 	}
 	return &out, nil
 }
+
+// driverStopped is a cross-check driver that the sandbox ran but that did
+// not finish: something it ran stopped it. (An error of the sandbox
+// itself is not one.)
+type driverStopped struct{ why string }
+
+func (e *driverStopped) Error() string { return e.why }
 
 func unconfirmed(evidence string) Verdict {
 	v := fail(KindCross, evidence)

@@ -92,11 +92,15 @@ func TestCrossHostileEarlier(t *testing.T) {
 }
 
 // A submission that attacks the check from inside — forging another
-// candidate's result through /proc — finds no other candidate beside it:
-// it runs in a sandbox of its own.
+// candidate's result through /proc, freezing what it finds — finds no
+// other candidate beside it, as it runs in a sandbox of its own; what it
+// does to the driver fails it.
 func TestCrossSubmissionAlone(t *testing.T) {
 	const forger = `import os, sys, json, signal, time
 M = sys.modules['__main__']
+# The attack needs the driver's names: without them the code does not
+# load, and the test below fails instead of passing for the wrong reason.
+M.run, M.probes
 def add(a, b):
     return 3 if (a, b) == (1, 2) else 0
 if os.fork() == 0:
@@ -126,8 +130,10 @@ if os.fork() == 0:
 		{Model: "good", Report: "```python\nimport time\ntime.sleep(0.5)\ndef add(a, b):\n    return a + b\n```"},
 	}}
 	got := v.Verify(testCtx(t), Spec{Kind: KindCross, Code: "assert add(1, 2) == 3\n"}, sub, nil)
-	if got.Outcome == Pass {
-		t.Fatalf("a forger passed: %s", got.Evidence)
+	// It finds only the driver, and freezes it: that fails the submission
+	// (an unsure verdict would pass a gate).
+	if got.Outcome != Fail || !(got.Unconfirmed || strings.Contains(got.Evidence, "stopped the cross-check itself")) {
+		t.Fatalf("want the forger loaded and failed; got %+v", got)
 	}
 }
 

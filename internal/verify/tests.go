@@ -85,20 +85,28 @@ func (v *Verifiers) run(ctx context.Context, lang sandbox.Lang, source string, s
 	if v.sb == nil {
 		return nil, errNoSandbox
 	}
-	res, err := v.sb.Run(ctx, sandbox.Spec{Lang: lang, Source: source, Stdin: stdin, Limits: v.Limits})
+	res, err := v.sb.Run(ctx, sandbox.Spec{Lang: lang, Source: source, Stdin: stdin, Limits: v.limits()})
 	if err != nil {
 		return nil, fmt.Errorf("the sandbox failed, so the code was not checked: %w", err)
 	}
 	return res, nil
 }
 
-// limits returns the limits a run of v has.
+// limits returns the limits a run of v has: v.Limits over the sandbox's,
+// with a wall-clock limit, when v.Limits sets none, of three times the CPU
+// limit. CPU time bounds what an answer computes; the wall clock only has
+// to catch an answer that sleeps, and must not fail a right one that a
+// machine busy with many verifications slows down.
 func (v *Verifiers) limits() sandbox.Limits {
 	d := sandbox.DefaultLimits
 	if v.sb != nil {
 		d = v.sb.Limits()
 	}
-	return v.Limits.WithDefaults(d)
+	l := v.Limits
+	if l.Wall <= 0 {
+		l.Wall = 3 * l.WithDefaults(d).CPU
+	}
+	return l.WithDefaults(d)
 }
 
 // failure is the evidence of a failed run.

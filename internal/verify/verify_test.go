@@ -144,3 +144,22 @@ func TestExtractCode(t *testing.T) {
 		}
 	}
 }
+
+// Without a wall-clock limit of their own, runs get three times their CPU
+// limit: a busy machine must not fail a right answer.
+func TestLimitsWallFollowsCPU(t *testing.T) {
+	for _, tt := range []struct {
+		set        sandbox.Limits
+		wall, cpuL time.Duration
+	}{
+		{sandbox.Limits{}, 3 * sandbox.DefaultLimits.CPU, sandbox.DefaultLimits.CPU},
+		{sandbox.Limits{CPU: 2 * time.Second}, 6 * time.Second, 2 * time.Second},
+		{sandbox.Limits{CPU: 2 * time.Second, Wall: time.Second}, time.Second, 2 * time.Second},
+	} {
+		v := New(nil, testLogger(t))
+		v.Limits = tt.set
+		if got := v.limits(); got.Wall != tt.wall || got.CPU != tt.cpuL {
+			t.Errorf("limits %+v: wall %v cpu %v, want %v %v", tt.set, got.Wall, got.CPU, tt.wall, tt.cpuL)
+		}
+	}
+}
