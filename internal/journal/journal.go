@@ -100,6 +100,7 @@ type Store struct {
 	queue  chan *op
 
 	done chan struct{} // closed when the writer goroutine returns
+	ins  inserts       // the writer's statements; used only by the writer goroutine
 
 	errMu    sync.Mutex
 	asyncErr error // first failed asynchronous write since the last Flush; guarded by errMu
@@ -129,6 +130,10 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
 	if err := migrate(ctx, s.wdb, s.dialect); err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("open journal: %w", err)
+	}
+	if err := s.ins.prepare(ctx, s.wdb, s.dialect); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("open journal: %w", err)
 	}

@@ -137,6 +137,25 @@ var migrations = []migration{
 			)`,
 		},
 	},
+	{
+		// SQLite: steps move from a WITHOUT ROWID table to a rowid table
+		// with a unique index. Step keys ("17/call-0", "task/17") do not
+		// arrive in key order, and a WITHOUT ROWID table keeps whole rows
+		// in key order: each group commit rewrote leaf pages all over the
+		// table. Now rows are appended and only the small index entries
+		// land out of order. PostgreSQL's tables are heaps already.
+		sqlite: []string{
+			`CREATE TABLE hive_steps_new (
+				run_id TEXT NOT NULL,
+				key TEXT NOT NULL,
+				data BLOB NOT NULL,
+				UNIQUE (run_id, key)
+			)`,
+			`INSERT INTO hive_steps_new (run_id, key, data) SELECT run_id, key, data FROM hive_steps`,
+			`DROP TABLE hive_steps`,
+			`ALTER TABLE hive_steps_new RENAME TO hive_steps`,
+		},
+	},
 }
 
 // pgMigrationLock is the advisory lock key that serializes migrations of

@@ -99,6 +99,7 @@ func (s *Store) Flush(ctx context.Context) error {
 // until Close closes the queue and it is drained.
 func (s *Store) writer() {
 	defer close(s.done)
+	defer s.ins.close()
 	batch := make([]*op, 0, maxBatch)
 	for {
 		o, ok := <-s.queue
@@ -222,17 +223,10 @@ func (s *Store) apply(ctx context.Context, batch []*op) (errs []error, err error
 			return errs, err
 		}
 	}
-	if err = s.insertRows(ctx, tx, `INSERT INTO hive_nodes (run_id, node_id, data) VALUES `, 3,
-		` ON CONFLICT (run_id, node_id) DO UPDATE SET data = excluded.data`, nodes); err != nil {
-		return errs, err
-	}
-	if err = s.insertRows(ctx, tx, `INSERT INTO hive_events (run_id, seq, data) VALUES `, 3,
-		` ON CONFLICT (run_id, seq) DO NOTHING`, events); err != nil {
-		return errs, err
-	}
-	if err = s.insertRows(ctx, tx, `INSERT INTO hive_steps (run_id, key, data) VALUES `, 3,
-		` ON CONFLICT (run_id, key) DO UPDATE SET data = excluded.data`, steps); err != nil {
-		return errs, err
+	for t, rows := range [numTables][]any{nodesTable: nodes, eventsTable: events, stepsTable: steps} {
+		if err = s.ins.insert(ctx, tx, table(t), rows); err != nil {
+			return errs, err
+		}
 	}
 	if err = tx.Commit(); err != nil {
 		return errs, err
@@ -241,45 +235,127 @@ func (s *Store) apply(ctx context.Context, batch []*op) (errs []error, err error
 	return errs, nil
 }
 
-// rowsPerInsert bounds the rows of one multi-row INSERT, well under the
-// bind-parameter limits of both SQLite (32766) and PostgreSQL (65535).
-const rowsPerInsert = 256
+// A table is one of the tables of (run_id, key, data) rows that the
+// writer fills with multi-row upserts.
+type table int
 
-// insertRows inserts args, ncols values a row, as multi-row INSERTs of the
-// form head + "($1, $2, $3), (…)" + tail. SQLite gets anonymous "?"
-// parameters: it resolves each "$N" by a linear search of the names seen so
-// far, quadratic in a statement of hundreds of parameters.
-func (s *Store) insertRows(ctx context.Context, tx *sql.Tx, head string, ncols int, tail string, args []any) error {
-	numbered := s.dialect == DialectPostgres
-	for len(args) > 0 {
-		n := min(len(args)/ncols, rowsPerInsert)
-		var b strings.Builder
-		b.WriteString(head)
-		for r := range n {
-			if r > 0 {
-				b.WriteString(", ")
+const (
+	nodesTable table = iota
+	eventsTable
+	stepsTable
+	numTables
+)
+
+// upserts are each table's INSERT, around its rows.
+var upserts = [numTables]struct{ head, tail string }{
+	nodesTable: {`INSERT INTO hive_nodes (run_id, node_id, data) VALUES `,
+		` ON CONFLICT (run_id, node_id) DO UPDATE SET data = excluded.data`},
+	eventsTable: {`INSERT INTO hive_events (run_id, seq, data) VALUES `,
+		` ON CONFLICT (run_id, seq) DO NOTHING`},
+	stepsTable: {`INSERT INTO hive_steps (run_id, key, data) VALUES `,
+		` ON CONFLICT (run_id, key) DO UPDATE SET data = excluded.data`},
+}
+
+// rowChunks are the row counts of the multi-row INSERTs the writer sends,
+// largest first: a fixed few, so that each statement is parsed once
+// rather than once per batch. The largest stays well under the
+// bind-parameter limits of SQLite (32766) and PostgreSQL (65535).
+var rowChunks = [...]int{256, 64, 16, 4, 1}
+
+// inserts are the writer's multi-row INSERTs, made once. On SQLite they
+// are prepared when the store opens and kept: parsing INSERTs of hundreds
+// of rows was about a fifth of the journal's CPU. PostgreSQL's driver
+// caches statements by their text. Used only by the writer goroutine
+// (and Open, before it starts).
+type inserts struct {
+	texts [numTables][len(rowChunks)]string
+	stmts [numTables][len(rowChunks)]*sql.Stmt // SQLite
+}
+
+// prepare makes the statements; on SQLite it prepares them on db, which
+// must have a connection free.
+func (in *inserts) prepare(ctx context.Context, db *sql.DB, dialect string) error {
+	for t := range numTables {
+		for i, n := range rowChunks {
+			in.texts[t][i] = insertSQL(upserts[t].head, 3, n, upserts[t].tail, dialect == DialectPostgres)
+			if dialect != DialectSQLite {
+				continue
 			}
-			b.WriteByte('(')
-			for c := range ncols {
-				if c > 0 {
-					b.WriteString(", ")
-				}
-				if numbered {
-					b.WriteByte('$')
-					b.WriteString(strconv.Itoa(r*ncols + c + 1))
-				} else {
-					b.WriteByte('?')
-				}
+			st, err := db.PrepareContext(ctx, in.texts[t][i])
+			if err != nil {
+				in.close()
+				return err
 			}
-			b.WriteByte(')')
+			in.stmts[t][i] = st
 		}
-		b.WriteString(tail)
-		if _, err := tx.ExecContext(ctx, b.String(), args[:n*ncols]...); err != nil {
-			return err
-		}
-		args = args[n*ncols:]
 	}
 	return nil
+}
+
+// close closes the prepared statements.
+func (in *inserts) close() {
+	for t := range in.stmts {
+		for _, st := range in.stmts[t] {
+			if st != nil {
+				st.Close()
+			}
+		}
+	}
+}
+
+// insert upserts args, three values a row, into t in tx.
+func (in *inserts) insert(ctx context.Context, tx *sql.Tx, t table, args []any) error {
+	for len(args) > 0 {
+		rows := len(args) / 3
+		i := len(rowChunks) - 1
+		for j, c := range rowChunks {
+			if c <= rows {
+				i = j
+				break
+			}
+		}
+		n := rowChunks[i] * 3
+		var err error
+		if st := in.stmts[t][i]; st != nil {
+			_, err = tx.StmtContext(ctx, st).ExecContext(ctx, args[:n]...)
+		} else {
+			_, err = tx.ExecContext(ctx, in.texts[t][i], args[:n]...)
+		}
+		if err != nil {
+			return err
+		}
+		args = args[n:]
+	}
+	return nil
+}
+
+// insertSQL returns head + n rows of ncols parameters + tail. SQLite gets
+// anonymous "?" parameters: it resolves each "$N" by a linear search of
+// the names seen so far, quadratic in a statement of hundreds of
+// parameters.
+func insertSQL(head string, ncols, n int, tail string, numbered bool) string {
+	var b strings.Builder
+	b.WriteString(head)
+	for r := range n {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for c := range ncols {
+			if c > 0 {
+				b.WriteString(", ")
+			}
+			if numbered {
+				b.WriteByte('$')
+				b.WriteString(strconv.Itoa(r*ncols + c + 1))
+			} else {
+				b.WriteByte('?')
+			}
+		}
+		b.WriteByte(')')
+	}
+	b.WriteString(tail)
+	return b.String()
 }
 
 // nonNil makes a nil blob an empty one, for NOT NULL columns.

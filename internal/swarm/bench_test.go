@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -93,21 +94,7 @@ func BenchmarkFanout(b *testing.B) {
 
 	b.Run("hive", func(b *testing.B) {
 		ctx := context.Background()
-		store, err := journal.Open(ctx, filepath.Join(b.TempDir(), "bench.db"), nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer store.Close()
-		cfg := testConfig(url + "/v1")
-		for _, m := range cfg.Models {
-			m.Limits = config.Limits{Concurrency: benchInFlight}
-		}
-		reg := provider.NewRegistry(cfg, func(string) string { return "" }, testLoggerB(b))
-		e, err := New(ctx, store, reg, testLoggerB(b), Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer e.Close(ctx)
+		e := benchEngine(b, url)
 		var ms runtime.MemStats
 		runtime.GC()
 		cpu0 := cpuTime()
@@ -131,7 +118,7 @@ func BenchmarkFanout(b *testing.B) {
 
 	b.Run("bare", func(b *testing.B) {
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchInFlight}}
-		body := []byte(`{"model":"cheap","messages":[{"role":"system","content":"worker"},{"role":"user","content":"Task \"b-1\": say it"}],"max_tokens":2048}`)
+		body := workerRequest(b)
 		cpu0 := cpuTime()
 		for b.Loop() {
 			var g errgroup.Group
@@ -154,4 +141,65 @@ func BenchmarkFanout(b *testing.B) {
 		cpu := cpuTime() - cpu0
 		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*benchWorkers), "cpu-µs/call")
 	})
+}
+
+// benchEngine returns an engine on a fresh SQLite journal whose models
+// live at url, each admitting benchInFlight calls at once.
+func benchEngine(b *testing.B, url string) *Engine {
+	ctx := context.Background()
+	store, err := journal.Open(ctx, filepath.Join(b.TempDir(), "bench.db"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { store.Close() })
+	cfg := testConfig(url + "/v1")
+	for _, m := range cfg.Models {
+		m.Limits = config.Limits{Concurrency: benchInFlight}
+	}
+	reg := provider.NewRegistry(cfg, func(string) string { return "" }, testLoggerB(b))
+	e, err := New(ctx, store, reg, testLoggerB(b), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { e.Close(ctx) })
+	return e
+}
+
+// workerRequest returns the body of the request a Hive worker sends for
+// one of the benchmark's tasks, taken from a one-worker run against a
+// server of its own: the bare loop posts exactly these bytes, so that the
+// model server does the same work for both.
+func workerRequest(b *testing.B) []byte {
+	var (
+		mu   sync.Mutex
+		body []byte
+	)
+	srv := llmtest.NewOpenAI(func(c *llmtest.Call) llmtest.Reply {
+		if !isLead(c) {
+			mu.Lock()
+			body = c.Body
+			mu.Unlock()
+			return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("submit", submitArgs{Report: "ok"})}}
+		}
+		if turns(c) == 0 {
+			return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("delegate", delegateArgs{Tasks: tasks(1, "b")})}}
+		}
+		return finish("done")
+	})
+	defer srv.Close()
+	ctx := context.Background()
+	e := benchEngine(b, srv.URL)
+	id, err := e.Start(ctx, Spec{Task: "bench", Lead: "lead", Tiers: []string{"cheap"}, BudgetUSD: 1e12})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if res, err := e.Wait(ctx, id); err != nil || res.Answer != "done" {
+		b.Fatalf("run: %v %+v", err, res)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(body) == 0 {
+		b.Fatal("no worker request seen")
+	}
+	return body
 }

@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"encoding/json"
+	"strconv"
 	"time"
 
 	"github.com/hive-swarm/hive/internal/llm"
@@ -65,10 +66,79 @@ type Node struct {
 	Verdict *verify.Verdict `json:"verdict,omitempty"`
 }
 
+// nodeJSON returns n encoded exactly as json.Marshal encodes it, written
+// directly: a node is encoded on every state change, for the journal and
+// the event that announces it, and reflection made that a visible share
+// of a swarm's CPU.
 func nodeJSON(n *Node) []byte {
-	b, err := json.Marshal(n)
-	if err != nil {
-		panic(err) // Node holds only plain data
+	b := make([]byte, 0, 320+len(n.Report)+len(n.Error))
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, n.ID)
+	b = append(b, `,"run_id":`...)
+	b = appendJSONString(b, n.RunID)
+	if n.Parent != "" {
+		b = append(b, `,"parent":`...)
+		b = appendJSONString(b, n.Parent)
 	}
-	return b
+	b = append(b, `,"role":`...)
+	b = appendJSONString(b, string(n.Role))
+	b = append(b, `,"name":`...)
+	b = appendJSONString(b, n.Name)
+	b = append(b, `,"model":`...)
+	b = appendJSONString(b, n.Model)
+	b = append(b, `,"tier":`...)
+	b = strconv.AppendInt(b, int64(n.Tier), 10)
+	b = append(b, `,"depth":`...)
+	b = strconv.AppendInt(b, int64(n.Depth), 10)
+	b = append(b, `,"status":`...)
+	b = appendJSONString(b, string(n.Status))
+	if n.Attempt != 0 {
+		b = append(b, `,"attempt":`...)
+		b = strconv.AppendInt(b, int64(n.Attempt), 10)
+	}
+	b = append(b, `,"usage":{"input_tokens":`...)
+	b = strconv.AppendInt(b, n.Usage.InputTokens, 10)
+	b = append(b, `,"output_tokens":`...)
+	b = strconv.AppendInt(b, n.Usage.OutputTokens, 10)
+	if n.Usage.CacheWriteTokens != 0 {
+		b = append(b, `,"cache_write_tokens":`...)
+		b = strconv.AppendInt(b, n.Usage.CacheWriteTokens, 10)
+	}
+	if n.Usage.CacheReadTokens != 0 {
+		b = append(b, `,"cache_read_tokens":`...)
+		b = strconv.AppendInt(b, n.Usage.CacheReadTokens, 10)
+	}
+	b = append(b, `},"cost_nanos":`...)
+	b = strconv.AppendInt(b, int64(n.Cost), 10)
+	b = append(b, `,"calls":`...)
+	b = strconv.AppendInt(b, int64(n.Calls), 10)
+	b = append(b, `,"started":`...)
+	b = appendJSONTime(b, n.Started)
+	b = append(b, `,"ended":`...)
+	b = appendJSONTime(b, n.Ended)
+	if n.Report != "" {
+		b = append(b, `,"report":`...)
+		b = appendJSONString(b, n.Report)
+	}
+	if n.Error != "" {
+		b = append(b, `,"error":`...)
+		b = appendJSONString(b, n.Error)
+	}
+	if n.Verdict != nil {
+		v, err := json.Marshal(n.Verdict)
+		if err != nil {
+			panic(err) // a Verdict holds only plain data
+		}
+		b = append(b, `,"verdict":`...)
+		b = append(b, v...)
+	}
+	return append(b, '}')
+}
+
+// appendJSONTime appends t as time.Time's MarshalJSON writes it (for the
+// years it accepts).
+func appendJSONTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
 }

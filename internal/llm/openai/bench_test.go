@@ -16,7 +16,8 @@ import (
 // BenchmarkGenerate measures one Generate against a local llmtest server
 // (adapter), and as the baseline the same request as a raw net/http POST
 // whose answer is decoded into a plain struct (rawHTTP). The difference is
-// the adapter's own cost: SDK request building, middleware, conversion.
+// the adapter's own cost: building the body, the SDK's request options and
+// middleware, decoding and conversion.
 func BenchmarkGenerate(b *testing.B) {
 	usage := llm.Usage{InputTokens: 50, OutputTokens: 10}
 	srv := llmtest.NewOpenAI(llmtest.Sequence(llmtest.Reply{Text: "The answer is 42.", Usage: &usage}))

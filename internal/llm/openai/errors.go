@@ -47,22 +47,33 @@ type apiErr struct {
 	Code    string
 }
 
-// bodyError reads an error body in the dialects servers use:
-// {"error":{"message","type","code"}} (OpenAI, vLLM, llama.cpp),
-// {"error":"message"} (Ollama), and {"message","type","code"} at the top
-// level (older vLLM). It returns nil when body holds none.
+// bodyError reads an error body in the dialects servers use (see
+// [errorFields]). It returns nil when body holds none or is not JSON.
 func bodyError(body []byte) *apiErr {
-	var top struct {
-		Error   json.RawMessage `json:"error"`
-		Message json.RawMessage `json:"message"`
-		Type    json.RawMessage `json:"type"`
-		Code    json.RawMessage `json:"code"`
-		Object  string          `json:"object"`
-	}
-	if json.Unmarshal(body, &top) != nil {
+	var f errorFields
+	if json.Unmarshal(body, &f) != nil {
 		return nil
 	}
-	if e := bytes.TrimSpace(top.Error); len(e) > 0 && string(e) != "null" {
+	return f.apiErr()
+}
+
+// errorFields are the top-level fields of an answer that may carry an
+// error, in the dialects servers use: {"error":{"message","type","code"}}
+// (OpenAI, vLLM, llama.cpp), {"error":"message"} (Ollama), and
+// {"message","type","code"} at the top level (older vLLM). A whole
+// answer decodes them along with its completion (see [wireCompletion]),
+// so that a 200 carrying an error costs no second pass.
+type errorFields struct {
+	Error   json.RawMessage `json:"error"`
+	Message json.RawMessage `json:"message"`
+	Type    json.RawMessage `json:"type"`
+	Code    json.RawMessage `json:"code"`
+	Object  string          `json:"object"`
+}
+
+// apiErr returns the error the fields hold, or nil.
+func (f *errorFields) apiErr() *apiErr {
+	if e := bytes.TrimSpace(f.Error); len(e) > 0 && string(e) != "null" {
 		if e[0] == '"' {
 			var s string
 			json.Unmarshal(e, &s)
@@ -78,8 +89,8 @@ func bodyError(body []byte) *apiErr {
 		}
 		return &apiErr{Message: string(e)}
 	}
-	if top.Object == "error" || (len(top.Message) > 0 && len(top.Type) > 0) {
-		return &apiErr{Message: scalar(top.Message), Type: scalar(top.Type), Code: scalar(top.Code)}
+	if f.Object == "error" || (len(f.Message) > 0 && len(f.Type) > 0) {
+		return &apiErr{Message: scalar(f.Message), Type: scalar(f.Type), Code: scalar(f.Code)}
 	}
 	return nil
 }

@@ -77,11 +77,7 @@ func TestWantsCompletionTokens(t *testing.T) {
 
 func TestMaxCompletionTokensForOpenAI(t *testing.T) {
 	m := New(Config{Model: "gpt-x", BaseURL: "https://api.openai.com/v1/"})
-	p, err := m.params(&llm.Request{Messages: []llm.Message{llm.UserText("hi")}, MaxTokens: 99})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := p.MarshalJSON()
+	b, err := m.body(&llm.Request{Messages: []llm.Message{llm.UserText("hi")}, MaxTokens: 99}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

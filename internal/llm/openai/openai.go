@@ -4,12 +4,19 @@
 // Chat Completions is the lingua franca of model servers: with [Config]
 // BaseURL pointed elsewhere the same adapter talks to vLLM, SGLang, Ollama,
 // llama.cpp server, LM Studio or OpenRouter. So the adapter is strict about
-// what it is told and lenient about what it needs: it builds requests with
-// the SDK's types, but reads answers itself, so that every way a server can
-// fail — an HTML page from a proxy, JSON cut in half, an error body in one
-// of several dialects, a stream that stops before its finish_reason — comes
-// back as an [*llm.Error] with a [llm.Kind] that package limit can act on,
-// never as a silent partial answer.
+// what it is told and lenient about what it needs. It reads answers itself,
+// so that every way a server can fail — an HTML page from a proxy, JSON cut
+// in half, an error body in one of several dialects, a stream that stops
+// before its finish_reason — comes back as an [*llm.Error] with a
+// [llm.Kind] that package limit can act on, never as a silent partial
+// answer.
+//
+// It also writes request bodies and decodes whole answers itself, from
+// small wire structs (wire.go) in one encoding/json pass each: the SDK's
+// reflection-based param encoder and response decoder took about a fifth
+// of a swarm's CPU and over half the bytes it allocated per worker call.
+// The SDK still sends each body (base URL, auth header, transport,
+// middleware) and decodes stream events.
 //
 // The SDK's own retries are off: Hive's package limit owns retries and
 // admission, and each Generate or Stream is exactly one HTTP request.
@@ -131,16 +138,16 @@ func wantsCompletionTokens(base string) bool {
 
 // Generate sends req and returns the whole response.
 func (m *Model) Generate(ctx context.Context, req *llm.Request) (*llm.Response, error) {
-	params, err := m.params(req)
+	body, err := m.body(req, false)
 	if err != nil {
 		return nil, err
 	}
-	res, err := m.send(ctx, params)
+	res, err := m.send(ctx, body)
 	if err != nil {
 		return nil, err
 	}
 	defer res.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(res.Body, maxBody))
+	data, err := io.ReadAll(io.LimitReader(res.Body, maxBody))
 	if err != nil {
 		return nil, m.wireError(ctx, res.StatusCode, "reading the answer", err)
 	}
@@ -148,30 +155,38 @@ func (m *Model) Generate(ctx context.Context, req *llm.Request) (*llm.Response, 
 	if !isJSON(ct) {
 		return nil, m.errorf(llm.KindTransient, res.StatusCode, "server did not answer JSON (content type %q)", ct)
 	}
-	if !json.Valid(body) {
-		return nil, m.errorf(llm.KindTransient, res.StatusCode, "server did not answer JSON: malformed body of %d bytes (content type %q)", len(body), ct)
+	wc, err := decodeCompletion(data)
+	if err != nil {
+		if !json.Valid(data) {
+			return nil, m.errorf(llm.KindTransient, res.StatusCode, "server did not answer JSON: malformed body of %d bytes (content type %q)", len(data), ct)
+		}
+		return nil, m.errorf(llm.KindTransient, res.StatusCode, "server did not answer a chat completion: %v", err)
 	}
-	if e := bodyError(body); e != nil {
+	if e := wc.apiErr(); e != nil {
 		// A 200 carrying an error object, as some proxies send.
 		return nil, m.apiError(res.StatusCode, res.Header, e)
 	}
-	var cc openai.ChatCompletion
-	if err := json.Unmarshal(body, &cc); err != nil {
-		return nil, m.errorf(llm.KindTransient, res.StatusCode, "server did not answer a chat completion: %v", err)
-	}
-	if len(cc.Choices) == 0 {
+	if len(wc.Choices) == 0 {
 		return nil, m.errorf(llm.KindTransient, res.StatusCode, "server answered a chat completion with no choices")
 	}
-	return completion(&cc), nil
+	return wc.completion(), nil
 }
 
-// send posts params and returns the raw answer of a 2xx, leaving its body
-// for the caller to read; any other outcome is an *llm.Error.
-func (m *Model) send(ctx context.Context, params openai.ChatCompletionNewParams, opts ...option.RequestOption) (*http.Response, error) {
+// send posts body, a request made by [Model.body], and returns the raw
+// answer of a 2xx, leaving its body for the caller to read; any other
+// outcome is an *llm.Error.
+//
+// The SDK sends it, so that base URL, auth and transport stay the SDK's:
+// option.WithRequestBody replaces the body the SDK would encode from its
+// (here empty) params, and WithResponseBodyInto hands back the answer
+// undecoded.
+func (m *Model) send(ctx context.Context, body []byte) (*http.Response, error) {
 	var got capture
 	var res *http.Response
-	opts = append(opts, option.WithResponseBodyInto(&res), option.WithMiddleware(got.middleware))
-	_, err := m.svc.New(ctx, params, opts...)
+	_, err := m.svc.New(ctx, openai.ChatCompletionNewParams{},
+		option.WithRequestBody("application/json", body),
+		option.WithResponseBodyInto(&res),
+		option.WithMiddleware(got.middleware))
 	switch {
 	case ctx.Err() != nil:
 		if res != nil && res.Body != nil {
@@ -188,47 +203,12 @@ func (m *Model) send(ctx context.Context, params openai.ChatCompletionNewParams,
 	return res, nil
 }
 
-// completion converts a whole chat completion.
-func completion(cc *openai.ChatCompletion) *llm.Response {
-	ch := cc.Choices[0]
-	out := &llm.Response{ID: cc.ID, Model: cc.Model, StopReason: stopReason(ch.FinishReason)}
-	msg := ch.Message
-	switch {
-	case msg.Content != "":
-		out.Parts = append(out.Parts, llm.Text{Text: msg.Content})
-	case msg.Refusal != "":
-		out.Parts = append(out.Parts, llm.Text{Text: msg.Refusal})
-		out.StopReason = llm.StopRefusal
-	}
-	for _, tc := range msg.ToolCalls {
-		if tc.Type != "" && tc.Type != "function" {
-			continue
-		}
-		out.Parts = append(out.Parts, llm.ToolCall{ID: tc.ID, Name: tc.Function.Name, Input: arguments(tc.Function.Arguments)})
-	}
-	out.Usage = usage(cc.Usage)
-	return out
-}
-
 // arguments returns a tool call's arguments as sent, "{}" when empty.
 func arguments(s string) json.RawMessage {
 	if strings.TrimSpace(s) == "" {
 		return json.RawMessage("{}")
 	}
 	return json.RawMessage(s)
-}
-
-// usage converts OpenAI's usage to Hive's, where input counts uncached
-// tokens only.
-func usage(u openai.CompletionUsage) llm.Usage {
-	read := u.PromptTokensDetails.CachedTokens
-	write := u.PromptTokensDetails.CacheWriteTokens
-	return llm.Usage{
-		InputTokens:      max(u.PromptTokens-read-write, 0),
-		OutputTokens:     u.CompletionTokens,
-		CacheReadTokens:  read,
-		CacheWriteTokens: write,
-	}
 }
 
 // stopReason maps a finish_reason. OpenAI does not tell a stop sequence

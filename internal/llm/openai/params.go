@@ -11,104 +11,116 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/packages/param"
-	"github.com/openai/openai-go/v3/shared"
-
 	"github.com/hive-swarm/hive/internal/llm"
 )
 
-// params builds the Chat Completions request for req. A request that
-// cannot be expressed is a KindBadRequest error, and nothing is sent.
-func (m *Model) params(req *llm.Request) (openai.ChatCompletionNewParams, error) {
-	var p openai.ChatCompletionNewParams
-	p.Model = req.Model
-	if p.Model == "" {
-		p.Model = m.cfg.Model
+// body builds the Chat Completions request body for req, asking for a
+// stream (with usage) when stream is set. A request that cannot be
+// expressed is a KindBadRequest error, and nothing is sent.
+func (m *Model) body(req *llm.Request, stream bool) ([]byte, error) {
+	w, err := m.request(req)
+	if err != nil {
+		return nil, err
 	}
-	if p.Model == "" {
-		return p, m.errorf(llm.KindBadRequest, 0, "no model: set Request.Model or Config.Model")
+	if stream {
+		w.Stream = true
+		w.StreamOptions = &streamOptions{IncludeUsage: true}
 	}
+	b, err := w.encode()
+	if err != nil {
+		return nil, m.errorf(llm.KindBadRequest, 0, "encode request: %v", err)
+	}
+	return b, nil
+}
+
+// request converts req to its wire form.
+func (m *Model) request(req *llm.Request) (*wireRequest, error) {
+	w := &wireRequest{Model: req.Model}
+	if w.Model == "" {
+		w.Model = m.cfg.Model
+	}
+	if w.Model == "" {
+		return nil, m.errorf(llm.KindBadRequest, 0, "no model: set Request.Model or Config.Model")
+	}
+	w.Messages = make([]wireMessage, 0, len(req.Messages)+1)
 	if req.System != "" {
-		p.Messages = append(p.Messages, openai.SystemMessage(req.System))
+		w.Messages = append(w.Messages, wireMessage{Role: "system", Content: textContent(req.System)})
 	}
 	for i, msg := range req.Messages {
-		ms, err := messages(msg)
-		if err != nil {
-			return p, m.errorf(llm.KindBadRequest, 0, "message %d: %v", i, err)
+		var err error
+		if w.Messages, err = appendMessages(w.Messages, msg); err != nil {
+			return nil, m.errorf(llm.KindBadRequest, 0, "message %d: %v", i, err)
 		}
-		p.Messages = append(p.Messages, ms...)
+	}
+	if len(req.Tools) > 0 {
+		w.Tools = make([]wireTool, 0, len(req.Tools))
 	}
 	for _, t := range req.Tools {
-		tool, err := functionTool(t)
+		raw, err := toolJSON(t)
 		if err != nil {
-			return p, m.errorf(llm.KindBadRequest, 0, "tool %q: %v", t.Name, err)
+			return nil, m.errorf(llm.KindBadRequest, 0, "tool %q: %v", t.Name, err)
 		}
-		p.Tools = append(p.Tools, tool)
+		w.Tools = append(w.Tools, wireTool{Type: "function", Function: raw})
 	}
 	if len(req.Tools) > 0 {
 		switch req.ToolChoice.Mode {
 		case llm.ToolAuto:
 			// The server's default; not sending it suits more servers.
 		case llm.ToolAny:
-			p.ToolChoice.OfAuto = openai.String(string(openai.ChatCompletionToolChoiceOptionAutoRequired))
+			w.ToolChoice = toolMode("required")
 		case llm.ToolNone:
-			p.ToolChoice.OfAuto = openai.String(string(openai.ChatCompletionToolChoiceOptionAutoNone))
+			w.ToolChoice = toolMode("none")
 		case llm.ToolName:
 			if req.ToolChoice.Name == "" {
-				return p, m.errorf(llm.KindBadRequest, 0, "tool choice names no tool")
+				return nil, m.errorf(llm.KindBadRequest, 0, "tool choice names no tool")
 			}
-			p.ToolChoice = openai.ToolChoiceOptionFunctionToolChoice(openai.ChatCompletionNamedToolChoiceFunctionParam{Name: req.ToolChoice.Name})
+			named := namedTool{Type: "function"}
+			named.Function.Name = req.ToolChoice.Name
+			w.ToolChoice = named
 		default:
-			return p, m.errorf(llm.KindBadRequest, 0, "unknown tool mode %q", req.ToolChoice.Mode)
+			return nil, m.errorf(llm.KindBadRequest, 0, "unknown tool mode %q", req.ToolChoice.Mode)
 		}
-		if req.ParallelToolCalls != nil {
-			// OpenAI rejects parallel_tool_calls without tools.
-			p.ParallelToolCalls = openai.Bool(*req.ParallelToolCalls)
-		}
+		// OpenAI rejects parallel_tool_calls without tools.
+		w.ParallelToolCalls = req.ParallelToolCalls
 	}
 	maxTokens := req.MaxTokens
 	if maxTokens <= 0 {
 		maxTokens = m.cfg.MaxTokens
 	}
 	if m.completionTokens {
-		p.MaxCompletionTokens = openai.Int(int64(maxTokens))
+		w.MaxCompletionTokens = maxTokens
 	} else {
-		p.MaxTokens = openai.Int(int64(maxTokens))
+		w.MaxTokens = maxTokens
 	}
-	if req.Temperature != nil {
-		p.Temperature = openai.Float(*req.Temperature)
-	}
-	if len(req.Stop) > 0 {
-		p.Stop.OfStringArray = req.Stop
-	}
-	return p, nil
+	w.Temperature = req.Temperature
+	w.Stop = req.Stop
+	return w, nil
 }
 
-// messages converts one neutral message. A user message's tool results
-// become tool messages, sent before the rest of its content, since they
-// must follow the assistant message that called the tools.
-func messages(msg llm.Message) ([]openai.ChatCompletionMessageParamUnion, error) {
+// appendMessages appends one neutral message to out. A user message's
+// tool results become tool messages, sent before the rest of its content,
+// since they must follow the assistant message that called the tools.
+func appendMessages(out []wireMessage, msg llm.Message) ([]wireMessage, error) {
 	switch msg.Role {
 	case llm.RoleUser:
-		var out []openai.ChatCompletionMessageParamUnion
-		var parts []openai.ChatCompletionContentPartUnionParam
+		n := len(out)
+		var parts partsContent
 		texts := 0
 		for _, part := range msg.Parts {
 			switch v := part.(type) {
 			case llm.ToolResult:
 				// Chat Completions has no error flag on a tool result;
 				// the content says what went wrong.
-				out = append(out, openai.ToolMessage(v.Content, v.CallID))
+				out = append(out, wireMessage{Role: "tool", Content: textContent(v.Content), ToolCallID: v.CallID})
 			case llm.Text:
-				parts = append(parts, openai.TextContentPart(v.Text))
+				parts = append(parts, wirePart{Type: "text", Text: v.Text})
 				texts++
 			case llm.Image:
 				u, err := imageURL(v)
 				if err != nil {
 					return nil, err
 				}
-				parts = append(parts, openai.ImageContentPart(openai.ChatCompletionContentPartImageImageURLParam{URL: u}))
+				parts = append(parts, wirePart{Type: "image_url", ImageURL: &wireImageURL{URL: u}})
 			case llm.ToolCall:
 				return nil, fmt.Errorf("a user message cannot hold a tool call")
 			}
@@ -117,36 +129,32 @@ func messages(msg llm.Message) ([]openai.ChatCompletionMessageParamUnion, error)
 		case len(parts) == 0:
 		case texts == len(parts):
 			// Plain text as a string: every server understands it.
-			out = append(out, openai.UserMessage(msg.Text()))
+			out = append(out, wireMessage{Role: "user", Content: textContent(msg.Text())})
 		default:
-			out = append(out, openai.UserMessage(parts))
+			out = append(out, wireMessage{Role: "user", Content: parts})
 		}
-		if len(out) == 0 {
+		if len(out) == n {
 			return nil, fmt.Errorf("empty user message")
 		}
 		return out, nil
 	case llm.RoleAssistant:
-		var a openai.ChatCompletionAssistantMessageParam
+		a := wireMessage{Role: "assistant"}
 		if text := msg.Text(); text != "" {
-			a.Content.OfString = openai.String(text)
+			a.Content = textContent(text)
 		}
 		for _, part := range msg.Parts {
 			switch v := part.(type) {
 			case llm.ToolCall:
-				a.ToolCalls = append(a.ToolCalls, openai.ChatCompletionMessageToolCallUnionParam{
-					OfFunction: &openai.ChatCompletionMessageFunctionToolCallParam{
-						ID: v.ID,
-						Function: openai.ChatCompletionMessageFunctionToolCallFunctionParam{
-							Name:      v.Name,
-							Arguments: string(arguments(string(v.Input))),
-						},
-					},
+				a.ToolCalls = append(a.ToolCalls, wireToolCall{
+					ID:       v.ID,
+					Type:     "function",
+					Function: wireFunction{Name: v.Name, Arguments: string(arguments(string(v.Input)))},
 				})
 			case llm.Image, llm.ToolResult:
 				return nil, fmt.Errorf("an assistant message holds only text and tool calls")
 			}
 		}
-		return []openai.ChatCompletionMessageParamUnion{{OfAssistant: &a}}, nil
+		return append(out, a), nil
 	}
 	return nil, fmt.Errorf("unknown role %q", msg.Role)
 }
@@ -169,19 +177,6 @@ func imageURL(img llm.Image) (string, error) {
 	return "data:" + mt + ";base64," + base64.StdEncoding.EncodeToString(img.Data), nil
 }
 
-// functionTool converts a tool definition; a missing schema is an object
-// with no properties. The definition goes to the SDK as JSON made once per
-// distinct tool (see [toolJSON]): tools are the bulk of a swarm worker's
-// request, and the SDK would encode their schemas by reflection on every
-// call.
-func functionTool(t llm.Tool) (openai.ChatCompletionToolUnionParam, error) {
-	raw, err := toolJSON(t)
-	if err != nil {
-		return openai.ChatCompletionToolUnionParam{}, err
-	}
-	return openai.ChatCompletionFunctionTool(param.Override[shared.FunctionDefinitionParam](raw)), nil
-}
-
 // toolDefs caches the function definitions of tools by a hash of their
 // name, description and schema; an entry keeps its inputs, so that a hash
 // collision is a miss, never a wrong tool.
@@ -196,7 +191,9 @@ type toolDef struct {
 var toolSeed = maphash.MakeSeed()
 
 // toolJSON returns t as a Chat Completions function definition:
-// {"name", "description"?, "parameters"}.
+// {"name", "description"?, "parameters"}, made once per distinct tool:
+// tools are the bulk of a swarm worker's request. A missing schema is an
+// object with no properties.
 func toolJSON(t llm.Tool) (json.RawMessage, error) {
 	var h maphash.Hash
 	h.SetSeed(toolSeed)

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/packages/ssestream"
 
 	"github.com/hive-swarm/hive/internal/llm"
@@ -20,12 +19,11 @@ import (
 // carried a finish_reason and ended with [DONE]; anything less is a
 // KindTransient "stream ended early", never a partial answer.
 func (m *Model) Stream(ctx context.Context, req *llm.Request, fn func(llm.Delta)) (*llm.Response, error) {
-	params, err := m.params(req)
+	body, err := m.body(req, true)
 	if err != nil {
 		return nil, err
 	}
-	params.StreamOptions.IncludeUsage = openai.Bool(true)
-	res, err := m.send(ctx, params, option.WithJSONSet("stream", true))
+	res, err := m.send(ctx, body)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +104,7 @@ func (a *assembler) add(ch *openai.ChatCompletionChunk, fn func(llm.Delta)) {
 		a.model = ch.Model
 	}
 	if ch.JSON.Usage.Valid() {
-		a.usage = usage(ch.Usage)
+		a.usage = streamUsage(ch.Usage)
 	}
 	for _, c := range ch.Choices {
 		if c.Index != 0 {
@@ -167,4 +165,14 @@ func (a *assembler) response() *llm.Response {
 		out.Parts = append(out.Parts, llm.ToolCall{ID: c.id, Name: c.name, Input: arguments(c.args.String())})
 	}
 	return out
+}
+
+// streamUsage converts the usage of a stream's last chunk.
+func streamUsage(u openai.CompletionUsage) llm.Usage {
+	var w wireUsage
+	w.PromptTokens = u.PromptTokens
+	w.CompletionTokens = u.CompletionTokens
+	w.PromptTokensDetails.CachedTokens = u.PromptTokensDetails.CachedTokens
+	w.PromptTokensDetails.CacheWriteTokens = u.PromptTokensDetails.CacheWriteTokens
+	return w.hive()
 }

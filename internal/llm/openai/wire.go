@@ -1,0 +1,242 @@
+package openai
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"github.com/hive-swarm/hive/internal/llm"
+)
+
+// The Chat Completions wire format, as much of it as Hive sends and reads.
+// These plain structs are encoded and decoded with encoding/json in one
+// pass each; see the package comment for why not the SDK's types.
+
+// wireRequest is a chat completion request body.
+type wireRequest struct {
+	Model               string         `json:"model"`
+	Messages            []wireMessage  `json:"messages"`
+	Tools               []wireTool     `json:"tools,omitempty"`
+	ToolChoice          wireToolChoice `json:"tool_choice,omitempty"`
+	ParallelToolCalls   *bool          `json:"parallel_tool_calls,omitempty"`
+	MaxTokens           int            `json:"max_tokens,omitempty"`
+	MaxCompletionTokens int            `json:"max_completion_tokens,omitempty"`
+	Temperature         *float64       `json:"temperature,omitempty"`
+	Stop                []string       `json:"stop,omitempty"`
+	Stream              bool           `json:"stream,omitempty"`
+	StreamOptions       *streamOptions `json:"stream_options,omitempty"`
+}
+
+type streamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
+// wireMessage is one message of any role; the fields a role does not use
+// stay empty and are left out.
+type wireMessage struct {
+	Role       string         `json:"role"`
+	Content    wireContent    `json:"content,omitempty"`
+	ToolCalls  []wireToolCall `json:"tool_calls,omitempty"`
+	ToolCallID string         `json:"tool_call_id,omitempty"`
+}
+
+// wireContent is a message's content: a string ([textContent]) or content
+// parts ([partsContent]); nil leaves the field out.
+type wireContent interface{ content() }
+
+type textContent string
+
+type partsContent []wirePart
+
+func (textContent) content()  {}
+func (partsContent) content() {}
+
+// wirePart is a content part: {"type":"text","text"} or
+// {"type":"image_url","image_url":{"url"}}.
+type wirePart struct {
+	Type     string        `json:"type"`
+	Text     string        `json:"text,omitempty"`
+	ImageURL *wireImageURL `json:"image_url,omitempty"`
+}
+
+type wireImageURL struct {
+	URL string `json:"url"`
+}
+
+// wireToolCall is an assistant's call of a function tool.
+type wireToolCall struct {
+	ID       string       `json:"id"`
+	Type     string       `json:"type"`
+	Function wireFunction `json:"function"`
+}
+
+type wireFunction struct {
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
+}
+
+// wireTool is a function tool; Function is the cached definition made by
+// [toolJSON].
+type wireTool struct {
+	Type     string          `json:"type"`
+	Function json.RawMessage `json:"function"`
+}
+
+// wireToolChoice is "required" or "none" ([toolMode]) or a named function
+// ([namedTool]); nil leaves the field out (auto).
+type wireToolChoice interface{ toolChoice() }
+
+type toolMode string
+
+type namedTool struct {
+	Type     string `json:"type"`
+	Function struct {
+		Name string `json:"name"`
+	} `json:"function"`
+}
+
+func (toolMode) toolChoice()  {}
+func (namedTool) toolChoice() {}
+
+// encode returns r as JSON. HTML characters stay as they are: escaping
+// them would only make prompts with code in them longer.
+func (r *wireRequest) encode() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// wireCompletion is a whole (non-streaming) answer: the chat completion
+// fields the adapter converts, and the error fields a server may send in
+// their place (see [errorFields]), read in one pass.
+type wireCompletion struct {
+	ID      string       `json:"id"`
+	Model   string       `json:"model"`
+	Choices []wireChoice `json:"choices"`
+	Usage   wireUsage    `json:"usage"`
+	errorFields
+}
+
+type wireChoice struct {
+	FinishReason string `json:"finish_reason"`
+	Message      struct {
+		Content   wireText `json:"content"`
+		Refusal   string   `json:"refusal"`
+		ToolCalls []struct {
+			ID       string `json:"id"`
+			Type     string `json:"type"`
+			Function struct {
+				Name      string   `json:"name"`
+				Arguments wireText `json:"arguments"`
+			} `json:"function"`
+		} `json:"tool_calls"`
+	} `json:"message"`
+}
+
+// wireUsage is OpenAI's usage, where prompt_tokens counts cached input too.
+type wireUsage struct {
+	PromptTokens        int64 `json:"prompt_tokens"`
+	CompletionTokens    int64 `json:"completion_tokens"`
+	PromptTokensDetails struct {
+		CachedTokens     int64 `json:"cached_tokens"`
+		CacheWriteTokens int64 `json:"cache_write_tokens"`
+	} `json:"prompt_tokens_details"`
+}
+
+// wireText is a string read leniently, as the SDK read it: null is "",
+// an array of content parts (as some compatible servers send a message's
+// content) is their texts joined, and any other JSON value (a tool call's
+// arguments sent as an object) is kept as its JSON text.
+type wireText string
+
+func (t *wireText) UnmarshalJSON(data []byte) error {
+	data = bytes.TrimSpace(data)
+	switch {
+	case len(data) == 0 || string(data) == "null":
+		*t = ""
+	case data[0] == '"':
+		var s string
+		if err := json.Unmarshal(data, &s); err != nil {
+			return err
+		}
+		*t = wireText(s)
+	case data[0] == '[':
+		var parts []struct {
+			Text string `json:"text"`
+		}
+		// The caller has checked the syntax; a part that is not a text
+		// part of the expected shape adds nothing.
+		_ = json.Unmarshal(data, &parts)
+		var b strings.Builder
+		for _, p := range parts {
+			b.WriteString(p.Text)
+		}
+		*t = wireText(b.String())
+	default:
+		*t = wireText(data)
+	}
+	return nil
+}
+
+// decodeCompletion reads body in one json.Unmarshal. A syntax error is
+// returned as is (the body is not JSON); a value of an unexpected type
+// leaves its field empty, as the SDK's decoder did, unless the whole body
+// is not an object.
+func decodeCompletion(body []byte) (*wireCompletion, error) {
+	var wc wireCompletion
+	err := json.Unmarshal(body, &wc)
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && isObject(body) {
+		err = nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &wc, nil
+}
+
+// completion converts a whole chat completion that has choices.
+func (wc *wireCompletion) completion() *llm.Response {
+	ch := &wc.Choices[0]
+	out := &llm.Response{ID: wc.ID, Model: wc.Model, StopReason: stopReason(ch.FinishReason)}
+	msg := &ch.Message
+	switch {
+	case msg.Content != "":
+		out.Parts = append(out.Parts, llm.Text{Text: string(msg.Content)})
+	case msg.Refusal != "":
+		out.Parts = append(out.Parts, llm.Text{Text: msg.Refusal})
+		out.StopReason = llm.StopRefusal
+	}
+	for _, tc := range msg.ToolCalls {
+		if tc.Type != "" && tc.Type != "function" {
+			continue
+		}
+		out.Parts = append(out.Parts, llm.ToolCall{ID: tc.ID, Name: tc.Function.Name, Input: arguments(string(tc.Function.Arguments))})
+	}
+	out.Usage = wc.Usage.hive()
+	return out
+}
+
+// hive converts OpenAI's usage to Hive's, where input counts uncached
+// tokens only.
+func (u wireUsage) hive() llm.Usage {
+	read := u.PromptTokensDetails.CachedTokens
+	write := u.PromptTokensDetails.CacheWriteTokens
+	return llm.Usage{
+		InputTokens:      max(u.PromptTokens-read-write, 0),
+		OutputTokens:     u.CompletionTokens,
+		CacheReadTokens:  read,
+		CacheWriteTokens: write,
+	}
+}
+
+// isObject reports whether the JSON text body starts an object.
+func isObject(body []byte) bool {
+	body = bytes.TrimLeft(body, " \t\r\n")
+	return len(body) > 0 && body[0] == '{'
+}
