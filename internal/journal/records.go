@@ -12,9 +12,10 @@ import (
 
 // PutNode records the state of node nodeID of run runID, replacing the
 // previous one. It is asynchronous: it queues the write (blocking only while
-// the queue is full) and does not retain data.
+// the queue is full). It keeps data until the write is done, without a
+// copy: the caller must not change data afterwards.
 func (s *Store) PutNode(runID, nodeID string, data []byte) {
-	s.enqueueAsync(&op{kind: opNode, runID: runID, key: nodeID, data: bytes.Clone(data)})
+	s.enqueueAsync(&op{kind: opNode, runID: runID, key: nodeID, data: data})
 }
 
 // Nodes returns the committed nodes of run runID, in the order of their
@@ -46,10 +47,10 @@ type Event struct {
 }
 
 // AppendEvent records event seq of run runID. It is asynchronous like
-// [Store.PutNode]. (runID, seq) is unique: a seq already recorded (or
-// queued) is ignored, the first write wins.
+// [Store.PutNode], and like it keeps data. (runID, seq) is unique: a seq
+// already recorded (or queued) is ignored, the first write wins.
 func (s *Store) AppendEvent(runID string, seq int64, data []byte) {
-	s.enqueueAsync(&op{kind: opEvent, runID: runID, seq: seq, data: bytes.Clone(data)})
+	s.enqueueAsync(&op{kind: opEvent, runID: runID, seq: seq, data: data})
 }
 
 // Events returns up to limit (all when limit <= 0) committed events of run
@@ -136,9 +137,9 @@ func (s *Store) Step(ctx context.Context, runID, key string) ([]byte, bool, erro
 // PutStepAsync memoizes data under key like PutStep, without waiting for
 // the commit: for results that are also recoverable another way (a task
 // whose calls are each journaled), where a lost write costs time, not
-// money.
+// money. Like [Store.PutNode], it keeps data.
 func (s *Store) PutStepAsync(runID, key string, data []byte) {
-	s.enqueueAsync(&op{kind: opStep, runID: runID, key: key, data: bytes.Clone(data)})
+	s.enqueueAsync(&op{kind: opStep, runID: runID, key: key, data: data})
 }
 
 // PutStep memoizes data under key for run runID (replacing an earlier

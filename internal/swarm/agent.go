@@ -2,7 +2,6 @@ package swarm
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -155,10 +154,7 @@ func (a *agent) loop(ctx context.Context) error {
 // web view's node panel (not needed to resume: calls are journaled one by
 // one). Asynchronous: it costs the loop nothing.
 func (a *agent) journalConversation() {
-	data, err := json.Marshal(conversation(a.req.System, a.msgs))
-	if err == nil {
-		a.r.e.store.PutStepAsync(a.r.id, a.ns.ID+"/conversation", data)
-	}
+	a.r.e.store.PutStepAsync(a.r.id, a.ns.ID+"/conversation", conversationJSON(a.req.System, a.msgs))
 }
 
 // reject answers the call that ended the loop with an error (verification

@@ -25,32 +25,101 @@ type PartView struct {
 	IsError bool            `json:"is_error,omitempty"`
 }
 
-func conversation(system string, msgs []llm.Message) []MessageView {
-	out := make([]MessageView, 0, len(msgs)+1)
-	if system != "" {
-		out = append(out, MessageView{Role: "system", Parts: []PartView{{Type: "text", Text: system}}})
-	}
+// conversationJSON returns a node's conversation (its system prompt and
+// messages) as the []MessageView that [Engine.Conversation] reads, written
+// directly: every worker journals its conversation after each turn, and
+// reflection made that a visible share of a swarm's CPU.
+func conversationJSON(system string, msgs []llm.Message) []byte {
+	n := 64 + len(system)
 	for _, m := range msgs {
-		v := MessageView{Role: string(m.Role)}
 		for _, p := range m.Parts {
+			n += 64
 			switch p := p.(type) {
 			case llm.Text:
-				v.Parts = append(v.Parts, PartView{Type: "text", Text: p.Text})
+				n += len(p.Text)
 			case llm.ToolCall:
-				in := p.Input
-				if !json.Valid(in) {
-					in, _ = json.Marshal(string(in))
-				}
-				v.Parts = append(v.Parts, PartView{Type: "tool_call", ID: p.ID, Name: p.Name, Input: in})
+				n += len(p.ID) + len(p.Name) + len(p.Input)
 			case llm.ToolResult:
-				v.Parts = append(v.Parts, PartView{Type: "tool_result", ID: p.CallID, Text: p.Content, IsError: p.IsError})
+				n += len(p.CallID) + len(p.Content)
 			case llm.Image:
-				v.Parts = append(v.Parts, PartView{Type: "image", Text: p.URL})
+				n += len(p.URL)
 			}
 		}
-		out = append(out, v)
 	}
-	return out
+	b := make([]byte, 0, n)
+	b = append(b, '[')
+	if system != "" {
+		b = append(b, `{"role":"system","parts":[{"type":"text","text":`...)
+		b = appendJSONString(b, system)
+		b = append(b, "}]}"...)
+	}
+	for i, m := range msgs {
+		if i > 0 || system != "" {
+			b = append(b, ',')
+		}
+		b = append(b, `{"role":`...)
+		b = appendJSONString(b, string(m.Role))
+		b = append(b, `,"parts":`...)
+		first := true
+		for _, p := range m.Parts {
+			switch p.(type) {
+			case llm.Text, llm.ToolCall, llm.ToolResult, llm.Image:
+			default:
+				continue
+			}
+			if first {
+				b = append(b, '[')
+				first = false
+			} else {
+				b = append(b, ',')
+			}
+			switch p := p.(type) {
+			case llm.Text:
+				b = append(b, `{"type":"text"`...)
+				b = appendField(b, "text", p.Text)
+			case llm.ToolCall:
+				b = append(b, `{"type":"tool_call"`...)
+				b = appendField(b, "id", p.ID)
+				b = appendField(b, "name", p.Name)
+				b = append(b, `,"input":`...)
+				if json.Valid(p.Input) {
+					b = append(b, p.Input...)
+				} else {
+					b = appendJSONString(b, string(p.Input)) // shown as text
+				}
+			case llm.ToolResult:
+				b = append(b, `{"type":"tool_result"`...)
+				b = appendField(b, "text", p.Content)
+				b = appendField(b, "id", p.CallID)
+				if p.IsError {
+					b = append(b, `,"is_error":true`...)
+				}
+			case llm.Image:
+				b = append(b, `{"type":"image"`...)
+				b = appendField(b, "text", p.URL)
+			}
+			b = append(b, '}')
+		}
+		if first {
+			b = append(b, "null"...)
+		} else {
+			b = append(b, ']')
+		}
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}
+
+// appendField appends ,"key":value for a value that is not empty
+// (omitempty).
+func appendField(b []byte, key, value string) []byte {
+	if value == "" {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, key...)
+	b = append(b, '"', ':')
+	return appendJSONString(b, value)
 }
 
 // ErrNoConversation is returned for a node with no journaled conversation

@@ -37,17 +37,22 @@ type Event struct {
 	nodeJSON []byte // Node encoded, when the publisher has it already
 }
 
-// encode returns ev as JSON (without seq, which Publish splices in). With
-// the node's encoding at hand it writes the object directly: events are
-// the bulk of a swarm's journal, and reflection would encode every node a
-// second time.
+// encode returns ev as JSON. With the node's encoding at hand it writes the
+// object directly: events are the bulk of a swarm's journal, and
+// reflection would encode every node a second time.
 func (ev *Event) encode() []byte {
-	if ev.nodeJSON == nil || ev.Node == nil || ev.Seq != 0 {
+	if ev.nodeJSON == nil || ev.Node == nil {
 		b, _ := json.Marshal(ev)
 		return b
 	}
-	b := make([]byte, 0, len(ev.nodeJSON)+160+len(ev.Text))
-	b = append(b, `{"run_id":`...)
+	b := make([]byte, 0, len(ev.nodeJSON)+184+len(ev.Text))
+	if ev.Seq != 0 {
+		b = append(b, `{"seq":`...)
+		b = strconv.AppendInt(b, ev.Seq, 10)
+		b = append(b, `,"run_id":`...)
+	} else {
+		b = append(b, `{"run_id":`...)
+	}
 	b = appendJSONString(b, ev.RunID)
 	b = append(b, `,"time":"`...)
 	b = ev.Time.AppendFormat(b, time.RFC3339Nano)
@@ -82,7 +87,8 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// eventSink journals events (package journal's Store satisfies it).
+// eventSink journals events (package journal's Store satisfies it). It
+// may keep data: the bus never changes an event's bytes once handed over.
 type eventSink interface {
 	AppendEvent(runID string, seq int64, data []byte)
 }
@@ -174,24 +180,14 @@ func (b *Bus) Publish(ev Event) Event {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
-	// Encode outside the lock, without the seq; it is spliced in below.
-	ev.Seq = 0
-	var body []byte
-	if b.sink != nil {
-		body = ev.encode()
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.seq[ev.RunID]++
 	ev.Seq = b.seq[ev.RunID]
 	if b.sink != nil {
-		data := make([]byte, 0, len(body)+24)
-		data = append(data, `{"seq":`...)
-		data = strconv.AppendInt(data, ev.Seq, 10)
-		data = append(data, ',')
-		data = append(data, body[1:]...)
-		// Under mu so that the journal sees events in seq order.
-		b.sink.AppendEvent(ev.RunID, ev.Seq, data)
+		// Under mu so that the journal sees events in seq order. A node
+		// event's encoding is a few appends of the node's.
+		b.sink.AppendEvent(ev.RunID, ev.Seq, ev.encode())
 	}
 	for s := range b.subs[ev.RunID] {
 		select {

@@ -2,7 +2,7 @@ package swarm
 
 import (
 	"encoding/json"
-	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,27 +10,23 @@ import (
 	"github.com/hive-swarm/hive/internal/verify"
 )
 
-// An event that carries its node's encoding encodes exactly as one that
-// does not.
+// An event that carries its node's encoding encodes exactly as
+// json.Marshal encodes it, numbered or not.
 func TestEventEncodeReusesNode(t *testing.T) {
 	n := &Node{ID: "3", RunID: "r1", Parent: "lead", Role: RoleWorker, Name: "t\"3", Model: "cheap", Status: StatusDone,
 		Report: "ok <b>", Verdict: &verify.Verdict{Outcome: verify.Pass, Verifier: "tests"}, Cost: 42}
-	ev := Event{RunID: "r1", Time: time.Unix(1, 2).In(time.FixedZone("x", 3600)), Type: EventNode, Node: n, CostNanos: 7, Status: StatusRunning, Text: "<a> \"q\" é\n"}
-	plain := ev.encode()
-	ev.nodeJSON = nodeJSON(n)
-	reused := ev.encode()
-	var a, b map[string]any
-	if err := json.Unmarshal(plain, &a); err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(reused, &b); err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(a, b) {
-		t.Errorf("encodings differ:\n%s\n%s", plain, reused)
-	}
-	if _, ok := b["node"]; !ok || reused[0] != '{' {
-		t.Errorf("no node in %s", reused)
+	for _, ev := range []Event{
+		{RunID: "r1", Time: time.Unix(1, 2).In(time.FixedZone("x", 3600)), Type: EventNode, Node: n, CostNanos: 7, Status: StatusRunning, Text: "<a> \"q\" é\n"},
+		{Seq: 42, RunID: "r\"1", Time: time.Unix(1, 0).UTC(), Type: EventUsage, Node: n},
+	} {
+		want, err := json.Marshal(&ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.nodeJSON = nodeJSON(n)
+		if got := ev.encode(); string(got) != string(want) {
+			t.Errorf("encode:\n got %s\nwant %s", got, want)
+		}
 	}
 }
 
@@ -56,5 +52,30 @@ func TestNodeJSONMatchesMarshal(t *testing.T) {
 		if got := nodeJSON(&n); string(got) != string(want) {
 			t.Errorf("nodeJSON:\n got %s\nwant %s", got, want)
 		}
+	}
+}
+
+// Reports reach the lead as a JSON array, one report a line, with code in
+// them as written.
+func TestReportsJSON(t *testing.T) {
+	results := []taskResult{
+		{ID: "1", Name: "a", Status: StatusDone, Model: "cheap", Report: "if a < b && c > d:\n\treturn \"x\""},
+		{ID: "2", Name: "b", Status: StatusFailed, Model: "strong", Error: "no result", Artifacts: []string{"2/code.py"},
+			Verdict: &verify.Verdict{Outcome: verify.Fail, Verifier: "tests", Evidence: "<assert>"}},
+	}
+	got := reportsJSON(results)
+	lines := strings.Split(got, "\n")
+	if len(lines) != 4 || lines[0] != "[" || lines[3] != "]" {
+		t.Errorf("not one report a line:\n%s", got)
+	}
+	if !strings.Contains(got, `if a < b && c > d:\n\treturn \"x\"`) || !strings.Contains(got, `"evidence":"<assert>"`) {
+		t.Errorf("code escaped:\n%s", got)
+	}
+	var back []map[string]any
+	if err := json.Unmarshal([]byte(got), &back); err != nil {
+		t.Fatal(err)
+	}
+	if len(back) != 2 || back[0]["report"] != results[0].Report || back[1]["error"] != "no result" || back[1]["verdict"].(map[string]any)["outcome"] != "fail" {
+		t.Errorf("decoded %v", back)
 	}
 }

@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -427,7 +428,10 @@ func (r *run) broadcast() {
 	r.mu.Unlock()
 }
 
-// reportsJSON renders task results as the lead reads them.
+// reportsJSON renders task results as the lead reads them: a JSON array,
+// one report a line. Not indented further: indentation is tokens the lead
+// pays for on every report. HTML characters stay as they are: reports hold
+// code, and "a < b" must reach the lead as written.
 func reportsJSON(results []taskResult) string {
 	type view struct {
 		ID             string          `json:"id"`
@@ -440,12 +444,22 @@ func reportsJSON(results []taskResult) string {
 		Verdict        *verify.Verdict `json:"verdict,omitempty"`
 		Error          string          `json:"error,omitempty"`
 	}
-	out := make([]view, len(results))
+	var line bytes.Buffer
+	enc := json.NewEncoder(&line)
+	enc.SetEscapeHTML(false)
+	out := make([]byte, 0, 256*len(results)+4)
+	out = append(out, '[')
 	for i, r := range results {
-		out[i] = view{r.ID, r.Name, r.Status, r.Model, r.Report, r.ReportArtifact, r.Artifacts, r.Verdict, r.Error}
+		if i > 0 {
+			out = append(out, ',')
+		}
+		line.Reset()
+		enc.Encode(view{r.ID, r.Name, r.Status, r.Model, r.Report, r.ReportArtifact, r.Artifacts, r.Verdict, r.Error})
+		out = append(out, '\n')
+		out = append(out, bytes.TrimSuffix(line.Bytes(), []byte("\n"))...)
 	}
-	b, _ := json.MarshalIndent(out, "", " ")
-	return string(b)
+	out = append(out, "\n]"...)
+	return string(out)
 }
 
 var errCodeUnavailable = errors.New("code execution is not available in this run")

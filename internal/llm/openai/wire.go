@@ -99,18 +99,6 @@ type namedTool struct {
 func (toolMode) toolChoice()  {}
 func (namedTool) toolChoice() {}
 
-// encode returns r as JSON. HTML characters stay as they are: escaping
-// them would only make prompts with code in them longer.
-func (r *wireRequest) encode() ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
-
 // wireCompletion is a whole (non-streaming) answer: the chat completion
 // fields the adapter converts, and the error fields a server may send in
 // their place (see [errorFields]), read in one pass.
