@@ -74,18 +74,47 @@ func (ev *Event) encode() []byte {
 }
 
 // appendJSONString appends s as a JSON string, escaped as encoding/json
-// escapes it.
+// escapes it. ASCII, the common case (prompts, ids, code), is escaped here;
+// a string with other bytes goes through json.Marshal, which knows what to
+// do with invalid UTF-8 and U+2028.
 func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= 0x80 {
+		if s[i] >= 0x80 {
 			q, _ := json.Marshal(s)
 			return append(b, q...)
 		}
 	}
 	b = append(b, '"')
-	b = append(b, s...)
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		case '\b':
+			b = append(b, '\\', 'b')
+		case '\f':
+			b = append(b, '\\', 'f')
+		default: // other control characters, and <, >, & for HTML's sake
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
 	return append(b, '"')
 }
+
+const hexDigits = "0123456789abcdef"
 
 // eventSink journals events (package journal's Store satisfies it). It
 // may keep data: the bus never changes an event's bytes once handed over.

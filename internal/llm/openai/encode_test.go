@@ -117,3 +117,24 @@ func BenchmarkEncode(b *testing.B) {
 		}
 	})
 }
+
+// wireText reads a JSON string as encoding/json does, with or without
+// escapes, and with bytes that are not UTF-8.
+func TestWireTextStrings(t *testing.T) {
+	for _, s := range []string{"", "plain text", `{"code":"print(1)"}`, "line\nnext \"q\" \\ \t é", "bad\xff\xfe", "\u2028"} {
+		data, _ := json.Marshal(s)
+		raw := append([]byte(`"`), s...)
+		raw = append(raw, '"')
+		for _, in := range [][]byte{data, raw} {
+			if !json.Valid(in) {
+				continue
+			}
+			var want string
+			json.Unmarshal(in, &want)
+			var got wireText
+			if err := got.UnmarshalJSON(in); err != nil || string(got) != want {
+				t.Errorf("wireText(%s) = %q, %v; want %q", in, got, err, want)
+			}
+		}
+	}
+}

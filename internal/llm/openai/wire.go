@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/hive-swarm/hive/internal/llm"
 )
@@ -147,6 +148,10 @@ func (t *wireText) UnmarshalJSON(data []byte) error {
 	switch {
 	case len(data) == 0 || string(data) == "null":
 		*t = ""
+	case data[0] == '"' && bytes.IndexByte(data, '\\') < 0 && utf8.Valid(data):
+		// No escapes, valid UTF-8 (the caller has checked the syntax):
+		// the text is what is between the quotes.
+		*t = wireText(data[1 : len(data)-1])
 	case data[0] == '"':
 		var s string
 		if err := json.Unmarshal(data, &s); err != nil {
