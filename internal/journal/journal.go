@@ -133,6 +133,12 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 		s.closeDBs()
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
+	if s.dialect == DialectSQLite {
+		if err := rebuildSteps(ctx, s.wdb); err != nil {
+			s.closeDBs()
+			return nil, fmt.Errorf("open journal: %w", err)
+		}
+	}
 	if err := s.ins.prepare(ctx, s.wdb, s.dialect); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("open journal: %w", err)

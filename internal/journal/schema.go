@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 )
 
 // A migration is one schema version, as statements per dialect. Versions
@@ -61,12 +62,13 @@ var migrations = []migration{
 				created_ns INTEGER NOT NULL,
 				PRIMARY KEY (run_id, id)
 			)`,
+			// A rowid table, not WITHOUT ROWID: see rebuildSteps.
 			`CREATE TABLE hive_steps (
 				run_id TEXT NOT NULL,
 				key TEXT NOT NULL,
 				data BLOB NOT NULL,
-				PRIMARY KEY (run_id, key)
-			) WITHOUT ROWID`,
+				UNIQUE (run_id, key)
+			)`,
 		},
 		postgres: []string{
 			`CREATE TABLE hive_runs (
@@ -137,25 +139,6 @@ var migrations = []migration{
 			)`,
 		},
 	},
-	{
-		// SQLite: steps move from a WITHOUT ROWID table to a rowid table
-		// with a unique index. Step keys ("17/call-0", "task/17") do not
-		// arrive in key order, and a WITHOUT ROWID table keeps whole rows
-		// in key order: each group commit rewrote leaf pages all over the
-		// table. Now rows are appended and only the small index entries
-		// land out of order. PostgreSQL's tables are heaps already.
-		sqlite: []string{
-			`CREATE TABLE hive_steps_new (
-				run_id TEXT NOT NULL,
-				key TEXT NOT NULL,
-				data BLOB NOT NULL,
-				UNIQUE (run_id, key)
-			)`,
-			`INSERT INTO hive_steps_new (run_id, key, data) SELECT run_id, key, data FROM hive_steps`,
-			`DROP TABLE hive_steps`,
-			`ALTER TABLE hive_steps_new RENAME TO hive_steps`,
-		},
-	},
 }
 
 // pgMigrationLock is the advisory lock key that serializes migrations of
@@ -200,6 +183,51 @@ func migrate(ctx context.Context, db *sql.DB, dialect string) (err error) {
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO hive_schema (version) VALUES ($1)`, v); err != nil {
 			return fmt.Errorf("migrate: %w", err)
+		}
+	}
+	return tx.Commit()
+}
+
+// rebuildSteps turns a SQLite journal's steps table made by an earlier
+// build (WITHOUT ROWID, keyed by run and key) into the rowid table with a
+// unique index that [migrations] now create. Step keys ("17/call-0",
+// "task/17") do not arrive in key order, and a WITHOUT ROWID table keeps
+// whole rows in key order: each group commit rewrote leaf pages all over
+// the table. A rowid table appends rows; only the small index entries land
+// out of order. The columns and the uniqueness are the same, so this is no
+// schema version: builds before it read and write the new table as they
+// did the old, and a PostgreSQL journal, shared by many processes, is
+// untouched.
+func rebuildSteps(ctx context.Context, db *sql.DB) (err error) {
+	var ddl string
+	if err := db.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'hive_steps'`).Scan(&ddl); err != nil {
+		return fmt.Errorf("rebuild steps: %w", err)
+	}
+	if !strings.Contains(strings.ToUpper(ddl), "WITHOUT ROWID") {
+		return nil
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("rebuild steps: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	for _, q := range []string{
+		`CREATE TABLE hive_steps_new (
+			run_id TEXT NOT NULL,
+			key TEXT NOT NULL,
+			data BLOB NOT NULL,
+			UNIQUE (run_id, key)
+		)`,
+		`INSERT INTO hive_steps_new (run_id, key, data) SELECT run_id, key, data FROM hive_steps`,
+		`DROP TABLE hive_steps`,
+		`ALTER TABLE hive_steps_new RENAME TO hive_steps`,
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("rebuild steps: %w", err)
 		}
 	}
 	return tx.Commit()

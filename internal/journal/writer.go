@@ -256,32 +256,33 @@ var upserts = [numTables]struct{ head, tail string }{
 		` ON CONFLICT (run_id, key) DO UPDATE SET data = excluded.data`},
 }
 
-// rowChunks are the row counts of the multi-row INSERTs the writer sends,
-// largest first: a fixed few, so that each statement is parsed once
-// rather than once per batch. The largest stays well under the
-// bind-parameter limits of SQLite (32766) and PostgreSQL (65535).
+// rowChunks are the row counts of the multi-row INSERTs the writer sends
+// to SQLite, largest first: a fixed few, each prepared once (see
+// [inserts]). The largest stays well under SQLite's bind-parameter limit
+// (32766), and PostgreSQL's (65535), whose statements have up to that many
+// rows and are otherwise sized to the batch: there each statement is a
+// round trip, and the driver caches statements by their text.
 var rowChunks = [...]int{256, 64, 16, 4, 1}
 
-// inserts are the writer's multi-row INSERTs, made once. On SQLite they
-// are prepared when the store opens and kept: parsing INSERTs of hundreds
-// of rows was about a fifth of the journal's CPU. PostgreSQL's driver
-// caches statements by their text. Used only by the writer goroutine
-// (and Open, before it starts).
+// inserts are the writer's multi-row INSERTs on SQLite, prepared when the
+// store opens and kept: parsing an INSERT of hundreds of rows in every
+// batch was about a fifth of the journal's CPU. Used only by the writer
+// goroutine (and Open, before it starts).
 type inserts struct {
-	texts [numTables][len(rowChunks)]string
-	stmts [numTables][len(rowChunks)]*sql.Stmt // SQLite
+	numbered bool                                 // PostgreSQL's $N parameters
+	stmts    [numTables][len(rowChunks)]*sql.Stmt // SQLite
 }
 
 // prepare makes the statements; on SQLite it prepares them on db, which
 // must have a connection free.
 func (in *inserts) prepare(ctx context.Context, db *sql.DB, dialect string) error {
+	in.numbered = dialect == DialectPostgres
+	if dialect != DialectSQLite {
+		return nil
+	}
 	for t := range numTables {
 		for i, n := range rowChunks {
-			in.texts[t][i] = insertSQL(upserts[t].head, 3, n, upserts[t].tail, dialect == DialectPostgres)
-			if dialect != DialectSQLite {
-				continue
-			}
-			st, err := db.PrepareContext(ctx, in.texts[t][i])
+			st, err := db.PrepareContext(ctx, insertSQL(upserts[t].head, 3, n, upserts[t].tail, false))
 			if err != nil {
 				in.close()
 				return err
@@ -314,17 +315,18 @@ func (in *inserts) insert(ctx context.Context, tx *sql.Tx, t table, args []any) 
 				break
 			}
 		}
-		n := rowChunks[i] * 3
+		n := rowChunks[i]
 		var err error
 		if st := in.stmts[t][i]; st != nil {
-			_, err = tx.StmtContext(ctx, st).ExecContext(ctx, args[:n]...)
+			_, err = tx.StmtContext(ctx, st).ExecContext(ctx, args[:3*n]...)
 		} else {
-			_, err = tx.ExecContext(ctx, in.texts[t][i], args[:n]...)
+			n = min(rows, rowChunks[0])
+			_, err = tx.ExecContext(ctx, insertSQL(upserts[t].head, 3, n, upserts[t].tail, in.numbered), args[:3*n]...)
 		}
 		if err != nil {
 			return err
 		}
-		args = args[n:]
+		args = args[3*n:]
 	}
 	return nil
 }

@@ -209,14 +209,35 @@ func (b *Bus) Publish(ev Event) Event {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
+	// Encode what takes time outside the lock: a node, or an event
+	// without one (whose seq is spliced in below). Under the lock, a node
+	// event's encoding is a few appends of its node's.
+	var body []byte
+	if b.sink != nil && ev.nodeJSON == nil {
+		if ev.Node != nil {
+			ev.nodeJSON = nodeJSON(ev.Node)
+		} else {
+			ev.Seq = 0
+			body = ev.encode()
+		}
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.seq[ev.RunID]++
 	ev.Seq = b.seq[ev.RunID]
 	if b.sink != nil {
-		// Under mu so that the journal sees events in seq order. A node
-		// event's encoding is a few appends of the node's.
-		b.sink.AppendEvent(ev.RunID, ev.Seq, ev.encode())
+		data := body
+		if data == nil {
+			data = ev.encode()
+		} else {
+			data = make([]byte, 0, len(body)+24)
+			data = append(data, `{"seq":`...)
+			data = strconv.AppendInt(data, ev.Seq, 10)
+			data = append(data, ',')
+			data = append(data, body[1:]...)
+		}
+		// Under mu so that the journal sees events in seq order.
+		b.sink.AppendEvent(ev.RunID, ev.Seq, data)
 	}
 	for s := range b.subs[ev.RunID] {
 		select {

@@ -94,3 +94,33 @@ func TestAppendJSONString(t *testing.T) {
 		}
 	}
 }
+
+type recordSink struct{ data [][]byte }
+
+func (s *recordSink) AppendEvent(runID string, seq int64, data []byte) { s.data = append(s.data, data) }
+
+// What the bus journals is each event as json.Marshal writes it, seq
+// included, whichever way it was encoded.
+func TestPublishJournalsNumberedEvents(t *testing.T) {
+	sink := &recordSink{}
+	bus := NewBus(sink)
+	n := &Node{ID: "1", RunID: "r", Role: RoleWorker, Status: StatusRunning}
+	evs := []Event{
+		{RunID: "r", Type: EventRunStarted, Status: StatusRunning, Text: "the <task>"},
+		{RunID: "r", Type: EventNode, Node: n},
+		{RunID: "r", Type: EventNode, Node: n, nodeJSON: nodeJSON(n)},
+		{RunID: "r", Type: EventRunFinished, Status: StatusDone, Text: "answer", CostNanos: 5},
+	}
+	for i := range evs {
+		evs[i] = bus.Publish(evs[i])
+	}
+	if len(sink.data) != len(evs) {
+		t.Fatalf("%d events journaled, want %d", len(sink.data), len(evs))
+	}
+	for i, ev := range evs {
+		want, _ := json.Marshal(&ev)
+		if ev.Seq != int64(i+1) || string(sink.data[i]) != string(want) {
+			t.Errorf("event %d (seq %d):\n got %s\nwant %s", i, ev.Seq, sink.data[i], want)
+		}
+	}
+}

@@ -170,9 +170,9 @@ func (a *assembler) response() *llm.Response {
 // streamUsage converts the usage of a stream's last chunk.
 func streamUsage(u openai.CompletionUsage) llm.Usage {
 	var w wireUsage
-	w.PromptTokens = u.PromptTokens
-	w.CompletionTokens = u.CompletionTokens
-	w.PromptTokensDetails.CachedTokens = u.PromptTokensDetails.CachedTokens
-	w.PromptTokensDetails.CacheWriteTokens = u.PromptTokensDetails.CacheWriteTokens
+	w.PromptTokens = wireCount(u.PromptTokens)
+	w.CompletionTokens = wireCount(u.CompletionTokens)
+	w.PromptTokensDetails.CachedTokens = wireCount(u.PromptTokensDetails.CachedTokens)
+	w.PromptTokensDetails.CacheWriteTokens = wireCount(u.PromptTokensDetails.CacheWriteTokens)
 	return w.hive()
 }

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -129,12 +132,38 @@ type wireChoice struct {
 
 // wireUsage is OpenAI's usage, where prompt_tokens counts cached input too.
 type wireUsage struct {
-	PromptTokens        int64 `json:"prompt_tokens"`
-	CompletionTokens    int64 `json:"completion_tokens"`
+	PromptTokens        wireCount `json:"prompt_tokens"`
+	CompletionTokens    wireCount `json:"completion_tokens"`
 	PromptTokensDetails struct {
-		CachedTokens     int64 `json:"cached_tokens"`
-		CacheWriteTokens int64 `json:"cache_write_tokens"`
+		CachedTokens     wireCount `json:"cached_tokens"`
+		CacheWriteTokens wireCount `json:"cache_write_tokens"`
 	} `json:"prompt_tokens_details"`
+}
+
+// wireCount is a token count read leniently, as the SDK read it: some
+// compatible servers send 12.0 or "12". A count read as zero would bill a
+// call as free and let a budget be overrun, so anything that is not a
+// number, a numeric string or null is an error.
+type wireCount int64
+
+func (c *wireCount) UnmarshalJSON(data []byte) error {
+	s := string(bytes.TrimSpace(data))
+	if s == "null" {
+		return nil
+	}
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		s = s[1 : len(s)-1]
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= 0 {
+		*c = wireCount(n)
+		return nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || !(f >= 0 && f <= math.MaxInt64) {
+		return fmt.Errorf("token count %s is not a count", data)
+	}
+	*c = wireCount(f)
+	return nil
 }
 
 // wireText is a string read leniently, as the SDK read it: null is "",
@@ -218,11 +247,11 @@ func (wc *wireCompletion) completion() *llm.Response {
 // hive converts OpenAI's usage to Hive's, where input counts uncached
 // tokens only.
 func (u wireUsage) hive() llm.Usage {
-	read := u.PromptTokensDetails.CachedTokens
-	write := u.PromptTokensDetails.CacheWriteTokens
+	read := int64(u.PromptTokensDetails.CachedTokens)
+	write := int64(u.PromptTokensDetails.CacheWriteTokens)
 	return llm.Usage{
-		InputTokens:      max(u.PromptTokens-read-write, 0),
-		OutputTokens:     u.CompletionTokens,
+		InputTokens:      max(int64(u.PromptTokens)-read-write, 0),
+		OutputTokens:     int64(u.CompletionTokens),
 		CacheReadTokens:  read,
 		CacheWriteTokens: write,
 	}

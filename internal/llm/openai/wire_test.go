@@ -91,6 +91,13 @@ func TestLenientAnswers(t *testing.T) {
 			body: `{"id":"c3","model":"m","created":"yesterday","choices":[{"index":"0","message":{"role":"assistant","content":"","refusal":"I can't."},"finish_reason":"stop","logprobs":null}],"usage":null}`,
 			want: &llm.Response{ID: "c3", Model: "m", StopReason: llm.StopRefusal, Parts: []llm.Part{llm.Text{Text: "I can't."}}},
 		},
+		{
+			// Counts as floats and strings are counted, not read as zero:
+			// a call read as free would let a budget be overrun.
+			name: "counts as floats and strings",
+			body: `{"id":"c4","model":"m","choices":[{"message":{"content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":10.0,"completion_tokens":"3","prompt_tokens_details":{"cached_tokens":"4","cache_write_tokens":null}}}`,
+			want: &llm.Response{ID: "c4", Model: "m", StopReason: llm.StopEnd, Parts: []llm.Part{llm.Text{Text: "ok"}}, Usage: llm.Usage{InputTokens: 6, OutputTokens: 3, CacheReadTokens: 4}},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,6 +128,8 @@ func TestErrorsIn200(t *testing.T) {
 		{"no choices", `{"id":"c","choices":[]}`, llm.KindTransient, "no choices"},
 		{"array", `[1,2]`, llm.KindTransient, "did not answer a chat completion"},
 		{"cut", `{"id":"c","choices":[{"message":{"content":"hal`, llm.KindTransient, "malformed body"},
+		{"count not a count", `{"id":"c","choices":[{"message":{"content":"ok"}}],"usage":{"prompt_tokens":"many","completion_tokens":1}}`, llm.KindTransient, "token count"},
+		{"negative count", `{"id":"c","choices":[{"message":{"content":"ok"}}],"usage":{"prompt_tokens":5,"completion_tokens":-1}}`, llm.KindTransient, "token count"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
