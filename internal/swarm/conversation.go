@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 
+	"github.com/hive-swarm/hive/internal/jsonstr"
 	"github.com/hive-swarm/hive/internal/llm"
 )
 
@@ -50,7 +51,7 @@ func conversationJSON(system string, msgs []llm.Message) []byte {
 	b = append(b, '[')
 	if system != "" {
 		b = append(b, `{"role":"system","parts":[{"type":"text","text":`...)
-		b = appendJSONString(b, system)
+		b = jsonstr.Append(b, system, true)
 		b = append(b, "}]}"...)
 	}
 	for i, m := range msgs {
@@ -58,7 +59,7 @@ func conversationJSON(system string, msgs []llm.Message) []byte {
 			b = append(b, ',')
 		}
 		b = append(b, `{"role":`...)
-		b = appendJSONString(b, string(m.Role))
+		b = jsonstr.Append(b, string(m.Role), true)
 		b = append(b, `,"parts":`...)
 		first := true
 		for _, p := range m.Parts {
@@ -85,7 +86,7 @@ func conversationJSON(system string, msgs []llm.Message) []byte {
 				if json.Valid(p.Input) {
 					b = append(b, p.Input...)
 				} else {
-					b = appendJSONString(b, string(p.Input)) // shown as text
+					b = jsonstr.Append(b, string(p.Input), true) // shown as text
 				}
 			case llm.ToolResult:
 				b = append(b, `{"type":"tool_result"`...)
@@ -119,7 +120,7 @@ func appendField(b []byte, key, value string) []byte {
 	b = append(b, ',', '"')
 	b = append(b, key...)
 	b = append(b, '"', ':')
-	return appendJSONString(b, value)
+	return jsonstr.Append(b, value, true)
 }
 
 // ErrNoConversation is returned for a node with no journaled conversation

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/hive-swarm/hive/internal/jsonstr"
 )
 
 // EventType names a state change.
@@ -53,68 +55,25 @@ func (ev *Event) encode() []byte {
 	} else {
 		b = append(b, `{"run_id":`...)
 	}
-	b = appendJSONString(b, ev.RunID)
+	b = jsonstr.Append(b, ev.RunID, true)
 	b = append(b, `,"time":"`...)
 	b = ev.Time.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","type":`...)
-	b = appendJSONString(b, string(ev.Type))
+	b = jsonstr.Append(b, string(ev.Type), true)
 	b = append(b, `,"node":`...)
 	b = append(b, ev.nodeJSON...)
 	if ev.Status != "" {
 		b = append(b, `,"status":`...)
-		b = appendJSONString(b, string(ev.Status))
+		b = jsonstr.Append(b, string(ev.Status), true)
 	}
 	if ev.Text != "" {
 		b = append(b, `,"text":`...)
-		b = appendJSONString(b, ev.Text)
+		b = jsonstr.Append(b, ev.Text, true)
 	}
 	b = append(b, `,"cost_nanos":`...)
 	b = strconv.AppendInt(b, ev.CostNanos, 10)
 	return append(b, '}')
 }
-
-// appendJSONString appends s as a JSON string, escaped as encoding/json
-// escapes it. ASCII, the common case (prompts, ids, code), is escaped here;
-// a string with other bytes goes through json.Marshal, which knows what to
-// do with invalid UTF-8 and U+2028.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		case '\b':
-			b = append(b, '\\', 'b')
-		case '\f':
-			b = append(b, '\\', 'f')
-		default: // other control characters, and <, >, & for HTML's sake
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
-const hexDigits = "0123456789abcdef"
 
 // eventSink journals events (package journal's Store satisfies it). It
 // may keep data: the bus never changes an event's bytes once handed over.

@@ -80,21 +80,6 @@ func TestReportsJSON(t *testing.T) {
 	}
 }
 
-// appendJSONString writes what json.Marshal writes, for every ASCII byte
-// and for strings that are not ASCII.
-func TestAppendJSONString(t *testing.T) {
-	strs := []string{"", "plain", "Task \"b-1\":\nSay <it> & go\\ \t\r\b\f\x00\x1f\x7f", "é 世 \u2028 bad\xff"}
-	for c := range 128 {
-		strs = append(strs, string(rune(c)), "a"+string(rune(c))+"b")
-	}
-	for _, s := range strs {
-		want, _ := json.Marshal(s)
-		if got := appendJSONString([]byte("x"), s); string(got) != "x"+string(want) {
-			t.Errorf("appendJSONString(%q) = %s, want x%s", s, got, want)
-		}
-	}
-}
-
 type recordSink struct{ data [][]byte }
 
 func (s *recordSink) AppendEvent(runID string, seq int64, data []byte) { s.data = append(s.data, data) }

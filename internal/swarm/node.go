@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/hive-swarm/hive/internal/jsonstr"
 	"github.com/hive-swarm/hive/internal/llm"
 	"github.com/hive-swarm/hive/internal/price"
 	"github.com/hive-swarm/hive/internal/verify"
@@ -73,25 +74,25 @@ type Node struct {
 func nodeJSON(n *Node) []byte {
 	b := make([]byte, 0, 320+len(n.Report)+len(n.Error))
 	b = append(b, `{"id":`...)
-	b = appendJSONString(b, n.ID)
+	b = jsonstr.Append(b, n.ID, true)
 	b = append(b, `,"run_id":`...)
-	b = appendJSONString(b, n.RunID)
+	b = jsonstr.Append(b, n.RunID, true)
 	if n.Parent != "" {
 		b = append(b, `,"parent":`...)
-		b = appendJSONString(b, n.Parent)
+		b = jsonstr.Append(b, n.Parent, true)
 	}
 	b = append(b, `,"role":`...)
-	b = appendJSONString(b, string(n.Role))
+	b = jsonstr.Append(b, string(n.Role), true)
 	b = append(b, `,"name":`...)
-	b = appendJSONString(b, n.Name)
+	b = jsonstr.Append(b, n.Name, true)
 	b = append(b, `,"model":`...)
-	b = appendJSONString(b, n.Model)
+	b = jsonstr.Append(b, n.Model, true)
 	b = append(b, `,"tier":`...)
 	b = strconv.AppendInt(b, int64(n.Tier), 10)
 	b = append(b, `,"depth":`...)
 	b = strconv.AppendInt(b, int64(n.Depth), 10)
 	b = append(b, `,"status":`...)
-	b = appendJSONString(b, string(n.Status))
+	b = jsonstr.Append(b, string(n.Status), true)
 	if n.Attempt != 0 {
 		b = append(b, `,"attempt":`...)
 		b = strconv.AppendInt(b, int64(n.Attempt), 10)
@@ -118,11 +119,11 @@ func nodeJSON(n *Node) []byte {
 	b = appendJSONTime(b, n.Ended)
 	if n.Report != "" {
 		b = append(b, `,"report":`...)
-		b = appendJSONString(b, n.Report)
+		b = jsonstr.Append(b, n.Report, true)
 	}
 	if n.Error != "" {
 		b = append(b, `,"error":`...)
-		b = appendJSONString(b, n.Error)
+		b = jsonstr.Append(b, n.Error, true)
 	}
 	if n.Verdict != nil {
 		v, err := json.Marshal(n.Verdict)

@@ -4,8 +4,9 @@ import (
 	"context"
 	"encoding/json"
 
-	"github.com/hive-swarm/hive/internal/journal"
 	"time"
+
+	"github.com/hive-swarm/hive/internal/journal"
 )
 
 // Watch returns runID's events with a seq above afterSeq, in order and

@@ -3,7 +3,8 @@ package openai
 import (
 	"encoding/json"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/hive-swarm/hive/internal/jsonstr"
 )
 
 // encode returns r as JSON, written directly: the same bytes encoding/json
@@ -22,7 +23,7 @@ func (r *wireRequest) encode() ([]byte, error) {
 	}
 	b := make([]byte, 0, n)
 	b = append(b, `{"model":`...)
-	b = appendString(b, r.Model)
+	b = jsonstr.Append(b, r.Model, false)
 	b = append(b, `,"messages":`...)
 	if r.Messages == nil {
 		b = append(b, "null"...)
@@ -43,7 +44,7 @@ func (r *wireRequest) encode() ([]byte, error) {
 				b = append(b, ',')
 			}
 			b = append(b, `{"type":`...)
-			b = appendString(b, t.Type)
+			b = jsonstr.Append(b, t.Type, false)
 			b = append(b, `,"function":`...)
 			b = append(b, t.Function...) // compact JSON made by toolJSON
 			b = append(b, '}')
@@ -53,12 +54,12 @@ func (r *wireRequest) encode() ([]byte, error) {
 	switch c := r.ToolChoice.(type) {
 	case toolMode:
 		b = append(b, `,"tool_choice":`...)
-		b = appendString(b, string(c))
+		b = jsonstr.Append(b, string(c), false)
 	case namedTool:
 		b = append(b, `,"tool_choice":{"type":`...)
-		b = appendString(b, c.Type)
+		b = jsonstr.Append(b, c.Type, false)
 		b = append(b, `,"function":{"name":`...)
-		b = appendString(b, c.Function.Name)
+		b = jsonstr.Append(b, c.Function.Name, false)
 		b = append(b, "}}"...)
 	}
 	if r.ParallelToolCalls != nil {
@@ -87,7 +88,7 @@ func (r *wireRequest) encode() ([]byte, error) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, s)
+			b = jsonstr.Append(b, s, false)
 		}
 		b = append(b, ']')
 	}
@@ -124,11 +125,11 @@ func (m *wireMessage) size() int {
 
 func (m *wireMessage) append(b []byte) []byte {
 	b = append(b, `{"role":`...)
-	b = appendString(b, m.Role)
+	b = jsonstr.Append(b, m.Role, false)
 	switch c := m.Content.(type) {
 	case textContent:
 		b = append(b, `,"content":`...)
-		b = appendString(b, string(c))
+		b = jsonstr.Append(b, string(c), false)
 	case partsContent:
 		b = append(b, `,"content":`...)
 		if c == nil {
@@ -141,14 +142,14 @@ func (m *wireMessage) append(b []byte) []byte {
 				b = append(b, ',')
 			}
 			b = append(b, `{"type":`...)
-			b = appendString(b, p.Type)
+			b = jsonstr.Append(b, p.Type, false)
 			if p.Text != "" {
 				b = append(b, `,"text":`...)
-				b = appendString(b, p.Text)
+				b = jsonstr.Append(b, p.Text, false)
 			}
 			if p.ImageURL != nil {
 				b = append(b, `,"image_url":{"url":`...)
-				b = appendString(b, p.ImageURL.URL)
+				b = jsonstr.Append(b, p.ImageURL.URL, false)
 				b = append(b, '}')
 			}
 			b = append(b, '}')
@@ -162,77 +163,20 @@ func (m *wireMessage) append(b []byte) []byte {
 				b = append(b, ',')
 			}
 			b = append(b, `{"id":`...)
-			b = appendString(b, tc.ID)
+			b = jsonstr.Append(b, tc.ID, false)
 			b = append(b, `,"type":`...)
-			b = appendString(b, tc.Type)
+			b = jsonstr.Append(b, tc.Type, false)
 			b = append(b, `,"function":{"name":`...)
-			b = appendString(b, tc.Function.Name)
+			b = jsonstr.Append(b, tc.Function.Name, false)
 			b = append(b, `,"arguments":`...)
-			b = appendString(b, tc.Function.Arguments)
+			b = jsonstr.Append(b, tc.Function.Arguments, false)
 			b = append(b, "}}"...)
 		}
 		b = append(b, ']')
 	}
 	if m.ToolCallID != "" {
 		b = append(b, `,"tool_call_id":`...)
-		b = appendString(b, m.ToolCallID)
+		b = jsonstr.Append(b, m.ToolCallID, false)
 	}
 	return append(b, '}')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string the way encoding/json writes it
-// with HTML escaping off: invalid UTF-8 becomes U+FFFD, and U+2028 and
-// U+2029 are escaped, for JavaScript's sake.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
