@@ -258,10 +258,10 @@ var upserts = [numTables]struct{ head, tail string }{
 
 // rowChunks are the row counts of the multi-row INSERTs the writer sends
 // to SQLite, largest first: a fixed few, each prepared once (see
-// [inserts]). The largest stays well under SQLite's bind-parameter limit
-// (32766), and PostgreSQL's (65535), whose statements have up to that many
-// rows and are otherwise sized to the batch: there each statement is a
-// round trip, and the driver caches statements by their text.
+// [inserts]). On PostgreSQL, where each statement is a round trip and the
+// driver caches statements by their text, a statement holds the whole
+// batch, up to the largest count. That count keeps both well under their
+// bind-parameter limits (32766 and 65535).
 var rowChunks = [...]int{256, 64, 16, 4, 1}
 
 // inserts are the writer's multi-row INSERTs on SQLite, prepared when the
