@@ -72,7 +72,7 @@ type runSlot struct {
 	cancel   context.CancelFunc // stops the workflow in this process
 	finished chan struct{}      // closed with result set
 	result   Result
-	run      *run
+	run      *run // while the workflow executes in this process
 }
 
 // Result is how a run ended.
@@ -409,11 +409,14 @@ func (e *Engine) finish(r *run, res Result) {
 	e.wake(r.id, res)
 }
 
-// wake hands res to the waiters of run id in this process.
+// wake hands res to the waiters of run id in this process, and lets go of
+// the run's state: a long-lived process (hive serve) keeps only the small
+// slot of each run it ran, not its tree of nodes and journaled steps.
 func (e *Engine) wake(id string, res Result) {
 	s := e.slot(id)
 	e.mu.Lock()
 	s.result = res
+	s.run = nil
 	select {
 	case <-s.finished:
 	default:

@@ -1,8 +1,11 @@
 package swarm
 
 import (
+	"runtime"
 	"strings"
 	"testing"
+	"time"
+	"weak"
 
 	"github.com/hive-swarm/hive/internal/llm/llmtest"
 )
@@ -47,4 +50,43 @@ func TestDelegateAndFinish(t *testing.T) {
 	if sum != int64(res.Cost) || res.Cost <= 0 {
 		t.Fatalf("node costs sum to %d, run cost %d", sum, res.Cost)
 	}
+}
+
+// A finished run's state (its tree, its journaled steps) is not kept by the
+// engine: a long-lived process that runs many swarms keeps only a small
+// slot per run.
+func TestFinishedRunIsReleased(t *testing.T) {
+	var hs *harness
+	var live weak.Pointer[run]
+	h := func(c *llmtest.Call) llmtest.Reply {
+		if !isLead(c) {
+			return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("submit", submitArgs{Report: "ok"})}}
+		}
+		if turns(c) == 0 {
+			return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("delegate", delegateArgs{Tasks: tasks(20, "t")})}}
+		}
+		hs.engine.mu.Lock()
+		for _, s := range hs.engine.slots {
+			if s.run != nil {
+				live = weak.Make(s.run)
+			}
+		}
+		hs.engine.mu.Unlock()
+		return finish("done")
+	}
+	hs = newHarness(t, h, Options{})
+	if res := hs.run(Spec{Task: "release", BudgetUSD: 1e9}); res.Answer != "done" {
+		t.Fatalf("run: %+v", res)
+	}
+	if live.Value() == nil {
+		t.Fatal("the run was not live during its lead's last turn")
+	}
+	for range 5 {
+		runtime.GC()
+		if live.Value() == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Error("the engine still holds the finished run")
 }
