@@ -63,16 +63,25 @@ type Engine struct {
 
 	closing atomic.Bool // set by Close: runs that stop now are interrupted, not over
 
-	mu    sync.Mutex
-	slots map[string]*runSlot // guarded by mu
+	// released counts the goroutines that cancel each started run's
+	// context once DBOS has its outcome; Close waits for them.
+	released sync.WaitGroup
+
+	mu sync.Mutex
+	// slots holds the runs that execute or are waited for in this
+	// process; guarded by mu. A slot is let go when its run ends here
+	// (wake), or when its last waiter leaves a slot no run came to.
+	slots map[string]*runSlot
 }
 
-// runSlot is where a run's waiters meet its workflow in this process.
+// runSlot is where a run's waiters meet its workflow in this process. Its
+// fields are guarded by Engine.mu.
 type runSlot struct {
 	cancel   context.CancelFunc // stops the workflow in this process
 	finished chan struct{}      // closed with result set
 	result   Result
 	run      *run // while the workflow executes in this process
+	waiters  int  // Wait calls blocked on finished
 }
 
 // Result is how a run ended.
@@ -160,6 +169,7 @@ func (e *Engine) Close(ctx context.Context) error {
 		}
 		e.mu.Unlock()
 		dbos.Shutdown(e.dctx, 5*time.Second)
+		e.released.Wait()
 		e.stopBeat()
 		<-e.beatDone
 		self := e.self
@@ -177,6 +187,10 @@ func (e *Engine) Bus() *Bus { return e.bus }
 func (e *Engine) slot(id string) *runSlot {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.slotLocked(id)
+}
+
+func (e *Engine) slotLocked(id string) *runSlot {
 	s := e.slots[id]
 	if s == nil {
 		s = &runSlot{finished: make(chan struct{})}
@@ -220,15 +234,31 @@ func (e *Engine) Start(ctx context.Context, spec Spec) (string, error) {
 	if err := e.store.CreateRun(ctx, journal.Run{ID: id, Task: spec.Task, Status: string(StatusRunning), Spec: specJSON}); err != nil {
 		return "", fmt.Errorf("journal the run: %w", err)
 	}
-	s := e.slot(id)
 	cctx, cancel := dbos.WithCancel(e.dctx)
 	e.mu.Lock()
+	s := e.slotLocked(id)
 	s.cancel = cancel
 	e.mu.Unlock()
-	if _, err := dbos.RunWorkflow(cctx, e.runWorkflow, runInput{RunID: id, Spec: spec}, dbos.WithWorkflowID(id)); err != nil {
+	h, err := dbos.RunWorkflow(cctx, e.runWorkflow, runInput{RunID: id, Spec: spec}, dbos.WithWorkflowID(id))
+	if err != nil {
 		cancel()
+		e.mu.Lock()
+		if e.slots[id] == s {
+			delete(e.slots, id)
+		}
+		e.mu.Unlock()
 		return "", fmt.Errorf("start the run: %w", err)
 	}
+	// cctx stays among the children of the engine's context until it is
+	// cancelled: a process that runs thousands of runs must cancel it once
+	// the run is over. Not sooner than DBOS has recorded the outcome:
+	// cancelling a workflow's context before that cancels the run durably.
+	e.released.Add(1)
+	go func() {
+		defer e.released.Done()
+		h.GetResult() // returns at the run's end, or when Close cancels cctx
+		cancel()
+	}()
 	return id, nil
 }
 
@@ -242,12 +272,46 @@ func (e *Engine) Wait(ctx context.Context, id string) (Result, error) {
 	if Status(jr.Status).Final() {
 		return resultOf(jr), nil
 	}
-	s := e.slot(jr.ID)
+	s := e.join(jr.ID)
+	defer e.leave(jr.ID, s)
+	// The run may have ended since the read above: its slot, let go at
+	// its end, is then a new one that nothing will wake, and the journal
+	// (written before the slot is let go) has the end.
+	if now, err := e.store.Run(ctx, jr.ID); err == nil {
+		if st := Status(now.Status); st.Final() || (st == StatusInterrupted && now.Status != jr.Status) {
+			return resultOf(now), nil
+		}
+	}
 	select {
 	case <-s.finished:
 		return s.result, nil
 	case <-ctx.Done():
 		return Result{}, ctx.Err()
+	}
+}
+
+// join returns run id's slot with one more waiter.
+func (e *Engine) join(id string) *runSlot {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.slotLocked(id)
+	s.waiters++
+	return s
+}
+
+// leave drops a waiter of s, and s itself when it was made for waiters
+// only and the last one leaves: a run that never executed here, such as
+// one another process runs.
+func (e *Engine) leave(id string, s *runSlot) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s.waiters--
+	if s.waiters == 0 && s.run == nil && s.cancel == nil && e.slots[id] == s {
+		select {
+		case <-s.finished:
+		default:
+			delete(e.slots, id)
+		}
 	}
 }
 
@@ -311,7 +375,6 @@ func (e *Engine) Resume(ctx context.Context, id string) (string, error) {
 		if err := e.takeOver(ctx, jr.ID, st); err != nil {
 			return "", err
 		}
-		e.slot(jr.ID)
 		return jr.ID, nil
 	case dbos.WorkflowStatusSuccess, dbos.WorkflowStatusError:
 		return jr.ID, fmt.Errorf("run %s already ended; nothing to resume", jr.ID)
@@ -346,8 +409,10 @@ func (e *Engine) runWorkflow(dctx dbos.Context, in runInput) (Result, error) {
 	if r.memo, err = e.store.Steps(dctx, in.RunID); err != nil {
 		return Result{}, err
 	}
+	// From here every way out ends in finish or interrupt, which close
+	// the run on the bus.
+	e.bus.openRun(in.RunID, last)
 	if last > 0 {
-		e.bus.setSeq(in.RunID, last)
 		r.publish(Event{Type: EventRunResumed, Status: StatusRunning})
 	} else {
 		r.publish(Event{Type: EventRunStarted, Status: StatusRunning, Text: in.Spec.Task})
@@ -387,7 +452,7 @@ func (e *Engine) interrupt(r *run, res Result) {
 	}
 	e.store.Flush(ctx)
 	e.bus.closeRun(r.id)
-	e.wake(r.id, res)
+	e.wake(r, res)
 }
 
 // finish journals a run's end and wakes its waiters.
@@ -406,15 +471,22 @@ func (e *Engine) finish(r *run, res Result) {
 		e.log.Error("flush journal", "run", r.id, "err", err)
 	}
 	e.bus.closeRun(r.id)
-	e.wake(r.id, res)
+	e.wake(r, res)
 }
 
 // wake hands res to the waiters of run id in this process, and lets go of
-// the run's state: a long-lived process (hive serve) keeps only the small
-// slot of each run it ran, not its tree of nodes and journaled steps.
-func (e *Engine) wake(id string, res Result) {
-	s := e.slot(id)
+// the run's slot and state: a long-lived process (hive serve) keeps
+// nothing of the runs it ran. Waiters already blocked hold the slot; later
+// ones read the end from the journal, written before wake. A slot that
+// has passed to a later execution of the run (resumed while r wound down)
+// is that execution's to wake.
+func (e *Engine) wake(r *run, res Result) {
 	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.slots[r.id]
+	if s == nil || s.run != r {
+		return
+	}
 	s.result = res
 	s.run = nil
 	select {
@@ -422,7 +494,7 @@ func (e *Engine) wake(id string, res Result) {
 	default:
 		close(s.finished)
 	}
-	e.mu.Unlock()
+	delete(e.slots, r.id)
 }
 
 func firstNonEmpty(a, b string) string {

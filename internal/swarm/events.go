@@ -89,11 +89,15 @@ type Bus struct {
 	mu   sync.Mutex
 	seq  map[string]int64                      // last seq per run; guarded by mu
 	subs map[string]map[*Subscription]struct{} // per run; guarded by mu
+	// open counts the executions of each run in this process, between
+	// openRun and closeRun (two overlap when a run is resumed while its
+	// cancelled execution winds down); guarded by mu.
+	open map[string]int
 }
 
 // NewBus returns a bus journaling to sink (nil: no journal).
 func NewBus(sink eventSink) *Bus {
-	return &Bus{sink: sink, seq: map[string]int64{}, subs: map[string]map[*Subscription]struct{}{}}
+	return &Bus{sink: sink, seq: map[string]int64{}, subs: map[string]map[*Subscription]struct{}{}, open: map[string]int{}}
 }
 
 // A Subscription receives a run's events on C. When the subscriber falls
@@ -127,7 +131,11 @@ func (s *Subscription) closeLocked() {
 		return
 	}
 	s.closed = true
-	delete(s.bus.subs[s.run], s)
+	if subs := s.bus.subs[s.run]; len(subs) > 1 {
+		delete(subs, s)
+	} else {
+		delete(s.bus.subs, s.run) // the last one: no empty set left behind
+	}
 	close(s.c)
 }
 
@@ -147,10 +155,13 @@ func (b *Bus) Subscribe(runID string, buffer int) *Subscription {
 	return s
 }
 
-// setSeq makes the run's numbering continue after seq (a resumed run).
-func (b *Bus) setSeq(runID string, seq int64) {
+// openRun notes that an execution of runID starts in this process, and
+// makes the run's numbering continue after seq, the last seq its journal
+// holds (a resumed run), unless this process numbered further already.
+func (b *Bus) openRun(runID string, seq int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.open[runID]++
 	if seq > b.seq[runID] {
 		b.seq[runID] = seq
 	}
@@ -209,11 +220,19 @@ func (b *Bus) Publish(ev Event) Event {
 	return ev
 }
 
-// closeRun ends every subscription to runID (the run is over).
+// closeRun ends every subscription to runID: an execution of the run in
+// this process is over, its workers drained and its last event published
+// and flushed to the journal. When no other execution of it is open here,
+// the run's seq counter goes too: nothing publishes for the run until it
+// executes again, and openRun then numbers on from the journal.
 func (b *Bus) closeRun(runID string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for s := range b.subs[runID] {
 		s.closeLocked()
+	}
+	if b.open[runID]--; b.open[runID] <= 0 {
+		delete(b.open, runID)
+		delete(b.seq, runID)
 	}
 }

@@ -109,3 +109,28 @@ func TestPublishJournalsNumberedEvents(t *testing.T) {
 		}
 	}
 }
+
+// A run's seq counter outlives the end of one execution while another
+// is open (a run resumed as its cancelled execution winds down), so that
+// the two never hand out the same seq; it goes with the last.
+func TestBusForgetsRunAfterLastExecution(t *testing.T) {
+	bus := NewBus(nil)
+	bus.openRun("r", 0)
+	bus.Publish(Event{RunID: "r", Type: EventRunStarted})
+	bus.openRun("r", 0) // the journal lags: the counter is ahead
+	bus.Publish(Event{RunID: "r", Type: EventRunResumed})
+	sub := bus.Subscribe("r", 4)
+	bus.closeRun("r") // the first execution ends
+	if _, open := <-sub.C; open {
+		t.Fatal("a subscription outlived closeRun")
+	}
+	if ev := bus.Publish(Event{RunID: "r", Type: EventNode}); ev.Seq != 3 {
+		t.Fatalf("seq after one of two executions closed = %d, want 3", ev.Seq)
+	}
+	bus.closeRun("r")
+	bus.mu.Lock()
+	defer bus.mu.Unlock()
+	if len(bus.seq)+len(bus.subs)+len(bus.open) != 0 {
+		t.Fatalf("bus keeps %v %v %v after the run's last execution", bus.seq, bus.subs, bus.open)
+	}
+}

@@ -53,8 +53,8 @@ func TestDelegateAndFinish(t *testing.T) {
 }
 
 // A finished run's state (its tree, its journaled steps) is not kept by the
-// engine: a long-lived process that runs many swarms keeps only a small
-// slot per run.
+// engine: a long-lived process that runs many swarms must not keep it
+// (TestEndedRunsLeaveNoState checks that nothing else stays either).
 func TestFinishedRunIsReleased(t *testing.T) {
 	var hs *harness
 	var live weak.Pointer[run]
