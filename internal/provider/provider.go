@@ -93,6 +93,12 @@ func (r *Registry) Add(name string, client llm.Model, p price.Price, known bool,
 	return m
 }
 
+// MaxModels bounds the models a registry opens. Names of the form
+// provider:id open a model for any id, each with a client and a limiter
+// kept for the life of the process: without a bound, a client of hive
+// serve could grow it with every request.
+const MaxModels = 1024
+
 // Get opens the model called name.
 func (r *Registry) Get(name string) (*Model, error) {
 	r.mu.Lock()
@@ -103,6 +109,9 @@ func (r *Registry) Get(name string) (*Model, error) {
 	mc, err := r.cfg.Model(name, r.getenv)
 	if err != nil {
 		return nil, err
+	}
+	if len(r.models) >= MaxModels {
+		return nil, fmt.Errorf("model %s: this process already uses %d models, the most it opens; name models in hive.toml rather than making up provider:id names", name, MaxModels)
 	}
 	key, err := mc.APIKey(r.getenv)
 	if err != nil {

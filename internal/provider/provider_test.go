@@ -290,3 +290,26 @@ func TestRegistryShares(t *testing.T) {
 		t.Fatalf("an unknown name: %v", err)
 	}
 }
+
+// Made-up provider:id names open models only up to a bound: each is kept
+// for the life of the process.
+func TestRegistryBounded(t *testing.T) {
+	env := func(k string) string {
+		if k == "OPENAI_API_KEY" {
+			return "sk-test"
+		}
+		return ""
+	}
+	reg := provider.NewRegistry(config.Default(), env, nil)
+	for i := range provider.MaxModels {
+		if _, err := reg.Get(fmt.Sprintf("openai:made-up-%d", i)); err != nil {
+			t.Fatalf("model %d: %v", i, err)
+		}
+	}
+	if _, err := reg.Get("openai:one-too-many"); err == nil || !strings.Contains(err.Error(), "the most it opens") {
+		t.Fatalf("past the bound: %v", err)
+	}
+	if _, err := reg.Get("openai:made-up-7"); err != nil {
+		t.Fatalf("a model already open: %v", err)
+	}
+}
