@@ -74,6 +74,9 @@ type Engine struct {
 	slots map[string]*runSlot
 }
 
+// ErrClosed is returned by Start after Close.
+var ErrClosed = errors.New("the engine is closed")
+
 // runSlot is where a run's waiters meet its workflow in this process. Its
 // fields are guarded by Engine.mu.
 type runSlot struct {
@@ -236,12 +239,21 @@ func (e *Engine) Start(ctx context.Context, spec Spec) (string, error) {
 	}
 	cctx, cancel := dbos.WithCancel(e.dctx)
 	e.mu.Lock()
+	if e.closing.Load() {
+		e.mu.Unlock()
+		cancel()
+		return "", fmt.Errorf("start the run: %w", ErrClosed)
+	}
 	s := e.slotLocked(id)
 	s.cancel = cancel
+	// Under mu, which Close takes after it sets closing: no Add after
+	// Close has begun waiting.
+	e.released.Add(1)
 	e.mu.Unlock()
 	h, err := dbos.RunWorkflow(cctx, e.runWorkflow, runInput{RunID: id, Spec: spec}, dbos.WithWorkflowID(id))
 	if err != nil {
 		cancel()
+		e.released.Done()
 		e.mu.Lock()
 		if e.slots[id] == s {
 			delete(e.slots, id)
@@ -253,7 +265,6 @@ func (e *Engine) Start(ctx context.Context, spec Spec) (string, error) {
 	// cancelled: a process that runs thousands of runs must cancel it once
 	// the run is over. Not sooner than DBOS has recorded the outcome:
 	// cancelling a workflow's context before that cancels the run durably.
-	e.released.Add(1)
 	go func() {
 		defer e.released.Done()
 		h.GetResult() // returns at the run's end, or when Close cancels cctx

@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -188,5 +189,20 @@ func TestResumedRunNumbersEventsOn(t *testing.T) {
 		if s != int64(i+1) {
 			t.Fatalf("event %d has seq %d: %v", i, s, seqs)
 		}
+	}
+}
+
+// Start after Close says so, and starts nothing.
+func TestStartAfterClose(t *testing.T) {
+	hs := newHarness(t, func(c *llmtest.Call) llmtest.Reply { return finish("done") }, Options{})
+	e := hs.engine
+	if err := e.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Start(context.Background(), Spec{Task: "late", Lead: "lead", Tiers: []string{"cheap"}}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Start after Close: %v", err)
+	}
+	if n := hs.srv.Requests(); n != 0 {
+		t.Fatalf("%d model requests after Close", n)
 	}
 }
