@@ -111,18 +111,6 @@ func conversationJSON(system string, msgs []llm.Message) []byte {
 	return append(b, ']')
 }
 
-// appendField appends ,"key":value for a value that is not empty
-// (omitempty).
-func appendField(b []byte, key, value string) []byte {
-	if value == "" {
-		return b
-	}
-	b = append(b, ',', '"')
-	b = append(b, key...)
-	b = append(b, '"', ':')
-	return jsonstr.Append(b, value, true)
-}
-
 // ErrNoConversation is returned for a node with no journaled conversation
 // (it has not finished a turn yet, or it is not a model conversation).
 var ErrNoConversation = errors.New("no conversation journaled for this node yet")

@@ -56,20 +56,14 @@ func (ev *Event) encode() []byte {
 		b = append(b, `{"run_id":`...)
 	}
 	b = jsonstr.Append(b, ev.RunID, true)
-	b = append(b, `,"time":"`...)
-	b = ev.Time.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","type":`...)
+	b = append(b, `,"time":`...)
+	b = appendJSONTime(b, ev.Time)
+	b = append(b, `,"type":`...)
 	b = jsonstr.Append(b, string(ev.Type), true)
 	b = append(b, `,"node":`...)
 	b = append(b, ev.nodeJSON...)
-	if ev.Status != "" {
-		b = append(b, `,"status":`...)
-		b = jsonstr.Append(b, string(ev.Status), true)
-	}
-	if ev.Text != "" {
-		b = append(b, `,"text":`...)
-		b = jsonstr.Append(b, ev.Text, true)
-	}
+	b = appendField(b, "status", string(ev.Status))
+	b = appendField(b, "text", ev.Text)
 	b = append(b, `,"cost_nanos":`...)
 	b = strconv.AppendInt(b, ev.CostNanos, 10)
 	return append(b, '}')

@@ -291,7 +291,12 @@ func (r *run) readArtifact(ctx context.Context, args readArtifactArgs) toolOutco
 	return toolOutcome{content: fmt.Sprintf("[bytes %d-%d of %d]\n%s", off, end, len(content), content[off:end])}
 }
 
+// jsonText renders a small tool result (ids) as JSON for a model to read:
+// like reportsJSON, without HTML escaping.
 func jsonText(v any) string {
-	b, _ := json.Marshal(v)
-	return string(b)
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+	return strings.TrimSuffix(b.String(), "\n")
 }

@@ -77,10 +77,7 @@ func nodeJSON(n *Node) []byte {
 	b = jsonstr.Append(b, n.ID, true)
 	b = append(b, `,"run_id":`...)
 	b = jsonstr.Append(b, n.RunID, true)
-	if n.Parent != "" {
-		b = append(b, `,"parent":`...)
-		b = jsonstr.Append(b, n.Parent, true)
-	}
+	b = appendField(b, "parent", n.Parent)
 	b = append(b, `,"role":`...)
 	b = jsonstr.Append(b, string(n.Role), true)
 	b = append(b, `,"name":`...)
@@ -117,14 +114,8 @@ func nodeJSON(n *Node) []byte {
 	b = appendJSONTime(b, n.Started)
 	b = append(b, `,"ended":`...)
 	b = appendJSONTime(b, n.Ended)
-	if n.Report != "" {
-		b = append(b, `,"report":`...)
-		b = jsonstr.Append(b, n.Report, true)
-	}
-	if n.Error != "" {
-		b = append(b, `,"error":`...)
-		b = jsonstr.Append(b, n.Error, true)
-	}
+	b = appendField(b, "report", n.Report)
+	b = appendField(b, "error", n.Error)
 	if n.Verdict != nil {
 		v, err := json.Marshal(n.Verdict)
 		if err != nil {
@@ -142,4 +133,16 @@ func appendJSONTime(b []byte, t time.Time) []byte {
 	b = append(b, '"')
 	b = t.AppendFormat(b, time.RFC3339Nano)
 	return append(b, '"')
+}
+
+// appendField appends ,"key":value for a value that is not empty
+// (omitempty).
+func appendField(b []byte, key, value string) []byte {
+	if value == "" {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, key...)
+	b = append(b, '"', ':')
+	return jsonstr.Append(b, value, true)
 }
