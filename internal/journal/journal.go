@@ -60,6 +60,8 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
 	_ "modernc.org/sqlite"             // registers "sqlite"
+
+	"github.com/hive-swarm/hive/internal/secret"
 )
 
 // Sentinel errors callers branch on.
@@ -87,6 +89,7 @@ const (
 // writer goroutine; Close stops it.
 type Store struct {
 	log        *slog.Logger
+	redactor   atomic.Pointer[secret.Redactor] // see Redact
 	dialect    string
 	dbosURL    string
 	dbosSchema string

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hive-swarm/hive/internal/secret"
 )
 
 type opKind uint8
@@ -48,6 +50,7 @@ func (o *op) size() int { return len(o.data) + 64 }
 // enqueueAsync queues o without waiting for it; it blocks while the queue is
 // full. After Close the write is dropped and logged.
 func (s *Store) enqueueAsync(o *op) {
+	s.redactOp(o)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -59,6 +62,7 @@ func (s *Store) enqueueAsync(o *op) {
 
 // enqueueSync queues o and waits until its batch is committed.
 func (s *Store) enqueueSync(ctx context.Context, o *op) error {
+	s.redactOp(o)
 	o.done = make(chan error, 1)
 	if err := s.send(ctx, o); err != nil {
 		return err
@@ -68,6 +72,26 @@ func (s *Store) enqueueSync(ctx context.Context, o *op) error {
 		return err
 	case <-ctx.Done():
 		return ctx.Err() // the write may still commit
+	}
+}
+
+// Redact makes every later write replace the secrets r knows (a second
+// line of defence: nothing a run journals should hold one). Call it before
+// the store is shared.
+func (s *Store) Redact(r *secret.Redactor) { s.redactor.Store(r) }
+
+// redactOp replaces known secrets in what o writes.
+func (s *Store) redactOp(o *op) {
+	r := s.redactor.Load()
+	if r.Empty() {
+		return
+	}
+	o.data = r.Bytes(o.data)
+	if o.run != nil {
+		run := *o.run
+		run.Task, run.Answer, run.Error = r.String(run.Task), r.String(run.Answer), r.String(run.Error)
+		run.Spec = r.Bytes(run.Spec)
+		o.run = &run
 	}
 }
 
