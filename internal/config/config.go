@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -38,6 +39,50 @@ type Config struct {
 	// OpenAI-compatible endpoint of hive serve names as its "model".
 	Swarms map[string]*Swarm `toml:"swarms"`
 	Serve  Serve             `toml:"serve"`
+	// Checks are the commands a task's verify may run, by name: a model
+	// chooses among them ({kind: command, check: NAME}) but can never
+	// give a command of its own.
+	Checks map[string]*Check `toml:"checks"`
+	// Secrets names more environment variables whose values must never
+	// be journaled, logged or printed (besides the API keys and the
+	// token, and every variable named like a secret).
+	Secrets Secrets `toml:"secrets"`
+}
+
+// Check is one [checks.NAME] table: a trusted command that verifies a
+// worker's result. It runs in the sandbox (network off, read-only system
+// directories, the report in /box/report.txt and on stdin) with an
+// environment of its own, never Hive's.
+type Check struct {
+	Name    string   `toml:"-"`
+	Command []string `toml:"command"`
+	// Timeout bounds a run ("90s", "5m"); default 30s.
+	Timeout Duration `toml:"timeout"`
+	// Env names host environment variables passed to the command; no
+	// others reach it.
+	Env []string `toml:"env"`
+	// OnHost runs the command on the host, outside the sandbox, as Hive's
+	// user: for commands that need what the sandbox hides. Logged at every
+	// run. Its environment is still only PATH, HOME, LANG and Env.
+	OnHost bool `toml:"on_host"`
+}
+
+// Secrets is the [secrets] table.
+type Secrets struct {
+	Env []string `toml:"env"`
+}
+
+// Duration is a time.Duration written as a string ("90s").
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (write it like \"90s\" or \"5m\")", b)
+	}
+	d.Duration = v
+	return nil
 }
 
 // Swarm is one [swarms.NAME] table. Zero fields take the defaults.
@@ -187,6 +232,9 @@ func Parse(data []byte) (*Config, error) {
 }
 
 func (c *Config) fill() {
+	for name, ch := range c.Checks {
+		ch.Name = name
+	}
 	for name, m := range c.Models {
 		m.Name = name
 		if m.ID == "" {
@@ -241,12 +289,34 @@ func (c *Config) validate() error {
 			}
 		}
 	}
+	if err := ValidateChecks(c.Checks, "checks"); err != nil {
+		return err
+	}
 	d := c.Defaults
 	if d.BudgetUSD < 0 {
 		return fmt.Errorf("defaults.budget_usd is negative")
 	}
 	if d.Sandbox != "auto" && d.Sandbox != "none" {
 		return fmt.Errorf("defaults.sandbox is %q: it takes \"auto\" or \"none\"", d.Sandbox)
+	}
+	return nil
+}
+
+// ValidateChecks checks [checks.NAME] tables (of hive.toml or a task file,
+// whose keys start with prefix).
+func ValidateChecks(checks map[string]*Check, prefix string) error {
+	for name, ch := range checks {
+		if len(ch.Command) == 0 || strings.TrimSpace(ch.Command[0]) == "" {
+			return fmt.Errorf("%s.%s: command is missing (an argv list, like [\"pytest\", \"-q\"])", prefix, name)
+		}
+		if ch.Timeout.Duration < 0 {
+			return fmt.Errorf("%s.%s: timeout is negative", prefix, name)
+		}
+		for _, e := range ch.Env {
+			if e == "" || strings.ContainsAny(e, "= ") {
+				return fmt.Errorf("%s.%s: env takes variable names, not %q", prefix, name, e)
+			}
+		}
 	}
 	return nil
 }

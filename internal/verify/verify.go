@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"time"
 
 	"github.com/hive-swarm/hive/internal/llm"
 )
@@ -28,16 +29,23 @@ const (
 // schema}, {kind: vote, n}, {kind: judge, rubric, model}, {kind: command,
 // command}, {kind: cross, code, n?, models?, min?}, {kind: arithmetic}.
 type Spec struct {
-	Kind    string          `json:"kind"`
-	Code    string          `json:"code,omitempty"`     // tests: the test code
-	Lang    string          `json:"language,omitempty"` // tests: python (default), javascript, shell
-	Schema  json.RawMessage `json:"schema,omitempty"`   // schema: a JSON Schema
-	N       int             `json:"n,omitempty"`        // vote, cross: samples
-	Models  []string        `json:"models,omitempty"`   // vote, cross: models to sample (default the worker's)
-	Min     int             `json:"min,omitempty"`      // cross: independent answers that must agree (default 1)
-	Rubric  string          `json:"rubric,omitempty"`   // judge
-	Model   string          `json:"model,omitempty"`    // judge: the judging model
-	Command []string        `json:"command,omitempty"`  // command: argv; the submission is on stdin
+	Kind   string          `json:"kind"`
+	Code   string          `json:"code,omitempty"`     // tests: the test code
+	Lang   string          `json:"language,omitempty"` // tests: python (default), javascript, shell
+	Schema json.RawMessage `json:"schema,omitempty"`   // schema: a JSON Schema
+	N      int             `json:"n,omitempty"`        // vote, cross: samples
+	Models []string        `json:"models,omitempty"`   // vote, cross: models to sample (default the worker's)
+	Min    int             `json:"min,omitempty"`      // cross: independent answers that must agree (default 1)
+	Rubric string          `json:"rubric,omitempty"`   // judge
+	Model  string          `json:"model,omitempty"`    // judge: the judging model
+	// Check names the configured check a command verifier runs
+	// ([checks.NAME] of hive.toml or the task file).
+	Check string `json:"check,omitempty"`
+	// Command is never run: it is here so that a model that gives a
+	// command of its own can be told why it is refused. What runs is
+	// Trusted, which only Hive sets, from configuration.
+	Command []string      `json:"command,omitempty"`
+	Trusted *CommandCheck `json:"-"`
 	// Threshold is the share of the votes the submission's answer must
 	// exceed to pass a vote; zero means 0.5 (a strict majority).
 	Threshold float64 `json:"threshold,omitempty"`
@@ -45,6 +53,23 @@ type Spec struct {
 	// tier (a vote among cheaper models, say): the engine skips it at the
 	// top tier, where it would cost calls and change nothing.
 	Gate bool `json:"gate,omitempty"`
+}
+
+// CommandCheck is a command that checks a result, configured by the user
+// ([checks.NAME] in hive.toml or a task file). The engine resolves the
+// check a [Spec] names to one of these; a model can name a check but never
+// give a command.
+type CommandCheck struct {
+	Name string   `json:"name"`
+	Argv []string `json:"argv"`
+	// Timeout bounds a run; zero means [Verifiers.CommandTimeout].
+	Timeout time.Duration `json:"timeout_ns,omitempty"`
+	// Env names the host environment variables the command gets; it gets
+	// no others.
+	Env []string `json:"env,omitempty"`
+	// OnHost runs it on the host rather than in the sandbox (logged at
+	// every run).
+	OnHost bool `json:"on_host,omitempty"`
 }
 
 // Submission is a worker's result as verifiers see it.
