@@ -9,6 +9,7 @@ import (
 
 	"github.com/hive-swarm/hive/internal/config"
 	"github.com/hive-swarm/hive/internal/provider"
+	"github.com/hive-swarm/hive/internal/secret"
 )
 
 // newFlags returns a flag set for a subcommand that reports errors instead
@@ -73,8 +74,33 @@ func (g *globalFlags) load(env *Env) (*config.Config, *provider.Registry, *slog.
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%w (fix the file, or point --config elsewhere)", err)
 	}
-	log := newLogger(env.Stderr, g.verbose)
+	log := newLogger(redactorFor(cfg, env, nil).Writer(env.Stderr), g.verbose)
 	return cfg, provider.NewRegistry(cfg, env.Getenv, log), log, nil
+}
+
+// redactorFor knows the secrets of this process: the keys the models name,
+// the standard key variables, the serve token's variable, the variables
+// [secrets] env lists, every variable named like a secret, and extra.
+func redactorFor(cfg *config.Config, env *Env, extra map[string]string) *secret.Redactor {
+	names := []string{"ANTHROPIC_API_KEY", "OPENAI_API_KEY", cfg.Serve.TokenEnv}
+	for _, m := range cfg.Models {
+		names = append(names, m.APIKeyEnv)
+	}
+	names = append(names, cfg.Secrets.Env...)
+	var environ []string
+	if env.Environ != nil {
+		environ = env.Environ()
+	}
+	named := secret.Env(environ, names...)
+	for _, n := range names {
+		if v := env.Getenv(n); n != "" && v != "" {
+			named[n] = v
+		}
+	}
+	for n, v := range extra {
+		named[n] = v
+	}
+	return secret.New(named)
 }
 
 // newLogger logs warnings (debug with verbose) to w as text.

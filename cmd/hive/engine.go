@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -15,6 +16,7 @@ import (
 	"github.com/hive-swarm/hive/internal/journal"
 	"github.com/hive-swarm/hive/internal/provider"
 	"github.com/hive-swarm/hive/internal/sandbox"
+	"github.com/hive-swarm/hive/internal/secret"
 	"github.com/hive-swarm/hive/internal/swarm"
 	"github.com/hive-swarm/hive/internal/verify"
 )
@@ -37,6 +39,7 @@ type session struct {
 	cfg    *config.Config
 	reg    *provider.Registry
 	log    *slog.Logger
+	red    *secret.Redactor // the process's secrets, kept out of the journal
 	store  *journal.Store
 	engine *swarm.Engine
 }
@@ -51,11 +54,13 @@ func (f *storeFlags) openStore(ctx context.Context, env *Env) (*session, error) 
 	if err != nil {
 		return nil, err
 	}
+	red := redactorFor(cfg, env, map[string]string{"journal-password": urlPassword(url)})
 	store, err := journal.Open(ctx, url, log)
 	if err != nil {
-		return nil, fmt.Errorf("%s (--db and defaults.db take a file path, sqlite:PATH, or a postgres:// URL)", oneLine(err.Error()))
+		return nil, fmt.Errorf("%s (--db and defaults.db take a file path, sqlite:PATH, or a postgres:// URL)", red.String(oneLine(err.Error())))
 	}
-	return &session{cfg: cfg, reg: reg, log: log, store: store}, nil
+	store.Redact(red)
+	return &session{cfg: cfg, reg: reg, log: log, red: red, store: store}, nil
 }
 
 // startEngine starts the engine, which recovers the runs that stopped
@@ -95,9 +100,9 @@ func (s *session) engineOptions(ctx context.Context) swarm.Options {
 	sb, err := sandbox.New(ctx, sandbox.Config{Mode: mode}, s.log)
 	if err != nil {
 		s.log.Warn("code execution is off: "+oneLine(err.Error()), "fix", "see hive sandbox check")
-		return swarm.Options{Verifier: verify.New(nil, s.log)}
+		return swarm.Options{Verifier: verify.New(nil, s.log), Redact: s.red}
 	}
-	return swarm.Options{Verifier: verify.New(sb, s.log), CodeRunner: swarm.SandboxRunner{Sandbox: sb}}
+	return swarm.Options{Verifier: verify.New(sb, s.log), CodeRunner: swarm.SandboxRunner{Sandbox: sb}, Redact: s.red}
 }
 
 // close stops the engine (runs still going stay resumable) and the journal.
@@ -194,4 +199,14 @@ func (f *storeFlags) openRun(ctx context.Context, env *Env, fs *flag.FlagSet) (*
 		return nil, journal.Run{}, err
 	}
 	return sess, jr, nil
+}
+
+// urlPassword returns the password of a database URL, if it has one.
+func urlPassword(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.User == nil {
+		return ""
+	}
+	pw, _ := p.User.Password()
+	return pw
 }

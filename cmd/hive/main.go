@@ -46,6 +46,9 @@ type Env struct {
 	Stdout io.Writer
 	Stderr io.Writer
 	Getenv func(string) string
+	// Environ lists the environment (os.Environ), for finding the
+	// secrets that must never be printed; nil lists nothing.
+	Environ func() []string
 }
 
 // exitError carries an exit code chosen by a command.
@@ -69,7 +72,7 @@ var errSilent = errors.New("silent")
 func main() {
 	sandbox.Init() // the sandbox re-executes hive as its init; returns at once otherwise
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	env := &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	env := &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Environ: os.Environ}
 	code := Main(ctx, env, os.Args[1:])
 	stop()
 	os.Exit(code)

@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/hive-swarm/hive/internal/llm"
 	"github.com/hive-swarm/hive/internal/price"
 	"github.com/hive-swarm/hive/internal/provider"
+	"github.com/hive-swarm/hive/internal/secret"
 )
 
 // A stepper makes model calls durable: call returns key's journaled
@@ -177,7 +179,7 @@ func (a *agent) reject(text string) {
 // before it is sent and settled after.
 func (a *agent) call(ctx context.Context) (*llm.Response, error) {
 	req := a.req
-	req.Messages = a.msgs
+	req.Messages = redactMessages(a.msgs, a.r.e.opts.Redact)
 	key := fmt.Sprintf("%s/call-%d", a.ns.ID, a.turn)
 	a.turn++
 	rec, live, err := a.steps.call(ctx, key, func(ctx context.Context) (callRecord, error) {
@@ -194,9 +196,7 @@ func (a *agent) call(ctx context.Context) (*llm.Response, error) {
 			res.Release()
 			return callRecord{}, err
 		}
-		cost, _ := a.model.Cost(resp.Usage)
-		res.Settle(cost, resp.Usage.Total())
-		return recordResponse(resp, int64(cost)), nil
+		return settle(res, a.model, &req, resp, a.r.e.opts.Redact), nil
 	})
 	if err != nil {
 		return nil, err
@@ -208,7 +208,61 @@ func (a *agent) call(ctx context.Context) (*llm.Response, error) {
 		a.bud.Charge(price.Amount(rec.CostNanos), rec.Usage.Total(), 1)
 	}
 	a.r.charge(a.ns, rec.Usage, price.Amount(rec.CostNanos))
+	if rec.Anomaly != "" {
+		a.r.anomaly(a.ns, rec.Anomaly, live)
+	}
 	return rec.response()
+}
+
+// settle ends a call's reservation with the bill the server reports. The
+// reservation held the request's worst case (every prompt byte a token and
+// all of MaxTokens), so usage beyond it cannot be true: a broken or hostile
+// server. The call is then billed at the reservation, never more, and the
+// record carries an anomaly that says what the server claimed.
+//
+// Known secrets in the answer are redacted before anything else sees it.
+func settle(res *budget.Reservation, m *provider.Model, req *llm.Request, resp *llm.Response, red *secret.Redactor) callRecord {
+	u := resp.Usage
+	maxIn, maxOut := requestBytes(req), int64(req.MaxTokens)
+	in := u.InputTokens + u.CacheWriteTokens + u.CacheReadTokens
+	var anomaly string
+	if in > maxIn || (maxOut > 0 && u.OutputTokens > maxOut) || in < 0 || u.OutputTokens < 0 {
+		anomaly = fmt.Sprintf("the server reported %d input and %d output tokens for a request of at most %d and %d", in, u.OutputTokens, maxIn, maxOut)
+		if in > maxIn || in < 0 {
+			u.InputTokens, u.CacheWriteTokens, u.CacheReadTokens = maxIn, 0, 0
+		}
+		if u.OutputTokens < 0 {
+			u.OutputTokens = 0
+		} else if maxOut > 0 {
+			u.OutputTokens = min(u.OutputTokens, maxOut)
+		}
+	}
+	cost, _ := m.Cost(u)
+	if cost > res.USD() {
+		if anomaly == "" {
+			anomaly = fmt.Sprintf("the bill of %d input and %d output tokens came to more than the call's worst case", in, u.OutputTokens)
+		}
+		cost = res.USD()
+	}
+	tokens := min(u.Total(), res.Tokens())
+	res.Settle(cost, tokens)
+	rec := recordResponse(resp, int64(cost))
+	rec.Usage = u
+	if !red.Empty() {
+		for i, p := range rec.Parts {
+			p.Text = red.String(p.Text)
+			if red.Contains(p.Input) {
+				if p.Input = red.Bytes(p.Input); !json.Valid(p.Input) {
+					p.Input = json.RawMessage(`{}`)
+				}
+			}
+			rec.Parts[i] = p
+		}
+	}
+	if anomaly != "" {
+		rec.Anomaly = anomaly + fmt.Sprintf("; billed at the reservation (%s, %d tokens)", price.Amount(cost), u.Total())
+	}
+	return rec
 }
 
 // exhaustedError reports that a budget refused a call.
@@ -248,4 +302,61 @@ func clip(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// redactMessages returns msgs with known secrets replaced: msgs itself when
+// none holds one (the usual case, and no copy), else a copy. It guards what
+// is sent to a model server, whatever put the secret in the conversation.
+func redactMessages(msgs []llm.Message, red *secret.Redactor) []llm.Message {
+	if red.Empty() {
+		return msgs
+	}
+	var out []llm.Message
+	for i, m := range msgs {
+		copied := false
+		for j, p := range m.Parts {
+			q := redactPart(p, red)
+			if q == nil {
+				continue
+			}
+			if out == nil {
+				out = append([]llm.Message(nil), msgs...)
+			}
+			if !copied {
+				out[i].Parts = append([]llm.Part(nil), m.Parts...)
+				copied = true
+			}
+			out[i].Parts[j] = q
+		}
+	}
+	if out == nil {
+		return msgs
+	}
+	return out
+}
+
+// redactPart returns p with known secrets replaced, or nil when it holds
+// none.
+func redactPart(p llm.Part, red *secret.Redactor) llm.Part {
+	switch p := p.(type) {
+	case llm.Text:
+		if t := red.String(p.Text); t != p.Text {
+			return llm.Text{Text: t}
+		}
+	case llm.ToolResult:
+		if c := red.String(p.Content); c != p.Content {
+			p.Content = c
+			return p
+		}
+	case llm.ToolCall:
+		if red.Contains(p.Input) {
+			in := red.Bytes(p.Input)
+			if !json.Valid(in) {
+				in = json.RawMessage(`{}`)
+			}
+			p.Input = in
+			return p
+		}
+	}
+	return nil
 }

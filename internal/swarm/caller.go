@@ -24,6 +24,11 @@ type verifierCaller struct {
 }
 
 func (c *verifierCaller) Call(ctx context.Context, model string, req *llm.Request) (*llm.Response, error) {
+	// Checked when the task was delegated; again here, for the models a
+	// verifier picks itself.
+	if err := c.r.checkModel(model); err != nil {
+		return nil, err
+	}
 	m, err := c.r.e.models.Get(model)
 	if err != nil {
 		return nil, err
@@ -39,6 +44,7 @@ func (c *verifierCaller) Call(ctx context.Context, model string, req *llm.Reques
 	c.mu.Unlock()
 
 	r := *req
+	r.Messages = redactMessages(r.Messages, c.r.e.opts.Redact)
 	if r.MaxTokens == 0 {
 		r.MaxTokens = c.r.spec.CallTokens
 	}
@@ -56,9 +62,7 @@ func (c *verifierCaller) Call(ctx context.Context, model string, req *llm.Reques
 			res.Release()
 			return callRecord{}, err
 		}
-		cost, _ := m.Cost(resp.Usage)
-		res.Settle(cost, resp.Usage.Total())
-		return recordResponse(resp, int64(cost)), nil
+		return settle(res, m, &r, resp, c.r.e.opts.Redact), nil
 	})
 	if err != nil {
 		return nil, err
@@ -71,6 +75,9 @@ func (c *verifierCaller) Call(ctx context.Context, model string, req *llm.Reques
 		c.r.pool.Charge(price.Amount(rec.CostNanos), rec.Usage.Total(), 1)
 	}
 	c.r.charge(ns, rec.Usage, price.Amount(rec.CostNanos))
+	if rec.Anomaly != "" {
+		c.r.anomaly(ns, rec.Anomaly, live)
+	}
 	return rec.response()
 }
 

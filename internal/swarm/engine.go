@@ -20,6 +20,7 @@ import (
 	"github.com/hive-swarm/hive/internal/llm"
 	"github.com/hive-swarm/hive/internal/price"
 	"github.com/hive-swarm/hive/internal/provider"
+	"github.com/hive-swarm/hive/internal/secret"
 	"github.com/hive-swarm/hive/internal/verify"
 )
 
@@ -41,6 +42,11 @@ type Options struct {
 	// AppVersion pins the DBOS application version: runs are recovered
 	// only by processes of the same version. Default "hive-1".
 	AppVersion string
+	// Redact, when set, replaces the secrets it knows wherever text from
+	// outside enters a run (model answers, code output, verdicts, errors)
+	// and in every request sent to a model: a second line of defence
+	// behind the sandbox, which never sees Hive's environment.
+	Redact *secret.Redactor
 }
 
 // Engine runs swarms: each run a DBOS workflow over a journal store.
@@ -576,6 +582,7 @@ func (r *run) verify(ctx context.Context, ns *nodeState, key string, spec verify
 	}
 	c := &verifierCaller{r: r, parent: ns, key: key}
 	v = r.e.opts.Verifier.Verify(ctx, spec, sub, c)
+	v.Evidence = r.e.opts.Redact.String(v.Evidence)
 	c.done(v.Outcome)
 	if ctx.Err() == nil {
 		data, _ := json.Marshal(v)
@@ -602,8 +609,9 @@ func (r *run) runCode(ctx context.Context, key string, args runCodeArgs) (string
 	}
 	out, failed, err := r.e.opts.CodeRunner.RunCode(ctx, args.Language, args.Code, args.Stdin)
 	if err != nil {
-		return "run_code failed: " + err.Error(), true
+		return r.e.opts.Redact.String("run_code failed: " + err.Error()), true
 	}
+	out = r.e.opts.Redact.String(out)
 	rec = codeRecord{Output: out, Failed: failed}
 	data, _ := json.Marshal(rec)
 	if err := r.e.store.PutStep(ctx, r.id, key, data); err != nil {

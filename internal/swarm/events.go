@@ -21,6 +21,7 @@ const (
 	EventArtifact    EventType = "artifact" // an artifact was stored
 	EventVerdict     EventType = "verdict"  // a verifier judged a node's result
 	EventBudget      EventType = "budget"   // a budget was exhausted
+	EventAnomaly     EventType = "anomaly"  // something that should not happen did (Text says what)
 )
 
 // An Event is one state change of a run, numbered by Seq within the run.

@@ -155,10 +155,8 @@ func (r *run) delegate(dctx dbos.Context, lead *nodeState, args delegateArgs) to
 	if len(args.Tasks) == 0 {
 		return toolOutcome{content: "delegate needs at least one task", isErr: true, malformed: true}
 	}
-	for i, t := range args.Tasks {
-		if strings.TrimSpace(t.Instructions) == "" {
-			return toolOutcome{content: fmt.Sprintf("task %d (%q) has no instructions", i, t.Name), isErr: true, malformed: true}
-		}
+	if err := r.checkTasks(args.Tasks); err != nil {
+		return toolOutcome{content: err.Error(), isErr: true}
 	}
 	kids := make([]*nodeState, len(args.Tasks))
 	ids := make([]string, len(args.Tasks))

@@ -65,6 +65,9 @@ type Node struct {
 	Error  string `json:"error,omitempty"`
 	// Verdict is the last verification verdict on the node's result.
 	Verdict *verify.Verdict `json:"verdict,omitempty"`
+	// Anomalies are what went wrong that should not: a server that billed
+	// more than a call could cost, say.
+	Anomalies []string `json:"anomalies,omitempty"`
 }
 
 // nodeJSON returns n encoded exactly as json.Marshal encodes it, written
@@ -123,6 +126,16 @@ func nodeJSON(n *Node) []byte {
 		}
 		b = append(b, `,"verdict":`...)
 		b = append(b, v...)
+	}
+	if len(n.Anomalies) > 0 {
+		b = append(b, `,"anomalies":[`...)
+		for i, a := range n.Anomalies {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = jsonstr.Append(b, a, true)
+		}
+		b = append(b, ']')
 	}
 	return append(b, '}')
 }

@@ -16,6 +16,9 @@ type callRecord struct {
 	CostNanos int64          `json:"cost_nanos"`
 	// Exhausted, when set, says the budget refused the call: it was not sent.
 	Exhausted string `json:"exhausted,omitempty"`
+	// Anomaly, when set, says the server's bill could not be true (more
+	// than the request's worst case); Usage and CostNanos were capped.
+	Anomaly string `json:"anomaly,omitempty"`
 }
 
 // partRecord is the JSON form of an llm.Part.

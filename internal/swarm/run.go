@@ -121,7 +121,7 @@ func (r *run) setStatus(ns *nodeState, s Status, errText string) {
 	r.mu.Lock()
 	ns.Status = s
 	if errText != "" {
-		ns.Error = errText
+		ns.Error = r.e.opts.Redact.String(errText)
 	}
 	now := time.Now()
 	if s == StatusRunning && ns.Started.IsZero() {
@@ -157,6 +157,25 @@ func (r *run) charge(ns *nodeState, u llm.Usage, cost price.Amount) {
 	if lead {
 		r.publishType(ns, EventUsage)
 	}
+}
+
+// maxAnomalies bounds the anomalies a node keeps (the count goes on).
+const maxAnomalies = 8
+
+// anomaly records on a node something that should not have happened,
+// announces it, and, when it happened in this process (live), logs it.
+func (r *run) anomaly(ns *nodeState, text string, live bool) {
+	r.mu.Lock()
+	if len(ns.Anomalies) < maxAnomalies {
+		ns.Anomalies = append(ns.Anomalies, text)
+	}
+	n := ns.Node
+	r.mu.Unlock()
+	if live {
+		r.e.log.Warn("anomaly", "run", r.id, "node", n.ID, "model", n.Model, "what", text)
+	}
+	r.publishNode(ns)
+	r.publish(Event{Type: EventAnomaly, Node: &n, Text: text})
 }
 
 func (r *run) publishNode(ns *nodeState) { r.publishType(ns, EventNode) }

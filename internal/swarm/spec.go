@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/hive-swarm/hive/internal/price"
+	"github.com/hive-swarm/hive/internal/verify"
 )
 
 // Spec is what a run is asked to do and within which limits.
@@ -12,6 +13,14 @@ type Spec struct {
 	Task  string   `json:"task"`
 	Lead  string   `json:"lead"`  // the lead's model name
 	Tiers []string `json:"tiers"` // worker model names, cheapest first
+	// Models are further models the run's models may name (a judge, the
+	// voters and confirmers of a verify spec); the lead and the tiers are
+	// always allowed, and no other model is ever called.
+	Models []string `json:"models,omitempty"`
+	// Checks are the commands a verify spec may run, by name: configured
+	// by the user ([checks.NAME] of hive.toml and the task file). A model
+	// names one; it can never give a command.
+	Checks map[string]verify.CommandCheck `json:"checks,omitempty"`
 	// Budget bounds the whole run; zero fields are unbounded.
 	BudgetUSD price.Amount  `json:"budget_nanos"`
 	MaxTokens int64         `json:"max_tokens,omitempty"`
@@ -74,6 +83,11 @@ func (s Spec) validate() error {
 	}
 	if len(s.Tiers) == 0 {
 		return fmt.Errorf("no worker tiers: pass --tiers NAME,NAME or set defaults.tiers in hive.toml")
+	}
+	for name, ch := range s.Checks {
+		if len(ch.Argv) == 0 || ch.Argv[0] == "" {
+			return fmt.Errorf("check %s has no command", name)
+		}
 	}
 	return nil
 }

@@ -327,6 +327,9 @@ func (r *run) delegateNested(ctx context.Context, parent *nodeState, args delega
 	if len(args.Tasks) == 0 {
 		return toolOutcome{content: "delegate needs at least one task", isErr: true, malformed: true}
 	}
+	if err := r.checkTasks(args.Tasks); err != nil {
+		return toolOutcome{content: err.Error(), isErr: true}
+	}
 	kids := make([]*nodeState, len(args.Tasks))
 	for i, t := range args.Tasks {
 		kids[i] = r.newNode(parent.ID, RoleWorker, t.Name, r.tierModel(t.Tier), tierOf(t.Tier, len(r.spec.Tiers)), parent.Depth+1)
