@@ -30,7 +30,7 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "run", `[flags] "TASK"  (or -f task.toml)`)
 	var sf storeFlags
 	sf.register(fs)
-	file := fs.String("f", "", "read the run from a TOML file with keys task, lead, tiers, budget_usd, max_workers, max_depth (flags override it)")
+	file := fs.String("f", "", "read the run from a TOML file with keys task, lead, tiers, budget_usd, max_workers, max_depth and [checks.NAME] tables (flags override it)")
 	lead := fs.String("lead", "", "the lead's model (default: defaults.lead in hive.toml)")
 	tiers := fs.String("tiers", "", "worker models, cheapest first: NAME,NAME,… (default: defaults.tiers)")
 	budget := fs.String("budget", "", "the run's dollar budget, e.g. 2.50; 0 for none (default: defaults.budget_usd, else 1)")
@@ -95,6 +95,9 @@ type taskFile struct {
 	BudgetUSD  *float64 `toml:"budget_usd"`
 	MaxWorkers int      `toml:"max_workers"`
 	MaxDepth   int      `toml:"max_depth"`
+	// Checks are commands a task's verify may name, as [checks.NAME] of
+	// hive.toml; a task file's override hive.toml's of the same name.
+	Checks map[string]*config.Check `toml:"checks"`
 }
 
 func readTaskFile(path string) (taskFile, error) {
@@ -112,7 +115,10 @@ func readTaskFile(path string) (taskFile, error) {
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return tf, fmt.Errorf("%s: unknown key %s (a task file takes task, lead, tiers, budget_usd, max_workers, max_depth)", path, strings.Join(keys, ", "))
+		return tf, fmt.Errorf("%s: unknown key %s (a task file takes task, lead, tiers, budget_usd, max_workers, max_depth and [checks.NAME] tables)", path, strings.Join(keys, ", "))
+	}
+	if err := config.ValidateChecks(tf.Checks, "checks"); err != nil {
+		return tf, fmt.Errorf("%s: %v (fix the task file)", path, err)
 	}
 	return tf, nil
 }
@@ -121,7 +127,8 @@ func readTaskFile(path string) (taskFile, error) {
 // hive.toml's defaults.
 func runSpec(cfg *config.Config, tf taskFile, set map[string]bool, lead, tiers, budget string, maxWorkers, maxDepth int) (swarm.Spec, error) {
 	d := cfg.Defaults
-	spec := swarm.Spec{Task: tf.Task, Lead: d.Lead, Tiers: d.Tiers, MaxWorkers: d.MaxWorkers, MaxDepth: d.MaxDepth}
+	spec := swarm.Spec{Task: tf.Task, Lead: d.Lead, Tiers: d.Tiers, MaxWorkers: d.MaxWorkers, MaxDepth: d.MaxDepth,
+		Models: cfg.ModelNames(), Checks: swarm.ChecksFrom(cfg.Checks, tf.Checks)}
 	budgetText := strconv.FormatFloat(d.BudgetUSD, 'f', -1, 64)
 	if tf.Lead != "" {
 		spec.Lead = tf.Lead

@@ -276,6 +276,7 @@ func (ev *Evaluator) runStrategy(ctx context.Context, st Strategy, probs []probl
 	start := time.Now()
 	id, err := ev.Engine.Start(ctx, swarm.Spec{
 		Task: "evaluate " + st.Name, Lead: leadName, Tiers: tiers,
+		Models:     append(slices.Clip(st.Models), st.Partner), // the gate's voters and the cross-check's partner
 		MaxWorkers: workers, Repairs: -1, MaxDepth: 1, ReportCap: 8000,
 	})
 	if err != nil {

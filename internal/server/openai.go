@@ -109,7 +109,7 @@ func (s *Server) swarmSpec(model string) (swarm.Spec, bool, error) {
 			d.MaxDepth = sw.MaxDepth
 		}
 	}
-	spec, err := specFrom(d, RunRequest{Task: "-"})
+	spec, err := specFrom(s.cfg, d, RunRequest{Task: "-"})
 	return spec, true, err
 }
 

@@ -34,9 +34,11 @@ type ArtifactRef struct {
 }
 
 // specFrom builds a run's spec from a request over the defaults d: the
-// same merge as hive run does with its flags.
-func specFrom(d config.Defaults, req RunRequest) (swarm.Spec, error) {
-	spec := swarm.Spec{Task: req.Task, Lead: d.Lead, Tiers: d.Tiers, MaxWorkers: d.MaxWorkers, MaxDepth: d.MaxDepth}
+// same merge as hive run does with its flags. The run's models may name
+// any model of cfg, and its verify specs cfg's checks.
+func specFrom(cfg *config.Config, d config.Defaults, req RunRequest) (swarm.Spec, error) {
+	spec := swarm.Spec{Task: req.Task, Lead: d.Lead, Tiers: d.Tiers, MaxWorkers: d.MaxWorkers, MaxDepth: d.MaxDepth,
+		Models: cfg.ModelNames(), Checks: swarm.ChecksFrom(cfg.Checks)}
 	if req.Lead != "" {
 		spec.Lead = req.Lead
 	}
@@ -92,7 +94,7 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req, true) {
 		return
 	}
-	spec, err := specFrom(s.cfg.Defaults, req)
+	spec, err := specFrom(s.cfg, s.cfg.Defaults, req)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -112,8 +113,21 @@ func leadRequest(spec Spec) llm.Request {
 		System:    leadSystem,
 		MaxTokens: spec.CallTokens,
 		Tools:     []llm.Tool{delegateTool, awaitTool, cancelTool, readArtifactTool, finishTool},
-		Messages:  []llm.Message{llm.UserText(spec.Task + fmt.Sprintf("\n\n(Worker tiers, cheapest first: %s.)", strings.Join(spec.Tiers, ", ")))},
+		Messages:  []llm.Message{llm.UserText(spec.Task + fmt.Sprintf("\n\n(Worker tiers, cheapest first: %s.)", strings.Join(spec.Tiers, ", ")) + checksNote(spec))},
 	}
+}
+
+// checksNote tells the lead the checks a verify may name.
+func checksNote(spec Spec) string {
+	if len(spec.Checks) == 0 {
+		return ""
+	}
+	names := make([]string, 0, len(spec.Checks))
+	for n := range spec.Checks {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return fmt.Sprintf("\n(Checks a task's verify may name, {kind: command, check: NAME}: %s.)", strings.Join(names, ", "))
 }
 
 // finalTurn asks the lead, with only the finish tool, for its answer, paid

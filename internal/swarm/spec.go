@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hive-swarm/hive/internal/config"
 	"github.com/hive-swarm/hive/internal/price"
 	"github.com/hive-swarm/hive/internal/verify"
 )
@@ -90,4 +91,20 @@ func (s Spec) validate() error {
 		}
 	}
 	return nil
+}
+
+// ChecksFrom turns [checks.NAME] tables into the checks of a [Spec]; a
+// name in a later set overrides the same name in an earlier one (a task
+// file's over hive.toml's).
+func ChecksFrom(sets ...map[string]*config.Check) map[string]verify.CommandCheck {
+	var out map[string]verify.CommandCheck
+	for _, set := range sets {
+		for name, ch := range set {
+			if out == nil {
+				out = map[string]verify.CommandCheck{}
+			}
+			out[name] = verify.CommandCheck{Name: name, Argv: ch.Command, Timeout: ch.Timeout.Duration, Env: ch.Env, OnHost: ch.OnHost}
+		}
+	}
+	return out
 }

@@ -71,7 +71,7 @@ const taskSchema = `{"type":"object","properties":{
  "instructions":{"type":"string","description":"everything the worker needs: it sees nothing else"},
  "tier":{"type":"integer","description":"worker tier, 0 = cheapest (default)"},
  "output_schema":{"type":"object","description":"JSON Schema the report must satisfy"},
- "verify":{"type":"object","description":"how to check the result: {kind: tests, code} | {kind: schema, schema} | {kind: vote, n} | {kind: judge, rubric} | {kind: command, command} | {kind: cross, code, n?, models?} (tests, then agreement with independent answers on inputs derived from them) | {kind: arithmetic} (recomputes the calculations a numeric answer shows); gate: true skips the check at the top tier"}},
+ "verify":{"type":"object","description":"how to check the result: {kind: tests, code} | {kind: schema, schema} | {kind: vote, n} | {kind: judge, rubric} | {kind: command, check: NAME} (a check the user configured; the task prompt lists them) | {kind: cross, code, n?, models?} (tests, then agreement with independent answers on inputs derived from them) | {kind: arithmetic} (recomputes the calculations a numeric answer shows); gate: true skips the check at the top tier"}},
  "required":["name","instructions"]}`
 
 func tool(name, desc, schema string) llm.Tool {

@@ -57,6 +57,9 @@ func (r *run) checkTask(t *TaskSpec) error {
 		if err := checkSchema(t.OutputSchema); err != nil {
 			return fmt.Errorf("output_schema: %v", err)
 		}
+		if t.Verify == nil { // the schema is checked, not only asked for
+			t.Verify = &verify.Spec{Kind: verify.KindSchema, Schema: t.OutputSchema}
+		}
 	}
 	v := t.Verify
 	if v == nil {
