@@ -47,6 +47,56 @@ type Config struct {
 	// be journaled, logged or printed (besides the API keys and the
 	// token, and every variable named like a secret).
 	Secrets Secrets `toml:"secrets"`
+	// Sandbox bounds the code models write ([sandbox]).
+	Sandbox Sandbox `toml:"sandbox"`
+}
+
+// Sandbox is the [sandbox] table: how each run of model code (run_code,
+// tests, checks) is bounded. Zero fields take the sandbox's defaults.
+type Sandbox struct {
+	// Cgroups is "auto" (Hive makes its own cgroup when it may: as root,
+	// or in a delegated subtree) or "off" (memory is sampled instead).
+	Cgroups string `toml:"cgroups"`
+	// MemoryCeiling bounds the memory limits of all runs at once ("8G");
+	// default half of the machine's memory.
+	MemoryCeiling ByteSize `toml:"memory_ceiling"`
+	Wall          Duration `toml:"wall"`   // wall time of a run; default 10s
+	CPU           Duration `toml:"cpu"`    // CPU time of a run; default 10s
+	Memory        ByteSize `toml:"memory"` // memory of a run; default 1G
+	Procs         int      `toml:"procs"`  // processes of a run; default 64
+}
+
+// ByteSize is a number of bytes written as "512M", "1G", "64KiB" or a
+// plain number.
+type ByteSize int64
+
+// UnmarshalText parses a size.
+func (b *ByteSize) UnmarshalText(text []byte) error {
+	v, err := ParseBytes(string(text))
+	*b = ByteSize(v)
+	return err
+}
+
+// ParseBytes parses "512M", "1G", "64KiB" or a number of bytes.
+func ParseBytes(s string) (int64, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "IB"), "B")
+	mult := int64(1)
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'K':
+			mult, t = 1<<10, t[:n-1]
+		case 'M':
+			mult, t = 1<<20, t[:n-1]
+		case 'G':
+			mult, t = 1<<30, t[:n-1]
+		}
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || v <= 0 || v*float64(mult) > 1<<50 {
+		return 0, fmt.Errorf("bad size %q (want e.g. 512M or 1G)", s)
+	}
+	return int64(v * float64(mult)), nil
 }
 
 // Check is one [checks.NAME] table: a trusted command that verifies a
@@ -291,6 +341,12 @@ func (c *Config) validate() error {
 	}
 	if err := ValidateChecks(c.Checks, "checks"); err != nil {
 		return err
+	}
+	switch sb := c.Sandbox; {
+	case sb.Cgroups != "" && sb.Cgroups != "auto" && sb.Cgroups != "off":
+		return fmt.Errorf("sandbox.cgroups is %q: it takes \"auto\" or \"off\"", sb.Cgroups)
+	case sb.Wall.Duration < 0 || sb.CPU.Duration < 0 || sb.Procs < 0:
+		return fmt.Errorf("sandbox: wall, cpu and procs take positive values")
 	}
 	d := c.Defaults
 	if d.BudgetUSD < 0 {

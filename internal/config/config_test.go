@@ -68,12 +68,52 @@ func TestParseErrors(t *testing.T) {
 		{"[models.a]\nmodel = \"x\"\n", "provider is missing"},
 		{"[models.a]\nprovider = \"openai\"\n[models.a.price]\ninput = 1\n", "input and output are both required"},
 		{"[defaults]\nsandbox = \"off\"\n", `"auto" or "none"`},
+		{"[sandbox]\ncgroups = \"yes\"\n", `"auto" or "off"`},
+		{"[sandbox]\nmemory = \"lots\"\n", `bad size "lots"`},
+		{"[sandbox]\ncpu = \"10\"\n", `not a duration`},
+		{"[checks.t]\ncommand = []\n", "checks.t: command is missing"},
+		{"[checks.t]\ncommand = [\"pytest\"]\nenv = [\"A=1\"]\n", "env takes variable names"},
+		{"[secrets]\nenv = 3\n", "secrets.env"},
 	}
 	for _, tt := range tests {
 		_, err := Parse([]byte(tt.in))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Parse(%q) = %v, want error containing %q", tt.in, err, tt.want)
 		}
+	}
+}
+
+func TestSandboxChecksSecrets(t *testing.T) {
+	c, err := Parse([]byte(`
+[sandbox]
+cgroups = "off"
+memory_ceiling = "4G"
+memory = "256MiB"
+cpu = "5s"
+wall = "1m"
+procs = 32
+
+[checks.pytest]
+command = ["pytest", "-q"]
+timeout = "90s"
+env = ["PYTHONHASHSEED"]
+
+[secrets]
+env = ["DATABASE_URL"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := c.Sandbox
+	if sb.Cgroups != "off" || sb.MemoryCeiling != 4<<30 || sb.Memory != 256<<20 || sb.CPU.Seconds() != 5 || sb.Wall.Minutes() != 1 || sb.Procs != 32 {
+		t.Errorf("sandbox: %+v", sb)
+	}
+	ch := c.Checks["pytest"]
+	if ch == nil || ch.Name != "pytest" || strings.Join(ch.Command, " ") != "pytest -q" || ch.Timeout.Seconds() != 90 || ch.Env[0] != "PYTHONHASHSEED" || ch.OnHost {
+		t.Errorf("checks: %+v", ch)
+	}
+	if c.Secrets.Env[0] != "DATABASE_URL" {
+		t.Errorf("secrets: %+v", c.Secrets)
 	}
 }
 
