@@ -176,8 +176,12 @@ func (s *Sandbox) runProcess(ctx context.Context, spec Spec) (*Result, error) {
 	wall := time.AfterFunc(spec.Limits.Wall, func() { k.kill(WallTimeout) })
 	stop := context.AfterFunc(ctx, func() { k.kill(Canceled) })
 	var smp *sampler
-	if memMode == MemorySampled {
-		smp = startSampler(cmd.Process.Pid, spec.Limits.Memory, func() { k.kill(MemoryLimit) })
+	switch {
+	case memMode == MemorySampled:
+		pid, limit := cmd.Process.Pid, spec.Limits.Memory
+		smp = startSampler(func() (int64, bool) { t := treeMemory(pid); return t, t > limit }, func() { k.kill(MemoryLimit) })
+	case cg != nil:
+		smp = startSampler(func() (int64, bool) { return 0, cg.oomKilled() }, func() { k.kill(MemoryLimit) })
 	}
 	waitErr := cmd.Wait()
 	elapsed := time.Since(start)
@@ -239,7 +243,7 @@ func (s *Sandbox) runProcess(ctx context.Context, spec Spec) (*Result, error) {
 		}
 		res.classify(unix.WaitStatus(ws), spec)
 	}
-	if cg != nil && cg.oomKilled() && res.Reason != WallTimeout && res.Reason != Canceled {
+	if cg != nil && cg.oomKilled() && res.Reason != WallTimeout && res.Reason != Canceled && res.Reason != OutputLimit {
 		res.Reason = MemoryLimit
 	}
 	return res, nil

@@ -21,13 +21,14 @@ import (
 // detector, and 64 MiB per heap arena), so an RLIMIT_AS of Limits.Memory
 // would stop a Go program before it starts. A [Program] therefore gets
 // RLIMIT_AS of what its process has mapped when Main is called plus
-// Limits.Memory plus goGrowth (thread stacks and runtime metadata), and
+// Limits.Memory plus goGrowth (heap arenas are reserved 64 MiB at a time;
+// thread stacks, runtime metadata), and
 // the Go runtime's soft memory limit (debug.SetMemoryLimit) of 3/4 of
 // Limits.Memory, so the collector works hard before an allocation fails.
 // The run's total memory is held by its cgroup or by sampling as for any
 // program. Limits.Memory below minProgramMemory is raised to it.
 const (
-	goGrowth         = 64 << 20
+	goGrowth         = 128 << 20
 	minProgramMemory = 32 << 20
 )
 
@@ -70,13 +71,10 @@ func runProgram(cfg *initConfig) error {
 		unix.Kill(os.Getpid(), unix.SIGXCPU)
 	}()
 	var memory int64
-	mapped := vmSize()
 	rlimits := append([]rlimit(nil), cfg.Rlimits...)
-	for i, l := range rlimits {
+	for _, l := range rlimits {
 		if l.Resource == unix.RLIMIT_AS {
 			memory = max(int64(l.Cur), minProgramMemory)
-			as := uint64(mapped + memory + goGrowth)
-			rlimits[i].Cur, rlimits[i].Max = as, as
 		}
 	}
 	if memory > 0 {
@@ -84,6 +82,13 @@ func runProgram(cfg *initConfig) error {
 	}
 	debug.SetGCPercent(100)
 	runtime.GOMAXPROCS(min(runtime.NumCPU(), 2))
+	mapped := vmSize()
+	for i, l := range rlimits {
+		if l.Resource == unix.RLIMIT_AS {
+			as := uint64(mapped + memory + goGrowth)
+			rlimits[i].Cur, rlimits[i].Max = as, as
+		}
+	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("set no_new_privs: %w", err)
 	}

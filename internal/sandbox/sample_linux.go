@@ -64,12 +64,14 @@ func privateRSS(pid int) int64 {
 	return max(res-shared, 0) * pageSize
 }
 
-// sampler adds up the memory of a run's process tree every sampleEvery,
-// keeps the peak and calls over once when the total passes limit. Start
-// launches its goroutine; stop ends it and waits.
+// sampler calls probe every sampleEvery, keeps the peak of the memory it
+// returns and calls over once when it says the run is over its limit:
+// without a cgroup, probe adds up the memory of the run's process tree;
+// with one, it asks whether the kernel killed a process of the run for
+// memory, so that the whole run ends then. startSampler launches its
+// goroutine; stop ends it and waits.
 type sampler struct {
-	pid   int
-	limit int64
+	probe func() (total int64, over bool)
 	over  func()
 
 	done chan struct{}
@@ -78,8 +80,8 @@ type sampler struct {
 	peak int64
 }
 
-func startSampler(pid int, limit int64, over func()) *sampler {
-	s := &sampler{pid: pid, limit: limit, over: over, done: make(chan struct{})}
+func startSampler(probe func() (int64, bool), over func()) *sampler {
+	s := &sampler{probe: probe, over: over, done: make(chan struct{})}
 	s.wg.Add(1)
 	go s.loop()
 	return s
@@ -91,11 +93,11 @@ func (s *sampler) loop() {
 	defer tick.Stop()
 	fired := false
 	for {
-		total := treeMemory(s.pid)
+		total, over := s.probe()
 		s.mu.Lock()
 		s.peak = max(s.peak, total)
 		s.mu.Unlock()
-		if total > s.limit && !fired {
+		if over && !fired {
 			fired = true
 			s.over()
 		}
