@@ -283,9 +283,10 @@ func (r *Result) classify(ws unix.WaitStatus, spec Spec) {
 	case ws.Exited():
 		r.Reason, r.ExitCode = Exited, ws.ExitStatus()
 		// An interpreter that could not get memory says so and exits 1;
-		// the Go runtime of a Program throws and exits 2.
+		// the Go runtime of a Program throws and exits 2 (66 when the
+		// race detector's allocator fails first).
 		if r.ExitCode != 0 && bytes.Contains(lastLines(r.Stderr, 3), []byte("MemoryError")) ||
-			r.ExitCode == 2 && goOutOfMemory(r.Stderr) {
+			(r.ExitCode == 2 || r.ExitCode == 66) && goOutOfMemory(r.Stderr) {
 			r.Reason = MemoryLimit
 		}
 	case ws.Signaled():
@@ -305,7 +306,8 @@ func (r *Result) classify(ws unix.WaitStatus, spec Spec) {
 // goroutine stack grown past its maximum.
 func goOutOfMemory(stderr []byte) bool {
 	for _, msg := range []string{"\nfatal error: runtime: out of memory", "\nfatal error: out of memory",
-		"\nfatal error: stack overflow", "\nfatal error: runtime: cannot allocate memory"} {
+		"\nfatal error: stack overflow", "\nfatal error: runtime: cannot allocate memory",
+		"\nfatal error: too many address space collisions for -race mode", "ERROR: ThreadSanitizer failed to allocate"} {
 		if bytes.Contains(append([]byte{'\n'}, stderr...), []byte(msg)) {
 			return true
 		}
