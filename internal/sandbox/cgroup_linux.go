@@ -14,61 +14,171 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// cgroupParent is a cgroup v2 directory where this process may create
-// children with the memory and pids controllers: one per run.
-type cgroupParent struct{ dir string }
+// cgroupParent is where this process creates one cgroup per run with
+// memory and pids limits: a cgroup v2 directory with both controllers
+// enabled for its children, or the cgroup v1 memory and pids hierarchies.
+type cgroupParent struct {
+	v2   string // cgroup v2 parent directory, or ""
+	mem  string // cgroup v1 memory parent directory, or ""
+	pids string // cgroup v1 pids parent directory, or ""
+}
 
-// findCgroup looks for a delegated cgroup v2 directory, or says why there
-// is none.
-func findCgroup() (*cgroupParent, string) {
-	mount := ""
+// mode is the Result.MemoryMode of runs in cgroups of c.
+func (c *cgroupParent) mode() string {
+	if c.v2 != "" {
+		return MemoryCgroupV2
+	}
+	return MemoryCgroupV1
+}
+
+// dir describes where runs' cgroups are made.
+func (c *cgroupParent) dir() string {
+	if c.v2 != "" {
+		return c.v2
+	}
+	return c.mem + " and " + c.pids
+}
+
+// mountinfo maps each cgroup mount to its file system type ("cgroup2") or
+// its v1 controllers ("memory", "pids", ...).
+type cgroupMount struct {
+	point string
+	v2    bool
+	opts  []string
+}
+
+func cgroupMounts() ([]cgroupMount, error) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
-		return nil, "cannot read /proc/self/mountinfo"
+		return nil, err
 	}
+	defer f.Close()
+	var out []cgroupMount
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
 		for i, fld := range fields {
-			if fld == "-" && i+1 < len(fields) && fields[i+1] == "cgroup2" && len(fields) > 4 {
-				mount = fields[4]
+			if fld != "-" || i+3 >= len(fields) || len(fields) <= 4 {
+				continue
+			}
+			switch fields[i+1] {
+			case "cgroup2":
+				out = append(out, cgroupMount{point: fields[4], v2: true})
+			case "cgroup":
+				out = append(out, cgroupMount{point: fields[4], opts: strings.Split(fields[i+3], ",")})
 			}
 		}
-		if mount != "" {
-			break
+	}
+	return out, sc.Err()
+}
+
+// ownCgroups maps "" (v2) and each v1 controller to this process's cgroup
+// path in that hierarchy.
+func ownCgroups() (map[string]string, error) {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if parts[0] == "0" && parts[1] == "" {
+			out[""] = parts[2]
+			continue
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			out[c] = parts[2]
 		}
 	}
-	f.Close()
-	if mount == "" {
-		return nil, "no cgroup v2 hierarchy is mounted"
+	return out, nil
+}
+
+// findCgroup looks for a place to create per-run cgroups: a delegated
+// cgroup v2 directory; as root, the v2 root (enabling memory and pids for
+// its children) or this process's cgroups in the v1 memory and pids
+// hierarchies. Otherwise it says why there is none.
+func findCgroup() (*cgroupParent, string) {
+	mounts, err := cgroupMounts()
+	if err != nil {
+		return nil, "cannot read /proc/self/mountinfo"
 	}
-	b, err := os.ReadFile("/proc/self/cgroup")
+	own, err := ownCgroups()
 	if err != nil {
 		return nil, "cannot read /proc/self/cgroup"
 	}
-	rel := ""
-	for _, line := range strings.Split(string(b), "\n") {
-		if p, ok := strings.CutPrefix(line, "0::"); ok {
-			rel = p
+	root := os.Geteuid() == 0
+	var notes []string
+	for _, m := range mounts {
+		if !m.v2 {
+			continue
 		}
+		rel, ok := own[""]
+		if !ok {
+			notes = append(notes, "this process is in no cgroup v2 group")
+			break
+		}
+		dir := filepath.Join(m.point, rel)
+		if p, note := v2Parent(dir, root && rel == "/"); p != nil {
+			return p, ""
+		} else {
+			notes = append(notes, note)
+		}
+		break
 	}
-	if rel == "" {
-		return nil, "this process is in no cgroup v2 group"
+	if root {
+		var mem, pids string
+		for _, m := range mounts {
+			for _, c := range []string{"memory", "pids"} {
+				if !m.v2 && contains(m.opts, c) && own[c] != "" {
+					dir := filepath.Join(m.point, own[c])
+					if unix.Access(dir, unix.W_OK) == nil {
+						if c == "memory" {
+							mem = dir
+						} else {
+							pids = dir
+						}
+					}
+				}
+			}
+		}
+		if mem != "" && pids != "" {
+			return &cgroupParent{mem: mem, pids: pids}, ""
+		}
+		notes = append(notes, "no writable cgroup v1 memory and pids hierarchies")
+	} else {
+		notes = append(notes, "run hive under 'systemd-run --user --scope -p Delegate=yes' to get cgroup limits")
 	}
-	dir := filepath.Join(mount, rel)
+	if len(notes) == 0 {
+		return nil, "no cgroup hierarchy is mounted"
+	}
+	return nil, strings.Join(notes, "; ")
+}
+
+// v2Parent returns dir as a parent of per-run cgroups when memory and pids
+// are enabled for its children, enabling them first when enable is set
+// (the v2 root, where this process may live alongside child groups).
+func v2Parent(dir string, enable bool) (*cgroupParent, string) {
 	ctl, _ := os.ReadFile(filepath.Join(dir, "cgroup.subtree_control"))
+	avail, _ := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
 	have := strings.Fields(string(ctl))
 	for _, want := range []string{"memory", "pids"} {
-		if !contains(have, want) {
-			avail, _ := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
-			return nil, fmt.Sprintf("the %s controller is not delegated to %s (enabled for children: %q; available: %q); run hive under 'systemd-run --user --scope -p Delegate=yes' to get cgroup limits",
-				want, dir, strings.TrimSpace(string(ctl)), strings.TrimSpace(string(avail)))
+		if contains(have, want) {
+			continue
 		}
+		if enable && contains(strings.Fields(string(avail)), want) &&
+			os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte("+"+want), 0) == nil {
+			continue
+		}
+		return nil, fmt.Sprintf("the cgroup v2 %s controller is not delegated to %s (enabled for children: %q; available: %q)",
+			want, dir, strings.TrimSpace(string(ctl)), strings.TrimSpace(string(avail)))
 	}
 	if err := unix.Access(dir, unix.W_OK); err != nil {
 		return nil, fmt.Sprintf("%s is not writable by this user", dir)
 	}
-	return &cgroupParent{dir: dir}, ""
+	return &cgroupParent{v2: dir}, ""
 }
 
 func contains(list []string, s string) bool {
@@ -80,45 +190,90 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// cgroupRun is the cgroup of one run.
+// cgroupRun is the cgroup (v2) or pair of cgroups (v1 memory, pids) of one
+// run.
 type cgroupRun struct {
-	dir string
-	f   *os.File
+	v2   bool
+	dirs []string // v2: the group; v1: memory, then pids
+	f    *os.File // v2: the group, for clone's CLONE_INTO_CGROUP
 }
 
-// start creates a child cgroup with l's memory and process limits.
+// start creates the cgroups of a run with l's memory and process limits.
 func (c *cgroupParent) start(l Limits) (*cgroupRun, error) {
 	var b [8]byte
 	rand.Read(b[:])
-	dir := filepath.Join(c.dir, "hive-sandbox-"+hex.EncodeToString(b[:]))
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return nil, err
+	name := "hive-sandbox-" + hex.EncodeToString(b[:])
+	pids := strconv.Itoa(l.Procs + 2) // the init and the exec stage
+	mem := strconv.FormatInt(l.Memory, 10)
+	type setting struct {
+		file, val string
+		optional  bool
 	}
-	run := &cgroupRun{dir: dir}
-	for file, val := range map[string]string{
-		"memory.max":      strconv.FormatInt(l.Memory, 10),
-		"memory.swap.max": "0",
-		"pids.max":        strconv.Itoa(l.Procs + 2), // the init and the exec stage
-	} {
-		if err := os.WriteFile(filepath.Join(dir, file), []byte(val), 0); err != nil && file != "memory.swap.max" {
-			run.close()
-			return nil, fmt.Errorf("write %s: %w", file, err)
+	run := &cgroupRun{v2: c.v2 != ""}
+	var groups [][]setting
+	if run.v2 {
+		run.dirs = []string{filepath.Join(c.v2, name)}
+		groups = [][]setting{{{"memory.max", mem, false}, {"memory.swap.max", "0", true}, {"pids.max", pids, false}}}
+	} else {
+		run.dirs = []string{filepath.Join(c.mem, name), filepath.Join(c.pids, name)}
+		groups = [][]setting{
+			{{"memory.limit_in_bytes", mem, false}, {"memory.memsw.limit_in_bytes", mem, true}, {"memory.swappiness", "0", true}},
+			{{"pids.max", pids, false}},
 		}
 	}
-	f, err := os.Open(dir)
-	if err != nil {
-		run.close()
-		return nil, err
+	for i, dir := range run.dirs {
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			run.dirs = run.dirs[:i]
+			run.close()
+			return nil, err
+		}
+		for _, s := range groups[i] {
+			if err := os.WriteFile(filepath.Join(dir, s.file), []byte(s.val), 0); err != nil && !s.optional {
+				run.close()
+				return nil, fmt.Errorf("write %s: %w", s.file, err)
+			}
+		}
 	}
-	run.f = f
+	if run.v2 {
+		f, err := os.Open(run.dirs[0])
+		if err != nil {
+			run.close()
+			return nil, err
+		}
+		run.f = f
+	}
 	return run, nil
 }
 
-func (r *cgroupRun) fd() int { return int(r.f.Fd()) }
+// fd is the v2 group to start the init in, or -1 with v1.
+func (r *cgroupRun) fd() int {
+	if r.f == nil {
+		return -1
+	}
+	return int(r.f.Fd())
+}
+
+// attach moves pid into the v1 groups; the init waits for it before it
+// starts the program. With v2 the init was started in its group.
+func (r *cgroupRun) attach(pid int) error {
+	if r.v2 {
+		return nil
+	}
+	for _, dir := range r.dirs {
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+			return fmt.Errorf("move the sandbox into %s: %w", dir, err)
+		}
+	}
+	return nil
+}
 
 // peak returns the peak memory of the run, or 0 if unknown.
 func (r *cgroupRun) peak() int64 {
-	b, err := os.ReadFile(filepath.Join(r.dir, "memory.peak"))
+	file := "memory.peak"
+	if !r.v2 {
+		file = "memory.max_usage_in_bytes"
+	}
+	b, err := os.ReadFile(filepath.Join(r.dirs[0], file))
 	if err != nil {
 		return 0
 	}
@@ -129,7 +284,11 @@ func (r *cgroupRun) peak() int64 {
 // oomKilled reports whether the kernel killed a process of the run for
 // memory.
 func (r *cgroupRun) oomKilled() bool {
-	b, _ := os.ReadFile(filepath.Join(r.dir, "memory.events"))
+	file := "memory.events"
+	if !r.v2 {
+		file = "memory.oom_control"
+	}
+	b, _ := os.ReadFile(filepath.Join(r.dirs[0], file))
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "oom_kill "); ok && v != "0" {
 			return true
@@ -138,16 +297,18 @@ func (r *cgroupRun) oomKilled() bool {
 	return false
 }
 
-// close removes the cgroup; its processes are gone by then, but the
+// close removes the cgroups; their processes are gone by then, but the
 // kernel may take a moment to notice.
 func (r *cgroupRun) close() {
 	if r.f != nil {
 		r.f.Close()
 	}
-	for i := 0; i < 50; i++ {
-		if err := os.Remove(r.dir); err == nil || os.IsNotExist(err) {
-			return
+	for _, dir := range r.dirs {
+		for i := 0; i < 50; i++ {
+			if err := os.Remove(dir); err == nil || os.IsNotExist(err) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -81,10 +81,11 @@ func Check(ctx context.Context, cfg Config, log *slog.Logger) *Report {
 	add("network", inside["ifaces"] == "lo", "interfaces inside: %s", inside["ifaces"])
 	add("rlimits", true, "cpu, address space, processes, file size, open files, no core")
 	if sb.cgroup != nil {
-		add("cgroup v2 limits", true, "memory and pids in %s", sb.cgroup.dir)
+		add("cgroup limits", true, "%s memory and pids per run in %s", sb.cgroup.mode(), sb.cgroup.dir())
 	} else {
-		add("cgroup v2 limits", false, "%s (rlimits still apply)", sb.cgNote)
+		add("cgroup limits", false, "%s (rlimits still apply)", sb.cgNote)
 	}
+	add("memory", true, "%s", memoryModeDetail(sb))
 	rep.Safe = safe
 	checkInterpreters(ctx, sb, cfg, add)
 	return rep
@@ -116,7 +117,24 @@ func checkInterpreters(ctx context.Context, sb *Sandbox, cfg Config, add func(st
 	} else {
 		add("shell", true, "%s", sh)
 	}
-	add("javascript", true, "goja, in-process (no file system, no network)")
+	if sb == nil {
+		add("javascript", true, "goja, in the sandbox's child (not run: no sandbox)")
+		return
+	}
+	res, err := sb.Run(ctx, Spec{Lang: JavaScript, Source: "console.log(1 + 1)"})
+	add("javascript", err == nil && res.OK(), "goja, in the sandbox's child (no file system, no network): %s", errOrResult(err, res))
+}
+
+// memoryModeDetail says how sb limits memory and what that means.
+func memoryModeDetail(sb *Sandbox) string {
+	ceiling := fmt.Sprintf("; runs in progress may together reserve at most %d MiB (ceiling)", sb.MemoryCeiling()>>20)
+	switch sb.MemoryMode() {
+	case MemoryCgroupV2, MemoryCgroupV1:
+		return fmt.Sprintf("mode %s: each run's total memory is limited by its own cgroup, and each process's address space by RLIMIT_AS%s", sb.MemoryMode(), ceiling)
+	case MemorySampled:
+		return fmt.Sprintf("mode sampled: memory is limited per process (RLIMIT_AS); the run's total is sampled every %v from /proc and the run killed past its limit (a burst between samples can pass)%s", sampleEvery, ceiling)
+	}
+	return "mode per_process: only each process's address space is limited (RLIMIT_AS), not the run's total" + ceiling
 }
 
 func errOrResult(err error, res *Result) string {

@@ -27,7 +27,7 @@ const sandboxUID = 65534
 // as uid 0.
 const inNSUID = 1000
 
-// runProcess runs a Python or shell program in a child process.
+// runProcess runs a program in a child process.
 func (s *Sandbox) runProcess(ctx context.Context, spec Spec) (*Result, error) {
 	tmp, err := os.MkdirTemp("", "hive-sandbox-")
 	if err != nil {
@@ -57,8 +57,8 @@ func (s *Sandbox) runProcess(ctx context.Context, spec Spec) (*Result, error) {
 		// PYTHONHASHSEED=0: the same code iterates its sets and dicts of
 		// strings in the same order on every run, so that a verdict does
 		// not change from one run to the next.
-		Env: []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + workDir, "TMPDIR=" + tmpDir,
-			"LANG=C.UTF-8", "LC_ALL=C.UTF-8", "PYTHONDONTWRITEBYTECODE=1", "PYTHONIOENCODING=utf-8", "PYTHONHASHSEED=0"},
+		Env: mergeEnv([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + workDir, "TMPDIR=" + tmpDir,
+			"LANG=C.UTF-8", "LC_ALL=C.UTF-8", "PYTHONDONTWRITEBYTECODE=1", "PYTHONIOENCODING=utf-8", "PYTHONHASHSEED=0"}, spec.Env),
 	}
 	switch spec.Lang {
 	case Python:
@@ -81,6 +81,18 @@ func (s *Sandbox) runProcess(ctx context.Context, spec Spec) (*Result, error) {
 			cfg.Binds = appendPath(cfg.Binds, filepath.Dir(real))
 		}
 		cfg.Argv = []string{sh, filepath.Join(workDir, "main.sh")}
+	case Exec:
+		// A verifier such as pytest may need the Python the sandbox
+		// runs; bind it when there is one.
+		if py, err := s.python(); err == nil {
+			for _, b := range py.Binds {
+				cfg.Binds = appendPath(cfg.Binds, b)
+			}
+		}
+		cfg.Argv, cfg.Lookup = append([]string(nil), spec.Argv...), true
+	default:
+		cfg.Program = string(spec.Lang)
+		cfg.Argv = []string{filepath.Join(workDir, mainFile(spec.Lang))}
 	}
 	if err := os.Mkdir(cfg.Root, 0o700); err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
@@ -89,11 +101,20 @@ func (s *Sandbox) runProcess(ctx context.Context, spec Spec) (*Result, error) {
 	var cg *cgroupRun
 	if isolated && s.cgroup != nil {
 		if cg, err = s.cgroup.start(spec.Limits); err != nil {
-			s.log.Warn("sandbox: cgroup limits not applied", "err", err)
+			s.log.Warn("sandbox: cgroup limits not applied; sampling memory", "err", err)
 			cg = nil
 		} else {
 			defer cg.close()
 		}
+	}
+	memMode := MemoryPerProcess
+	switch {
+	case cg != nil && cg.v2:
+		memMode = MemoryCgroupV2
+	case cg != nil:
+		memMode, cfg.Hold = MemoryCgroupV1, true
+	case isolated:
+		memMode = MemorySampled
 	}
 
 	var stdin *os.File
@@ -125,6 +146,17 @@ func (s *Sandbox) runProcess(ctx context.Context, spec Spec) (*Result, error) {
 	}
 	defer rep.Close()
 	cmd.ExtraFiles = []*os.File{rw}
+	var hold *os.File // held open until the init is in its v1 cgroups
+	if cfg.Hold {
+		hr, hw, err := os.Pipe()
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+		defer hr.Close()
+		hold = hw
+		defer hold.Close()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, hr)
+	}
 
 	start := time.Now()
 	err = cmd.Start()
@@ -132,20 +164,40 @@ func (s *Sandbox) runProcess(ctx context.Context, spec Spec) (*Result, error) {
 	if err != nil {
 		return nil, s.startError(err)
 	}
+	if hold != nil {
+		if err := cg.attach(cmd.Process.Pid); err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+		hold.Close()
+	}
 	k.set(cmd.Process, !isolated)
 	wall := time.AfterFunc(spec.Limits.Wall, func() { k.kill(WallTimeout) })
 	stop := context.AfterFunc(ctx, func() { k.kill(Canceled) })
+	var smp *sampler
+	switch {
+	case memMode == MemorySampled:
+		pid, limit := cmd.Process.Pid, spec.Limits.Memory
+		smp = startSampler(func() (int64, bool) { t := treeMemory(pid); return t, t > limit }, func() { k.kill(MemoryLimit) })
+	case cg != nil:
+		smp = startSampler(func() (int64, bool) { return 0, cg.oomKilled() }, func() { k.kill(MemoryLimit) })
+	}
 	waitErr := cmd.Wait()
 	elapsed := time.Since(start)
 	wall.Stop()
 	stop()
+	var sampled int64
+	if smp != nil {
+		sampled = smp.stop()
+	}
 	k.stop()
 	var ee *exec.ExitError
 	if waitErr != nil && !errors.As(waitErr, &ee) && !errors.Is(waitErr, exec.ErrWaitDelay) {
 		return nil, fmt.Errorf("sandbox: wait: %w", waitErr)
 	}
 
-	res := &Result{Wall: elapsed, Isolated: isolated, ExitCode: -1}
+	res := &Result{Wall: elapsed, Isolated: isolated, ExitCode: -1, MemoryMode: memMode}
 	res.Stdout, res.StdoutTruncated = stdout.result()
 	res.Stderr, res.StderrTruncated = stderr.result()
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
@@ -174,6 +226,7 @@ func (s *Sandbox) runProcess(ctx context.Context, spec Spec) (*Result, error) {
 			res.Memory = peak
 		}
 	}
+	res.Memory = max(res.Memory, sampled)
 	switch {
 	case k.reason() != "":
 		res.Reason, res.Signal = k.reason(), "killed"
@@ -190,10 +243,38 @@ func (s *Sandbox) runProcess(ctx context.Context, spec Spec) (*Result, error) {
 		}
 		res.classify(unix.WaitStatus(ws), spec)
 	}
-	if cg != nil && cg.oomKilled() && res.Reason != WallTimeout && res.Reason != Canceled {
+	if cg != nil && cg.oomKilled() && res.Reason != WallTimeout && res.Reason != Canceled && res.Reason != OutputLimit {
 		res.Reason = MemoryLimit
 	}
 	return res, nil
+}
+
+// mergeEnv returns base with the entries of extra added, replacing those
+// of the same name.
+func mergeEnv(base, extra []string) []string {
+	out := append([]string(nil), base...)
+	for _, kv := range extra {
+		name, _, _ := strings.Cut(kv, "=")
+		replaced := false
+		for i, b := range out {
+			if strings.HasPrefix(b, name+"=") {
+				out[i], replaced = kv, true
+			}
+		}
+		if !replaced {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// physicalMemory returns the machine's RAM in bytes (1 GiB if unknown).
+func physicalMemory() int64 {
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err != nil || si.Totalram == 0 {
+		return 1 << 30
+	}
+	return int64(si.Totalram) * int64(si.Unit)
 }
 
 // classify fills Reason, ExitCode and Signal from the program's status.
@@ -201,8 +282,11 @@ func (r *Result) classify(ws unix.WaitStatus, spec Spec) {
 	switch {
 	case ws.Exited():
 		r.Reason, r.ExitCode = Exited, ws.ExitStatus()
-		// An interpreter that could not get memory says so and exits 1.
-		if r.ExitCode != 0 && bytes.Contains(lastLines(r.Stderr, 3), []byte("MemoryError")) {
+		// An interpreter that could not get memory says so and exits 1;
+		// the Go runtime of a Program throws and exits 2 (66 when the
+		// race detector's allocator fails first).
+		if r.ExitCode != 0 && bytes.Contains(lastLines(r.Stderr, 3), []byte("MemoryError")) ||
+			(r.ExitCode == 2 || r.ExitCode == 66) && goOutOfMemory(r.Stderr) {
 			r.Reason = MemoryLimit
 		}
 	case ws.Signaled():
@@ -215,6 +299,20 @@ func (r *Result) classify(ws unix.WaitStatus, spec Spec) {
 			r.Reason = FileLimit
 		}
 	}
+}
+
+// goOutOfMemory reports whether stderr ends with a Go runtime crash for
+// want of memory: an allocation the address-space limit refused, or a
+// goroutine stack grown past its maximum.
+func goOutOfMemory(stderr []byte) bool {
+	for _, msg := range []string{"\nfatal error: runtime: out of memory", "\nfatal error: out of memory",
+		"\nfatal error: stack overflow", "\nfatal error: runtime: cannot allocate memory",
+		"\nfatal error: too many address space collisions for -race mode", "ERROR: ThreadSanitizer failed to allocate"} {
+		if bytes.Contains(append([]byte{'\n'}, stderr...), []byte(msg)) {
+			return true
+		}
+	}
+	return false
 }
 
 // command builds the child of the host: the init in new namespaces, or
@@ -247,7 +345,7 @@ func (s *Sandbox) command(cfg *initConfig, isolated bool, cg *cgroupRun) (*exec.
 		return cmd, nil
 	}
 	cmd.SysProcAttr = namespaceAttr(root)
-	if cg != nil {
+	if cg != nil && cg.v2 {
 		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, cg.fd()
 	}
 	return cmd, nil
@@ -293,11 +391,10 @@ func writeInput(dir string, spec Spec) error {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return err
 	}
-	name := "main.py"
-	if spec.Lang == Shell {
-		name = "main.sh"
+	files := map[string][]byte{}
+	if spec.Lang != Exec {
+		files[mainFile(spec.Lang)] = []byte(spec.Source)
 	}
-	files := map[string][]byte{name: []byte(spec.Source)}
 	for k, v := range spec.Files {
 		files[k] = v
 	}

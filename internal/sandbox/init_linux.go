@@ -30,6 +30,7 @@ const (
 	stageExec = "exec"
 	stageNoop = "noop"
 	reportFD  = 3
+	holdFD    = 4
 )
 
 // initConfig is what the host tells the inner stages.
@@ -46,6 +47,13 @@ type initConfig struct {
 	Rlimits  []rlimit
 	Probe    bool // build the root, then report and exit
 	NoNS     bool // mode none: the exec stage runs on the host
+	// Program names the registered [Program] the exec stage runs in
+	// place of exec'ing Argv; Argv[0] is then its source file.
+	Program string
+	Lookup  bool // look Argv[0] up in the PATH of Env (Exec)
+	// Hold: the init waits for EOF on holdFD before it starts the
+	// program, while the host moves it into its cgroup v1 groups.
+	Hold bool
 }
 
 type rlimit struct {
@@ -62,12 +70,15 @@ type report struct {
 	MaxRSS int64  `json:"maxrss_kb,omitempty"`
 }
 
-// Init turns this process into a sandbox stage when it was started as one,
-// and never returns then; otherwise it does nothing. Call it first thing in
-// main, and in TestMain of every package whose tests run the sandbox:
+// Init registers programs (see [Program]), then turns this process into a
+// sandbox stage when it was started as one, and never returns then;
+// otherwise it does nothing more. Call it first thing in main, and in
+// TestMain of every package whose tests run the sandbox, with the same
+// programs in every binary that runs them:
 //
-//	func main() { sandbox.Init(); ... }
-func Init() {
+//	func main() { sandbox.Init(myprog.Program); ... }
+func Init(programs ...Program) {
+	register(programs)
 	stage := os.Getenv(stageEnv)
 	if stage == "" {
 		return
@@ -129,6 +140,16 @@ func runInit(cfg *initConfig, out *os.File) error {
 	if cfg.Probe {
 		_, err := out.Write([]byte("{}\n"))
 		return err
+	}
+	if cfg.Hold {
+		var b [1]byte
+		for {
+			_, err := unix.Read(holdFD, b[:])
+			if err != unix.EINTR {
+				break
+			}
+		}
+		unix.Close(holdFD)
 	}
 	// Nothing the program does may grant it capabilities: exec as root
 	// gives none, and this process's memory is not readable through /proc.
@@ -373,6 +394,9 @@ func copyInput(src, dst string, uid, gid int) error {
 // runExec is the exec stage: it limits itself and becomes the interpreter.
 // It returns only on failure.
 func runExec(cfg *initConfig) error {
+	if cfg.Program != "" {
+		return runProgram(cfg)
+	}
 	runtime.LockOSThread()
 	// No garbage collector work from here to exec: once the address-space
 	// limit is set, a mark worker or the sweeper mapping memory on another
@@ -394,7 +418,16 @@ func runExec(cfg *initConfig) error {
 	if err != nil {
 		return err
 	}
-	argv0, err := syscall.BytePtrFromString(cfg.Argv[0])
+	exe := cfg.Argv[0]
+	if cfg.Lookup {
+		path, ok := lookPath(exe, cfg.Env)
+		if !ok {
+			fmt.Fprintf(os.Stderr, "hive-sandbox: %s: command not found\n", exe)
+			os.Exit(127)
+		}
+		exe = path
+	}
+	argv0, err := syscall.BytePtrFromString(exe)
 	if err != nil {
 		return err
 	}
@@ -422,7 +455,7 @@ func runExec(cfg *initConfig) error {
 	// From here on no allocation: the address-space limit is in force.
 	_, _, errno := syscall.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(argv0)),
 		uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envv[0])))
-	return fmt.Errorf("exec %s: %w", cfg.Argv[0], errno)
+	return fmt.Errorf("exec %s: %w", exe, errno)
 }
 
 // setDefaultSignal sets sig's disposition to SIG_DFL behind the runtime's

@@ -33,9 +33,24 @@
 // Because the binary re-executes itself, every main (and every TestMain of
 // a package whose tests run the sandbox) must call [Init] first thing.
 //
-// JavaScript runs in-process in goja, with no host access (no require, no
-// file system), a wall-clock interrupt and an approximate heap guard, so
-// Hive can check JavaScript on a machine without Python.
+// JavaScript runs the same way, in goja, as the built-in [Program]
+// "javascript": Go code the child runs in place of an interpreter, after
+// the same rlimits, seccomp filter, cgroup and dropped privileges, so Hive
+// can check JavaScript on a machine without Python and a hostile script
+// cannot stall or bloat Hive. Callers register their own programs with
+// [Init]. [Exec] runs a command line (a trusted verifier such as pytest)
+// in the same sandbox.
+//
+// # Memory
+//
+// Limits.Memory bounds each process's address space (RLIMIT_AS) and, when
+// Hive can make cgroups (as root, or in a delegated cgroup v2 subtree),
+// the whole run's memory in its own cgroup. Without cgroups the host adds
+// up the private resident memory of the run's processes every few
+// milliseconds and kills the run when the total passes the limit. Either
+// way Result.Memory is the total of the run, and Result.MemoryMode says
+// how it was kept. Config.MemoryCeiling bounds the sum of the memory limits
+// of the runs in progress: a run waits for room.
 //
 // Where user namespaces are not available, [New] fails with an
 // [*UnavailableError] that names the cause and the fix; code runs
@@ -52,6 +67,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // Lang is the language of a program.
@@ -62,6 +79,9 @@ const (
 	Python     Lang = "python"
 	JavaScript Lang = "javascript"
 	Shell      Lang = "shell"
+	// Exec runs Spec.Argv: argv[0] is looked up in the sandbox's PATH,
+	// which sees the host's system directories read-only.
+	Exec Lang = "exec"
 )
 
 // ParseLang returns the Lang named by s ("python", "py", "javascript",
@@ -74,15 +94,27 @@ func ParseLang(s string) (Lang, error) {
 		return JavaScript, nil
 	case "shell", "sh", "bash":
 		return Shell, nil
+	case "exec":
+		return Exec, nil
 	}
-	return "", fmt.Errorf("unknown language %q (want python, javascript or shell)", s)
+	if _, ok := lookupProgram(Lang(s)); ok {
+		return Lang(s), nil
+	}
+	return "", fmt.Errorf("unknown language %q (want python, javascript, shell, exec or one of %s)", s, strings.Join(programNames(), ", "))
 }
 
 // Spec is one program to run.
 type Spec struct {
 	Lang   Lang
-	Source string
-	Stdin  []byte
+	Source string // the program; unused (and must be empty) with Exec
+	// Argv is the command line of an Exec run (Exec only): argv[0] is a
+	// path or a name looked up in the sandbox's PATH.
+	Argv []string
+	// Env holds KEY=VALUE pairs added to the scrubbed environment of the
+	// run (a default of the same name is replaced). PATH and HOME may not
+	// be set.
+	Env   []string
+	Stdin []byte
 	// Files are written into the work directory before the program starts,
 	// keyed by a relative slash-separated path.
 	Files map[string][]byte
@@ -94,7 +126,7 @@ type Spec struct {
 type Limits struct {
 	Wall      time.Duration // wall-clock time, then the whole run is killed
 	CPU       time.Duration // CPU time of each process (RLIMIT_CPU, rounded up to seconds)
-	Memory    int64         // bytes of address space per process, and of the cgroup when delegated
+	Memory    int64         // bytes of the whole run (cgroup or sampled) and of address space per process (see [Program] for Go)
 	Procs     int           // processes (RLIMIT_NPROC, and cgroup pids.max when delegated)
 	Output    int           // bytes kept of stdout and of stderr each; more ends the run
 	Disk      int64         // bytes of the writable work dir and of /tmp each, and largest file
@@ -166,7 +198,10 @@ type Result struct {
 
 	Wall   time.Duration `json:"wall_ns"`
 	CPU    time.Duration `json:"cpu_ns"`     // user + system of every process of the run
-	Memory int64         `json:"peak_bytes"` // peak resident memory of the largest process (or of the cgroup)
+	Memory int64         `json:"peak_bytes"` // peak memory of the whole run, as MemoryMode measures it
+	// MemoryMode says how the run's memory was limited and measured: one
+	// of MemoryCgroupV2, MemoryCgroupV1, MemorySampled, MemoryPerProcess.
+	MemoryMode string `json:"memory_mode,omitempty"`
 
 	Isolated bool `json:"isolated"` // false when the run used ModeNone
 }
@@ -216,8 +251,26 @@ func ParseMode(s string) (Mode, error) {
 	return 0, fmt.Errorf("unknown sandbox mode %q (want namespaces or none)", s)
 }
 
+// How a run's memory is limited and measured (Result.MemoryMode).
+const (
+	// MemoryCgroupV2 and MemoryCgroupV1: the run has its own cgroup whose
+	// memory limit is Limits.Memory; Result.Memory is the cgroup's peak.
+	MemoryCgroupV2 = "cgroup_v2"
+	MemoryCgroupV1 = "cgroup_v1"
+	// MemorySampled: no cgroup; each process's address space is limited
+	// and the host adds up the private resident memory of the run's
+	// processes every few milliseconds, killing the run (memory_limit)
+	// when the total passes Limits.Memory. A burst shorter than the
+	// sampling period may pass unseen.
+	MemorySampled = "sampled"
+	// MemoryPerProcess: only each process's address space is limited
+	// (ModeNone); Result.Memory is the largest process's peak.
+	MemoryPerProcess = "per_process"
+)
+
 // Config configures a [Sandbox]. The zero value is ready: namespaces,
-// DefaultLimits, "python3" and "/bin/sh" from the host.
+// DefaultLimits, "python3" and "/bin/sh" from the host, cgroups when
+// available, a memory ceiling of half the machine's RAM.
 type Config struct {
 	Mode   Mode
 	Limits Limits // defaults for zero fields of Spec.Limits; zero fields take DefaultLimits
@@ -227,6 +280,15 @@ type Config struct {
 	Python string
 	// Shell is the shell that runs shell programs; default "/bin/sh".
 	Shell string
+	// Cgroups is "auto" (the default, ""): give each run its own cgroup
+	// when this process may (as root, with cgroup v2 or the v1 memory and
+	// pids controllers, or in a delegated cgroup v2 subtree); or "off":
+	// never, and sample the runs' memory instead.
+	Cgroups string
+	// MemoryCeiling bounds the sum of Limits.Memory of the runs in
+	// progress; a run waits (honoring its context) until its limit fits.
+	// Default: half of the physical memory.
+	MemoryCeiling int64
 }
 
 // Sandbox runs programs. It is safe for concurrent use; every Run is
@@ -236,9 +298,11 @@ type Sandbox struct {
 	log    *slog.Logger
 	limits Limits
 
-	python func() (*pythonInfo, error) // resolved once
-	cgroup *cgroupParent               // nil when cgroups are not delegated
-	cgNote string                      // why cgroups are not used
+	python  func() (*pythonInfo, error) // resolved once
+	cgroup  *cgroupParent               // nil when cgroups are not used
+	cgNote  string                      // why cgroups are not used
+	ceiling int64
+	mem     *semaphore.Weighted // of ceiling bytes; each run holds its Limits.Memory
 }
 
 // New returns a Sandbox. With ModeNamespaces it checks, by starting one
@@ -254,7 +318,21 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Sandbox, error) {
 	if cfg.Shell == "" {
 		cfg.Shell = "/bin/sh"
 	}
-	s := &Sandbox{cfg: cfg, log: log, limits: cfg.Limits.WithDefaults(DefaultLimits)}
+	switch cfg.Cgroups {
+	case "", "auto":
+		cfg.Cgroups = "auto"
+	case "off":
+	default:
+		return nil, fmt.Errorf("sandbox: unknown cgroups setting %q (want auto or off)", cfg.Cgroups)
+	}
+	if cfg.MemoryCeiling < 0 {
+		return nil, fmt.Errorf("sandbox: negative memory ceiling %d", cfg.MemoryCeiling)
+	}
+	if cfg.MemoryCeiling == 0 {
+		cfg.MemoryCeiling = physicalMemory() / 2
+	}
+	s := &Sandbox{cfg: cfg, log: log, limits: cfg.Limits.WithDefaults(DefaultLimits), ceiling: cfg.MemoryCeiling}
+	s.mem = semaphore.NewWeighted(s.ceiling)
 	s.python = sync.OnceValues(func() (*pythonInfo, error) { return resolvePython(cfg.Python) })
 	if cfg.Mode == ModeNone {
 		log.Warn("sandbox: running code WITHOUT isolation (mode none): programs can read the user's files and reach the network")
@@ -263,7 +341,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Sandbox, error) {
 	if err := probe(ctx); err != nil {
 		return nil, err
 	}
-	s.cgroup, s.cgNote = findCgroup()
+	if cfg.Cgroups == "off" {
+		s.cgNote = "cgroups are off (Config.Cgroups)"
+	} else {
+		s.cgroup, s.cgNote = findCgroup()
+	}
 	if s.cgroup == nil {
 		log.Debug("sandbox: cgroup limits not used", "why", s.cgNote)
 	}
@@ -273,35 +355,115 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Sandbox, error) {
 // Limits returns the default limits of s.
 func (s *Sandbox) Limits() Limits { return s.limits }
 
-// Run runs spec and returns its outcome. The error is for failures of the
-// sandbox (a bad Spec, a setup step that failed), not of the program.
-func (s *Sandbox) Run(ctx context.Context, spec Spec) (*Result, error) {
-	spec.Limits = spec.Limits.WithDefaults(s.limits)
-	if err := checkFiles(spec.Files); err != nil {
-		return nil, err
+// MemoryMode returns how runs' memory is limited and measured: one of
+// MemoryCgroupV2, MemoryCgroupV1, MemorySampled, MemoryPerProcess.
+func (s *Sandbox) MemoryMode() string {
+	switch {
+	case s.cfg.Mode == ModeNone:
+		return MemoryPerProcess
+	case s.cgroup != nil:
+		return s.cgroup.mode()
 	}
-	switch spec.Lang {
-	case JavaScript:
-		return runJS(ctx, spec)
-	case Python, Shell:
-		return s.runProcess(ctx, spec)
-	}
-	return nil, fmt.Errorf("sandbox: unknown language %q", spec.Lang)
+	return MemorySampled
 }
 
-// checkFiles rejects file names that would land outside the work dir or
-// collide with the program's own file.
-func checkFiles(files map[string][]byte) error {
-	for name := range files {
+// MemoryCeiling returns the bound on the sum of the memory limits of the
+// runs in progress.
+func (s *Sandbox) MemoryCeiling() int64 { return s.ceiling }
+
+// Run runs spec and returns its outcome. The error is for failures of the
+// sandbox (a bad Spec, a setup step that failed), not of the program.
+// Run first waits until spec's memory limit fits under the ceiling; a
+// context that ends meanwhile gives a Canceled result.
+func (s *Sandbox) Run(ctx context.Context, spec Spec) (*Result, error) {
+	spec.Limits = spec.Limits.WithDefaults(s.limits)
+	if err := checkSpec(spec); err != nil {
+		return nil, err
+	}
+	weight := min(spec.Limits.Memory, s.ceiling)
+	if err := s.mem.Acquire(ctx, weight); err != nil {
+		return &Result{Reason: Canceled, ExitCode: -1, Isolated: s.cfg.Mode == ModeNamespaces, MemoryMode: s.MemoryMode()}, nil
+	}
+	defer s.mem.Release(weight)
+	return s.runProcess(ctx, spec)
+}
+
+// checkSpec rejects a Spec of an unknown language, a misplaced Argv or
+// Source, a bad environment and file names that would land outside the
+// work dir or collide with the program's own file.
+func checkSpec(spec Spec) error {
+	switch spec.Lang {
+	case Python, Shell:
+	case Exec:
+		if len(spec.Argv) == 0 || spec.Argv[0] == "" {
+			return errors.New("sandbox: an exec run needs Argv")
+		}
+		if spec.Source != "" {
+			return errors.New("sandbox: an exec run takes Argv, not Source")
+		}
+	default:
+		if _, ok := lookupProgram(spec.Lang); !ok {
+			return fmt.Errorf("sandbox: unknown language %q (neither built in nor a Program registered with sandbox.Init)", spec.Lang)
+		}
+	}
+	if spec.Lang != Exec && len(spec.Argv) > 0 {
+		return fmt.Errorf("sandbox: Argv is for exec runs, not %s", spec.Lang)
+	}
+	for _, s := range spec.Argv {
+		if strings.ContainsRune(s, 0) {
+			return fmt.Errorf("sandbox: argument %q holds a NUL byte", s)
+		}
+	}
+	if err := checkEnv(spec.Env); err != nil {
+		return err
+	}
+	for name := range spec.Files {
 		clean := path.Clean(name)
 		if name == "" || path.IsAbs(name) || clean != name || clean == "." || strings.HasPrefix(clean, "../") || clean == ".." || strings.ContainsRune(name, 0) {
 			return fmt.Errorf("sandbox: bad file name %q: want a clean relative path", name)
 		}
-		if clean == "main.py" || clean == "main.sh" {
+		if spec.Lang != Exec && clean == mainFile(spec.Lang) {
 			return fmt.Errorf("sandbox: file name %q is reserved for the program", name)
 		}
 	}
 	return nil
+}
+
+// checkEnv rejects entries of Spec.Env that are not NAME=VALUE with a
+// valid name, and PATH and HOME, which the sandbox sets.
+func checkEnv(env []string) error {
+	for _, kv := range env {
+		name, _, ok := strings.Cut(kv, "=")
+		if !ok || !validEnvName(name) || strings.ContainsRune(kv, 0) {
+			return fmt.Errorf("sandbox: bad environment entry %q: want NAME=VALUE", kv)
+		}
+		if name == "PATH" || name == "HOME" {
+			return fmt.Errorf("sandbox: the environment may not set %s: the sandbox sets it", name)
+		}
+	}
+	return nil
+}
+
+func validEnvName(s string) bool {
+	for i, r := range s {
+		if !(r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// mainFile is the name of the program's source in the work dir.
+func mainFile(l Lang) string {
+	switch l {
+	case Python:
+		return "main.py"
+	case Shell:
+		return "main.sh"
+	case JavaScript:
+		return "main.js"
+	}
+	return "main." + string(l)
 }
 
 // ErrUnavailable is matched (errors.Is) by every [*UnavailableError].

@@ -7,10 +7,15 @@ import (
 	"runtime"
 )
 
-// Init does nothing off Linux.
-func Init() {}
+// Init registers programs; off Linux there is no sandbox to run them in.
+func Init(programs ...Program) { register(programs) }
 
-type cgroupParent struct{ dir string }
+type cgroupParent struct{}
+
+func (c *cgroupParent) mode() string { return "" }
+func (c *cgroupParent) dir() string  { return "" }
+
+func physicalMemory() int64 { return 1 << 30 }
 
 func findCgroup() (*cgroupParent, string) { return nil, "cgroups need Linux" }
 
@@ -20,5 +25,5 @@ func probe(ctx context.Context) error {
 }
 
 func (s *Sandbox) runProcess(ctx context.Context, spec Spec) (*Result, error) {
-	return nil, &UnavailableError{Cause: "running processes needs Linux", Fix: "use JavaScript, or run hive on Linux"}
+	return nil, &UnavailableError{Cause: "running processes needs Linux", Fix: "run hive on Linux"}
 }

@@ -13,7 +13,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	Init()
+	Init(testProgram)
 	os.Exit(m.Run())
 }
 

@@ -1,0 +1,415 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// testProgram is a [Program] registered by TestMain. Its source is a
+// command: "echo" (source and stdin back), "env NAME", "spin", "alloc MiB",
+// "exit N".
+var testProgram = Program{Name: "testprog", Main: func(source, stdin []byte, stdout, stderr io.Writer) int {
+	cmd, arg, _ := strings.Cut(strings.TrimSpace(string(source)), " ")
+	switch cmd {
+	case "echo":
+		fmt.Fprintf(stdout, "%s|%s|uid=%d|%s\n", source, stdin, os.Getuid(), mustWd())
+	case "env":
+		fmt.Fprintln(stdout, os.Getenv(arg))
+	case "spin":
+		for {
+		}
+	case "alloc":
+		mib, _ := strconv.Atoi(arg)
+		var keep [][]byte
+		for i := 0; i < mib; i++ {
+			b := make([]byte, 1<<20)
+			for j := range b {
+				b[j] = byte(j)
+			}
+			keep = append(keep, b)
+		}
+		fmt.Fprintln(stdout, len(keep))
+	case "vm":
+		var rl syscall.Rlimit
+		syscall.Getrlimit(syscall.RLIMIT_AS, &rl)
+		b, _ := os.ReadFile("/proc/self/status")
+		fmt.Fprintf(stdout, "as=%d\n%s", rl.Cur>>10, b)
+	case "exit":
+		n, _ := strconv.Atoi(arg)
+		return n
+	default:
+		fmt.Fprintln(stderr, "unknown command", cmd)
+		return 1
+	}
+	return 0
+}}
+
+func mustWd() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return err.Error()
+	}
+	return wd
+}
+
+func TestProgram(t *testing.T) {
+	t.Parallel()
+	sb := newSandbox(t)
+	lim := Limits{Wall: 5 * time.Second, CPU: time.Second, Memory: 128 << 20}
+	tests := []struct {
+		name  string
+		spec  Spec
+		want  Reason
+		check func(*Result) bool
+	}{
+		{"echo", Spec{Lang: "testprog", Source: "echo", Stdin: []byte("in")}, Exited,
+			func(r *Result) bool { return string(r.Stdout) == "echo|in|uid="+strconv.Itoa(wantUID())+"|/box\n" }},
+		{"env", Spec{Lang: "testprog", Source: "env GREETING", Env: []string{"GREETING=hi"}}, Exited,
+			func(r *Result) bool { return string(r.Stdout) == "hi\n" }},
+		{"exit", Spec{Lang: "testprog", Source: "exit 7"}, Exited, func(r *Result) bool { return r.ExitCode == 7 }},
+		{"small alloc", Spec{Lang: "testprog", Source: "alloc 40", Limits: Limits{Memory: goMemory(128 << 20)}}, Exited,
+			func(r *Result) bool { return string(r.Stdout) == "40\n" }},
+		{"spin", Spec{Lang: "testprog", Source: "spin", Limits: lim}, CPULimit,
+			func(r *Result) bool { return r.Wall < 3*time.Second }},
+		{"alloc past limit", Spec{Lang: "testprog", Source: "alloc 400", Limits: lim}, MemoryLimit,
+			func(r *Result) bool { return r.Memory < 400<<20 }},
+		{"wall", Spec{Lang: "testprog", Source: "spin", Limits: Limits{Wall: 500 * time.Millisecond}}, WallTimeout,
+			func(r *Result) bool { return r.Wall < 2*time.Second }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			res := run(t, sb, tt.spec)
+			if res.Reason != tt.want {
+				t.Errorf("reason %s, want %s (stderr %q)", res.Reason, tt.want, trunc(lastLines(res.Stderr, 5)))
+			}
+			if tt.check != nil && !tt.check(res) {
+				t.Errorf("unexpected result %+v", res)
+			}
+		})
+	}
+}
+
+// wantUID is the uid a program has inside the namespace.
+func wantUID() int {
+	if os.Geteuid() == 0 {
+		return inNSUID
+	}
+	return 0
+}
+
+func TestUnknownLang(t *testing.T) {
+	t.Parallel()
+	_, err := newSandbox(t).Run(context.Background(), Spec{Lang: "cobol", Source: "x"})
+	if err == nil || !strings.Contains(err.Error(), "neither built in nor a Program registered") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+// goMemoryFloor: a Go program runs at the default memory limit and at
+// 128 MiB, although the Go runtime maps more address space than that.
+func TestProgramMemoryFloor(t *testing.T) {
+	t.Parallel()
+	sb := newSandbox(t)
+	for _, tt := range []struct {
+		mem int64
+		n   int
+	}{{0, 2e5}, {128 << 20, 1e5}, {32 << 20, 1e4}} {
+		mem := tt.mem
+		if mem != 0 {
+			mem = goMemory(mem)
+		}
+		res := run(t, sb, Spec{Lang: JavaScript, Source: fmt.Sprintf("let a = []; for (let i = 0; i < %d; i++) a.push({i}); console.log(a.length)", tt.n),
+			Limits: Limits{Memory: mem}})
+		if !res.OK() || string(res.Stdout) != fmt.Sprintf("%d\n", tt.n) {
+			t.Errorf("memory %d MiB: %s exit %d, stderr %q", tt.mem>>20, res.Reason, res.ExitCode, trunc(res.Stderr))
+		}
+	}
+}
+
+// vmHWM returns the peak resident memory of this process.
+func vmHWM(t *testing.T) int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM")
+	return 0
+}
+
+// TestJavaScriptAttacks runs the scripts that once stalled Hive and grew
+// its memory: now they end within their limits, and Hive stays small.
+// Not parallel: it measures this process's memory and its children.
+func TestJavaScriptAttacks(t *testing.T) {
+	sb := newSandbox(t)
+	lim := Limits{Wall: 3 * time.Second, CPU: time.Second, Memory: 256 << 20}
+	tests := []struct {
+		name, src string
+		limits    Limits
+	}{
+		{"regex backtracking", `/^(a+)+(?=b)/.test("a".repeat(34)+"!")`, lim},
+		{"String of deep array", `let a = []; for (let i = 0; i < 200000; i++) a = [a]; String(a)`, lim},
+		{"JSON.stringify of deep array", `let a = []; for (let i = 0; i < 200000; i++) a = [a]; JSON.stringify(a)`, lim},
+		{"huge repeat", `let s = "x".repeat(1<<29); console.log(s.length)`, lim},
+		{"deep JSON.parse", `JSON.parse("[".repeat(5e6) + "]".repeat(5e6))`, lim},
+		// Killed at the wall limit, as Hive's own SIGTERM once was not.
+		{"past the wall", `for (;;) {}`, Limits{Wall: time.Second, CPU: 10 * time.Second, Memory: 256 << 20}},
+	}
+	runtime.GC()
+	before := vmHWM(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := run(t, sb, Spec{Lang: JavaScript, Source: tt.src, Limits: tt.limits})
+			switch res.Reason {
+			case CPULimit, WallTimeout, MemoryLimit:
+			default:
+				t.Errorf("reason %s, want cpu_limit, wall_timeout or memory_limit (stderr %q)", res.Reason, trunc(lastLines(res.Stderr, 3)))
+			}
+			if res.Wall > tt.limits.Wall+time.Second || res.CPU > tt.limits.CPU+time.Second {
+				t.Errorf("ran %v, cpu %v, limits %v, %v", res.Wall, res.CPU, tt.limits.Wall, tt.limits.CPU)
+			}
+			t.Logf("%s: %s in %v, cpu %v, peak %.1f MiB (%s)", tt.name, res.Reason, res.Wall.Round(time.Millisecond),
+				res.CPU.Round(time.Millisecond), float64(res.Memory)/(1<<20), res.MemoryMode)
+			if left := descendants(os.Getpid()); len(left) > 0 {
+				t.Errorf("processes left: %v", left)
+			}
+		})
+	}
+	if grew := vmHWM(t) - before; grew > goMemory(4<<20) {
+		t.Errorf("host peak memory grew %d MiB", grew>>20)
+	} else {
+		t.Logf("host peak memory grew %d KiB", grew>>10)
+	}
+}
+
+// descendants lists the processes below pid.
+func descendants(pid int) []int {
+	var out []int
+	tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+	for _, task := range tasks {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + task.Name() + "/children")
+		for _, f := range bytes.Fields(b) {
+			if c, err := strconv.Atoi(string(f)); err == nil {
+				out = append(out, c)
+				out = append(out, descendants(c)...)
+			}
+		}
+	}
+	return out
+}
+
+// TestCancelJavaScript cancels a busy script: the run ends at once and
+// leaves no process. Not parallel: it looks at this process's children.
+func TestCancelJavaScript(t *testing.T) {
+	sb := newSandbox(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start := time.Now()
+	res, err := sb.Run(ctx, Spec{Lang: JavaScript, Source: "for (;;) {}", Limits: Limits{Wall: 20 * time.Second, CPU: 20 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Reason != Canceled || time.Since(start) > 2*time.Second {
+		t.Errorf("reason %s after %v", res.Reason, time.Since(start))
+	}
+	if left := descendants(os.Getpid()); len(left) > 0 {
+		t.Errorf("processes left: %v", left)
+	}
+}
+
+func TestExec(t *testing.T) {
+	t.Parallel()
+	sb := newSandbox(t)
+	res := run(t, sb, Spec{Lang: Exec, Argv: []string{"sh", "-c", `echo "$GREETING $1"; cat data/in.txt; cat`, "sh", "arg"},
+		Env: []string{"GREETING=hello", "LANG=C"}, Files: map[string][]byte{"data/in.txt": []byte("file\n")}, Stdin: []byte("stdin\n")})
+	if !res.OK() || string(res.Stdout) != "hello arg\nfile\nstdin\n" {
+		t.Errorf("got %+v", res)
+	}
+	res = run(t, sb, Spec{Lang: Exec, Argv: []string{"no-such-command"}})
+	if res.Reason != Exited || res.ExitCode != 127 || !bytes.Contains(res.Stderr, []byte("not found")) {
+		t.Errorf("missing command: %+v", res)
+	}
+	res = run(t, sb, Spec{Lang: Exec, Argv: []string{"python3", "-c", "import os; print(os.environ['X'], os.getcwd())"}, Env: []string{"X=1"}})
+	if !res.OK() || string(res.Stdout) != "1 /box\n" {
+		t.Errorf("python3 by name: %+v", res)
+	}
+}
+
+func TestExecHostile(t *testing.T) {
+	t.Parallel()
+	sb := newSandbox(t)
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostFile := wd + "/program_test.go"
+	tests := []struct {
+		name string
+		argv []string
+		want string
+	}{
+		{"shadow", []string{"sh", "-c", "cat /etc/shadow 2>&1 || echo denied"}, "denied"},
+		{"write outside box", []string{"sh", "-c", "for d in /etc /usr /tmp/../etc /; do touch $d/hive-x 2>/dev/null && echo wrote $d; done; echo done"}, "done"},
+		{"network", []string{"python3", "-c", "import socket\ntry:\n socket.create_connection(('1.1.1.1', 80), timeout=2); print('connected')\nexcept OSError as e: print('denied', e)"}, "denied"},
+		{"host files", []string{"sh", "-c", "cat " + hostFile + " 2>&1 || echo denied"}, "denied"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			res := run(t, sb, Spec{Lang: Exec, Argv: tt.argv})
+			out := string(res.Stdout)
+			if !strings.Contains(out, tt.want) || strings.Contains(out, "wrote") || strings.Contains(out, "connected") || strings.Contains(out, "root:") {
+				t.Errorf("got %q (stderr %q)", out, res.Stderr)
+			}
+			if strings.Contains(out, "package sandbox") {
+				t.Errorf("read a host file: %q", trunc(res.Stdout))
+			}
+		})
+	}
+}
+
+func TestSpecChecks(t *testing.T) {
+	t.Parallel()
+	sb := newSandbox(t)
+	for _, spec := range []Spec{
+		{Lang: Exec},
+		{Lang: Exec, Argv: []string{"true"}, Source: "x"},
+		{Lang: Python, Argv: []string{"true"}},
+		{Lang: Shell, Env: []string{"PATH=/evil"}},
+		{Lang: Shell, Env: []string{"HOME=/"}},
+		{Lang: Shell, Env: []string{"NOEQUALS"}},
+		{Lang: Shell, Env: []string{"1BAD=x"}},
+		{Lang: Shell, Env: []string{"=x"}},
+		{Lang: JavaScript, Files: map[string][]byte{"main.js": nil}},
+	} {
+		if _, err := sb.Run(context.Background(), spec); err == nil {
+			t.Errorf("%s %q %q: no error", spec.Lang, spec.Argv, spec.Env)
+		}
+	}
+}
+
+// forkBomb starts 8 processes of 100 MiB each.
+const forkBomb = `import os, time
+for i in range(8):
+    if os.fork() == 0:
+        b = b'x' * (100 << 20)
+        time.sleep(30)
+        os._exit(0)
+time.sleep(30)
+`
+
+// TestMemoryTotal: 8 processes of 100 MiB each under a 128 MiB limit end
+// with memory_limit and a total that is the tree's, with cgroups and with
+// sampling.
+func TestMemoryTotal(t *testing.T) {
+	t.Parallel()
+	for _, cgroups := range []string{"auto", "off"} {
+		t.Run(cgroups, func(t *testing.T) {
+			t.Parallel()
+			sb, err := New(context.Background(), Config{Cgroups: cgroups}, testLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cgroups == "off" && sb.MemoryMode() != MemorySampled {
+				t.Fatalf("mode %s with cgroups off", sb.MemoryMode())
+			}
+			res := run(t, sb, Spec{Lang: Python, Source: forkBomb, Limits: Limits{Memory: 128 << 20, Wall: 20 * time.Second}})
+			t.Logf("mode %s: %s in %v, peak %.1f MiB", res.MemoryMode, res.Reason, res.Wall.Round(time.Millisecond), float64(res.Memory)/(1<<20))
+			if res.Reason != MemoryLimit || res.MemoryMode != sb.MemoryMode() {
+				t.Errorf("reason %s, mode %s", res.Reason, res.MemoryMode)
+			}
+			if res.Memory < 120<<20 || res.Wall > 10*time.Second {
+				t.Errorf("peak %d MiB after %v: not the tree's total", res.Memory>>20, res.Wall)
+			}
+		})
+	}
+}
+
+// TestCeiling: under a 2 GiB ceiling, a third run of 1 GiB waits until
+// one of two others ends.
+func TestCeiling(t *testing.T) {
+	t.Parallel()
+	sb, err := New(context.Background(), Config{MemoryCeiling: 2 << 30}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sb.MemoryCeiling() != 2<<30 {
+		t.Fatalf("ceiling %d", sb.MemoryCeiling())
+	}
+	lim := Limits{Memory: 1 << 30}
+	var wg sync.WaitGroup
+	var firstEnd time.Time
+	var mu sync.Mutex
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := sb.Run(context.Background(), Spec{Lang: Shell, Source: "sleep 1.5", Limits: lim})
+			if err != nil || !res.OK() {
+				t.Errorf("%+v %v", res, err)
+			}
+			mu.Lock()
+			if firstEnd.IsZero() {
+				firstEnd = time.Now()
+			}
+			mu.Unlock()
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	res, err := sb.Run(ctx, Spec{Lang: Shell, Source: "true", Limits: lim})
+	if err != nil || res.Reason != Canceled {
+		t.Errorf("a third run did not wait: %+v %v", res, err)
+	}
+	res, err = sb.Run(context.Background(), Spec{Lang: Shell, Source: "true", Limits: lim})
+	end := time.Now()
+	if err != nil || !res.OK() {
+		t.Errorf("%+v %v", res, err)
+	}
+	wg.Wait()
+	if firstEnd.IsZero() || end.Before(firstEnd) {
+		t.Errorf("the third run ended at %v, before the first of the others (%v)", end, firstEnd)
+	}
+}
+
+func TestMemoryMode(t *testing.T) {
+	t.Parallel()
+	sb := newSandbox(t)
+	res := run(t, sb, Spec{Lang: Shell, Source: "true"})
+	if res.MemoryMode != sb.MemoryMode() || res.MemoryMode == MemoryPerProcess {
+		t.Errorf("result mode %q, sandbox mode %q", res.MemoryMode, sb.MemoryMode())
+	}
+	t.Logf("memory mode %s, ceiling %d MiB", sb.MemoryMode(), sb.MemoryCeiling()>>20)
+}
+
+// goMemory is m, or more under the race detector, whose shadow memory a
+// Go child pays for.
+func goMemory(m int64) int64 {
+	if raceEnabled {
+		return 4 * m
+	}
+	return m
+}
