@@ -67,7 +67,7 @@ func (f *storeFlags) openStore(ctx context.Context, env *Env) (*session, error) 
 // processes left unfinished. It says so on stderr when it recovers any but
 // except (the run the command is about).
 func (s *session) startEngine(ctx context.Context, env *Env, except string) error {
-	e, err := swarm.New(ctx, s.store, s.reg, s.log, s.engineOptions(ctx))
+	e, err := swarm.New(ctx, s.store, s.reg, s.log, s.engineOptions(ctx, env))
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,7 @@ func (s *session) startEngine(ctx context.Context, env *Env, except string) erro
 // verifiers. Without isolation on this machine, code execution is off
 // (runs still work; run_code says why) unless hive.toml asks for
 // defaults.sandbox = "none", which runs code unsandboxed, logged as such.
-func (s *session) engineOptions(ctx context.Context) swarm.Options {
+func (s *session) engineOptions(ctx context.Context, env *Env) swarm.Options {
 	mode := sandbox.ModeNamespaces
 	if s.cfg.Defaults.Sandbox == "none" {
 		mode = sandbox.ModeNone
@@ -100,9 +100,14 @@ func (s *session) engineOptions(ctx context.Context) swarm.Options {
 	sb, err := sandbox.New(ctx, sandbox.Config{Mode: mode}, s.log)
 	if err != nil {
 		s.log.Warn("code execution is off: "+oneLine(err.Error()), "fix", "see hive sandbox check")
-		return swarm.Options{Verifier: verify.New(nil, s.log), Redact: s.red}
+		sb = nil
 	}
-	return swarm.Options{Verifier: verify.New(sb, s.log), CodeRunner: swarm.SandboxRunner{Sandbox: sb}, Redact: s.red}
+	v := verify.New(sb, s.log)
+	v.Getenv = env.Getenv // what a check's env names, from this process's environment
+	if sb == nil {
+		return swarm.Options{Verifier: v, Redact: s.red}
+	}
+	return swarm.Options{Verifier: v, CodeRunner: swarm.SandboxRunner{Sandbox: sb}, Redact: s.red}
 }
 
 // close stops the engine (runs still going stay resumable) and the journal.

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/hive-swarm/hive/internal/sandbox"
+	"github.com/hive-swarm/hive/internal/verify"
 )
 
 // A command is one subcommand: its name, a one-line summary, and its Run.
@@ -70,7 +71,7 @@ func usageErrorf(format string, args ...any) error {
 var errSilent = errors.New("silent")
 
 func main() {
-	sandbox.Init() // the sandbox re-executes hive as its init; returns at once otherwise
+	sandbox.Init(verify.Programs()...) // the sandbox re-executes hive as its init; returns at once otherwise
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	env := &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Environ: os.Environ}
 	code := Main(ctx, env, os.Args[1:])

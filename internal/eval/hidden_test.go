@@ -8,10 +8,11 @@ import (
 	"testing"
 
 	"github.com/hive-swarm/hive/internal/sandbox"
+	"github.com/hive-swarm/hive/internal/verify"
 )
 
 func TestMain(m *testing.M) {
-	sandbox.Init()
+	sandbox.Init(verify.Programs()...)
 	os.Exit(m.Run())
 }
 

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -11,22 +12,108 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hive-swarm/hive/internal/sandbox"
 )
 
 // ReportFileEnv names the environment variable that tells a command
-// verifier's program where the report is.
+// check where the report is.
 const ReportFileEnv = "HIVE_REPORT_FILE"
 
-// Command runs spec.Command, a program the user configured (trusted: it
-// runs on the host, not in the sandbox), with the report on stdin and in
-// the file that $HIVE_REPORT_FILE names. Exit status 0 passes; any other
-// fails with the program's output (stdout and stderr, capped) as the
-// evidence; so does running past CommandTimeout (30 s). A program that
-// cannot be started (not found, not executable) is unsure.
+// reportFile is the report's file in a sandboxed check's working
+// directory.
+const reportFile = "report.txt"
+
+// hostEnv are the variables a check on the host gets from Hive's
+// environment besides the ones it names.
+var hostEnv = []string{"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR"}
+
+// Command runs spec.Trusted, a check the user configured ([checks.NAME]),
+// with the report on stdin and in the file $HIVE_REPORT_FILE names. It
+// runs in the sandbox (network off, system directories read-only, the
+// sandbox's memory and process limits) unless the check says on_host, and
+// in either place with an environment of its own: the variables the check
+// names and nothing of Hive's (no API key, no token). Exit status 0
+// passes; any other fails with the program's output (capped) as the
+// evidence; so does running past the check's timeout (default
+// CommandTimeout, 30 s). A check that cannot start is unsure.
+//
+// spec.Command, a command written into the spec itself, is never run:
+// specs come from models, and a model may choose a check, never a command.
 func (v *Verifiers) Command(ctx context.Context, spec Spec, sub Submission) Verdict {
-	if len(spec.Command) == 0 || spec.Command[0] == "" {
-		return unsure(KindCommand, "the command verifier has no command (spec.command is empty)")
+	ch := spec.Trusted
+	switch {
+	case ch == nil && len(spec.Command) > 0:
+		return unsure(KindCommand, "a command written in a verify spec is never run; name a configured check instead ({\"kind\": \"command\", \"check\": NAME}, from [checks.NAME] in hive.toml or the task file)")
+	case ch == nil:
+		return unsure(KindCommand, "the command verifier names no configured check ([checks.NAME] in hive.toml or the task file)")
+	case len(ch.Argv) == 0 || ch.Argv[0] == "":
+		return unsure(KindCommand, fmt.Sprintf("check %s has no command", ch.Name))
 	}
+	timeout := cmp.Or(ch.Timeout, v.CommandTimeout, 30*time.Second)
+	getenv := v.getenv()
+	var env []string
+	for _, name := range ch.Env {
+		if val := getenv(name); val != "" {
+			env = append(env, name+"="+val)
+		}
+	}
+	if ch.OnHost {
+		return v.commandOnHost(ctx, ch, timeout, env, sub)
+	}
+	if v.sb == nil {
+		return unsure(KindCommand, fmt.Sprintf("check %s runs in the sandbox, and this process has none (hive sandbox check says why); set on_host = true in [checks.%s] to run it on the host instead", ch.Name, ch.Name))
+	}
+	lim := v.Limits
+	lim.Wall, lim.CPU = timeout, timeout
+	lim.Output = cmp.Or(v.CommandOutput, 64<<10)
+	report := []byte(sub.Report)
+	res, err := v.sb.Run(ctx, sandbox.Spec{
+		Lang:   sandbox.Exec,
+		Argv:   ch.Argv,
+		Env:    append(env, ReportFileEnv+"="+reportFile),
+		Files:  map[string][]byte{reportFile: report},
+		Stdin:  report,
+		Limits: lim,
+	})
+	if err != nil {
+		return unsure(KindCommand, fmt.Sprintf("check %s could not be run: %v", ch.Name, err))
+	}
+	output := strings.TrimRight(string(bytes.Join([][]byte{res.Stdout, res.Stderr}, nil)), "\n")
+	name := ch.Argv[0]
+	switch {
+	case res.OK():
+		return pass(KindCommand, withOutput(fmt.Sprintf("check %s: %s exited 0 (%s)", ch.Name, name, res.Wall.Round(time.Millisecond)), output, 500))
+	case res.Reason == sandbox.Canceled || ctx.Err() != nil:
+		return unsure(KindCommand, "the verification was cancelled while the check ran")
+	case res.Reason == sandbox.Exited && res.ExitCode == 127 && strings.Contains(output, name):
+		return unsure(KindCommand, fmt.Sprintf("check %s: command %s not found in the sandbox\n%s", ch.Name, name, tailOf(output, 500)))
+	case res.Reason == sandbox.Exited:
+		return fail(KindCommand, withOutput(fmt.Sprintf("check %s: %s failed (exit status %d)", ch.Name, name, res.ExitCode), output, maxEvidence-100))
+	case res.Reason == sandbox.WallTimeout || res.Reason == sandbox.CPULimit:
+		return fail(KindCommand, withOutput(fmt.Sprintf("check %s: %s timed out after %s", ch.Name, name, timeout), output, maxEvidence-100))
+	}
+	return fail(KindCommand, withOutput(fmt.Sprintf("check %s: %s stopped: %s", ch.Name, name, res.Reason), output, maxEvidence-100))
+}
+
+func (v *Verifiers) getenv() func(string) string {
+	if v.Getenv != nil {
+		return v.Getenv
+	}
+	return os.Getenv
+}
+
+func withOutput(head, output string, n int) string {
+	if output == "" {
+		return head
+	}
+	return head + "\n" + tailOf(output, n)
+}
+
+// commandOnHost runs a check outside the sandbox, as Hive's user, with
+// only PATH, HOME, LANG (and the like) and the variables it names.
+func (v *Verifiers) commandOnHost(ctx context.Context, ch *CommandCheck, timeout time.Duration, env []string, sub Submission) Verdict {
+	v.log.Warn("verify: running a check on the host, outside the sandbox (on_host = true)", "check", ch.Name, "command", ch.Argv[0])
 	f, err := os.CreateTemp("", "hive-report-*.txt")
 	if err != nil {
 		return unsure(KindCommand, "write the report file: "+err.Error())
@@ -40,12 +127,17 @@ func (v *Verifiers) Command(ctx context.Context, spec Spec, sub Submission) Verd
 		return unsure(KindCommand, "write the report file: "+err.Error())
 	}
 
-	timeout := cmp.Or(v.CommandTimeout, 30*time.Second)
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(rctx, spec.Command[0], spec.Command[1:]...)
+	cmd := exec.CommandContext(rctx, ch.Argv[0], ch.Argv[1:]...)
 	cmd.Stdin = strings.NewReader(sub.Report)
-	cmd.Env = append(os.Environ(), ReportFileEnv+"="+f.Name())
+	getenv := v.getenv()
+	for _, name := range hostEnv {
+		if val := getenv(name); val != "" {
+			cmd.Env = append(cmd.Env, name+"="+val)
+		}
+	}
+	cmd.Env = append(append(cmd.Env, env...), ReportFileEnv+"="+f.Name())
 	out := &tailBuffer{max: cmp.Or(v.CommandOutput, 64<<10)}
 	cmd.Stdout, cmd.Stderr = out, out
 	killGroup(cmd) // the program's children die with it
@@ -53,24 +145,21 @@ func (v *Verifiers) Command(ctx context.Context, spec Spec, sub Submission) Verd
 	start := time.Now()
 	err = cmd.Run()
 	output := strings.TrimRight(out.String(), "\n")
+	name := ch.Argv[0]
 	var exitErr *exec.ExitError
 	switch {
 	case err == nil:
-		ev := fmt.Sprintf("%s exited 0 (%s)", spec.Command[0], time.Since(start).Round(time.Millisecond))
-		if output != "" {
-			ev += "\n" + tailOf(output, 500)
-		}
-		return pass(KindCommand, ev)
+		return pass(KindCommand, withOutput(fmt.Sprintf("check %s: %s exited 0 (%s)", ch.Name, name, time.Since(start).Round(time.Millisecond)), output, 500))
 	case ctx.Err() != nil:
-		return unsure(KindCommand, "the verification was cancelled while the command ran")
+		return unsure(KindCommand, "the verification was cancelled while the check ran")
 	case rctx.Err() != nil:
-		return fail(KindCommand, fmt.Sprintf("%s timed out after %s\n%s", spec.Command[0], timeout, tailOf(output, maxEvidence-100)))
+		return fail(KindCommand, withOutput(fmt.Sprintf("check %s: %s timed out after %s", ch.Name, name, timeout), output, maxEvidence-100))
 	case errors.As(err, &exitErr):
-		return fail(KindCommand, fmt.Sprintf("%s failed (%s)\n%s", spec.Command[0], exitErr.ProcessState, tailOf(output, maxEvidence-100)))
+		return fail(KindCommand, withOutput(fmt.Sprintf("check %s: %s failed (%s)", ch.Name, name, exitErr.ProcessState), output, maxEvidence-100))
 	case errors.Is(err, exec.ErrNotFound), errors.Is(err, fs.ErrNotExist):
-		return unsure(KindCommand, fmt.Sprintf("command not found: %v", err))
+		return unsure(KindCommand, fmt.Sprintf("check %s: command not found: %v", ch.Name, err))
 	}
-	return unsure(KindCommand, fmt.Sprintf("the command could not be run: %v", err))
+	return unsure(KindCommand, fmt.Sprintf("check %s could not be run: %v", ch.Name, err))
 }
 
 // tailBuffer keeps the first max/4 bytes written to it and about the last

@@ -1,43 +1,127 @@
 package verify
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
 
-func TestCommand(t *testing.T) {
-	if _, err := exec.LookPath("sh"); err != nil {
-		t.Fatalf("the command tests need sh: %v", err)
+// checkEnv is what the checks below may read: one variable they name, one
+// secret they do not.
+func checkEnv(name string) string {
+	switch name {
+	case "CHECK_LEVEL":
+		return "strict"
+	case "OPENAI_API_KEY":
+		return "sk-test-must-never-reach-a-check"
+	case "PATH":
+		return os.Getenv("PATH")
 	}
-	v := New(nil, testLogger(t))
-	v.CommandTimeout = 2 * time.Second
-	tests := []struct {
+	return ""
+}
+
+func commandCases(t *testing.T, dir string) []struct {
+	name     string
+	check    CommandCheck
+	report   string
+	outcome  string
+	evidence []string
+} {
+	marker := filepath.Join(dir, "written-from-a-check")
+	return []struct {
 		name     string
-		argv     []string
+		check    CommandCheck
 		report   string
 		outcome  string
 		evidence []string
 	}{
-		{"pass on stdin", []string{"sh", "-c", "grep -q 'total: 42'"}, "the total: 42\n", Pass, []string{"exited 0"}},
-		{"pass on the report file", []string{"sh", "-c", `test "$(cat "$HIVE_REPORT_FILE")" = "hello"`}, "hello", Pass, nil},
-		{"fail with output", []string{"sh", "-c", "echo checking; echo 'price must be positive' >&2; exit 3"}, "x", Fail,
+		{"pass on stdin", CommandCheck{Argv: []string{"sh", "-c", "grep -q 'total: 42'"}}, "the total: 42\n", Pass, []string{"exited 0"}},
+		{"pass on the report file", CommandCheck{Argv: []string{"sh", "-c", `test "$(cat "$HIVE_REPORT_FILE")" = "hello"`}}, "hello", Pass, nil},
+		{"fail with output", CommandCheck{Argv: []string{"sh", "-c", "echo checking; echo 'price must be positive' >&2; exit 3"}}, "x", Fail,
 			[]string{"exit status 3", "checking", "price must be positive"}},
-		{"timeout kills the group", []string{"sh", "-c", "echo started; sleep 30 & wait"}, "x", Fail, []string{"timed out after 2s", "started"}},
-		{"not found", []string{"hive-no-such-checker-xyz"}, "x", Unsure, []string{"command not found"}},
-		{"empty", nil, "x", Unsure, []string{"no command"}},
+		{"timeout kills the group", CommandCheck{Argv: []string{"sh", "-c", "echo started; sleep 30 & wait"}, Timeout: 2 * time.Second}, "x", Fail, []string{"timed out after 2s", "started"}},
+		{"named env only", CommandCheck{Argv: []string{"sh", "-c", `env; test "$CHECK_LEVEL" = strict && test -z "$OPENAI_API_KEY"`}, Env: []string{"CHECK_LEVEL"}}, "x", Pass, []string{"CHECK_LEVEL=strict"}},
+		{"not found", CommandCheck{Argv: []string{"hive-no-such-checker-xyz"}}, "x", Unsure, []string{"not found"}},
+		{"writes outside", CommandCheck{Argv: []string{"sh", "-c", "echo owned > " + marker}}, "x", "", nil},
 	}
-	for _, tt := range tests {
+}
+
+func TestCommandInSandbox(t *testing.T) {
+	v := newVerifiers(t)
+	v.Getenv = checkEnv
+	dir := t.TempDir()
+	for _, tt := range commandCases(t, dir) {
 		t.Run(tt.name, func(t *testing.T) {
+			ch := tt.check
+			ch.Name = "c"
+			got := v.Verify(testCtx(t), Spec{Kind: KindCommand, Trusted: &ch}, Submission{Report: tt.report}, nil)
+			if tt.outcome != "" {
+				checkVerdict(t, got, tt.outcome, tt.evidence...)
+			}
+			if strings.Contains(got.Evidence, "sk-test") {
+				t.Errorf("a secret reached the evidence: %s", got.Evidence)
+			}
+		})
+	}
+	// The sandbox's root is its own: a check cannot write into the host's
+	// directories.
+	if _, err := os.Stat(filepath.Join(dir, "written-from-a-check")); err == nil {
+		t.Error("a sandboxed check wrote a file on the host")
+	}
+}
+
+func TestCommandOnHost(t *testing.T) {
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Fatalf("the command tests need sh: %v", err)
+	}
+	v := New(nil, testLogger(t))
+	v.Getenv = checkEnv
+	dir := t.TempDir()
+	for _, tt := range commandCases(t, dir) {
+		t.Run(tt.name, func(t *testing.T) {
+			ch := tt.check
+			ch.Name, ch.OnHost = "c", true
 			start := time.Now()
-			got := v.Verify(testCtx(t), Spec{Kind: KindCommand, Command: tt.argv}, Submission{Report: tt.report}, nil)
-			checkVerdict(t, got, tt.outcome, tt.evidence...)
+			got := v.Verify(testCtx(t), Spec{Kind: KindCommand, Trusted: &ch}, Submission{Report: tt.report}, nil)
+			if tt.outcome != "" {
+				checkVerdict(t, got, tt.outcome, tt.evidence...)
+			}
+			if strings.Contains(got.Evidence, "sk-test") {
+				t.Errorf("a secret reached the evidence: %s", got.Evidence)
+			}
 			if d := time.Since(start); d > 10*time.Second {
 				t.Errorf("took %v", d)
 			}
 		})
 	}
+	// On the host (as configured) it can: that is what on_host means.
+	if _, err := os.Stat(filepath.Join(dir, "written-from-a-check")); err != nil {
+		t.Errorf("an on-host check did not run on the host: %v", err)
+	}
+}
+
+// TestCommandFromSpecNeverRuns: a command written into a spec (by a model)
+// is not run, with or without a sandbox.
+func TestCommandFromSpecNeverRuns(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "x")
+	for _, v := range []*Verifiers{New(nil, testLogger(t)), newVerifiers(t)} {
+		got := v.Verify(testCtx(t), Spec{Kind: KindCommand, Command: []string{"sh", "-c", "id > " + marker}}, Submission{Report: "x"}, nil)
+		checkVerdict(t, got, Unsure, "never run", "check")
+		got = v.Verify(testCtx(t), Spec{Kind: KindCommand}, Submission{Report: "x"}, nil)
+		checkVerdict(t, got, Unsure, "no configured check")
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("a command from a spec ran")
+	}
+}
+
+func TestCommandWithoutSandbox(t *testing.T) {
+	v := New(nil, testLogger(t))
+	got := v.Verify(testCtx(t), Spec{Kind: KindCommand, Trusted: &CommandCheck{Name: "pytest", Argv: []string{"true"}}}, Submission{Report: "x"}, nil)
+	checkVerdict(t, got, Unsure, "on_host = true", "[checks.pytest]")
 }
 
 func TestTailBuffer(t *testing.T) {

@@ -2,12 +2,19 @@ package verify
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/hive-swarm/hive/internal/sandbox"
 )
 
 // schemaURL names the spec's schema inside the compiler; nothing is ever
@@ -21,18 +28,85 @@ const schemaURL = "urn:hive:verify:schema"
 // the worker's: unsure.
 //
 // The schema may not reference anything outside itself: no file or
-// network is ever read.
-func (v *Verifiers) Schema(spec Spec, sub Submission) Verdict {
+// network is ever read. Schemas come from models, and a small one can
+// cost minutes and gigabytes to apply (nested anyOf over $ref doubles the
+// work at each level): a schema is applied in Hive's own process only
+// when its cost is provably small (see [cheapSchema]), else in the
+// sandbox as the program [SchemaProgram], within [Verifiers.SchemaLimits].
+// One that runs past them is, like one that does not compile, the spec's
+// fault and not the worker's: unsure, saying the schema is too costly.
+func (v *Verifiers) Schema(ctx context.Context, spec Spec, sub Submission) Verdict {
 	if len(bytes.TrimSpace(spec.Schema)) == 0 {
 		return unsure(KindSchema, "the schema verifier has no schema (spec.schema is empty)")
-	}
-	sch, err := compileSchema(spec.Schema)
-	if err != nil {
-		return unsure(KindSchema, "the schema is invalid: "+headTail(err.Error(), maxEvidence-40))
 	}
 	inst, err := reportJSON(sub.Report)
 	if err != nil {
 		return fail(KindSchema, err.Error())
+	}
+	if cheapSchema(spec.Schema, inst) {
+		return applySchema(spec.Schema, inst)
+	}
+	if v.sb == nil {
+		return unsure(KindSchema, "the schema is too costly to apply outside the sandbox (it uses $ref, unevaluated*, uniqueItems or multipleOf, or is large against a large report), and this process has no sandbox")
+	}
+	lim := v.SchemaLimits.WithDefaults(schemaLimits)
+	res, err := v.sb.Run(ctx, sandbox.Spec{Lang: sandbox.Lang(SchemaProgram.Name), Source: string(spec.Schema), Stdin: []byte(sub.Report), Limits: lim})
+	if err != nil {
+		return unsure(KindSchema, "apply the schema: "+err.Error())
+	}
+	switch {
+	case res.Reason == sandbox.Canceled || ctx.Err() != nil:
+		return unsure(KindSchema, "the verification was cancelled while the schema was applied")
+	case res.Reason == sandbox.CPULimit || res.Reason == sandbox.WallTimeout || res.Reason == sandbox.MemoryLimit:
+		return unsure(KindSchema, fmt.Sprintf("the schema could not be applied to the report within its limits (%s of CPU, %d MiB; it stopped: %s): it is too costly (deeply nested $ref, anyOf or oneOf); the task's schema must be simplified", lim.CPU, lim.Memory>>20, res.Reason))
+	case !res.OK():
+		return unsure(KindSchema, fmt.Sprintf("the schema checker stopped (%s, exit %d): %s", res.Reason, res.ExitCode, tailOf(string(res.Stderr), 500)))
+	}
+	var out Verdict
+	if err := json.Unmarshal(res.Stdout, &out); err != nil || out.Verifier != KindSchema {
+		return unsure(KindSchema, "the schema checker's answer did not parse")
+	}
+	return out
+}
+
+// schemaLimits bound the sandboxed run of a costly schema.
+var schemaLimits = sandbox.Limits{CPU: 2 * time.Second, Wall: 10 * time.Second, Memory: 256 << 20}
+
+// SchemaProgram applies a schema (its source) to a report (its stdin) in
+// the sandbox and writes the [Verdict] as JSON. The sandbox must know it:
+// pass it (with [Programs]) to sandbox.Init.
+var SchemaProgram = sandbox.Program{Name: "jsonschema", Main: schemaMain}
+
+// Programs are the programs verifiers run in the sandbox.
+func Programs() []sandbox.Program { return []sandbox.Program{SchemaProgram} }
+
+func schemaMain(source, stdin []byte, stdout, stderr io.Writer) int {
+	inst, err := reportJSON(string(stdin))
+	out := fail(KindSchema, "")
+	if err != nil {
+		out.Evidence = err.Error()
+	} else {
+		out = applySchema(source, inst)
+	}
+	if err := json.NewEncoder(stdout).Encode(out); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// applySchema validates inst against the schema raw. The validator
+// panics on some inputs (a number too large for big.Rat, 1e999999999,
+// against a maximum); that is unsure, not a crash.
+func applySchema(raw []byte, inst any) (out Verdict) {
+	defer func() {
+		if p := recover(); p != nil {
+			out = unsure(KindSchema, fmt.Sprintf("the schema checker failed on this report (%v); a number may be out of range", p))
+		}
+	}()
+	sch, err := compileSchema(raw)
+	if err != nil {
+		return unsure(KindSchema, "the schema is invalid: "+headTail(err.Error(), maxEvidence-40))
 	}
 	err = sch.Validate(inst)
 	if err == nil {
@@ -43,6 +117,81 @@ func (v *Verifiers) Schema(spec Spec, sub Submission) Verdict {
 		return unsure(KindSchema, "validate: "+err.Error())
 	}
 	return fail(KindSchema, schemaErrors(verr))
+}
+
+// cheapWork bounds schema nodes × report values for a schema applied in
+// Hive's own process.
+const cheapWork = 200_000
+
+// cheapSchema reports whether applying the schema raw to inst is provably
+// cheap. Without references a schema is a tree, and each of its nodes is
+// applied at most once to each value of the report, so the work is at
+// most their product; keywords whose cost is not bounded that way
+// (references, unevaluated*, uniqueItems's pairs, multipleOf's and huge
+// numbers' arbitrary precision) send it to the sandbox.
+func cheapSchema(raw []byte, inst any) bool {
+	var doc any
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	if d.Decode(&doc) != nil {
+		return true // compiling it fails at once, and says why
+	}
+	nodes, ok := 0, true
+	var walkSchema func(v any)
+	walkSchema = func(v any) {
+		nodes++
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				switch k {
+				case "$ref", "$dynamicRef", "$recursiveRef", "unevaluatedProperties", "unevaluatedItems", "uniqueItems", "multipleOf", "divisibleBy":
+					ok = false
+				}
+				walkSchema(x)
+			}
+		case []any:
+			for _, x := range v {
+				walkSchema(x)
+			}
+		case json.Number:
+			ok = ok && smallNumber(v)
+		}
+	}
+	walkSchema(doc)
+	values := 0
+	var walkInst func(v any)
+	walkInst = func(v any) {
+		values++
+		switch v := v.(type) {
+		case map[string]any:
+			for _, x := range v {
+				walkInst(x)
+			}
+		case []any:
+			for _, x := range v {
+				walkInst(x)
+			}
+		case json.Number:
+			ok = ok && smallNumber(v)
+		}
+	}
+	walkInst(inst)
+	return ok && nodes*values <= cheapWork
+}
+
+// smallNumber reports whether n is short and without a large exponent:
+// such numbers cost little in arbitrary precision.
+func smallNumber(n json.Number) bool {
+	s := string(n)
+	if len(s) > 40 {
+		return false
+	}
+	i := strings.IndexAny(s, "eE")
+	if i < 0 {
+		return true
+	}
+	e, err := strconv.Atoi(strings.TrimPrefix(s[i+1:], "+"))
+	return err == nil && e >= -300 && e <= 300
 }
 
 func compileSchema(raw []byte) (*jsonschema.Schema, error) {
@@ -136,7 +285,7 @@ func schemaErrors(e *jsonschema.ValidationError) string {
 			walk(&u.Errors[i])
 		}
 	}
-	walk(e.BasicOutput())
+	walk(e.DetailedOutput()) // BasicOutput says only "validation failed" under a $ref
 	if len(lines) == 0 {
 		lines = []string{e.Error()}
 	}

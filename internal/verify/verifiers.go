@@ -46,6 +46,12 @@ type Verifiers struct {
 	// CommandOutput is how many bytes of a command's output are kept;
 	// zero means 64 KiB.
 	CommandOutput int
+	// SchemaLimits bound the sandboxed run of a schema too costly to apply
+	// in Hive's process; zero fields mean 2 s of CPU, 10 s of wall time,
+	// 256 MiB.
+	SchemaLimits sandbox.Limits
+	// Getenv reads the variables a check names; nil means os.Getenv.
+	Getenv func(string) string
 }
 
 // New returns the verifiers. sb runs submitted code; with a nil sb the
@@ -65,7 +71,7 @@ func (v *Verifiers) Verify(ctx context.Context, spec Spec, sub Submission, c Cal
 	case KindTests:
 		out = v.Tests(ctx, spec, sub)
 	case KindSchema:
-		out = v.Schema(spec, sub)
+		out = v.Schema(ctx, spec, sub)
 	case KindVote:
 		out = v.Vote(ctx, spec, sub, c)
 	case KindJudge:

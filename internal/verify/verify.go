@@ -27,7 +27,7 @@ const (
 
 // Spec says how a result is checked: {kind: tests, code}, {kind: schema,
 // schema}, {kind: vote, n}, {kind: judge, rubric, model}, {kind: command,
-// command}, {kind: cross, code, n?, models?, min?}, {kind: arithmetic}.
+// check}, {kind: cross, code, n?, models?, min?}, {kind: arithmetic}.
 type Spec struct {
 	Kind   string          `json:"kind"`
 	Code   string          `json:"code,omitempty"`     // tests: the test code

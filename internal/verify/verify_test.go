@@ -17,7 +17,7 @@ import (
 // The tests run submitted code in the real sandbox, which re-executes the
 // test binary as its init.
 func TestMain(m *testing.M) {
-	sandbox.Init()
+	sandbox.Init(Programs()...)
 	os.Exit(m.Run())
 }
 
@@ -117,7 +117,8 @@ func TestDispatch(t *testing.T) {
 		{Spec{Kind: "Schema", Schema: []byte(`{"type":"object"}`)}, Submission{Report: `{}`}, Pass, ""},
 		{Spec{Kind: "vote"}, Submission{Task: "2+2?", Report: "4"}, Unsure, "no model caller"},
 		{Spec{Kind: "judge", Rubric: "r"}, Submission{Report: "x"}, Unsure, "no model caller"},
-		{Spec{Kind: "command", Command: []string{"true"}}, Submission{Report: "x"}, Pass, ""},
+		{Spec{Kind: "command", Command: []string{"true"}}, Submission{Report: "x"}, Unsure, "never run"},
+		{Spec{Kind: "command", Trusted: &CommandCheck{Name: "t", Argv: []string{"true"}, OnHost: true}}, Submission{Report: "x"}, Pass, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec.Kind, func(t *testing.T) {
