@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/hive-swarm/hive/internal/sandbox"
 	"github.com/hive-swarm/hive/internal/swarm"
+	"github.com/hive-swarm/hive/internal/verify"
 
 	"bytes"
 	"context"
@@ -23,7 +24,7 @@ import (
 // TestMain lets the test binary act as hive itself, so that tests can run
 // it as a real process (for signals and exit codes) without a build.
 func TestMain(m *testing.M) {
-	sandbox.Init() // in-process commands start sandboxes, which re-execute this binary
+	sandbox.Init(verify.Programs()...) // in-process commands start sandboxes, which re-execute this binary
 	if os.Getenv("HIVE_TEST_AS_MAIN") == "1" {
 		main()
 		return
@@ -40,6 +41,8 @@ type world struct {
 	dir  string
 	cfg  string
 	slow atomic.Bool // the lead of a task with "SLOW" in it answers only after a long wait
+	// script, when set, answers every call instead of the default script.
+	script llmtest.Handler
 }
 
 func newWorld(t *testing.T) *world {
@@ -73,6 +76,9 @@ func newWorldDB(t *testing.T, db string) *world {
 // handle scripts the models: the lead delegates three tasks, the workers
 // submit a report each, and the lead finishes with "three reports".
 func (w *world) handle(c *llmtest.Call) llmtest.Reply {
+	if w.script != nil {
+		return w.script(c)
+	}
 	if !strings.Contains(c.System, "lead of Hive") {
 		return llmtest.Reply{Latency: 150 * time.Millisecond, ToolCalls: []llmtest.ToolCall{tool("submit", map[string]any{"report": "done"})}}
 	}

@@ -209,5 +209,8 @@ func checkSchema(raw json.RawMessage) error {
 	if !json.Valid(raw) {
 		return errors.New("the schema is not valid JSON")
 	}
+	if t := bytes.TrimSpace(raw); t[0] != '{' && !bytes.Equal(t, []byte("true")) && !bytes.Equal(t, []byte("false")) {
+		return errors.New("a JSON Schema is an object (or true or false)")
+	}
 	return nil
 }
