@@ -93,11 +93,7 @@ func (s *session) startEngine(ctx context.Context, env *Env, except string) erro
 // (runs still work; run_code says why) unless hive.toml asks for
 // defaults.sandbox = "none", which runs code unsandboxed, logged as such.
 func (s *session) engineOptions(ctx context.Context, env *Env) swarm.Options {
-	mode := sandbox.ModeNamespaces
-	if s.cfg.Defaults.Sandbox == "none" {
-		mode = sandbox.ModeNone
-	}
-	sb, err := sandbox.New(ctx, sandbox.Config{Mode: mode}, s.log)
+	sb, err := sandbox.New(ctx, sandboxConfig(s.cfg), s.log)
 	if err != nil {
 		s.log.Warn("code execution is off: "+oneLine(err.Error()), "fix", "see hive sandbox check")
 		sb = nil
@@ -214,4 +210,16 @@ func urlPassword(u string) string {
 	}
 	pw, _ := p.User.Password()
 	return pw
+}
+
+// sandboxConfig is the sandbox hive.toml asks for: defaults.sandbox and
+// the [sandbox] table.
+func sandboxConfig(cfg *config.Config) sandbox.Config {
+	c := cfg.Sandbox
+	out := sandbox.Config{Cgroups: c.Cgroups, MemoryCeiling: int64(c.MemoryCeiling),
+		Limits: sandbox.Limits{Wall: c.Wall.Duration, CPU: c.CPU.Duration, Memory: int64(c.Memory), Procs: c.Procs}}
+	if cfg.Defaults.Sandbox == "none" {
+		out.Mode = sandbox.ModeNone
+	}
+	return out
 }

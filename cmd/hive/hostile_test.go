@@ -407,7 +407,8 @@ func TestHostileScript(t *testing.T) {
 		seen.add(toolResults(c))
 		return submit("ok")
 	}
-	h := newHostile(t, script, "")
+	// hive.toml's [sandbox] bounds run_code: 2 s of CPU, not the default 10.
+	h := newHostile(t, script, "[sandbox]\ncpu = \"2s\"\nwall = \"30s\"\n")
 	start := time.Now()
 	code, out, logs := h.hive(2*time.Minute, "run", "hostile")
 	if code != 0 {
@@ -418,8 +419,10 @@ func TestHostileScript(t *testing.T) {
 	if len(results) != 2 {
 		t.Fatalf("tool results: %q", results)
 	}
-	if !strings.Contains(results[0], "start") || strings.Contains(results[0], "end") || !strings.Contains(results[0], "cpu_limit") && !strings.Contains(results[0], "wall_timeout") {
-		t.Errorf("the regex bomb: %q", results[0])
+	var secs float64
+	if _, err := fmt.Sscanf(results[0], "stopped: cpu_limit (%gs)", &secs); err != nil || secs > 8 ||
+		!strings.Contains(results[0], "start") || strings.Contains(results[0], "end") {
+		t.Errorf("the regex bomb did not stop at the configured CPU limit: %q", results[0])
 	}
 	if !strings.Contains(results[1], "PATH") {
 		t.Errorf("the environment was not printed: %q", results[1])

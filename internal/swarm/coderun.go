@@ -13,7 +13,7 @@ type SandboxRunner struct{ Sandbox *sandbox.Sandbox }
 
 // RunCode runs code and describes the outcome as a model reads it.
 func (s SandboxRunner) RunCode(ctx context.Context, lang, code, stdin string) (string, bool, error) {
-	l, err := sandbox.ParseLang(lang)
+	l, err := sandbox.ParseCodeLang(lang)
 	if err != nil {
 		return err.Error(), true, nil
 	}

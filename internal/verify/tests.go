@@ -22,7 +22,7 @@ import (
 func (v *Verifiers) Tests(ctx context.Context, spec Spec, sub Submission) Verdict {
 	lang := sandbox.Python
 	if spec.Lang != "" {
-		l, err := sandbox.ParseLang(spec.Lang)
+		l, err := sandbox.ParseCodeLang(spec.Lang)
 		if err != nil {
 			return unsure(KindTests, err.Error())
 		}

@@ -145,7 +145,7 @@ func (vt *voter) keyText(numeric bool) {
 func (v *Verifiers) keysByBehaviour(ctx context.Context, spec Spec, voters []voter) error {
 	lang := sandbox.Python
 	if spec.Lang != "" {
-		l, err := sandbox.ParseLang(spec.Lang)
+		l, err := sandbox.ParseCodeLang(spec.Lang)
 		if err != nil {
 			return err
 		}
