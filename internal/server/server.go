@@ -176,6 +176,7 @@ func (s *Server) protect(h http.Handler) http.Handler {
 }
 
 func (s *Server) denyPage(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(http.StatusUnauthorized)
 	w.Write([]byte("<!doctype html><title>Hive</title><p>Not signed in: open the link hive serve printed.</p>\n"))
