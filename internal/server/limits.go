@@ -136,9 +136,10 @@ func tooMany(w http.ResponseWriter, what string, max int) {
 }
 
 // stream writes a long-lived response (Server-Sent Events). The server's
-// ReadTimeout and WriteTimeout would end it after a minute, so they are
-// lifted; instead each write must complete within WriteTimeout, and a
-// client that stops reading is dropped when one does not.
+// WriteTimeout would end it after a minute (HTTP/2 resets the stream, and
+// once passed a deadline cannot be extended there), so it is lifted;
+// instead each write must complete within WriteTimeout, and a client that
+// stops reading is dropped when one does not.
 type stream struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
@@ -153,8 +154,8 @@ func (s *Server) startStream(w http.ResponseWriter) (*stream, error) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	st := &stream{w: w, rc: http.NewResponseController(w), timeout: s.Limits.WriteTimeout}
-	// No deadline on reading: the request was read, and ReadTimeout would
-	// otherwise cancel the request's context when it passes.
+	// The request was read: lift its read deadline (HTTP/2 keeps one per
+	// stream).
 	st.rc.SetReadDeadline(time.Time{})
 	st.deadline()
 	w.WriteHeader(http.StatusOK)

@@ -20,7 +20,11 @@ import (
 // serveLimited replaces e's server with one as hive serve runs it: the
 // limits set (change them with edit), the http.Server configured from
 // them, the listener capped.
-func (e *testEnv) serveLimited(edit func(*Limits)) {
+func (e *testEnv) serveLimited(edit func(*Limits)) { e.serveLimitedProto(edit, false) }
+
+// serveLimitedProto is serveLimited, over HTTPS and HTTP/2 when h2 is set
+// (e.srv.Client() trusts it).
+func (e *testEnv) serveLimitedProto(edit func(*Limits), h2 bool) {
 	e.t.Helper()
 	if edit != nil {
 		edit(&e.server.Limits)
@@ -29,7 +33,12 @@ func (e *testEnv) serveLimited(edit func(*Limits)) {
 	srv := httptest.NewUnstartedServer(e.server.Handler())
 	e.server.Configure(srv.Config)
 	srv.Listener = e.server.LimitListener(srv.Listener)
-	srv.Start()
+	if h2 {
+		srv.EnableHTTP2 = true
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
 	e.t.Cleanup(srv.Close)
 	e.srv = srv
 }
@@ -37,10 +46,14 @@ func (e *testEnv) serveLimited(edit func(*Limits)) {
 // slowRun starts a run whose lead does not answer for a minute: its event
 // streams stay open.
 func slowEnv(t *testing.T, edit func(*Limits)) (*testEnv, string) {
+	return slowEnvProto(t, edit, false)
+}
+
+func slowEnvProto(t *testing.T, edit func(*Limits), h2 bool) (*testEnv, string) {
 	sc := &script{n: 1}
 	sc.slow.Store(true)
 	e := newTestEnv(t, sc.handle)
-	e.serveLimited(edit)
+	e.serveLimitedProto(edit, h2)
 	id := e.startRun("a SLOW job")
 	t.Cleanup(func() { e.engine.Cancel(context.Background(), id) })
 	return e, id
@@ -291,12 +304,18 @@ func TestRequestCap(t *testing.T) {
 // completion live on past the server's read and write timeouts as long as
 // their writes go through.
 func TestStreamsOutliveTimeouts(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "HTTP/1.1", true: "HTTP/2"}[h2], func(t *testing.T) { testStreamsOutliveTimeouts(t, h2) })
+	}
+}
+
+func testStreamsOutliveTimeouts(t *testing.T, h2 bool) {
 	const timeout = 300 * time.Millisecond
-	e, id := slowEnv(t, func(l *Limits) {
+	e, id := slowEnvProto(t, func(l *Limits) {
 		l.ReadTimeout, l.WriteTimeout, l.IdleTimeout = timeout, timeout, timeout
-	})
+	}, h2)
 	e.server.PingInterval = 50 * time.Millisecond
-	c := &http.Client{Transport: &http.Transport{}}
+	c := e.srv.Client()
 	defer c.CloseIdleConnections()
 
 	req, _ := http.NewRequest("POST", e.srv.URL+"/v1/chat/completions",
@@ -315,8 +334,8 @@ func TestStreamsOutliveTimeouts(t *testing.T) {
 		resp *http.Response
 		ping string
 	}{{"event stream", events, ": ping"}, {"streaming chat", chat, ": working"}} {
-		if s.resp.StatusCode != 200 {
-			t.Fatalf("%s: %d", s.name, s.resp.StatusCode)
+		if s.resp.StatusCode != 200 || s.resp.ProtoMajor != map[bool]int{false: 1, true: 2}[h2] {
+			t.Fatalf("%s: %d over %s", s.name, s.resp.StatusCode, s.resp.Proto)
 		}
 		start := time.Now()
 		sc := bufio.NewScanner(s.resp.Body)
@@ -364,5 +383,36 @@ func TestStalledReaderDropped(t *testing.T) {
 	n, err := io.Copy(io.Discard, conn)
 	if n >= int64(len(big)) {
 		t.Errorf("read %d bytes (%v): the whole answer came through", n, err)
+	}
+}
+
+// TestChatOutlivesTimeouts: a chat completion that is not streamed waits
+// for its run past the server's read and write timeouts and answers.
+func TestChatOutlivesTimeouts(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "HTTP/1.1", true: "HTTP/2"}[h2], func(t *testing.T) { testChatOutlivesTimeouts(t, h2) })
+	}
+}
+
+func testChatOutlivesTimeouts(t *testing.T, h2 bool) {
+	const timeout = 300 * time.Millisecond
+	h := func(c *llmtest.Call) llmtest.Reply {
+		return llmtest.Reply{Latency: 4 * timeout, ToolCalls: []llmtest.ToolCall{toolCall("finish", map[string]any{"answer": "late but here"})}}
+	}
+	e := newTestEnv(t, h)
+	e.serveLimitedProto(func(l *Limits) { l.ReadTimeout, l.WriteTimeout = timeout, timeout }, h2)
+	var out struct {
+		Choices []struct {
+			Message struct{ Content string }
+		}
+	}
+	start := time.Now()
+	resp := e.do("POST", "/v1/chat/completions", testToken, map[string]any{
+		"model": "hive", "messages": []map[string]string{{"role": "user", "content": "take your time"}}}, &out)
+	if resp.StatusCode != 200 || len(out.Choices) != 1 || out.Choices[0].Message.Content != "late but here" {
+		t.Fatalf("after %v: %d %+v", time.Since(start), resp.StatusCode, out)
+	}
+	if time.Since(start) < 4*timeout {
+		t.Fatalf("answered after %v, before the model", time.Since(start))
 	}
 }

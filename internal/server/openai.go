@@ -189,8 +189,8 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The answer comes when the run ends, maybe after the server's read
-	// and write timeouts: lift them while waiting (ReadTimeout would
-	// cancel the request), then give the answer WriteTimeout.
+	// and write timeouts: lift them while waiting (over HTTP/2 a passed
+	// deadline resets the stream), then give the answer WriteTimeout.
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Time{})
 	rc.SetWriteDeadline(time.Time{})

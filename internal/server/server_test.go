@@ -170,7 +170,7 @@ func (e *testEnv) do(method, path, token string, body any, out any) *http.Respon
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.srv.Client().Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}
