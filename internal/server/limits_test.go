@@ -357,14 +357,14 @@ func testStreamsOutliveTimeouts(t *testing.T, h2 bool) {
 // TestStalledReaderDropped: a client that stops reading its stream is
 // dropped when a write cannot complete within WriteTimeout.
 func TestStalledReaderDropped(t *testing.T) {
-	big := strings.Repeat("an answer nobody reads. ", 16<<20/24)
+	big := strings.Repeat("an answer nobody reads. ", 4<<20/24)
 	h := func(c *llmtest.Call) llmtest.Reply {
 		return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("finish", map[string]any{"answer": big})}}
 	}
 	e := newTestEnv(t, h)
-	e.serveLimited(func(l *Limits) { l.WriteTimeout = 300 * time.Millisecond })
 	id := e.startRun("answer at length")
 	e.waitStatus(id, swarm.StatusDone)
+	e.serveLimited(func(l *Limits) { l.WriteTimeout = 300 * time.Millisecond })
 
 	conn, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
 	if err != nil {
