@@ -118,8 +118,9 @@ func (s *Server) Handler() http.Handler {
 	return s.protect(mux)
 }
 
-// protect wraps h with the security headers, the body limit and the token
-// check.
+// protect wraps h with the security headers, the token check, the
+// same-origin rule for the cookie, the token's request cap and the body
+// limit.
 func (s *Server) protect(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
