@@ -71,11 +71,14 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	// Requests (event streams above all) end when the server stops.
 	reqCtx, stopRequests := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRequests()
+	srv := server.New(sess.engine, sess.store, sess.cfg, sess.log, token)
 	hs := &http.Server{
-		Handler:           server.New(sess.engine, sess.store, sess.cfg, sess.log, token).Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return reqCtx },
+		Handler:     srv.Handler(),
+		BaseContext: func(net.Listener) context.Context { return reqCtx },
 	}
+	srv.Configure(hs)
+	ln = srv.LimitListener(ln)
+	serving(hs)
 	scheme := "http"
 	if tls {
 		scheme = "https"
@@ -112,6 +115,10 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	}
 	return nil
 }
+
+// serving is called with the http.Server hive serve is about to serve
+// (tests look at it).
+var serving = func(*http.Server) {}
 
 // serveToken is the API token: the environment variable tokenEnv names,
 // else the one kept in the user config dir (hive/serve.token), else a new

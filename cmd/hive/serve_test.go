@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hive-swarm/hive/internal/server"
 )
 
 // syncBuffer is a bytes.Buffer safe for a command writing while a test
@@ -77,6 +79,9 @@ func get(t *testing.T, method, url, token, body string) (int, string) {
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -172,5 +177,49 @@ func TestServeRefusesRemote(t *testing.T) {
 		if args[2] != "127.0.0.1:0" && !strings.Contains(stderr, "--insecure-remote") {
 			t.Errorf("%v: %q does not say how", args, stderr)
 		}
+	}
+}
+
+// TestServeLimits: the http.Server hive serve serves has the server's
+// timeouts, a 401 closes its connection and a body must be JSON.
+func TestServeLimits(t *testing.T) {
+	got := make(chan *http.Server, 1)
+	serving = func(hs *http.Server) { got <- hs }
+	defer func() { serving = func(*http.Server) {} }()
+	w := newWorld(t)
+	base, token, stop := w.serve(w.getenv)
+	defer stop()
+	hs := <-got
+	want := server.DefaultLimits()
+	if hs.ReadHeaderTimeout != want.ReadHeaderTimeout || hs.ReadTimeout != want.ReadTimeout ||
+		hs.WriteTimeout != want.WriteTimeout || hs.IdleTimeout != want.IdleTimeout {
+		t.Errorf("timeouts: read header %v, read %v, write %v, idle %v; want %+v",
+			hs.ReadHeaderTimeout, hs.ReadTimeout, hs.WriteTimeout, hs.IdleTimeout, want)
+	}
+	for _, d := range []time.Duration{hs.ReadHeaderTimeout, hs.ReadTimeout, hs.WriteTimeout, hs.IdleTimeout} {
+		if d <= 0 {
+			t.Errorf("a timeout is unset: %v", d)
+		}
+	}
+	// A 401 closes its connection; a JSON body must say so.
+	req, _ := http.NewRequest("GET", base+"v1/runs", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !resp.Close {
+		t.Errorf("no token: %d, Connection: close %v", resp.StatusCode, resp.Close)
+	}
+	req, _ = http.NewRequest("POST", base+"v1/runs", strings.NewReader(`{"task":"count"}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "text/plain")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Errorf("text/plain body: %d, want 415", resp.StatusCode)
 	}
 }

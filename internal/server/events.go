@@ -45,8 +45,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	rc := startEventStream(w)
-	if rc.Flush() != nil {
+	if !s.streams.take(s.Limits.StreamsPerToken) {
+		tooMany(w, "event streams", s.Limits.StreamsPerToken)
+		return
+	}
+	defer s.streams.put()
+	st, err := s.startStream(w)
+	if err != nil {
 		return
 	}
 	ping := time.NewTicker(s.PingInterval)
@@ -70,19 +75,19 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			buf = append(buf, "\ndata: "...)
 			buf = append(buf, data...)
 			buf = append(buf, "\n\n"...)
-			if _, err := w.Write(buf); err != nil {
+			if st.write(buf) != nil {
 				return
 			}
 			if ev.Type == swarm.EventRunFinished {
-				rc.Flush()
+				st.flush()
 				return
 			}
 			// Send what has queued up with this event in one flush.
-			if len(events) == 0 && rc.Flush() != nil {
+			if len(events) == 0 && st.flush() != nil {
 				return
 			}
 		case <-ping.C:
-			if _, err := w.Write([]byte(": ping\n\n")); err != nil || rc.Flush() != nil {
+			if st.send([]byte(": ping\n\n")) != nil {
 				return
 			}
 		case <-ctx.Done():
@@ -128,16 +133,4 @@ func (c *eventCache) encode(ev swarm.Event) ([]byte, error) {
 	c.slots[i] = cachedEvent{run: ev.RunID, seq: ev.Seq, data: data}
 	c.mu.Unlock()
 	return data, nil
-}
-
-// startEventStream answers 200 with the headers of a Server-Sent Events
-// stream (not cached, not buffered by a proxy) and returns the controller
-// that flushes it.
-func startEventStream(w http.ResponseWriter) *http.ResponseController {
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	return http.NewResponseController(w)
 }

@@ -142,6 +142,10 @@ func chatTask(msgs []chatMessage) string {
 }
 
 func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
+	if !isJSON(r) {
+		writeOpenAIError(w, http.StatusUnsupportedMediaType, "invalid_request_error", "unsupported_media_type", notJSON)
+		return
+	}
 	var req chatRequest
 	dec := json.NewDecoder(r.Body)
 	if err := dec.Decode(&req); err != nil {
@@ -167,6 +171,13 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		writeOpenAIError(w, http.StatusBadRequest, "invalid_request_error", "no_task", "messages hold no user message with text")
 		return
 	}
+	if req.Stream {
+		if !s.streams.take(s.Limits.StreamsPerToken) {
+			tooMany(w, "event streams", s.Limits.StreamsPerToken)
+			return
+		}
+		defer s.streams.put()
+	}
 	id, err := s.engine.Start(r.Context(), spec)
 	if err != nil {
 		writeOpenAIError(w, http.StatusBadRequest, "invalid_request_error", "run_not_started", err.Error())
@@ -177,9 +188,18 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		s.streamChat(w, r, id, req)
 		return
 	}
+	// The answer comes when the run ends, maybe after the server's read
+	// and write timeouts: lift them while waiting (over HTTP/2 a passed
+	// deadline resets the stream), then give the answer WriteTimeout.
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Time{})
+	rc.SetWriteDeadline(time.Time{})
 	res, ok := s.waitRun(r.Context(), id)
 	if !ok {
 		return // the client left; the run was cancelled
+	}
+	if s.Limits.WriteTimeout > 0 {
+		rc.SetWriteDeadline(time.Now().Add(s.Limits.WriteTimeout))
 	}
 	if res.Status != swarm.StatusDone {
 		writeOpenAIError(w, http.StatusInternalServerError, "server_error", "run_"+string(res.Status),
@@ -214,14 +234,11 @@ func (s *Server) waitRun(ctx context.Context, id string) (swarm.Result, bool) {
 // the assistant role, keeps the connection alive with comments while the
 // swarm works, then sends the answer in pieces.
 func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, req chatRequest) {
-	rc := startEventStream(w)
+	st, err := s.startStream(w)
 	created := time.Now().Unix()
 	send := func(v any) bool {
 		data, _ := json.Marshal(v)
-		if _, err := fmt.Fprintf(w, "data: %s\n\n", data); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
+		return st.send(fmt.Appendf(nil, "data: %s\n\n", data)) == nil
 	}
 	chunk := func(delta map[string]any, finish any) map[string]any {
 		return map[string]any{
@@ -229,7 +246,7 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 			"choices": []map[string]any{{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": nil}},
 		}
 	}
-	if !send(chunk(map[string]any{"role": "assistant", "content": ""}, nil)) {
+	if err != nil || !send(chunk(map[string]any{"role": "assistant", "content": ""}, nil)) {
 		s.waitRunCancel(r, id)
 		return
 	}
@@ -249,7 +266,7 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 		case <-done:
 			waiting = false
 		case <-ping.C:
-			if _, err := w.Write([]byte(": working\n\n")); err != nil || rc.Flush() != nil {
+			if st.send([]byte(": working\n\n")) != nil {
 				cancel()
 				<-done
 				return
@@ -282,8 +299,7 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 			return
 		}
 	}
-	w.Write([]byte("data: [DONE]\n\n"))
-	rc.Flush()
+	st.send([]byte("data: [DONE]\n\n"))
 }
 
 // waitRunCancel cancels the run of a request whose client is gone.

@@ -11,13 +11,29 @@
 // EventSource, which cannot send headers) works without the token staying
 // in the URL. The server sends no CORS headers: only the page it serves
 // may call it from a browser.
+//
+// A cookie goes with every request the browser makes to the server, from
+// whatever page (SameSite does not tell ports of one host apart), so a
+// request the cookie authenticates must come from the server's own page:
+// a browser's cross-origin POST (a form another site submits) and its
+// cross-origin GET of the API are refused with 403, told apart by the
+// Sec-Fetch-Site and Origin headers browsers send ([http.CrossOriginProtection]).
+// Bearer tokens are not sent by browsers on their own, so requests that
+// carry one are not checked. Bodies must be declared application/json,
+// which a form cannot.
+//
+// What a client may hold open is bounded by [Limits]: connections,
+// concurrent requests and streams of a token, and the time a request may
+// take to arrive, be answered, or sit idle.
 package server
 
 import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -45,7 +61,15 @@ type Server struct {
 	// to keep proxies from closing it. Default 15 s.
 	PingInterval time.Duration
 
-	encoded eventCache // events encoded once for all their streams
+	// Limits bound connections, concurrent requests and streams, and
+	// timeouts. Set them before [Server.Handler], [Server.Configure] and
+	// [Server.LimitListener]. Default [DefaultLimits].
+	Limits Limits
+
+	encoded  eventCache // events encoded once for all their streams
+	csrf     *http.CrossOriginProtection
+	requests slots // the token's requests in flight
+	streams  slots // the token's event streams and streaming chats
 }
 
 // New returns a server for engine, whose journal is store. token is the
@@ -54,7 +78,8 @@ func New(engine *swarm.Engine, store *journal.Store, cfg *config.Config, log *sl
 	if cfg == nil {
 		cfg = config.Default()
 	}
-	return &Server{engine: engine, store: store, cfg: cfg, log: log, token: token, PingInterval: 15 * time.Second}
+	return &Server{engine: engine, store: store, cfg: cfg, log: log, token: token, PingInterval: 15 * time.Second,
+		Limits: DefaultLimits(), csrf: http.NewCrossOriginProtection()}
 }
 
 // Handler returns the server's routes behind authentication, body limits
@@ -93,8 +118,9 @@ func (s *Server) Handler() http.Handler {
 	return s.protect(mux)
 }
 
-// protect wraps h with the security headers, the body limit and the token
-// check.
+// protect wraps h with the security headers, the token check, the
+// same-origin rule for the cookie, the token's request cap and the body
+// limit.
 func (s *Server) protect(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
@@ -118,7 +144,10 @@ func (s *Server) protect(h http.Handler) http.Handler {
 			http.Redirect(w, r, "/", http.StatusSeeOther)
 			return
 		}
-		if !s.authorized(r) {
+		ok, byCookie := s.authorized(r)
+		if !ok {
+			// Nothing to keep the connection open for.
+			hd.Set("Connection", "close")
 			if api {
 				writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong token: send Authorization: Bearer TOKEN (hive serve printed it)")
 			} else {
@@ -126,6 +155,18 @@ func (s *Server) protect(h http.Handler) http.Handler {
 			}
 			return
 		}
+		if byCookie {
+			if err := s.sameOrigin(r, api); err != nil {
+				writeError(w, http.StatusForbidden, "forbidden", err.Error())
+				return
+			}
+		}
+		max := s.Limits.RequestsPerToken
+		if !s.requests.take(max) {
+			tooMany(w, "requests", max)
+			return
+		}
+		defer s.requests.put()
 		if r.ContentLength > MaxBody {
 			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the request body is over 1 MiB")
 			return
@@ -136,22 +177,63 @@ func (s *Server) protect(h http.Handler) http.Handler {
 }
 
 func (s *Server) denyPage(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(http.StatusUnauthorized)
 	w.Write([]byte("<!doctype html><title>Hive</title><p>Not signed in: open the link hive serve printed.</p>\n"))
 }
 
 // authorized reports whether r carries the token, as a bearer token or
-// in the cookie.
-func (s *Server) authorized(r *http.Request) bool {
+// in the cookie (byCookie).
+func (s *Server) authorized(r *http.Request) (ok, byCookie bool) {
 	if a := r.Header.Get("Authorization"); a != "" {
 		scheme, tok, ok := strings.Cut(a, " ")
-		return ok && strings.EqualFold(scheme, "Bearer") && s.validToken(strings.TrimSpace(tok))
+		return ok && strings.EqualFold(scheme, "Bearer") && s.validToken(strings.TrimSpace(tok)), false
 	}
 	if c, err := r.Cookie(CookieName); err == nil {
-		return s.validToken(c.Value)
+		return s.validToken(c.Value), true
 	}
-	return false
+	return false, false
+}
+
+// sameOrigin refuses a browser's cross-origin request that changes state
+// (any method but GET, HEAD and OPTIONS) and, on the API, any
+// cross-origin request: its cookie came along without the page asking.
+// A request a browser did not make (no Sec-Fetch-Site, no Origin) passes,
+// as does one the user typed into the address bar (Sec-Fetch-Site: none).
+func (s *Server) sameOrigin(r *http.Request, api bool) error {
+	if err := s.csrf.Check(r); err != nil {
+		return fmt.Errorf("a cross-origin %s with the page's cookie: only the page hive serve serves may send it (%v)", r.Method, err)
+	}
+	if !api {
+		return nil
+	}
+	switch site := r.Header.Get("Sec-Fetch-Site"); site {
+	case "same-origin", "none":
+		return nil
+	case "":
+	default:
+		return fmt.Errorf("a request from another page (Sec-Fetch-Site: %s) with the page's cookie: the API answers only its own page, or a bearer token", site)
+	}
+	if o := r.Header.Get("Origin"); o != "" && !sameHost(o, r.Host) {
+		return fmt.Errorf("a request from %s with the page's cookie: the API answers only its own page, or a bearer token", o)
+	}
+	return nil
+}
+
+// sameHost reports whether origin (scheme://host[:port]) names host.
+func sameHost(origin, host string) bool {
+	_, h, ok := strings.Cut(origin, "://")
+	return ok && h == host
+}
+
+// notJSON is the message of a 415 answer.
+const notJSON = "send the body as JSON with Content-Type: application/json"
+
+// isJSON reports whether r declares a JSON body.
+func isJSON(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == "application/json"
 }
 
 // validToken compares in constant time (for equal lengths; the length of
@@ -184,6 +266,10 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 // decodeBody reads r's JSON body into v; on failure it answers and
 // returns false.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any, strict bool) bool {
+	if !isJSON(r) {
+		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", notJSON)
+		return false
+	}
 	dec := json.NewDecoder(r.Body)
 	if strict {
 		dec.DisallowUnknownFields()

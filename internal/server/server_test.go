@@ -167,7 +167,10 @@ func (e *testEnv) do(method, path, token string, body any, out any) *http.Respon
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := e.srv.Client().Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -342,6 +345,7 @@ func TestErrors(t *testing.T) {
 	// A body too large without a Content-Length (chunked) is cut too.
 	req, _ := http.NewRequest("POST", e.srv.URL+"/v1/runs", io.MultiReader(strings.NewReader(big)))
 	req.Header.Set("Authorization", "Bearer "+testToken)
+	req.Header.Set("Content-Type", "application/json")
 	req.ContentLength = -1
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
