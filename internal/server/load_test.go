@@ -49,6 +49,9 @@ func runLoad(t *testing.T, workers, clients int) loadFigures {
 		return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("finish", map[string]any{"answer": "all done"})}}
 	}
 	e := newTestEnv(t, h)
+	// The clients share the one token; the per-token caps (64 streams) are
+	// tested elsewhere, this measures a server allowed to serve them all.
+	e.server.Limits.StreamsPerToken, e.server.Limits.RequestsPerToken = clients, clients+16
 	var opened sync.Once
 	openGate := func() { opened.Do(func() { close(gate) }) }
 	defer openGate()

@@ -25,7 +25,7 @@ const (
 	maxSamples      = 32       // vote and cross samples (n)
 	maxSpecModels   = 8        // models named by one verify spec
 	maxTestCode     = 256 << 10
-	maxTasksPerCall = 1000
+	maxTasksPerCall = 10_000
 )
 
 // errSpec marks a task a model must fix.

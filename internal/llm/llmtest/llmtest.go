@@ -276,7 +276,9 @@ func defaultErrorType(status int) string {
 }
 
 // usageFor returns rep's usage, or an estimate from the sizes of the
-// request body and the reply.
+// request body and the reply, the output at most the request's max
+// tokens, as a real server counts it (a scripted reply may be longer than
+// a model could have written).
 func usageFor(c *Call, rep Reply) llm.Usage {
 	if rep.Usage != nil {
 		return *rep.Usage
@@ -285,7 +287,11 @@ func usageFor(c *Call, rep Reply) llm.Usage {
 	for _, tc := range rep.ToolCalls {
 		out += len(tc.Name) + len(tc.Input)
 	}
-	return llm.Usage{InputTokens: int64(len(c.Body)/4 + 1), OutputTokens: int64(out/4 + 1)}
+	u := llm.Usage{InputTokens: int64(len(c.Body)/4 + 1), OutputTokens: int64(out/4 + 1)}
+	if c.MaxTokens > 0 {
+		u.OutputTokens = min(u.OutputTokens, int64(c.MaxTokens))
+	}
+	return u
 }
 
 // stopReason returns rep's stop reason with its default.
