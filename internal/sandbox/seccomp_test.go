@@ -4,6 +4,7 @@ package sandbox
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -347,5 +348,58 @@ print("DONE")`
 		if strings.HasPrefix(line, "FAIL") {
 			t.Error(line)
 		}
+	}
+}
+
+// TestSeccompPytest runs a small pytest suite (fixtures, output capture,
+// faulthandler, a subprocess) with the first interpreter found that has
+// pytest, and is skipped when none has.
+func TestSeccompPytest(t *testing.T) {
+	var py string
+	for _, c := range []string{"python3", "/usr/bin/python3"} {
+		if exec.Command(c, "-c", "import pytest").Run() == nil {
+			py = c
+			break
+		}
+	}
+	if py == "" {
+		t.Skip("no python3 with pytest")
+	}
+	sb, err := New(context.Background(), Config{Python: py}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := `
+import subprocess, sys, time, pytest
+
+@pytest.fixture
+def data(tmp_path):
+    p = tmp_path / "d.txt"
+    p.write_text("x")
+    return p
+
+def test_tmp_path(data):
+    assert data.read_text() == "x"
+
+def test_capture(capfd):
+    print("out"); subprocess.run(["echo", "fd"])
+    assert capfd.readouterr().out == "out\nfd\n"
+
+def test_monkeypatch(monkeypatch):
+    monkeypatch.setenv("X", "1"); monkeypatch.setattr(time, "time", lambda: 0)
+    assert time.time() == 0
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_param(n):
+    assert n > 0
+
+def test_raises():
+    with pytest.raises(ZeroDivisionError):
+        1 / 0
+`
+	res := run(t, sb, Spec{Lang: Python, Source: "import sys, pytest\nsys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', 'test_x.py']))",
+		Files: map[string][]byte{"test_x.py": []byte(tests)}, Limits: Limits{Wall: 60 * time.Second}})
+	if !res.OK() || !strings.Contains(string(res.Stdout), "7 passed") {
+		t.Errorf("got %s exit %d\nstdout:\n%s\nstderr:\n%s", res.Reason, res.ExitCode, res.Stdout, res.Stderr)
 	}
 }
