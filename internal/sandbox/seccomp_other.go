@@ -7,4 +7,4 @@ const (
 	x32Bit    = 0
 )
 
-var archDenied = []uint32{}
+var allowedSyscalls, deniedSyscalls, archAllowed, archDenied []uint32
