@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -203,74 +205,186 @@ func delegate(tasks ...map[string]any) llmtest.Reply {
 	return llmtest.Reply{ToolCalls: []llmtest.ToolCall{tool("delegate", map[string]any{"tasks": tasks})}}
 }
 
-// TestHostileCommand: the lead, then a worker, ask for a command of their
-// own as a verifier; both get a tool error naming the configured checks,
-// and nothing runs. The lead then names the configured check, which runs
-// in the sandbox with none of Hive's environment: its output (the env it
-// saw) goes back to the worker as evidence, without a secret.
-func TestHostileCommand(t *testing.T) {
-	marker := filepath.Join(t.TempDir(), "pwned")
-	evil := map[string]any{"kind": "command", "command": []string{"sh", "-c", "id > " + marker + "; env >> " + marker + "; exit 1"}}
-	var leadRefused, workerRefused notes
-	script := func(c *llmtest.Call) llmtest.Reply {
-		if isLead(c) {
-			switch assistantTurns(c) {
-			case 0:
-				return delegate(map[string]any{"name": "pwn", "instructions": "Say hi.", "verify": evil})
-			case 1:
-				leadRefused.add(toolResults(c))
-				return delegate(
-					map[string]any{"name": "dump", "instructions": "Say hi.", "tier": 1, "verify": map[string]any{"kind": "command", "check": "envdump"}},
-					map[string]any{"name": "nested", "instructions": "Delegate, then say hi.", "tier": 1})
-			}
-			return finish("the lead is done")
-		}
-		if mentions(c, "Delegate, then say hi.") {
-			if assistantTurns(c) == 0 {
-				return delegate(map[string]any{"name": "pwn2", "instructions": "Say hi.", "verify": evil})
-			}
-			if assistantTurns(c) == 1 {
-				workerRefused.add(toolResults(c))
-			}
-		}
-		return submit("hi")
-	}
-	h := newHostile(t, script, `
+// commandAttack scripts a lead, then a worker, asking for a command of
+// their own as a verifier (it would write to marker), then the lead naming
+// the configured check envdump (commandConfig), which prints its
+// environment.
+type commandAttack struct {
+	marker                     string
+	leadRefused, workerRefused notes
+}
+
+const commandConfig = `
 [checks.envdump]
 command = ["sh", "-c", "echo ENV-SEEN; env; echo \"key=$HIVE_TEST_KEY token=$DEPLOY_TOKEN\"; cat /proc/1/environ; exit 1"]
-`)
-	code, out, logs := h.hive(2*time.Minute, "run", "--budget", "1", "hostile")
-	if code != 0 || out != "the lead is done\n" {
-		t.Fatalf("run: exit %d, stdout %q", code, out)
+`
+
+func (a *commandAttack) script(c *llmtest.Call) llmtest.Reply {
+	evil := map[string]any{"kind": "command", "command": []string{"sh", "-c", "id > " + a.marker + "; env >> " + a.marker + "; exit 1"}}
+	if isLead(c) {
+		switch assistantTurns(c) {
+		case 0:
+			return delegate(map[string]any{"name": "pwn", "instructions": "Say hi.", "verify": evil})
+		case 1:
+			a.leadRefused.add(toolResults(c))
+			return delegate(
+				map[string]any{"name": "dump", "instructions": "Say hi.", "tier": 1, "verify": map[string]any{"kind": "command", "check": "envdump"}},
+				map[string]any{"name": "nested", "instructions": "Delegate, then say hi.", "tier": 1})
+		}
+		return finish("the lead is done")
 	}
-	for who, v := range map[string]*notes{"the lead": &leadRefused, "the worker": &workerRefused} {
+	if mentions(c, "Delegate, then say hi.") {
+		if assistantTurns(c) == 0 {
+			return delegate(map[string]any{"name": "pwn2", "instructions": "Say hi.", "verify": evil})
+		}
+		if assistantTurns(c) == 1 {
+			a.workerRefused.add(toolResults(c))
+		}
+	}
+	return submit("hi")
+}
+
+// check asserts what the attack must have met: both commands refused
+// with the configured checks named, nothing run on the host, and the
+// configured check run (in the sandbox) with its failure as evidence.
+func (a *commandAttack) check(t *testing.T, srv *llmtest.Server, nodes []swarm.Node) {
+	t.Helper()
+	for who, v := range map[string]*notes{"the lead": &a.leadRefused, "the worker": &a.workerRefused} {
 		e := strings.Join(v.all(), " | ")
 		if !strings.Contains(e, "may not give a command") || !strings.Contains(e, "envdump") {
 			t.Errorf("%s's command was not refused with the configured checks: %q", who, e)
 		}
 	}
-	if _, err := os.Stat(marker); err == nil {
+	if _, err := os.Stat(a.marker); err == nil {
 		t.Fatal("a model's command ran on the host")
 	}
-	// The check ran in the sandbox and its output came back as evidence.
 	seen := false
-	for _, c := range h.srv.Calls() {
+	for _, c := range srv.Calls() {
 		seen = seen || bytes.Contains(c.Body, []byte("ENV-SEEN"))
 	}
 	if !seen {
 		t.Error("the configured check's output never reached the worker: did it run?")
 	}
-	s, shown := h.show(h.onlyRun())
 	var dump *swarm.Node
-	for i, n := range s.Nodes {
+	for i, n := range nodes {
 		if n.Name == "dump" && n.Verdict != nil {
-			dump = &s.Nodes[i]
+			dump = &nodes[i]
 		}
 	}
 	if dump == nil || dump.Verdict.Outcome != "fail" || !strings.Contains(dump.Verdict.Evidence, "check envdump") {
 		t.Errorf("the check's verdict: %+v", dump)
 	}
+}
+
+// TestHostileCommand: the command attack through hive run. The commands
+// are refused with a tool error, and the run goes on; the configured
+// check runs in the sandbox with none of Hive's environment, so its output
+// (the env it saw) goes back to the worker without a secret.
+func TestHostileCommand(t *testing.T) {
+	a := &commandAttack{marker: filepath.Join(t.TempDir(), "pwned")}
+	h := newHostile(t, a.script, commandConfig)
+	code, out, logs := h.hive(2*time.Minute, "run", "--budget", "1", "hostile")
+	if code != 0 || out != "the lead is done\n" {
+		t.Fatalf("run: exit %d, stdout %q", code, out)
+	}
+	s, shown := h.show(h.onlyRun())
+	a.check(t, h.srv, s.Nodes)
 	h.assertNoSecrets(out, logs, shown)
+}
+
+// TestHostileServe: the command attack through hive serve, started by an
+// API caller with the token; then a page on another origin posts a run
+// with the page's cookie, as a browser would send it, and is refused.
+func TestHostileServe(t *testing.T) {
+	a := &commandAttack{marker: filepath.Join(t.TempDir(), "pwned")}
+	h := newHostile(t, a.script, commandConfig)
+	const token = "hive-serve-token-0f1e2d3c4b5a"
+	h.vars["HIVE_TOKEN"] = token
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, logs syncBuffer
+	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &logs,
+		Getenv: func(k string) string { return h.vars[k] },
+		Environ: func() []string {
+			var e []string
+			for k, v := range h.vars {
+				e = append(e, k+"="+v)
+			}
+			return e
+		}}
+	done := make(chan int, 1)
+	go func() { done <- Main(ctx, env, []string{"serve", "-v", "--addr", "127.0.0.1:0"}) }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Error("hive serve did not stop")
+		}
+	}()
+	var base string
+	for deadline := time.Now().Add(20 * time.Second); base == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := serveURL.FindStringSubmatch(out.String()); m != nil {
+			base = m[1]
+		}
+	}
+	if base == "" {
+		t.Fatalf("hive serve printed no URL: %s", logs.String())
+	}
+	call := func(method, path, body string, hdr map[string]string) (int, string) {
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	bearer := map[string]string{"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+	code, body := call("POST", "v1/runs", `{"task": "hostile", "budget_usd": 1}`, bearer)
+	var run struct{ ID string }
+	if code != http.StatusCreated || json.Unmarshal([]byte(body), &run) != nil || run.ID == "" {
+		t.Fatalf("POST /v1/runs: %d %s", code, body)
+	}
+	var view struct {
+		Run   swarm.RunView `json:"run"`
+		Nodes []swarm.Node  `json:"nodes"`
+	}
+	var shown string
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		_, shown = call("GET", "v1/runs/"+run.ID, "", bearer)
+		if err := json.Unmarshal([]byte(shown), &view); err != nil {
+			t.Fatalf("GET /v1/runs/%s: %v: %s", run.ID, err, shown)
+		}
+		if view.Run.Status.Final() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the run is still %s", view.Run.Status)
+		}
+	}
+	if view.Run.Status != swarm.StatusDone || view.Run.Answer != "the lead is done" {
+		t.Fatalf("the run ended %s: %q %q", view.Run.Status, view.Run.Answer, view.Run.Error)
+	}
+	a.check(t, h.srv, view.Nodes)
+
+	// Another site's page posts a run with the page's cookie: as a
+	// text/plain form (no preflight), and as JSON.
+	cookie := map[string]string{"Cookie": "hive_token=" + token, "Origin": "http://127.0.0.1:1", "Sec-Fetch-Site": "same-site"}
+	for _, ct := range []string{"text/plain", "application/json"} {
+		cookie["Content-Type"] = ct
+		if code, body := call("POST", "v1/runs", `{"task": "forged"}`, cookie); code != http.StatusForbidden && code != http.StatusUnsupportedMediaType {
+			t.Errorf("a cross-site %s POST with the cookie: %d %s", ct, code, body)
+		}
+	}
+	_, list := call("GET", "v1/runs", "", bearer)
+	if strings.Contains(list, "forged") {
+		t.Errorf("a forged run started: %s", list)
+	}
+	h.assertNoSecrets(out.String(), logs.String(), shown, list)
 }
 
 // TestHostileModels: under a dollar budget, a verify spec that names a
