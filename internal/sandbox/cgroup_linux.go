@@ -198,12 +198,14 @@ type cgroupRun struct {
 	f    *os.File // v2: the group, for clone's CLONE_INTO_CGROUP
 }
 
-// start creates the cgroups of a run with l's memory and process limits.
-func (c *cgroupParent) start(l Limits) (*cgroupRun, error) {
+// start creates the cgroups of a run with l's memory limit and l.Procs
+// plus extra tasks: pids.max counts threads, and the init and the exec
+// stage are Go processes with threads of their own.
+func (c *cgroupParent) start(l Limits, extra int) (*cgroupRun, error) {
 	var b [8]byte
 	rand.Read(b[:])
 	name := "hive-sandbox-" + hex.EncodeToString(b[:])
-	pids := strconv.Itoa(l.Procs + 2) // the init and the exec stage
+	pids := strconv.Itoa(l.Procs + extra)
 	mem := strconv.FormatInt(l.Memory, 10)
 	type setting struct {
 		file, val string

@@ -98,7 +98,7 @@ func TestProgram(t *testing.T) {
 				t.Errorf("reason %s, want %s (stderr %q)", res.Reason, tt.want, trunc(lastLines(res.Stderr, 5)))
 			}
 			if tt.check != nil && !tt.check(res) {
-				t.Errorf("unexpected result %+v", res)
+				t.Errorf("unexpected result %s", summary(res))
 			}
 		})
 	}
@@ -245,15 +245,15 @@ func TestExec(t *testing.T) {
 	res := run(t, sb, Spec{Lang: Exec, Argv: []string{"sh", "-c", `echo "$GREETING $1"; cat data/in.txt; cat`, "sh", "arg"},
 		Env: []string{"GREETING=hello", "LANG=C"}, Files: map[string][]byte{"data/in.txt": []byte("file\n")}, Stdin: []byte("stdin\n")})
 	if !res.OK() || string(res.Stdout) != "hello arg\nfile\nstdin\n" {
-		t.Errorf("got %+v", res)
+		t.Errorf("got %s", summary(res))
 	}
 	res = run(t, sb, Spec{Lang: Exec, Argv: []string{"no-such-command"}})
 	if res.Reason != Exited || res.ExitCode != 127 || !bytes.Contains(res.Stderr, []byte("not found")) {
-		t.Errorf("missing command: %+v", res)
+		t.Errorf("missing command: %s", summary(res))
 	}
 	res = run(t, sb, Spec{Lang: Exec, Argv: []string{"python3", "-c", "import os; print(os.environ['X'], os.getcwd())"}, Env: []string{"X=1"}})
 	if !res.OK() || string(res.Stdout) != "1 /box\n" {
-		t.Errorf("python3 by name: %+v", res)
+		t.Errorf("python3 by name: %s", summary(res))
 	}
 }
 
@@ -368,7 +368,7 @@ func TestCeiling(t *testing.T) {
 			defer wg.Done()
 			res, err := sb.Run(context.Background(), Spec{Lang: Shell, Source: "sleep 1.5", Limits: lim})
 			if err != nil || !res.OK() {
-				t.Errorf("%+v %v", res, err)
+				t.Errorf("%s %v", summary(res), err)
 			}
 			mu.Lock()
 			if firstEnd.IsZero() {
@@ -382,12 +382,12 @@ func TestCeiling(t *testing.T) {
 	defer cancel()
 	res, err := sb.Run(ctx, Spec{Lang: Shell, Source: "true", Limits: lim})
 	if err != nil || res.Reason != Canceled {
-		t.Errorf("a third run did not wait: %+v %v", res, err)
+		t.Errorf("a third run did not wait: %s %v", summary(res), err)
 	}
 	res, err = sb.Run(context.Background(), Spec{Lang: Shell, Source: "true", Limits: lim})
 	end := time.Now()
 	if err != nil || !res.OK() {
-		t.Errorf("%+v %v", res, err)
+		t.Errorf("%s %v", summary(res), err)
 	}
 	wg.Wait()
 	if firstEnd.IsZero() || end.Before(firstEnd) {
@@ -412,4 +412,35 @@ func goMemory(m int64) int64 {
 		return 4 * m
 	}
 	return m
+}
+
+// TestProgramThreads: the Go runtime's threads do not count against a
+// small process limit, and many Go children run at once.
+func TestProgramThreads(t *testing.T) {
+	t.Parallel()
+	sb := newSandbox(t)
+	src := "let a = []; for (let i = 0; i < 1e5; i++) a.push({i}); console.log(a.length)"
+	var wg sync.WaitGroup
+	for i := range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := sb.Run(context.Background(), Spec{Lang: JavaScript, Source: src, Limits: Limits{Procs: 1 + i%4}})
+			if err != nil {
+				t.Errorf("procs %d: %v", 1+i%4, err)
+			} else if !res.OK() {
+				t.Errorf("procs %d: %s exit %d: %q", 1+i%4, res.Reason, res.ExitCode, trunc(res.Stderr))
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// summary describes res for a test failure.
+func summary(res *Result) string {
+	if res == nil {
+		return "no result"
+	}
+	return fmt.Sprintf("%s exit %d signal %q wall %v memory %d (%s), stdout %q, stderr %q", res.Reason, res.ExitCode, res.Signal,
+		res.Wall, res.Memory, res.MemoryMode, trunc(res.Stdout), trunc(lastLines(res.Stderr, 5)))
 }
