@@ -357,7 +357,7 @@ func (s *Sandbox) command(cfg *initConfig, isolated bool, cg *cgroupRun) (*exec.
 	cmd := &exec.Cmd{
 		Path: "/proc/self/exe",
 		Args: []string{"hive-sandbox-" + stage},
-		Env:  []string{stageEnv + "=" + stage, configEnv + "=" + string(b)},
+		Env:  []string{stageEnv + "=" + stage, configEnv + "=" + string(b), stageGORACE},
 	}
 	if !isolated {
 		cmd.Dir = cfg.Dir
@@ -541,7 +541,7 @@ func probe(ctx context.Context) error {
 	defer rep.Close()
 	cmd := exec.CommandContext(ctx, "/proc/self/exe")
 	cmd.Args = []string{"hive-sandbox-probe"}
-	cmd.Env = []string{stageEnv + "=" + stageInit, configEnv + "=" + string(b)}
+	cmd.Env = []string{stageEnv + "=" + stageInit, configEnv + "=" + string(b), stageGORACE}
 	cmd.SysProcAttr = namespaceAttr(root)
 	cmd.ExtraFiles = []*os.File{rw}
 	var stderr bytes.Buffer
