@@ -163,7 +163,6 @@ func vmHWM(t *testing.T) int64 {
 // its memory: now they end within their limits, and Hive stays small.
 // Not parallel: it measures this process's memory and its children.
 func TestJavaScriptAttacks(t *testing.T) {
-	sb := newSandbox(t)
 	lim := Limits{Wall: 3 * time.Second, CPU: time.Second, Memory: 256 << 20}
 	tests := []struct {
 		name, src string
@@ -179,25 +178,31 @@ func TestJavaScriptAttacks(t *testing.T) {
 	}
 	runtime.GC()
 	before := vmHWM(t)
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			res := run(t, sb, Spec{Lang: JavaScript, Source: tt.src, Limits: tt.limits})
-			switch res.Reason {
-			case CPULimit, WallTimeout, MemoryLimit:
-			default:
-				t.Errorf("reason %s, want cpu_limit, wall_timeout or memory_limit (stderr %q)", res.Reason, trunc(lastLines(res.Stderr, 3)))
-			}
-			if res.Wall > tt.limits.Wall+time.Second || res.CPU > tt.limits.CPU+time.Second {
-				t.Errorf("ran %v, cpu %v, limits %v, %v", res.Wall, res.CPU, tt.limits.Wall, tt.limits.CPU)
-			}
-			t.Logf("%s: %s in %v, cpu %v, peak %.1f MiB (%s)", tt.name, res.Reason, res.Wall.Round(time.Millisecond),
-				res.CPU.Round(time.Millisecond), float64(res.Memory)/(1<<20), res.MemoryMode)
-			if left := descendants(os.Getpid()); len(left) > 0 {
-				t.Errorf("processes left: %v", left)
-			}
-		})
+	for _, cgroups := range []string{"auto", "off"} {
+		sb, err := New(context.Background(), Config{Cgroups: cgroups}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range tests {
+			t.Run(cgroups+"/"+tt.name, func(t *testing.T) {
+				res := run(t, sb, Spec{Lang: JavaScript, Source: tt.src, Limits: tt.limits})
+				switch res.Reason {
+				case CPULimit, WallTimeout, MemoryLimit:
+				default:
+					t.Errorf("reason %s, want cpu_limit, wall_timeout or memory_limit (stderr %q)", res.Reason, trunc(lastLines(res.Stderr, 3)))
+				}
+				if res.Wall > tt.limits.Wall+time.Second || res.CPU > tt.limits.CPU+time.Second {
+					t.Errorf("ran %v, cpu %v, limits %v, %v", res.Wall, res.CPU, tt.limits.Wall, tt.limits.CPU)
+				}
+				t.Logf("%s: %s in %v, cpu %v, peak %.1f MiB (%s)", tt.name, res.Reason, res.Wall.Round(time.Millisecond),
+					res.CPU.Round(time.Millisecond), float64(res.Memory)/(1<<20), res.MemoryMode)
+				if left := descendants(os.Getpid()); len(left) > 0 {
+					t.Errorf("processes left: %v", left)
+				}
+			})
+		}
 	}
-	if grew := vmHWM(t) - before; grew > goMemory(4<<20) {
+	if grew := vmHWM(t) - before; grew > goMemory(8<<20) {
 		t.Errorf("host peak memory grew %d MiB", grew>>20)
 	} else {
 		t.Logf("host peak memory grew %d KiB", grew>>10)
