@@ -52,7 +52,7 @@ func TestHostileUnprivileged(t *testing.T) {
 	repo, _ := os.Getwd()
 	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "-test.run", "^(TestHostile|TestDaemonGone|TestKillAllSparesHost)$", "-test.v", "-test.count=1")
+	cmd := exec.CommandContext(ctx, bin, "-test.run", "^(TestHostile|TestDaemonGone|TestKillAllSparesHost|TestProgram|TestJavaScriptLimits|TestMemoryTotal|TestExecHostile)$", "-test.v", "-test.count=1")
 	cmd.Dir = repo
 	cmd.Env = []string{"HIVE_SANDBOX_TEST_UNPRIV=1", "HOME=" + home, "TMPDIR=" + os.TempDir(),
 		"PATH=" + os.Getenv("PATH")}
