@@ -5,6 +5,7 @@ package sandbox
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -58,6 +59,14 @@ func TestHostileUnprivileged(t *testing.T) {
 		"PATH=" + os.Getenv("PATH")}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := cmd.CombinedOutput()
+	// A child that a parallel test forked while the copy was open for
+	// writing holds it until it execs: "text file busy". Try again.
+	for i := 0; i < 20 && errors.Is(err, syscall.ETXTBSY); i++ {
+		time.Sleep(50 * time.Millisecond)
+		retry := exec.CommandContext(ctx, bin, cmd.Args[1:]...)
+		retry.Dir, retry.Env, retry.SysProcAttr = cmd.Dir, cmd.Env, cmd.SysProcAttr
+		out, err = retry.CombinedOutput()
+	}
 	t.Logf("unprivileged run:\n%s", tail(out, 6000))
 	if err != nil {
 		if bytes.Contains(out, []byte("sandbox unavailable")) {
