@@ -83,8 +83,9 @@ func TestProgram(t *testing.T) {
 		{"exit", Spec{Lang: "testprog", Source: "exit 7"}, Exited, func(r *Result) bool { return r.ExitCode == 7 }},
 		{"small alloc", Spec{Lang: "testprog", Source: "alloc 40", Limits: Limits{Memory: goMemory(128 << 20)}}, Exited,
 			func(r *Result) bool { return string(r.Stdout) == "40\n" }},
-		{"spin", Spec{Lang: "testprog", Source: "spin", Limits: lim}, CPULimit,
-			func(r *Result) bool { return r.Wall < 3*time.Second }},
+		// CPU time, not wall time, ends it, however loaded the machine.
+		{"spin", Spec{Lang: "testprog", Source: "spin", Limits: Limits{Wall: 30 * time.Second, CPU: time.Second}}, CPULimit,
+			func(r *Result) bool { return r.CPU < 2*time.Second }},
 		{"alloc past limit", Spec{Lang: "testprog", Source: "alloc 400", Limits: lim}, MemoryLimit,
 			func(r *Result) bool { return r.Memory < 400<<20 }},
 		{"wall", Spec{Lang: "testprog", Source: "spin", Limits: Limits{Wall: 500 * time.Millisecond}}, WallTimeout,
