@@ -248,9 +248,9 @@ func TestCancelJavaScript(t *testing.T) {
 func TestExec(t *testing.T) {
 	t.Parallel()
 	sb := newSandbox(t)
-	res := run(t, sb, Spec{Lang: Exec, Argv: []string{"sh", "-c", `echo "$GREETING $1"; cat data/in.txt; cat`, "sh", "arg"},
+	res := run(t, sb, Spec{Lang: Exec, Argv: []string{"sh", "-c", `echo "$GREETING $1 $LANG"; cat data/in.txt; cat`, "sh", "arg"},
 		Env: []string{"GREETING=hello", "LANG=C"}, Files: map[string][]byte{"data/in.txt": []byte("file\n")}, Stdin: []byte("stdin\n")})
-	if !res.OK() || string(res.Stdout) != "hello arg\nfile\nstdin\n" {
+	if !res.OK() || string(res.Stdout) != "hello arg C\nfile\nstdin\n" {
 		t.Errorf("got %s", summary(res))
 	}
 	res = run(t, sb, Spec{Lang: Exec, Argv: []string{"no-such-command"}})
