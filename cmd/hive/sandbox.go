@@ -80,11 +80,12 @@ func runSandboxCheck(ctx context.Context, env *Env, args []string) error {
 
 func runSandboxRun(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "sandbox run", "[flags] FILE")
-	lang := fs.String("lang", "", "python, javascript or shell (default: from the file's extension)")
+	lang := fs.String("lang", "", "python, javascript, shell or a registered program (default: from the file's extension)")
 	timeout := fs.Duration("timeout", 0, "wall-clock limit (default 10s)")
 	memory := fs.String("memory", "", "memory limit, e.g. 512M or 1G (default 1G)")
 	stdinPath := fs.String("stdin", "", "file to give the program as stdin")
 	mode := fs.String("sandbox", "namespaces", "isolation: namespaces, or none to run WITHOUT isolation")
+	cgroups := fs.String("cgroups", "auto", "auto: a cgroup per run when this machine allows; off: sample memory instead")
 	asJSON := fs.Bool("json", false, "print the outcome as JSON")
 	verbose := fs.Bool("v", false, "log debug details to stderr")
 	if err := parseFlags(fs, args); err != nil {
@@ -117,7 +118,10 @@ func runSandboxRun(ctx context.Context, env *Env, args []string) error {
 			return fmt.Errorf("sandbox run: %v (fix --stdin)", err)
 		}
 	}
-	sb, err := sandbox.New(ctx, sandbox.Config{Mode: m}, newLogger(env.Stderr, *verbose))
+	if *cgroups != "auto" && *cgroups != "off" {
+		return usageErrorf("sandbox run: --cgroups %q: want auto or off", *cgroups)
+	}
+	sb, err := sandbox.New(ctx, sandbox.Config{Mode: m, Cgroups: *cgroups}, newLogger(env.Stderr, *verbose))
 	if err != nil {
 		return fmt.Errorf("sandbox run: %s", oneLine(err.Error()))
 	}
@@ -160,8 +164,8 @@ func printResult(w io.Writer, res *sandbox.Result) {
 		outcome = "signal " + res.Signal
 	}
 	fmt.Fprintf(w, "stopped: %s (%s)\n", res.Reason, outcome)
-	fmt.Fprintf(w, "wall: %v  cpu: %v  peak memory: %.1f MiB\n",
-		res.Wall.Round(time.Millisecond), res.CPU.Round(time.Millisecond), float64(res.Memory)/(1<<20))
+	fmt.Fprintf(w, "wall: %v  cpu: %v  peak memory: %.1f MiB (%s)\n",
+		res.Wall.Round(time.Millisecond), res.CPU.Round(time.Millisecond), float64(res.Memory)/(1<<20), res.MemoryMode)
 	if !res.Isolated {
 		fmt.Fprintln(w, "isolation: NONE (--sandbox=none)")
 	}

@@ -10,9 +10,9 @@ import (
 	"testing"
 )
 
-// These tests run JavaScript (in-process) with --sandbox=none, so they
-// need no re-exec of the test binary; the isolated paths are tested in
-// internal/sandbox.
+// These tests run JavaScript with --sandbox=none: in a child process (the
+// test binary re-executed, see TestMain) but without namespaces; the
+// isolated paths are tested in internal/sandbox.
 func TestSandboxCommand(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, body string) string {

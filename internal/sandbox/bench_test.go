@@ -6,6 +6,7 @@ import (
 	"context"
 	"os/exec"
 	"testing"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -56,6 +57,36 @@ func BenchmarkJavaScript(b *testing.B) {
 			b.Fatalf("%+v %v", res, err)
 		}
 	}
+}
+
+// BenchmarkStartJSvsPython starts a JavaScript console.log(1) and a
+// Python print(1) in turn, in the same run, and reports each one's mean
+// time and their ratio.
+func BenchmarkStartJSvsPython(b *testing.B) {
+	sb := newSandbox(b)
+	var js, py time.Duration
+	for b.Loop() {
+		for _, l := range []Lang{JavaScript, Python} {
+			src := "print(1)"
+			if l == JavaScript {
+				src = "console.log(1)"
+			}
+			start := time.Now()
+			res, err := sb.Run(context.Background(), Spec{Lang: l, Source: src})
+			if err != nil || !res.OK() {
+				b.Fatalf("%s: %v %v", l, res, err)
+			}
+			if l == JavaScript {
+				js += time.Since(start)
+			} else {
+				py += time.Since(start)
+			}
+		}
+	}
+	n := float64(b.N)
+	b.ReportMetric(js.Seconds()*1000/n, "ms/js")
+	b.ReportMetric(py.Seconds()*1000/n, "ms/python")
+	b.ReportMetric(float64(js)/float64(py), "js/python")
 }
 
 // BenchmarkThroughputPlain is the baseline of BenchmarkThroughput: 100

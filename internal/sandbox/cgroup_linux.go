@@ -96,10 +96,11 @@ func ownCgroups() (map[string]string, error) {
 	return out, nil
 }
 
-// findCgroup looks for a place to create per-run cgroups: a delegated
-// cgroup v2 directory; as root, the v2 root (enabling memory and pids for
-// its children) or this process's cgroups in the v1 memory and pids
-// hierarchies. Otherwise it says why there is none.
+// findCgroup looks for a place to create per-run cgroups: this process's
+// cgroup v2 directory when memory and pids are delegated; as root, the
+// root of the v2 hierarchy (enabling memory and pids for its children) or
+// this process's cgroups in the v1 memory and pids hierarchies. Otherwise
+// it says why there is none.
 func findCgroup() (*cgroupParent, string) {
 	mounts, err := cgroupMounts()
 	if err != nil {
@@ -120,12 +121,16 @@ func findCgroup() (*cgroupParent, string) {
 			notes = append(notes, "this process is in no cgroup v2 group")
 			break
 		}
-		dir := filepath.Join(m.point, rel)
-		if p, note := v2Parent(dir, root && rel == "/"); p != nil {
-			return p, ""
-		} else {
-			notes = append(notes, note)
+		p, note := v2Parent(filepath.Join(m.point, rel), root && rel == "/")
+		if p == nil && root && rel != "/" {
+			// Root may make its groups under the root of the hierarchy,
+			// wherever this process lives.
+			p, _ = v2Parent(m.point, true)
 		}
+		if p != nil {
+			return p, ""
+		}
+		notes = append(notes, note)
 		break
 	}
 	if root {
@@ -198,12 +203,14 @@ type cgroupRun struct {
 	f    *os.File // v2: the group, for clone's CLONE_INTO_CGROUP
 }
 
-// start creates the cgroups of a run with l's memory and process limits.
-func (c *cgroupParent) start(l Limits) (*cgroupRun, error) {
+// start creates the cgroups of a run with l's memory limit and l.Procs
+// plus extra tasks: pids.max counts threads, and the init and the exec
+// stage are Go processes with threads of their own.
+func (c *cgroupParent) start(l Limits, extra int) (*cgroupRun, error) {
 	var b [8]byte
 	rand.Read(b[:])
 	name := "hive-sandbox-" + hex.EncodeToString(b[:])
-	pids := strconv.Itoa(l.Procs + 2) // the init and the exec stage
+	pids := strconv.Itoa(l.Procs + extra)
 	mem := strconv.FormatInt(l.Memory, 10)
 	type setting struct {
 		file, val string

@@ -27,6 +27,14 @@ const sandboxUID = 65534
 // as uid 0.
 const inNSUID = 1000
 
+// Threads the process limits allow on top of Limits.Procs: the init and
+// the exec stage are Go processes with threads of their own, and a
+// Program runs in the Go runtime.
+const (
+	initThreads = 16
+	goThreads   = 16
+)
+
 // runProcess runs a program in a child process.
 func (s *Sandbox) runProcess(ctx context.Context, spec Spec) (*Result, error) {
 	tmp, err := os.MkdirTemp("", "hive-sandbox-")
@@ -93,6 +101,14 @@ func (s *Sandbox) runProcess(ctx context.Context, spec Spec) (*Result, error) {
 	default:
 		cfg.Program = string(spec.Lang)
 		cfg.Argv = []string{filepath.Join(workDir, mainFile(spec.Lang))}
+		// The process limit counts threads, and the Go runtime of a
+		// Program needs a few of its own.
+		for i := range cfg.Rlimits {
+			if cfg.Rlimits[i].Resource == unix.RLIMIT_NPROC {
+				cfg.Rlimits[i].Cur += goThreads
+				cfg.Rlimits[i].Max += goThreads
+			}
+		}
 	}
 	if err := os.Mkdir(cfg.Root, 0o700); err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
@@ -100,7 +116,11 @@ func (s *Sandbox) runProcess(ctx context.Context, spec Spec) (*Result, error) {
 
 	var cg *cgroupRun
 	if isolated && s.cgroup != nil {
-		if cg, err = s.cgroup.start(spec.Limits); err != nil {
+		extra := initThreads
+		if cfg.Program != "" {
+			extra += goThreads
+		}
+		if cg, err = s.cgroup.start(spec.Limits, extra); err != nil {
 			s.log.Warn("sandbox: cgroup limits not applied; sampling memory", "err", err)
 			cg = nil
 		} else {
@@ -337,7 +357,7 @@ func (s *Sandbox) command(cfg *initConfig, isolated bool, cg *cgroupRun) (*exec.
 	cmd := &exec.Cmd{
 		Path: "/proc/self/exe",
 		Args: []string{"hive-sandbox-" + stage},
-		Env:  []string{stageEnv + "=" + stage, configEnv + "=" + string(b)},
+		Env:  []string{stageEnv + "=" + stage, configEnv + "=" + string(b), stageGORACE},
 	}
 	if !isolated {
 		cmd.Dir = cfg.Dir
@@ -521,7 +541,7 @@ func probe(ctx context.Context) error {
 	defer rep.Close()
 	cmd := exec.CommandContext(ctx, "/proc/self/exe")
 	cmd.Args = []string{"hive-sandbox-probe"}
-	cmd.Env = []string{stageEnv + "=" + stageInit, configEnv + "=" + string(b)}
+	cmd.Env = []string{stageEnv + "=" + stageInit, configEnv + "=" + string(b), stageGORACE}
 	cmd.SysProcAttr = namespaceAttr(root)
 	cmd.ExtraFiles = []*os.File{rw}
 	var stderr bytes.Buffer

@@ -31,6 +31,9 @@ const (
 	stageNoop = "noop"
 	reportFD  = 3
 	holdFD    = 4
+	// stageGORACE keeps a race-detector build of the stages from
+	// sleeping a second as it exits (ignored by other builds).
+	stageGORACE = "GORACE=atexit_sleep_ms=0"
 )
 
 // initConfig is what the host tells the inner stages.
@@ -160,7 +163,7 @@ func runInit(cfg *initConfig, out *os.File) error {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return fmt.Errorf("set dumpable: %w", err)
 	}
-	env := []string{stageEnv + "=" + stageExec, configEnv + "=" + os.Getenv(configEnv)}
+	env := []string{stageEnv + "=" + stageExec, configEnv + "=" + os.Getenv(configEnv), stageGORACE}
 	attr := &syscall.ProcAttr{
 		Env:   env,
 		Files: []uintptr{0, 1, 2, reportFD},

@@ -9,6 +9,23 @@ import (
 )
 
 // Program is Go code that the sandbox runs in its child, as it runs an interpreter.
+//
+// Pass it to [Init] in main (and in TestMain) so that both the host and
+// the re-executed child know it; a Spec whose Lang is Lang(Name) then
+// runs it. The child is set up exactly as for Python — namespaces,
+// rlimits, seccomp, cgroup, dropped privileges — and then calls Main in
+// place of exec'ing an interpreter, with the source (written to
+// /box/main.NAME), stdin, and the child's stdout and stderr; its return
+// value is the exit status. A panic or a Go runtime crash is an exit
+// status of 2, and a crash for want of memory is a memory_limit Result.
+//
+// The Go runtime maps far more address space than it uses (about 1.2 GiB
+// at start), so a Program's RLIMIT_AS is what its process has mapped
+// when Main is called plus Limits.Memory plus 128 MiB; the run's real
+// total is held to Limits.Memory by its cgroup or by sampling, and the
+// Go runtime's soft limit (debug.SetMemoryLimit) is 3/4 of it. A
+// Limits.Memory below 32 MiB counts as 32 MiB. GOMAXPROCS is at most 2,
+// and the process limit allows 16 threads more than Limits.Procs.
 type Program struct {
 	Name string                                                   // also its Lang: Spec{Lang: Lang(Name)}
 	Main func(source, stdin []byte, stdout, stderr io.Writer) int // exit code

@@ -8,10 +8,6 @@ import (
 	"time"
 )
 
-// sampleEvery is how often, without a cgroup, the host adds up the memory
-// of a run's processes.
-const sampleEvery = 10 * time.Millisecond
-
 var pageSize = int64(os.Getpagesize())
 
 // treeMemory returns the private resident memory (anonymous and shared

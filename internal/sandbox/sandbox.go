@@ -27,8 +27,8 @@
 // and reports what they all used. Should it not exit, the host kills it,
 // and the kernel takes the whole namespace down with it. When the host
 // runs as root the program runs as an unprivileged host uid (65534), so the
-// process limit applies to it. cgroup v2 memory and pids limits are added
-// when the machine delegates those controllers to this process.
+// process limit applies to it. Memory and pids limits of a cgroup are
+// added when this process may create cgroups (see Memory below).
 //
 // Because the binary re-executes itself, every main (and every TestMain of
 // a package whose tests run the sandbox) must call [Init] first thing.
@@ -267,6 +267,10 @@ const (
 	// (ModeNone); Result.Memory is the largest process's peak.
 	MemoryPerProcess = "per_process"
 )
+
+// sampleEvery is how often, without a cgroup, the host adds up the memory
+// of a run's processes (and, with one, looks for an out-of-memory kill).
+const sampleEvery = 10 * time.Millisecond
 
 // Config configures a [Sandbox]. The zero value is ready: namespaces,
 // DefaultLimits, "python3" and "/bin/sh" from the host, cgroups when
