@@ -8,10 +8,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/hive-swarm/hive/internal/config"
 	"github.com/hive-swarm/hive/internal/sandbox"
 )
 
@@ -42,14 +42,19 @@ func runSandbox(ctx context.Context, env *Env, args []string) error {
 func runSandboxCheck(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "sandbox check", "[--json]")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	verbose := fs.Bool("v", false, "log debug details to stderr")
+	var g globalFlags
+	g.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageErrorf("sandbox check: unexpected argument %q", fs.Arg(0))
 	}
-	rep := sandbox.Check(ctx, sandbox.Config{}, newLogger(env.Stderr, *verbose))
+	cfg, _, log, err := g.load(env)
+	if err != nil {
+		return err
+	}
+	rep := sandbox.Check(ctx, sandboxConfig(cfg), log)
 	if *asJSON {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
@@ -85,10 +90,15 @@ func runSandboxRun(ctx context.Context, env *Env, args []string) error {
 	memory := fs.String("memory", "", "memory limit, e.g. 512M or 1G (default 1G)")
 	stdinPath := fs.String("stdin", "", "file to give the program as stdin")
 	mode := fs.String("sandbox", "namespaces", "isolation: namespaces, or none to run WITHOUT isolation")
-	cgroups := fs.String("cgroups", "auto", "auto: a cgroup per run when this machine allows; off: sample memory instead")
+	cgroups := fs.String("cgroups", "", "auto: a cgroup per run when this machine allows; off: sample memory instead (default: [sandbox] cgroups of hive.toml, else auto)")
 	asJSON := fs.Bool("json", false, "print the outcome as JSON")
-	verbose := fs.Bool("v", false, "log debug details to stderr")
+	var g globalFlags
+	g.register(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, _, log, err := g.load(env)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -109,7 +119,7 @@ func runSandboxRun(ctx context.Context, env *Env, args []string) error {
 	}
 	spec := sandbox.Spec{Lang: l, Source: string(src), Limits: sandbox.Limits{Wall: *timeout, CPU: *timeout}}
 	if *memory != "" {
-		if spec.Limits.Memory, err = parseBytes(*memory); err != nil {
+		if spec.Limits.Memory, err = config.ParseBytes(*memory); err != nil {
 			return usageErrorf("sandbox run: --memory: %v", err)
 		}
 	}
@@ -118,10 +128,15 @@ func runSandboxRun(ctx context.Context, env *Env, args []string) error {
 			return fmt.Errorf("sandbox run: %v (fix --stdin)", err)
 		}
 	}
-	if *cgroups != "auto" && *cgroups != "off" {
+	if *cgroups != "" && *cgroups != "auto" && *cgroups != "off" {
 		return usageErrorf("sandbox run: --cgroups %q: want auto or off", *cgroups)
 	}
-	sb, err := sandbox.New(ctx, sandbox.Config{Mode: m, Cgroups: *cgroups}, newLogger(env.Stderr, *verbose))
+	sc := sandboxConfig(cfg) // hive.toml's limits and ceiling; the flags above override
+	sc.Mode = m
+	if *cgroups != "" {
+		sc.Cgroups = *cgroups
+	}
+	sb, err := sandbox.New(ctx, sc, log)
 	if err != nil {
 		return fmt.Errorf("sandbox run: %s", oneLine(err.Error()))
 	}
@@ -185,26 +200,4 @@ func langOf(flag, file string) (sandbox.Lang, error) {
 		return sandbox.Shell, nil
 	}
 	return "", fmt.Errorf("cannot tell the language of %s: pass --lang python, javascript or shell", file)
-}
-
-// parseBytes parses "512M", "1G", "64KiB" or a number of bytes.
-func parseBytes(s string) (int64, error) {
-	t := strings.ToUpper(strings.TrimSpace(s))
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "IB"), "B")
-	mult := int64(1)
-	if n := len(t); n > 0 {
-		switch t[n-1] {
-		case 'K':
-			mult, t = 1<<10, t[:n-1]
-		case 'M':
-			mult, t = 1<<20, t[:n-1]
-		case 'G':
-			mult, t = 1<<30, t[:n-1]
-		}
-	}
-	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v <= 0 {
-		return 0, fmt.Errorf("bad size %q (want e.g. 512M or 1G)", s)
-	}
-	return int64(v * float64(mult)), nil
 }

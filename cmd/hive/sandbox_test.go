@@ -65,19 +65,6 @@ func TestSandboxCommand(t *testing.T) {
 	}
 }
 
-func TestParseBytes(t *testing.T) {
-	for in, want := range map[string]int64{"512M": 512 << 20, "1G": 1 << 30, "64KiB": 64 << 10, "1000": 1000, "1.5g": 3 << 29} {
-		if got, err := parseBytes(in); err != nil || got != want {
-			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "M", "-1G", "x"} {
-		if _, err := parseBytes(in); err == nil {
-			t.Errorf("parseBytes(%q) succeeded", in)
-		}
-	}
-}
-
 func TestSandboxJSONShape(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	p := filepath.Join(t.TempDir(), "a.js")

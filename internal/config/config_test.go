@@ -177,3 +177,16 @@ func TestFindAndLoad(t *testing.T) {
 		t.Fatalf("Load of bad file = %v", err)
 	}
 }
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"512M": 512 << 20, "1G": 1 << 30, "64KiB": 64 << 10, "1000": 1000, "1.5g": 3 << 29} {
+		if got, err := ParseBytes(in); err != nil || got != want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "M", "-1G", "x"} {
+		if _, err := ParseBytes(in); err == nil {
+			t.Errorf("ParseBytes(%q) succeeded", in)
+		}
+	}
+}

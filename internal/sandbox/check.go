@@ -75,7 +75,7 @@ func Check(ctx context.Context, cfg Config, log *slog.Logger) *Report {
 	seccomp := inside["Seccomp"] == "2"
 	nnp := inside["NoNewPrivs"] == "1"
 	safe = safe && seccomp && nnp
-	add("seccomp filter", seccomp, "Seccomp: %s", inside["Seccomp"])
+	add("seccomp filter", seccomp, "Seccomp: %s (an allow list: other calls fail with ENOSYS, dangerous ones with EPERM)", inside["Seccomp"])
 	add("no_new_privs", nnp, "NoNewPrivs: %s", inside["NoNewPrivs"])
 	add("capabilities dropped", inside["CapEff"] == "0000000000000000", "CapEff: %s", inside["CapEff"])
 	add("network", inside["ifaces"] == "lo", "interfaces inside: %s", inside["ifaces"])
