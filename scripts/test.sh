@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v python3 >/dev/null 2>&1 || need+=(python3)
-python3 -c 'import pytest' >/dev/null 2>&1 || need+=(python3-pytest) # the sandbox's seccomp list is tested under pytest
+{ python3 -c 'import pytest' || /usr/bin/python3 -c 'import pytest'; } >/dev/null 2>&1 || need+=(python3-pytest) # the seccomp allow list is tested under pytest
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
