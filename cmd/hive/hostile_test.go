@@ -59,14 +59,10 @@ func newHostile(t *testing.T, script llmtest.Handler, extraConfig string) *hosti
 	}}
 }
 
-// hive runs hive in-process with the world's environment, verbose, and
-// returns its exit code, stdout and stderr (the logs).
-func (h *hostile) hive(timeout time.Duration, args ...string) (int, string, string) {
-	h.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var out, errb bytes.Buffer
-	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
+// env is the world's environment for a command writing to stdout and
+// stderr.
+func (h *hostile) env(stdout, stderr io.Writer) *Env {
+	return &Env{Stdin: strings.NewReader(""), Stdout: stdout, Stderr: stderr,
 		Getenv: func(k string) string { return h.vars[k] },
 		Environ: func() []string {
 			var e []string
@@ -75,6 +71,16 @@ func (h *hostile) hive(timeout time.Duration, args ...string) (int, string, stri
 			}
 			return e
 		}}
+}
+
+// hive runs hive in-process with the world's environment, verbose, and
+// returns its exit code, stdout and stderr (the logs).
+func (h *hostile) hive(timeout time.Duration, args ...string) (int, string, string) {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var out, errb bytes.Buffer
+	env := h.env(&out, &errb)
 	code := Main(ctx, env, append([]string{args[0], "-v"}, args[1:]...))
 	h.t.Logf("hive %s → %d\nstdout: %s\nstderr (tail): %s", strings.Join(args, " "), code, out.String(), tail(errb.String(), 3000))
 	return code, out.String(), errb.String()
@@ -302,15 +308,7 @@ func TestHostileServe(t *testing.T) {
 	h.vars["HIVE_TOKEN"] = token
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, logs syncBuffer
-	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &logs,
-		Getenv: func(k string) string { return h.vars[k] },
-		Environ: func() []string {
-			var e []string
-			for k, v := range h.vars {
-				e = append(e, k+"="+v)
-			}
-			return e
-		}}
+	env := h.env(&out, &logs)
 	done := make(chan int, 1)
 	go func() { done <- Main(ctx, env, []string{"serve", "-v", "--addr", "127.0.0.1:0"}) }()
 	defer func() {

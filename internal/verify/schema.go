@@ -136,47 +136,43 @@ func cheapSchema(raw []byte, inst any) bool {
 	if d.Decode(&doc) != nil {
 		return true // compiling it fails at once, and says why
 	}
-	nodes, ok := 0, true
-	var walkSchema func(v any)
-	walkSchema = func(v any) {
+	nodes, values, ok := 0, 0, true
+	walkJSON(doc, func(v any) {
 		nodes++
-		switch v := v.(type) {
-		case map[string]any:
-			for k, x := range v {
+		if m, isMap := v.(map[string]any); isMap {
+			for k := range m {
 				switch k {
 				case "$ref", "$dynamicRef", "$recursiveRef", "unevaluatedProperties", "unevaluatedItems", "uniqueItems", "multipleOf", "divisibleBy":
 					ok = false
 				}
-				walkSchema(x)
 			}
-		case []any:
-			for _, x := range v {
-				walkSchema(x)
-			}
-		case json.Number:
-			ok = ok && smallNumber(v)
 		}
-	}
-	walkSchema(doc)
-	values := 0
-	var walkInst func(v any)
-	walkInst = func(v any) {
+		if n, isNum := v.(json.Number); isNum {
+			ok = ok && smallNumber(n)
+		}
+	})
+	walkJSON(inst, func(v any) {
 		values++
-		switch v := v.(type) {
-		case map[string]any:
-			for _, x := range v {
-				walkInst(x)
-			}
-		case []any:
-			for _, x := range v {
-				walkInst(x)
-			}
-		case json.Number:
-			ok = ok && smallNumber(v)
+		if n, isNum := v.(json.Number); isNum {
+			ok = ok && smallNumber(n)
+		}
+	})
+	return ok && nodes*values <= cheapWork
+}
+
+// walkJSON calls visit on v and on every value inside it.
+func walkJSON(v any, visit func(any)) {
+	visit(v)
+	switch v := v.(type) {
+	case map[string]any:
+		for _, x := range v {
+			walkJSON(x, visit)
+		}
+	case []any:
+		for _, x := range v {
+			walkJSON(x, visit)
 		}
 	}
-	walkInst(inst)
-	return ok && nodes*values <= cheapWork
 }
 
 // smallNumber reports whether n is short and without a large exponent:
