@@ -326,13 +326,29 @@ for i in range(8):
 time.sleep(30)
 `
 
-// TestMemoryTotal: 8 processes of 100 MiB each under a 128 MiB limit end
-// with memory_limit and a total that is the tree's, with cgroups and with
-// sampling.
+// forkShmBomb is forkBomb in shared anonymous memory (Python's mmap of
+// no file), which is shmem, not anonymous, to the kernel's counters.
+const forkShmBomb = `import mmap, os, time
+for i in range(8):
+    if os.fork() == 0:
+        m = mmap.mmap(-1, 100 << 20)
+        for off in range(0, 100 << 20, 4096):
+            m[off] = 1
+        time.sleep(30)
+        os._exit(0)
+time.sleep(30)
+`
+
+// TestMemoryTotal: 8 processes of 100 MiB each (private, or shared
+// anonymous memory) under a 128 MiB limit end with memory_limit and a
+// total that is the tree's, with cgroups and with sampling.
 func TestMemoryTotal(t *testing.T) {
 	t.Parallel()
-	for _, cgroups := range []string{"auto", "off"} {
-		t.Run(cgroups, func(t *testing.T) {
+	for _, c := range []struct{ name, cgroups, source string }{
+		{"auto", "auto", forkBomb}, {"off", "off", forkBomb}, {"off_shared", "off", forkShmBomb}, {"auto_shared", "auto", forkShmBomb},
+	} {
+		cgroups := c.cgroups
+		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			sb, err := New(context.Background(), Config{Cgroups: cgroups}, testLogger(t))
 			if err != nil {
@@ -341,7 +357,7 @@ func TestMemoryTotal(t *testing.T) {
 			if cgroups == "off" && sb.MemoryMode() != MemorySampled {
 				t.Fatalf("mode %s with cgroups off", sb.MemoryMode())
 			}
-			res := run(t, sb, Spec{Lang: Python, Source: forkBomb, Limits: Limits{Memory: 128 << 20, Wall: 20 * time.Second}})
+			res := run(t, sb, Spec{Lang: Python, Source: c.source, Limits: Limits{Memory: 128 << 20, Wall: 20 * time.Second}})
 			t.Logf("mode %s: %s in %v, peak %.1f MiB", res.MemoryMode, res.Reason, res.Wall.Round(time.Millisecond), float64(res.Memory)/(1<<20))
 			if res.Reason != MemoryLimit || res.MemoryMode != sb.MemoryMode() {
 				t.Errorf("reason %s, mode %s", res.Reason, res.MemoryMode)
@@ -383,7 +399,12 @@ func TestCeiling(t *testing.T) {
 			mu.Unlock()
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	// Both hold their part of the ceiling once their programs run.
+	for deadline := time.Now().Add(20 * time.Second); sleepers() < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the two runs did not start within 20 s")
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	res, err := sb.Run(ctx, Spec{Lang: Shell, Source: "true", Limits: lim})
@@ -399,6 +420,18 @@ func TestCeiling(t *testing.T) {
 	if firstEnd.IsZero() || end.Before(firstEnd) {
 		t.Errorf("the third run ended at %v, before the first of the others (%v)", end, firstEnd)
 	}
+}
+
+// sleepers counts the processes on this machine running "sleep 1.5".
+func sleepers() int {
+	n := 0
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		if b, err := os.ReadFile("/proc/" + d.Name() + "/cmdline"); err == nil && string(b) == "sleep\x001.5\x00" {
+			n++
+		}
+	}
+	return n
 }
 
 func TestMemoryMode(t *testing.T) {

@@ -8,8 +8,6 @@ import (
 	"time"
 )
 
-var pageSize = int64(os.Getpagesize())
-
 // treeMemory returns the private resident memory (anonymous and shared
 // memory, not file pages, which the page cache holds anyway) of the
 // processes below pid, pid itself excluded: the init is Hive's, the
@@ -45,19 +43,28 @@ func treeMemory(pid int) int64 {
 }
 
 // privateRSS is the resident memory of pid that is not file-backed:
-// resident minus shared (file and shmem) pages, from /proc/PID/statm.
+// RssAnon plus RssShmem of /proc/PID/status. Shared anonymous memory
+// (Python's mmap.mmap(-1, n), memfd, System V shm) is shmem, and counts:
+// the "shared" column of statm would subtract it. A page mapped by two
+// processes of the run counts twice, which errs on the safe side.
 func privateRSS(pid int) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return 0
 	}
-	f := bytes.Fields(b)
-	if len(f) < 3 {
-		return 0
+	var kb int64
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		for _, key := range [][]byte{[]byte("RssAnon:"), []byte("RssShmem:")} {
+			if v, ok := bytes.CutPrefix(line, key); ok {
+				f := bytes.Fields(v)
+				if len(f) > 0 {
+					n, _ := strconv.ParseInt(string(f[0]), 10, 64)
+					kb += n
+				}
+			}
+		}
 	}
-	res, _ := strconv.ParseInt(string(f[1]), 10, 64)
-	shared, _ := strconv.ParseInt(string(f[2]), 10, 64)
-	return max(res-shared, 0) * pageSize
+	return kb << 10
 }
 
 // sampler calls probe every sampleEvery, keeps the peak of the memory it
