@@ -452,8 +452,9 @@ api_key_env = "HIVE_TEST_KEY"
 }
 
 // TestHostileSchema: an 18-level anyOf over $ref (1.2 KB), which took
-// 15.7 s and 1 GiB in Hive's own process, is applied in the sandbox and
-// gives up within its CPU limit with an unsure verdict that says why.
+// 15.7 s and 1 GiB in Hive's own process, and a 9 KB pattern, which took
+// minutes and 1 GiB, are applied in the sandbox and give up within their
+// limits with an unsure verdict that says why.
 func TestHostileSchema(t *testing.T) {
 	var defs []string
 	for i := range 18 {
@@ -461,12 +462,19 @@ func TestHostileSchema(t *testing.T) {
 	}
 	defs = append(defs, `"d18": {"type": "string", "minLength": 3}`)
 	bomb := json.RawMessage(`{"$ref": "#/$defs/d0", "$defs": {` + strings.Join(defs, ", ") + `}}`)
+	// A 9 KB pattern compiles to about a million instructions, and then
+	// runs over the report's string.
+	regex := json.RawMessage(`{"type": "string", "pattern": "` + strings.Repeat(".{0,1000}", 1000) + `x"}`)
 	script := func(c *llmtest.Call) llmtest.Reply {
 		if isLead(c) {
 			if assistantTurns(c) == 0 {
-				return delegate(map[string]any{"name": "bomb", "instructions": "Answer 1.", "tier": 1, "output_schema": bomb})
+				return delegate(map[string]any{"name": "bomb", "instructions": "Answer 1.", "tier": 1, "output_schema": bomb},
+					map[string]any{"name": "regex", "instructions": "Answer a long string.", "tier": 1, "output_schema": regex})
 			}
 			return finish("done")
+		}
+		if mentions(c, "Answer a long string.") {
+			return submit(`"` + strings.Repeat("a", 2000) + `"`)
 		}
 		return submit("1")
 	}
@@ -478,14 +486,16 @@ func TestHostileSchema(t *testing.T) {
 		t.Fatalf("run: exit %d, stdout %q", code, out)
 	}
 	s, shown := h.show(h.onlyRun())
-	var v string
-	for _, n := range s.Nodes {
-		if n.Name == "bomb" && n.Verdict != nil {
-			v = n.Verdict.Outcome + ": " + n.Verdict.Evidence
+	for _, name := range []string{"bomb", "regex"} {
+		var v string
+		for _, n := range s.Nodes {
+			if n.Name == name && n.Verdict != nil {
+				v = n.Verdict.Outcome + ": " + n.Verdict.Evidence
+			}
 		}
-	}
-	if !strings.HasPrefix(v, "unsure") || !strings.Contains(v, "too costly") {
-		t.Errorf("verdict %q", v)
+		if !strings.HasPrefix(v, "unsure") || !strings.Contains(v, "too costly") {
+			t.Errorf("%s: verdict %q", name, v)
+		}
 	}
 	t.Logf("the run took %v", took)
 	if took > time.Minute {

@@ -112,7 +112,16 @@ func TestCheapSchema(t *testing.T) {
 		{`{"type": "number"}`, `1e400`, false},
 		{`{"type": "number"}`, `1e10`, true},
 		{`{"items": {"unevaluatedProperties": false}}`, `[]`, false},
-		{`{"type": "array", "items": {"type": "integer"}}`, "[" + strings.Repeat("1,", 200_000) + "1]", false},
+		{`{"type": "array", "items": {"type": "integer"}}`, "[" + strings.Repeat("1,", 600_000) + "1]", false},
+		// A pattern compiles to up to a million instructions; a format may
+		// compile the report's own strings.
+		{`{"type": "string", "pattern": "^a+$"}`, `"aaa"`, false},
+		{`{"patternProperties": {"^x": {}}}`, `{}`, false},
+		{`{"$schema": "http://json-schema.org/draft-07/schema#", "items": {"format": "regex"}}`, `["a"]`, false},
+		{`{"contentMediaType": "application/json"}`, `"{}"`, false},
+		// A long string is as costly as its length, for each node.
+		{"{\"allOf\": [" + strings.Repeat(`{"minLength": 1},`, 3900) + "{}]}", `"` + strings.Repeat("x", 1<<20) + `"`, false},
+		{`{"type": "object", "properties": {"name": {"type": "string", "minLength": 1}}}`, `{"name": "` + strings.Repeat("x", 10_000) + `"}`, true},
 	}
 	for _, tt := range tests {
 		inst, err := reportJSON(tt.report)

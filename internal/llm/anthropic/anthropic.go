@@ -88,6 +88,7 @@ func New(cfg Config) *Model {
 		option.WithBaseURL(cfg.BaseURL),
 		option.WithHTTPClient(cfg.HTTPClient),
 		option.WithMaxRetries(0),
+		option.WithMiddleware(limitBody),
 	}
 	if cfg.APIKey != "" {
 		opts = append(opts, option.WithAPIKey(cfg.APIKey))
@@ -215,4 +216,17 @@ func stopReason(r sdk.StopReason) llm.StopReason {
 		return ""
 	}
 	return llm.StopOther
+}
+
+// maxBody bounds how much of an answer is read, as the OpenAI adapter
+// does: a runaway or hostile server cannot make Hive hold more.
+const maxBody = 64 << 20
+
+// limitBody is SDK middleware that cuts every answer's body at maxBody.
+func limitBody(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+	res, err := next(req)
+	if res != nil && res.Body != nil {
+		res.Body = llm.CapBody(res.Body, maxBody)
+	}
+	return res, err
 }

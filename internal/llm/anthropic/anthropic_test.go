@@ -3,6 +3,9 @@ package anthropic
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -393,5 +396,42 @@ func TestConcurrent(t *testing.T) {
 	}
 	if srv.Requests() != n || srv.MaxInFlight() < 2 {
 		t.Errorf("requests %d max in flight %d", srv.Requests(), srv.MaxInFlight())
+	}
+}
+
+// TestRunawayAnswer: a server that answers without end (here 200 MiB of
+// a JSON string that never closes) is cut at 64 MiB with an error, in
+// both modes, and Hive never holds the rest.
+func TestRunawayAnswer(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				chunk := strings.Repeat("x", 1<<20)
+				if mode.stream {
+					// Endless well-formed text deltas of 1 KiB.
+					w.Header().Set("Content-Type", "text/event-stream")
+					io.WriteString(w, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"x\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}}\n\n"+
+						"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n")
+					ev := "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"" + strings.Repeat("x", 1024) + "\"}}\n\n"
+					chunk = strings.Repeat(ev, (1<<20)/len(ev))
+				} else {
+					w.Header().Set("Content-Type", "application/json")
+					io.WriteString(w, `{"id": "m", "type": "message", "content": [{"type": "text", "text": "`)
+				}
+				for range 200 {
+					if _, err := io.WriteString(w, chunk); err != nil {
+						return
+					}
+				}
+			}))
+			defer srv.Close()
+			m := New(Config{Model: "claude-test", BaseURL: srv.URL, APIKey: testKey})
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			_, _, err := call(ctx, m, mode.stream, &llm.Request{Messages: []llm.Message{llm.UserText("hi")}})
+			if err == nil || !strings.Contains(err.Error(), "longer than 64 MiB") {
+				t.Fatalf("err = %v", err)
+			}
+		})
 	}
 }

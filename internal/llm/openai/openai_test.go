@@ -359,3 +359,26 @@ func TestOtherDialects(t *testing.T) {
 		})
 	}
 }
+
+// TestRunawayStream: a server that streams well-formed chunks without end
+// is cut at 64 MiB with an error; Hive never holds the rest.
+func TestRunawayStream(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		ev := `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"` + strings.Repeat("x", 1024) + `"}}]}` + "\n\n"
+		chunk := strings.Repeat(ev, (1<<20)/len(ev))
+		for range 200 {
+			if _, err := io.WriteString(w, chunk); err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	m := openai.New(openai.Config{Model: "m", BaseURL: srv.URL, APIKey: "k"})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := m.Stream(ctx, &llm.Request{Messages: []llm.Message{llm.UserText("hi")}}, nil)
+	if err == nil || !strings.Contains(err.Error(), "longer than 64 MiB") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -38,6 +38,7 @@ func (m *Model) Stream(ctx context.Context, req *llm.Request, fn func(llm.Delta)
 		}
 		return nil, m.errorf(llm.KindTransient, res.StatusCode, "server answered a streaming request with a body of %d bytes (content type %q), not an event stream", len(body), ct)
 	}
+	res.Body = llm.CapBody(res.Body, maxBody)
 	dec := ssestream.NewDecoder(res)
 	defer dec.Close()
 
