@@ -122,6 +122,9 @@ func runSandboxRun(ctx context.Context, env *Env, args []string) error {
 		if spec.Limits.Memory, err = config.ParseBytes(*memory); err != nil {
 			return usageErrorf("sandbox run: --memory: %v", err)
 		}
+		if spec.Limits.Memory < 16<<20 {
+			return usageErrorf("sandbox run: --memory %s: give at least 16M (a size takes a unit: 512M, 1G)", *memory)
+		}
 	}
 	if *stdinPath != "" {
 		if spec.Stdin, err = os.ReadFile(*stdinPath); err != nil {

@@ -342,7 +342,16 @@ func (c *Config) validate() error {
 	if err := ValidateChecks(c.Checks, "checks"); err != nil {
 		return err
 	}
+	for _, e := range c.Secrets.Env {
+		if !validEnvName(e) {
+			return fmt.Errorf("secrets.env takes variable names, not %q (the value stays in the environment, never in this file)", e)
+		}
+	}
 	switch sb := c.Sandbox; {
+	case sb.Memory != 0 && sb.Memory < 16<<20:
+		return fmt.Errorf("sandbox.memory is %d bytes: give at least 16M (a size takes a unit: 512M, 1G)", sb.Memory)
+	case sb.MemoryCeiling != 0 && sb.MemoryCeiling < max(sb.Memory, 16<<20):
+		return fmt.Errorf("sandbox.memory_ceiling (%d MiB) is below one run's memory (%d MiB): no run could start", sb.MemoryCeiling>>20, max(sb.Memory, 16<<20)>>20)
 	case sb.Cgroups != "" && sb.Cgroups != "auto" && sb.Cgroups != "off":
 		return fmt.Errorf("sandbox.cgroups is %q: it takes \"auto\" or \"off\"", sb.Cgroups)
 	case sb.Wall.Duration < 0 || sb.CPU.Duration < 0 || sb.Procs < 0:
@@ -369,7 +378,7 @@ func ValidateChecks(checks map[string]*Check, prefix string) error {
 			return fmt.Errorf("%s.%s: timeout is negative", prefix, name)
 		}
 		for _, e := range ch.Env {
-			if e == "" || strings.ContainsAny(e, "= ") {
+			if !validEnvName(e) {
 				return fmt.Errorf("%s.%s: env takes variable names, not %q", prefix, name, e)
 			}
 		}
@@ -446,3 +455,14 @@ func (m *Model) APIKey(getenv func(string) string) (string, error) {
 // formatUSD renders a float read from TOML as the decimal literal it was
 // written as, for exact parsing by package price.
 func formatUSD(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+// validEnvName reports whether s can name an environment variable: letters,
+// digits and '_', not starting with a digit.
+func validEnvName(s string) bool {
+	for i, c := range s {
+		if !(c == '_' || 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || i > 0 && '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}

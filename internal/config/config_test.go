@@ -74,6 +74,10 @@ func TestParseErrors(t *testing.T) {
 		{"[checks.t]\ncommand = []\n", "checks.t: command is missing"},
 		{"[checks.t]\ncommand = [\"pytest\"]\nenv = [\"A=1\"]\n", "env takes variable names"},
 		{"[secrets]\nenv = 3\n", "secrets.env"},
+		{"[secrets]\nenv = [\"DATABASE_URL=postgres://u:pw@h/db\"]\n", "secrets.env takes variable names"},
+		{"[secrets]\nenv = [\"\"]\n", "secrets.env takes variable names"},
+		{"[sandbox]\nmemory = 128\n", "give at least 16M"},
+		{"[sandbox]\nmemory = \"1G\"\nmemory_ceiling = \"512M\"\n", "below one run's memory"},
 	}
 	for _, tt := range tests {
 		_, err := Parse([]byte(tt.in))

@@ -122,7 +122,11 @@ func checkInterpreters(ctx context.Context, sb *Sandbox, cfg Config, add func(st
 		return
 	}
 	res, err := sb.Run(ctx, Spec{Lang: JavaScript, Source: "console.log(1 + 1)"})
-	add("javascript", err == nil && res.OK(), "goja, in the sandbox's child (no file system, no network): %s", errOrResult(err, res))
+	if err == nil && res.OK() && strings.TrimSpace(string(res.Stdout)) == "2" {
+		add("javascript", true, "goja, in the sandbox's child (no file system, no network): ran 1 + 1")
+	} else {
+		add("javascript", false, "goja, in the sandbox's child: %s", errOrResult(err, res))
+	}
 }
 
 // memoryModeDetail says how sb limits memory and what that means.

@@ -302,6 +302,9 @@ func (r *Result) classify(ws unix.WaitStatus, spec Spec) {
 	switch {
 	case ws.Exited():
 		r.Reason, r.ExitCode = Exited, ws.ExitStatus()
+		if _, ok := lookupProgram(spec.Lang); ok && r.ExitCode == 2 {
+			r.Stderr = trimGoTrace(r.Stderr)
+		}
 		// An interpreter that could not get memory says so and exits 1;
 		// the Go runtime of a Program throws and exits 2 (66 when the
 		// race detector's allocator fails first).
@@ -319,6 +322,22 @@ func (r *Result) classify(ws unix.WaitStatus, spec Spec) {
 			r.Reason = FileLimit
 		}
 	}
+}
+
+// trimGoTrace cuts the goroutine stacks off a Go runtime crash of a
+// [Program] (fatal errors print every goroutine, whatever GOTRACEBACK
+// says): tens of KB of Hive's source paths that tell whoever reads the
+// output nothing, keeping the "fatal error" line above them.
+func trimGoTrace(stderr []byte) []byte {
+	i := bytes.Index(stderr, []byte("\nfatal error: "))
+	if i < 0 {
+		return stderr
+	}
+	j := bytes.Index(stderr[i:], []byte("\n\ngoroutine "))
+	if j < 0 {
+		return stderr
+	}
+	return append(stderr[:i+j:i+j], "\n[the Go runtime's goroutine trace is cut]\n"...)
 }
 
 // goOutOfMemory reports whether stderr ends with a Go runtime crash for

@@ -195,6 +195,11 @@ func TestJavaScriptAttacks(t *testing.T) {
 				if res.Wall > tt.limits.Wall+time.Second || res.CPU > tt.limits.CPU+time.Second {
 					t.Errorf("ran %v, cpu %v, limits %v, %v", res.Wall, res.CPU, tt.limits.Wall, tt.limits.CPU)
 				}
+				// What a model reads back: the Go runtime's crash, not its
+				// goroutine stacks.
+				if bytes.Contains(res.Stderr, []byte("\ngoroutine ")) || len(res.Stderr) > 2048 {
+					t.Errorf("stderr of %d bytes holds a goroutine trace: %q", len(res.Stderr), trunc(res.Stderr))
+				}
 				t.Logf("%s: %s in %v, cpu %v, peak %.1f MiB (%s)", tt.name, res.Reason, res.Wall.Round(time.Millisecond),
 					res.CPU.Round(time.Millisecond), float64(res.Memory)/(1<<20), res.MemoryMode)
 				if left := descendants(os.Getpid()); len(left) > 0 {

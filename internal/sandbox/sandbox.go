@@ -100,7 +100,13 @@ func ParseLang(s string) (Lang, error) {
 	if _, ok := lookupProgram(Lang(s)); ok {
 		return Lang(s), nil
 	}
-	return "", fmt.Errorf("unknown language %q (want python, javascript, shell, exec or one of %s)", s, strings.Join(programNames(), ", "))
+	want := []string{"python", "javascript", "shell", "exec"}
+	for _, n := range programNames() {
+		if Lang(n) != JavaScript {
+			want = append(want, n)
+		}
+	}
+	return "", fmt.Errorf("unknown language %q (want %s)", s, strings.Join(want, ", "))
 }
 
 // Spec is one program to run.
@@ -346,7 +352,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Sandbox, error) {
 		return nil, err
 	}
 	if cfg.Cgroups == "off" {
-		s.cgNote = "cgroups are off (Config.Cgroups)"
+		s.cgNote = "cgroups are off by configuration (cgroups = \"off\"): memory is sampled"
 	} else {
 		s.cgroup, s.cgNote = findCgroup()
 	}
