@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"strconv"
 	"strings"
 
@@ -103,12 +104,11 @@ type taskFile struct {
 func readTaskFile(path string) (taskFile, error) {
 	var tf taskFile
 	md, err := toml.DecodeFile(path, &tf)
-	if err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			return tf, fmt.Errorf("%s: line %d: %s (fix the task file)", path, pe.Position.Line, pe.Message)
-		}
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission):
 		return tf, fmt.Errorf("read task file: %w", err)
+	case err != nil:
+		return tf, fmt.Errorf("%s: %v (fix the task file)", path, config.DecodeError(err))
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, len(und))

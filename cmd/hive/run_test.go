@@ -363,6 +363,31 @@ func TestRunTaskFile(t *testing.T) {
 	if code, _, errOut := w.hive("run", "-f", f); code != 1 || !strings.Contains(errOut, "unknown key budget") {
 		t.Fatalf("a misspelt key: exit %d, %s", code, errOut)
 	}
+	for body, want := range map[string]string{
+		"task = \"x\"\n[checks.t]\ncommand = \"pytest -q\"\n": "line 3: checks.t.command takes a list, not a string (fix the task file)",
+		"task = \"x\"\n[checks.t]\ncommand = []\n":            "checks.t: command is missing",
+	} {
+		os.WriteFile(f, []byte(body), 0o600)
+		if code, _, errOut := w.hive("run", "-f", f); code != 1 || !strings.Contains(errOut, want) || strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
+			t.Errorf("task file %q: exit %d, %q; want one line with %q", body, code, errOut, want)
+		}
+	}
+	// A task file's check reaches the run's spec, beside hive.toml's.
+	os.WriteFile(f, []byte("task = \"checked\"\n[checks.lint]\ncommand = [\"ruff\", \"check\"]\ntimeout = \"1m\"\n"), 0o600)
+	if code, _, errOut := w.hive("run", "-f", f, "--json"); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	_, out, _ = w.hive("runs", "--json")
+	json.Unmarshal([]byte(out), &runs)
+	var spec *swarm.Spec
+	for _, r := range runs {
+		if r.Task == "checked" {
+			spec = r.Spec
+		}
+	}
+	if spec == nil || strings.Join(spec.Checks["lint"].Argv, " ") != "ruff check" || spec.Checks["lint"].Timeout != time.Minute || len(spec.Models) != 3 {
+		t.Fatalf("spec %+v: want the task file's check and hive.toml's models", spec)
+	}
 }
 
 func TestRunFailedExitCode(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -252,17 +253,56 @@ func Load(path string) (*Config, error) {
 	return c, nil
 }
 
+var (
+	keyError  = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]+)"\): (.*)$`)
+	typeError = regexp.MustCompile(`TOML value has type (\w+); destination has type (\w+)|expected (\w+) but found (\S+)`)
+)
+
+// DecodeError says what is wrong with a TOML file in the user's words: the
+// line, the key, and what the key takes, not the decoder's Go types.
+func DecodeError(err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("line %d: %s", pe.Position.Line, pe.Message)
+	}
+	m := keyError.FindStringSubmatch(err.Error())
+	if m == nil {
+		return errors.New(strings.TrimPrefix(err.Error(), "toml: "))
+	}
+	if t := typeError.FindStringSubmatch(m[3]); t != nil {
+		want, got := t[2], t[1]
+		if want == "" {
+			want, got = t[3], t[4]
+		}
+		return fmt.Errorf("line %s: %s takes %s, not %s", m[1], m[2], tomlType(want), tomlType(got))
+	}
+	return fmt.Errorf("line %s: %s: %s", m[1], m[2], m[3])
+}
+
+// tomlType names a decoder's type as a TOML value.
+func tomlType(t string) string {
+	switch t {
+	case "slice", "[]any":
+		return "a list"
+	case "table", "map", "struct", "map[string]any":
+		return "a table"
+	case "integer", "int", "int64", "float", "float64":
+		return "a number"
+	case "bool", "boolean":
+		return "true or false"
+	case "string":
+		return "a string"
+	}
+	return t
+}
+
 // Parse parses hive.toml text. Errors name the line, and unknown keys are
 // errors (a misspelt key must not be silently ignored).
 func Parse(data []byte) (*Config, error) {
 	var c Config
 	md, err := toml.Decode(string(data), &c)
 	if err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("line %d: %s", pe.Position.Line, pe.Message)
-		}
-		return nil, err
+		return nil, DecodeError(err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, len(und))
