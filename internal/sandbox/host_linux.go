@@ -329,15 +329,15 @@ func (r *Result) classify(ws unix.WaitStatus, spec Spec) {
 // says): tens of KB of Hive's source paths that tell whoever reads the
 // output nothing, keeping the "fatal error" line above them.
 func trimGoTrace(stderr []byte) []byte {
-	i := bytes.Index(stderr, []byte("\nfatal error: "))
+	i := bytes.Index(append([]byte{'\n'}, stderr...), []byte("\nfatal error: "))
 	if i < 0 {
 		return stderr
 	}
-	j := bytes.Index(stderr[i:], []byte("\n\ngoroutine "))
-	if j < 0 {
+	j := bytes.IndexByte(stderr[i:], '\n') // the end of the fatal error's line
+	if j < 0 || i+j+1 == len(stderr) {
 		return stderr
 	}
-	return append(stderr[:i+j:i+j], "\n[the Go runtime's goroutine trace is cut]\n"...)
+	return append(stderr[:i+j+1:i+j+1], "[the Go runtime's trace is cut]\n"...)
 }
 
 // goOutOfMemory reports whether stderr ends with a Go runtime crash for
