@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -382,6 +383,23 @@ func TestHostileServe(t *testing.T) {
 	if strings.Contains(list, "forged") {
 		t.Errorf("a forged run started: %s", list)
 	}
+
+	// A flood of keep-alive connections without the token: each gets its
+	// 401 and is closed by the server, so none stays open.
+	host := strings.TrimSuffix(strings.TrimPrefix(base, "http://"), "/")
+	for i := range 100 {
+		conn, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "GET /v1/runs HTTP/1.1\r\nHost: %s\r\nConnection: keep-alive\r\n\r\n", host)
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		b, err := io.ReadAll(conn) // returns when the server closes
+		conn.Close()
+		if err != nil || !bytes.HasPrefix(b, []byte("HTTP/1.1 401")) {
+			t.Fatalf("connection %d: %v, %.40q", i, err, b)
+		}
+	}
 	h.assertNoSecrets(out.String(), logs.String(), shown, list)
 }
 
@@ -505,9 +523,10 @@ func TestHostileSchema(t *testing.T) {
 }
 
 // TestHostileScript: a worker's run_code tries a catastrophic regex in
-// JavaScript and reads its environment in Python; the first ends at the
-// sandbox's CPU limit, the second sees no secret, and no process of the
-// run is left.
+// JavaScript, reads its environment in Python, and holds 800 MiB in eight
+// children under a 128 MiB limit without a cgroup; the first ends at the
+// sandbox's CPU limit, the second sees no secret, the third ends at the
+// memory limit, and no process of the run is left.
 func TestHostileScript(t *testing.T) {
 	var seen notes
 	script := func(c *llmtest.Call) llmtest.Reply {
@@ -525,12 +544,18 @@ func TestHostileScript(t *testing.T) {
 			seen.add(toolResults(c))
 			return llmtest.Reply{ToolCalls: []llmtest.ToolCall{tool("run_code", map[string]any{"language": "python",
 				"code": "import os\nprint(sorted(os.environ.items()))\nprint(open('/proc/1/environ').read())"})}}
+		case 2:
+			// Eight children of 100 MiB of shared memory each.
+			seen.add(toolResults(c))
+			return llmtest.Reply{ToolCalls: []llmtest.ToolCall{tool("run_code", map[string]any{"language": "python",
+				"code": "import mmap, os, time\nfor i in range(8):\n    if os.fork() == 0:\n        m = mmap.mmap(-1, 100 << 20)\n        for off in range(0, 100 << 20, 4096):\n            m[off] = 1\n        time.sleep(30)\n        os._exit(0)\ntime.sleep(30)\n"})}}
 		}
 		seen.add(toolResults(c))
 		return submit("ok")
 	}
-	// hive.toml's [sandbox] bounds run_code: 2 s of CPU, not the default 10.
-	h := newHostile(t, script, "[sandbox]\ncpu = \"2s\"\nwall = \"30s\"\n")
+	// hive.toml's [sandbox] bounds run_code: 2 s of CPU, not the default
+	// 10; 128 MiB, not 1 GiB; memory sampled, not in a cgroup.
+	h := newHostile(t, script, "[sandbox]\ncpu = \"2s\"\nwall = \"30s\"\nmemory = \"128M\"\ncgroups = \"off\"\n")
 	start := time.Now()
 	code, out, logs := h.hive(2*time.Minute, "run", "hostile")
 	if code != 0 {
@@ -538,8 +563,11 @@ func TestHostileScript(t *testing.T) {
 	}
 	t.Logf("the run took %v", time.Since(start))
 	results := seen.all()
-	if len(results) != 2 {
+	if len(results) != 3 {
 		t.Fatalf("tool results: %q", results)
+	}
+	if !strings.HasPrefix(results[2], "stopped: memory_limit") {
+		t.Errorf("eight children of 100 MiB under 128 MiB: %q", results[2])
 	}
 	var secs float64
 	if _, err := fmt.Sscanf(results[0], "stopped: cpu_limit (%gs)", &secs); err != nil || secs > 8 ||
