@@ -31,10 +31,11 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "run", `[flags] "TASK"  (or -f task.toml)`)
 	var sf storeFlags
 	sf.register(fs)
-	file := fs.String("f", "", "read the run from a TOML file with keys task, lead, tiers, budget_usd, max_workers, max_depth and [checks.NAME] tables (flags override it)")
+	file := fs.String("f", "", "read the run from a TOML file with keys task, lead, tiers, budget_usd, budget_tokens, max_workers, max_depth and [checks.NAME] tables (flags override it)")
 	lead := fs.String("lead", "", "the lead's model (default: defaults.lead in hive.toml)")
 	tiers := fs.String("tiers", "", "worker models, cheapest first: NAME,NAME,… (default: defaults.tiers)")
 	budget := fs.String("budget", "", "the run's dollar budget, e.g. 2.50; 0 for none (default: defaults.budget_usd, else 1)")
+	budgetTokens := fs.Int64("budget-tokens", 0, "the run's token budget, input and output of every call; 0 for none (default: defaults.budget_tokens)")
 	maxWorkers := fs.Int("max-workers", 0, "workers in flight at once (default: defaults.max_workers, else 100)")
 	maxDepth := fs.Int("max-depth", 0, "delegation depth: 1 only the lead delegates, 2 workers may too (default: defaults.max_depth, else 2)")
 	asJSON := fs.Bool("json", false, "print each event as one JSON line on stdout, then a result line")
@@ -66,7 +67,7 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer sess.close()
-	spec, err := runSpec(sess.cfg, tf, set, *lead, *tiers, *budget, *maxWorkers, *maxDepth)
+	spec, err := runSpec(sess.cfg, tf, set, *lead, *tiers, *budget, *budgetTokens, *maxWorkers, *maxDepth)
 	if err != nil {
 		return err
 	}
@@ -90,12 +91,14 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 
 // taskFile is the -f file of hive run.
 type taskFile struct {
-	Task       string   `toml:"task"`
-	Lead       string   `toml:"lead"`
-	Tiers      []string `toml:"tiers"`
-	BudgetUSD  *float64 `toml:"budget_usd"`
-	MaxWorkers int      `toml:"max_workers"`
-	MaxDepth   int      `toml:"max_depth"`
+	Task      string   `toml:"task"`
+	Lead      string   `toml:"lead"`
+	Tiers     []string `toml:"tiers"`
+	BudgetUSD *float64 `toml:"budget_usd"`
+	// BudgetTokens bounds the run's tokens; 0 takes hive.toml's.
+	BudgetTokens int64 `toml:"budget_tokens"`
+	MaxWorkers   int   `toml:"max_workers"`
+	MaxDepth     int   `toml:"max_depth"`
 	// Checks are commands a task's verify may name, as [checks.NAME] of
 	// hive.toml; a task file's override hive.toml's of the same name.
 	Checks map[string]*config.Check `toml:"checks"`
@@ -115,7 +118,7 @@ func readTaskFile(path string) (taskFile, error) {
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return tf, fmt.Errorf("%s: unknown key %s (a task file takes task, lead, tiers, budget_usd, max_workers, max_depth and [checks.NAME] tables)", path, strings.Join(keys, ", "))
+		return tf, fmt.Errorf("%s: unknown key %s (a task file takes task, lead, tiers, budget_usd, budget_tokens, max_workers, max_depth and [checks.NAME] tables)", path, strings.Join(keys, ", "))
 	}
 	if err := config.ValidateChecks(tf.Checks, "checks"); err != nil {
 		return tf, fmt.Errorf("%s: %v (fix the task file)", path, err)
@@ -125,7 +128,7 @@ func readTaskFile(path string) (taskFile, error) {
 
 // runSpec merges the run's settings: flags over the task file over
 // hive.toml's defaults.
-func runSpec(cfg *config.Config, tf taskFile, set map[string]bool, lead, tiers, budget string, maxWorkers, maxDepth int) (swarm.Spec, error) {
+func runSpec(cfg *config.Config, tf taskFile, set map[string]bool, lead, tiers, budget string, budgetTokens int64, maxWorkers, maxDepth int) (swarm.Spec, error) {
 	d := cfg.Defaults
 	spec := swarm.Spec{Task: tf.Task, Lead: d.Lead, Tiers: d.Tiers, MaxWorkers: d.MaxWorkers, MaxDepth: d.MaxDepth,
 		Models: cfg.ModelNames(), Checks: swarm.ChecksFrom(cfg.Checks, tf.Checks)}
@@ -138,6 +141,13 @@ func runSpec(cfg *config.Config, tf taskFile, set map[string]bool, lead, tiers, 
 	}
 	if tf.BudgetUSD != nil {
 		budgetText = strconv.FormatFloat(*tf.BudgetUSD, 'f', -1, 64)
+	}
+	spec.MaxTokens = d.BudgetTokens
+	if tf.BudgetTokens != 0 {
+		spec.MaxTokens = tf.BudgetTokens
+	}
+	if set["budget-tokens"] {
+		spec.MaxTokens = budgetTokens
 	}
 	if tf.MaxWorkers != 0 {
 		spec.MaxWorkers = tf.MaxWorkers
@@ -174,8 +184,8 @@ func runSpec(cfg *config.Config, tf taskFile, set map[string]bool, lead, tiers, 
 		return spec, usageErrorf("no lead model: pass --lead NAME or set lead under [defaults] in hive.toml (hive models lists the names)")
 	case len(spec.Tiers) == 0:
 		return spec, usageErrorf("no worker models: pass --tiers NAME,NAME or set tiers under [defaults] in hive.toml (hive models lists the names)")
-	case spec.MaxWorkers < 0 || spec.MaxDepth < 0:
-		return spec, usageErrorf("--max-workers and --max-depth take positive numbers")
+	case spec.MaxWorkers < 0 || spec.MaxDepth < 0 || spec.MaxTokens < 0:
+		return spec, usageErrorf("--max-workers, --max-depth and --budget-tokens take positive numbers")
 	}
 	return spec, nil
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -387,6 +388,34 @@ func TestRunTaskFile(t *testing.T) {
 	}
 	if spec == nil || strings.Join(spec.Checks["lint"].Argv, " ") != "ruff check" || spec.Checks["lint"].Timeout != time.Minute || len(spec.Models) != 3 {
 		t.Fatalf("spec %+v: want the task file's check and hive.toml's models", spec)
+	}
+}
+
+// TestRunUnpriced: models without a price (a local server) run under
+// budget_usd = 0, bounded by tokens; with a dollar budget the error names
+// both ways out.
+func TestRunUnpriced(t *testing.T) {
+	w := newWorld(t)
+	cfg, _ := os.ReadFile(w.cfg)
+	unpriced := regexp.MustCompile(`(?m)^\[models\.\w+\.price\]\ninput = .*\noutput = .*\n`).ReplaceAllString(string(cfg), "")
+	if strings.Contains(unpriced, "price") {
+		t.Fatalf("prices left:\n%s", unpriced)
+	}
+	os.WriteFile(w.cfg, []byte(unpriced), 0o600)
+	code, _, errOut := w.hive("run", "count to three")
+	if code != 2 && code != 1 || !strings.Contains(errOut, "--budget 0") || !strings.Contains(errOut, "budget_tokens") {
+		t.Fatalf("a dollar budget over unpriced models: exit %d, %s", code, errOut)
+	}
+	os.WriteFile(w.cfg, []byte(strings.Replace(unpriced, "[defaults]\n", "[defaults]\nbudget_usd = 0\nbudget_tokens = 100000\n", 1)), 0o600)
+	code, out, errOut := w.hive("run", "count to three")
+	if code != 0 || out != "three reports\n" {
+		t.Fatalf("budget_usd = 0: exit %d, %q, %s", code, out, errOut)
+	}
+	_, out, _ = w.hive("runs", "--json")
+	var runs []swarm.RunView
+	json.Unmarshal([]byte(out), &runs)
+	if len(runs) != 1 || runs[0].Spec.BudgetUSD != 0 || runs[0].Spec.MaxTokens != 100000 {
+		t.Fatalf("runs: %s", out)
 	}
 }
 

@@ -50,6 +50,8 @@ type Config struct {
 	Secrets Secrets `toml:"secrets"`
 	// Sandbox bounds the code models write ([sandbox]).
 	Sandbox Sandbox `toml:"sandbox"`
+
+	budgetSet bool // defaults.budget_usd is in the file (0 then means none)
 }
 
 // Sandbox is the [sandbox] table: how each run of model code (run_code,
@@ -136,13 +138,17 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// Swarm is one [swarms.NAME] table. Zero fields take the defaults.
+// Swarm is one [swarms.NAME] table. Zero fields take the defaults, but
+// for budget_usd, whose 0 means no dollar budget.
 type Swarm struct {
-	Lead       string   `toml:"lead"`
-	Tiers      []string `toml:"tiers"`
-	BudgetUSD  float64  `toml:"budget_usd"`
-	MaxWorkers int      `toml:"max_workers"`
-	MaxDepth   int      `toml:"max_depth"`
+	Lead      string   `toml:"lead"`
+	Tiers     []string `toml:"tiers"`
+	BudgetUSD *float64 `toml:"budget_usd"`
+	// BudgetTokens bounds a run's tokens (input and output of every
+	// call), with or without a dollar budget; 0 takes the defaults'.
+	BudgetTokens int64 `toml:"budget_tokens"`
+	MaxWorkers   int   `toml:"max_workers"`
+	MaxDepth     int   `toml:"max_depth"`
 }
 
 // Serve configures hive serve.
@@ -157,12 +163,15 @@ type Serve struct {
 
 // Defaults are the settings of a run unless a flag overrides them.
 type Defaults struct {
-	Lead       string   `toml:"lead"`
-	Tiers      []string `toml:"tiers"`
-	BudgetUSD  float64  `toml:"budget_usd"`
-	MaxWorkers int      `toml:"max_workers"`
-	MaxDepth   int      `toml:"max_depth"`
-	DB         string   `toml:"db"`
+	Lead      string   `toml:"lead"`
+	Tiers     []string `toml:"tiers"`
+	BudgetUSD float64  `toml:"budget_usd"`
+	// BudgetTokens bounds a run's tokens; 0 for none. It is the budget
+	// for unpriced (local) models, whose dollar budget must be 0.
+	BudgetTokens int64  `toml:"budget_tokens"`
+	MaxWorkers   int    `toml:"max_workers"`
+	MaxDepth     int    `toml:"max_depth"`
+	DB           string `toml:"db"`
 	// Sandbox is "auto" (isolate, fail when isolation is unavailable) or
 	// "none" (run model code unsandboxed: an explicit, logged opt-in).
 	Sandbox string `toml:"sandbox"`
@@ -314,6 +323,9 @@ func Parse(data []byte) (*Config, error) {
 	if c.Models == nil {
 		c.Models = map[string]*Model{}
 	}
+	// budget_usd = 0 means no dollar budget (for unpriced local models);
+	// only a budget left unsaid takes the default.
+	c.budgetSet = md.IsDefined("defaults", "budget_usd")
 	c.fill()
 	if err := c.validate(); err != nil {
 		return nil, err
@@ -341,7 +353,7 @@ func (c *Config) fill() {
 		c.Serve.TokenEnv = "HIVE_TOKEN"
 	}
 	d := &c.Defaults
-	if d.BudgetUSD == 0 {
+	if d.BudgetUSD == 0 && !c.budgetSet {
 		d.BudgetUSD = 1
 	}
 	if d.MaxWorkers == 0 {
@@ -398,6 +410,14 @@ func (c *Config) validate() error {
 		return fmt.Errorf("sandbox: wall, cpu and procs take positive values")
 	}
 	d := c.Defaults
+	for name, sw := range c.Swarms {
+		if sw != nil && (sw.BudgetUSD != nil && *sw.BudgetUSD < 0 || sw.BudgetTokens < 0) {
+			return fmt.Errorf("swarms.%s: budget_usd and budget_tokens take 0 or more", name)
+		}
+	}
+	if d.BudgetTokens < 0 {
+		return fmt.Errorf("defaults.budget_tokens is negative")
+	}
 	if d.BudgetUSD < 0 {
 		return fmt.Errorf("defaults.budget_usd is negative")
 	}

@@ -123,6 +123,27 @@ env = ["DATABASE_URL"]
 	}
 }
 
+// TestBudgetZero: budget_usd = 0 means no dollar budget (for unpriced
+// local models), in [defaults] and in a swarm; left out, the default is $1.
+func TestBudgetZero(t *testing.T) {
+	c, err := Parse([]byte("[defaults]\nbudget_usd = 0\nbudget_tokens = 50000\n[swarms.local]\nbudget_usd = 0\n[swarms.other]\nlead = \"x\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Defaults.BudgetUSD != 0 || c.Defaults.BudgetTokens != 50000 {
+		t.Errorf("defaults: %+v", c.Defaults)
+	}
+	if b := c.Swarms["local"].BudgetUSD; b == nil || *b != 0 {
+		t.Errorf("swarms.local.budget_usd: %v", b)
+	}
+	if c.Swarms["other"].BudgetUSD != nil {
+		t.Errorf("swarms.other.budget_usd: %v, want unset", *c.Swarms["other"].BudgetUSD)
+	}
+	if c, _ := Parse([]byte("[defaults]\nlead = \"x\"\n")); c.Defaults.BudgetUSD != 1 {
+		t.Errorf("unset budget: %v, want the default 1", c.Defaults.BudgetUSD)
+	}
+}
+
 func TestModelResolution(t *testing.T) {
 	c, err := Parse([]byte(sample))
 	if err != nil {

@@ -99,8 +99,11 @@ func (s *Server) swarmSpec(model string) (swarm.Spec, bool, error) {
 		if len(sw.Tiers) > 0 {
 			d.Tiers = sw.Tiers
 		}
-		if sw.BudgetUSD != 0 {
-			d.BudgetUSD = sw.BudgetUSD
+		if sw.BudgetUSD != nil {
+			d.BudgetUSD = *sw.BudgetUSD
+		}
+		if sw.BudgetTokens != 0 {
+			d.BudgetTokens = sw.BudgetTokens
 		}
 		if sw.MaxWorkers != 0 {
 			d.MaxWorkers = sw.MaxWorkers

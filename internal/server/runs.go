@@ -18,12 +18,14 @@ import (
 // RunRequest is the body of POST /v1/runs. Empty fields take the
 // configuration's defaults.
 type RunRequest struct {
-	Task       string       `json:"task"`
-	Lead       string       `json:"lead,omitempty"`
-	Tiers      []string     `json:"tiers,omitempty"`
-	BudgetUSD  *json.Number `json:"budget_usd,omitempty"` // a decimal, kept exact
-	MaxWorkers int          `json:"max_workers,omitempty"`
-	MaxDepth   int          `json:"max_depth,omitempty"`
+	Task      string       `json:"task"`
+	Lead      string       `json:"lead,omitempty"`
+	Tiers     []string     `json:"tiers,omitempty"`
+	BudgetUSD *json.Number `json:"budget_usd,omitempty"` // a decimal, kept exact; 0 for no dollar budget
+	// BudgetTokens bounds the run's tokens; 0 takes the default.
+	BudgetTokens int64 `json:"budget_tokens,omitempty"`
+	MaxWorkers   int   `json:"max_workers,omitempty"`
+	MaxDepth     int   `json:"max_depth,omitempty"`
 }
 
 // ArtifactRef names an artifact in a node's view.
@@ -44,6 +46,10 @@ func specFrom(cfg *config.Config, d config.Defaults, req RunRequest) (swarm.Spec
 	}
 	if len(req.Tiers) > 0 {
 		spec.Tiers = req.Tiers
+	}
+	spec.MaxTokens = d.BudgetTokens
+	if req.BudgetTokens != 0 {
+		spec.MaxTokens = req.BudgetTokens
 	}
 	if req.MaxWorkers != 0 {
 		spec.MaxWorkers = req.MaxWorkers
@@ -66,8 +72,8 @@ func specFrom(cfg *config.Config, d config.Defaults, req RunRequest) (swarm.Spec
 		return spec, errors.New("no lead model: give lead, or set lead under [defaults] in hive.toml")
 	case len(spec.Tiers) == 0:
 		return spec, errors.New("no worker models: give tiers, or set tiers under [defaults] in hive.toml")
-	case spec.MaxWorkers < 0 || spec.MaxDepth < 0:
-		return spec, errors.New("max_workers and max_depth take positive numbers")
+	case spec.MaxWorkers < 0 || spec.MaxDepth < 0 || spec.MaxTokens < 0:
+		return spec, errors.New("max_workers, max_depth and budget_tokens take positive numbers")
 	}
 	return spec, nil
 }

@@ -46,7 +46,7 @@ func testConfig(baseURL string) *config.Config {
 		c.Models[name] = &config.Model{Name: name, Provider: "openai", ID: name, BaseURL: baseURL, Price: &config.Price{Input: f(p[0]), Output: f(p[1])}}
 	}
 	c.Defaults.Lead, c.Defaults.Tiers = "lead", []string{"cheap", "strong"}
-	c.Swarms = map[string]*config.Swarm{"fast": {Tiers: []string{"cheap"}, BudgetUSD: 0.5}}
+	c.Swarms = map[string]*config.Swarm{"fast": {Tiers: []string{"cheap"}, BudgetUSD: f(0.5)}}
 	return c
 }
 

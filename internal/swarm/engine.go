@@ -235,7 +235,7 @@ func (e *Engine) Start(ctx context.Context, spec Spec) (string, error) {
 			return "", &SpecError{err}
 		}
 		if !m.PriceKnown && spec.BudgetUSD > 0 {
-			return "", &SpecError{fmt.Errorf("model %s has no known price, so a dollar budget cannot hold: add [models.%s.price] to hive.toml", name, name)}
+			return "", &SpecError{fmt.Errorf("model %s has no known price, so a dollar budget cannot hold: add [models.%s.price] to hive.toml, or run without a dollar budget (budget 0: --budget 0, or budget_usd = 0 in [defaults] or the swarm's table), bounded by tokens instead (--budget-tokens, budget_tokens)", name, name)}
 		}
 	}
 	id := NewRunID()
