@@ -62,6 +62,10 @@ type agent struct {
 	check func() error
 	// maxTurns and maxErrs bound the loop (default: the run's spec).
 	maxTurns, maxErrs int
+	// force asks the next call for a tool call ("required"), after a turn
+	// that answered without one: local servers (llama.cpp, vLLM) then
+	// constrain the model's output to the tools' grammar.
+	force bool
 }
 
 // loop runs turns until a tool call ends the conversation, the turn limit
@@ -95,8 +99,10 @@ func (a *agent) loop(ctx context.Context) error {
 		if len(msg.Parts) == 0 {
 			msg.Parts = []llm.Part{llm.Text{Text: "(empty answer)"}}
 		}
+		cut := cutCalls(&msg)
 		a.msgs = append(a.msgs, msg)
 		calls := resp.ToolCalls()
+		a.force = len(calls) == 0
 		if len(calls) == 0 && a.plain != nil {
 			out := a.plain(resp.Text())
 			if out.done {
@@ -115,7 +121,7 @@ func (a *agent) loop(ctx context.Context) error {
 			bad++
 			lastBad = "answered without calling a tool: " + clip(resp.Text(), 300)
 			if bad >= a.maxErrs {
-				return fmt.Errorf("%w: the model %s %d times in a row (%s)", errNoTool, "answered without a tool call", bad, lastBad)
+				return fmt.Errorf("%w: the model answered without a tool call %s in a row (%s)", errNoTool, times(bad), lastBad)
 			}
 			a.msgs = append(a.msgs, llm.UserText("Error: you must answer by calling one of your tools ("+toolNames(a.req.Tools)+"). Call one now."))
 			continue
@@ -123,7 +129,12 @@ func (a *agent) loop(ctx context.Context) error {
 		results := make([]llm.Part, 0, len(calls))
 		allBad, done := true, -1
 		for i, c := range calls {
-			out := a.handle(ctx, c)
+			var out toolOutcome
+			if cut[c.ID] {
+				out = toolOutcome{isErr: true, malformed: true, content: cutMessage(c.Name, resp)}
+			} else {
+				out = a.handle(ctx, c)
+			}
 			if !out.malformed {
 				allBad = false
 			} else {
@@ -142,7 +153,7 @@ func (a *agent) loop(ctx context.Context) error {
 		if allBad {
 			bad++
 			if bad >= a.maxErrs {
-				return fmt.Errorf("%w: %d malformed turns in a row; last: %s", errNoTool, bad, lastBad)
+				return fmt.Errorf("%w: %s in a row; last: %s", errNoTool, plural(bad, "malformed turn"), lastBad)
 			}
 		} else {
 			bad = 0
@@ -150,6 +161,38 @@ func (a *agent) loop(ctx context.Context) error {
 		a.msgs = append(a.msgs, llm.Message{Role: llm.RoleUser, Parts: results})
 		a.journalConversation()
 	}
+}
+
+// cutCalls replaces in msg, a copy, the arguments of tool calls that are
+// not JSON with {}, and returns their ids. They are calls cut off at the
+// output limit: echoed back, they poison the history (llama.cpp answers
+// every later request with a 500, and Anthropic refuses them); the model
+// is told instead.
+func cutCalls(msg *llm.Message) map[string]bool {
+	var cut map[string]bool
+	for i, p := range msg.Parts {
+		c, ok := p.(llm.ToolCall)
+		if !ok || len(c.Input) == 0 || json.Valid(c.Input) {
+			continue
+		}
+		if cut == nil {
+			cut = map[string]bool{}
+			msg.Parts = append([]llm.Part(nil), msg.Parts...)
+		}
+		cut[c.ID] = true
+		c.Input = json.RawMessage(`{}`)
+		msg.Parts[i] = c
+	}
+	return cut
+}
+
+// cutMessage tells the model what became of a call whose arguments were
+// not JSON.
+func cutMessage(tool string, resp *llm.Response) string {
+	if resp.StopReason == llm.StopMaxTokens {
+		return fmt.Sprintf("your call to %s was cut off at the output limit: its arguments are not valid JSON, and it was not run. Call it again, shorter: fewer words, or the work in parts.", tool)
+	}
+	return fmt.Sprintf("the arguments of your call to %s are not valid JSON, and it was not run; send a JSON object", tool)
 }
 
 // journalConversation records the node's conversation so far, for the
@@ -180,6 +223,9 @@ func (a *agent) reject(text string) {
 func (a *agent) call(ctx context.Context) (*llm.Response, error) {
 	req := a.req
 	req.Messages = redactMessages(a.msgs, a.r.e.opts.Redact)
+	if a.force && req.ToolChoice.Mode == llm.ToolAuto && len(req.Tools) > 0 {
+		req.ToolChoice = llm.ToolChoice{Mode: llm.ToolAny}
+	}
 	key := fmt.Sprintf("%s/call-%d", a.ns.ID, a.turn)
 	a.turn++
 	rec, live, err := a.steps.call(ctx, key, func(ctx context.Context) (callRecord, error) {
@@ -359,4 +405,23 @@ func redactPart(p llm.Part, red *secret.Redactor) llm.Part {
 		}
 	}
 	return nil
+}
+
+// times says n times in words: once, twice, 3 times.
+func times(n int) string {
+	switch n {
+	case 1:
+		return "once"
+	case 2:
+		return "twice"
+	}
+	return fmt.Sprintf("%d times", n)
+}
+
+// plural says n things: "1 malformed turn", "2 malformed turns".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }

@@ -146,7 +146,9 @@ func (r *run) finalTurn(dctx dbos.Context, a *agent, finished **finishArgs) erro
 		a.msgs = append(a.msgs, llm.Message{Role: llm.RoleUser, Parts: []llm.Part{note}})
 	}
 	a.req.Tools = []llm.Tool{finishTool}
-	a.req.ToolChoice = llm.ToolChoice{Mode: llm.ToolName, Name: toolFinish}
+	// "required" over the one tool, rather than naming it: servers that
+	// take tool_choice only as a string (llama.cpp) ignore a named one.
+	a.req.ToolChoice = llm.ToolChoice{Mode: llm.ToolAny}
 	a.bud = r.budget
 	a.check = nil
 	a.maxErrs, a.maxTurns = 1, a.turn+1
