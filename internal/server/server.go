@@ -56,6 +56,8 @@ type Server struct {
 	cfg    *config.Config
 	log    *slog.Logger
 	token  string
+	// started is when the server was made: the "created" of its models.
+	started time.Time
 
 	// PingInterval is how often an idle event stream sends a comment line
 	// to keep proxies from closing it. Default 15 s.
@@ -78,7 +80,7 @@ func New(engine *swarm.Engine, store *journal.Store, cfg *config.Config, log *sl
 	if cfg == nil {
 		cfg = config.Default()
 	}
-	return &Server{engine: engine, store: store, cfg: cfg, log: log, token: token, PingInterval: 15 * time.Second,
+	return &Server{engine: engine, store: store, cfg: cfg, log: log, token: token, started: time.Now(), PingInterval: 15 * time.Second,
 		Limits: DefaultLimits(), csrf: http.NewCrossOriginProtection()}
 }
 
@@ -100,6 +102,8 @@ func (s *Server) Handler() http.Handler {
 	route("POST", "/v1/runs/{id}/resume", s.resumeRun)
 	route("GET", "/v1/runs/{id}/events", s.events)
 	route("POST", "/v1/chat/completions", s.chatCompletions)
+	route("GET", "/v1/models", s.listModels)
+	route("GET", "/v1/models/{id...}", s.getModel)
 	for path, methods := range paths {
 		allow := strings.Join(methods, ", ")
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
