@@ -64,4 +64,3 @@ func TestModelsList(t *testing.T) {
 		t.Fatalf("GET /v1/models/hive with a wrong token: %d", resp.StatusCode)
 	}
 }
-
