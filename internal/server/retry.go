@@ -80,7 +80,8 @@ type keyed struct {
 // the same body.
 func requestKey(r *http.Request, route string, body []byte) (key string, fresh, ok bool) {
 	if k := strings.TrimSpace(r.Header.Get(IdempotencyHeader)); k != "" {
-		return route + "\x00key\x00" + k, false, true
+		h := sha256.Sum256([]byte(k)) // a key may be long: keep its hash
+		return route + "\x00key\x00" + string(h[:]), false, true
 	}
 	v := r.Header.Get(retryCountHeader)
 	if v == "" {
