@@ -20,6 +20,15 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# The official OpenAI Node SDK, for TestOpenAINodeSDK (which skips without it).
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+  echo "test.sh: the OpenAI Node SDK (npm ci)" >&2
+  npm ci --prefix internal/server/testdata/node-sdk --no-audit --no-fund --loglevel=error >/dev/null ||
+    echo "test.sh: npm ci failed: TestOpenAINodeSDK will skip" >&2
+else
+  echo "test.sh: no node and npm: TestOpenAINodeSDK will skip" >&2
+fi
+
 echo "test.sh: gofmt and go vet" >&2
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -145,33 +144,30 @@ func chatTask(msgs []chatMessage) string {
 }
 
 func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
-	if !isJSON(r) {
-		writeOpenAIError(w, http.StatusUnsupportedMediaType, "invalid_request_error", "unsupported_media_type", notJSON)
+	fail := func(status int, code, msg string) {
+		writeOpenAIError(w, status, "invalid_request_error", code, msg)
+	}
+	body, ok := readBody(w, r, fail)
+	if !ok {
 		return
 	}
 	var req chatRequest
-	dec := json.NewDecoder(r.Body)
-	if err := dec.Decode(&req); err != nil {
-		status, code := http.StatusBadRequest, "invalid_json"
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			status, code = http.StatusRequestEntityTooLarge, "too_large"
-		}
-		writeOpenAIError(w, status, "invalid_request_error", code, "invalid JSON body: "+err.Error())
+	if err := json.Unmarshal(body, &req); err != nil {
+		fail(http.StatusBadRequest, "invalid_json", "invalid JSON body: "+err.Error())
 		return
 	}
 	spec, ok, err := s.swarmSpec(req.Model)
 	if !ok {
-		writeOpenAIError(w, http.StatusNotFound, "invalid_request_error", "model_not_found",
+		fail(http.StatusNotFound, "model_not_found",
 			fmt.Sprintf("The model %q does not exist: use %q or a [swarms.NAME] of hive.toml", req.Model, DefaultSwarm))
 		return
 	}
 	if err != nil {
-		writeOpenAIError(w, http.StatusBadRequest, "invalid_request_error", "bad_swarm", err.Error())
+		fail(http.StatusBadRequest, "bad_swarm", err.Error())
 		return
 	}
 	if spec.Task = chatTask(req.Messages); strings.TrimSpace(spec.Task) == "" {
-		writeOpenAIError(w, http.StatusBadRequest, "invalid_request_error", "no_task", "messages hold no user message with text")
+		fail(http.StatusBadRequest, "no_task", "messages hold no user message with text")
 		return
 	}
 	if req.Stream {
@@ -181,14 +177,23 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		}
 		defer s.streams.put()
 	}
-	id, err := s.engine.Start(r.Context(), spec)
-	if err != nil {
-		writeOpenAIError(w, http.StatusBadRequest, "invalid_request_error", "run_not_started", err.Error())
+	// A retry (same Idempotency-Key, or an OpenAI SDK's next try of the
+	// same body) answers from the run of the first try.
+	id, key, _ := s.startOnce(w, r, "chat", body, true, func() string {
+		id, err := s.engine.Start(r.Context(), spec)
+		if err != nil {
+			noRetry(w)
+			fail(http.StatusBadRequest, "run_not_started", err.Error())
+			return ""
+		}
+		return id
+	}, func() { fail(http.StatusUnprocessableEntity, "idempotency_key_reused", errKeyReused.Error()) })
+	if id == "" {
 		return
 	}
 	w.Header().Set(RunHeader, id)
 	if req.Stream {
-		s.streamChat(w, r, id, req)
+		s.streamChat(w, r, id, key, req)
 		return
 	}
 	// The answer comes when the run ends, maybe after the server's read
@@ -197,14 +202,17 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Time{})
 	rc.SetWriteDeadline(time.Time{})
-	res, ok := s.waitRun(r.Context(), id)
+	res, ok := s.waitRun(r.Context(), id, key)
 	if !ok {
-		return // the client left; the run was cancelled
+		return // the client left
 	}
 	if s.Limits.WriteTimeout > 0 {
 		rc.SetWriteDeadline(time.Now().Add(s.Limits.WriteTimeout))
 	}
 	if res.Status != swarm.StatusDone {
+		// The run ended without an answer: a retry would start another
+		// run (or, with a key, get this same failure).
+		noRetry(w)
 		writeOpenAIError(w, http.StatusInternalServerError, "server_error", "run_"+string(res.Status),
 			fmt.Sprintf("run %s %s: %s", id, res.Status, res.Error))
 		return
@@ -219,24 +227,45 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// waitRun waits for a run started for a chat request. When the client
-// goes away first, nobody will read the answer: the run is cancelled.
-func (s *Server) waitRun(ctx context.Context, id string) (swarm.Result, bool) {
+// waitRun waits for the run of a chat request whose key entry is key (nil
+// without one). When the client goes away first, the run is abandoned.
+func (s *Server) waitRun(ctx context.Context, id string, key *keyed) (swarm.Result, bool) {
 	res, err := s.engine.Wait(ctx, id)
 	if err != nil {
-		if cerr := s.engine.Cancel(context.WithoutCancel(ctx), id); cerr != nil {
-			s.log.Warn("cancel the run of a chat request the client left", "run", id, "err", cerr)
-		}
+		s.abandon(ctx, id, key)
 		return res, false
 	}
 	return res, true
+}
+
+// abandon is called when the client of a chat request leaves before its
+// run ends. Nobody will read the answer, so the run is cancelled; but
+// when the request has a key, not while another request with that key
+// waits for the run, nor before [Server.RetryGrace] has passed without a
+// retry coming for it.
+func (s *Server) abandon(ctx context.Context, id string, key *keyed) {
+	ctx = context.WithoutCancel(ctx)
+	if key != nil {
+		if s.keys.leave(key) {
+			return
+		}
+		gctx, cancel := context.WithTimeout(ctx, s.RetryGrace)
+		_, err := s.engine.Wait(gctx, id)
+		cancel()
+		if err == nil || !s.keys.forget(key) {
+			return // the run ended (a retry gets its answer), or a retry came
+		}
+	}
+	if err := s.engine.Cancel(ctx, id); err != nil {
+		s.log.Warn("cancel the run of a chat request the client left", "run", id, "err", err)
+	}
 }
 
 // streamChat answers a chat request with stream: true. The swarm's
 // answer exists only when the run ends, so the stream opens at once with
 // the assistant role, keeps the connection alive with comments while the
 // swarm works, then sends the answer in pieces.
-func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, req chatRequest) {
+func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, key *keyed, req chatRequest) {
 	st, err := s.startStream(w)
 	created := time.Now().Unix()
 	send := func(v any) bool {
@@ -250,7 +279,7 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 		}
 	}
 	if err != nil || !send(chunk(map[string]any{"role": "assistant", "content": ""}, nil)) {
-		s.waitRunCancel(r, id)
+		s.abandon(r.Context(), id, key)
 		return
 	}
 	done := make(chan struct{})
@@ -260,7 +289,7 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 	defer cancel()
 	go func() {
 		defer close(done)
-		res, ok = s.waitRun(ctx, id)
+		res, ok = s.waitRun(ctx, id, key)
 	}()
 	ping := time.NewTicker(s.PingInterval)
 	defer ping.Stop()
@@ -303,13 +332,6 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 		}
 	}
 	st.send([]byte("data: [DONE]\n\n"))
-}
-
-// waitRunCancel cancels the run of a request whose client is gone.
-func (s *Server) waitRunCancel(r *http.Request, id string) {
-	if err := s.engine.Cancel(context.WithoutCancel(r.Context()), id); err != nil {
-		s.log.Warn("cancel the run of a chat request the client left", "run", id, "err", err)
-	}
 }
 
 // pieces cuts s into chunks of about n bytes at rune boundaries.

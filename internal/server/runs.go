@@ -86,6 +86,8 @@ func (s *Server) start(ctx context.Context, w http.ResponseWriter, spec swarm.Sp
 	}
 	// What was asked for (an unknown model, a budget that cannot hold) is
 	// the request's fault; anything else, the journal's or the executor's.
+	// Either way, a retry may not start a run behind this one's back.
+	noRetry(w)
 	var se *swarm.SpecError
 	if errors.As(err, &se) {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
@@ -95,9 +97,13 @@ func (s *Server) start(ctx context.Context, w http.ResponseWriter, spec swarm.Sp
 	return ""
 }
 
+// createRun starts a run. A retry with the same Idempotency-Key (or an
+// OpenAI SDK's retry of the same body) gets the run of its first try,
+// with 200 instead of 201.
 func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 	var req RunRequest
-	if !decodeBody(w, r, &req, true) {
+	body, ok := decodeBody(w, r, &req, true)
+	if !ok {
 		return
 	}
 	spec, err := specFrom(s.cfg, s.cfg.Defaults, req)
@@ -105,10 +111,18 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	if id := s.start(r.Context(), w, spec); id != "" {
-		w.Header().Set("Location", "/v1/runs/"+id)
-		writeJSON(w, http.StatusCreated, map[string]string{"id": id})
+	id, _, retried := s.startOnce(w, r, "runs", body, false,
+		func() string { return s.start(r.Context(), w, spec) },
+		func() { writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused", errKeyReused.Error()) })
+	if id == "" {
+		return
 	}
+	status := http.StatusCreated
+	if retried {
+		status = http.StatusOK
+	}
+	w.Header().Set("Location", "/v1/runs/"+id)
+	writeJSON(w, status, map[string]string{"id": id})
 }
 
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {

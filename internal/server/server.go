@@ -4,7 +4,9 @@
 // Last-Event-ID without missing one (they come from [swarm.Engine.Watch],
 // which replays the journal and then follows the run live); and
 // POST /v1/chat/completions lets any OpenAI client use a whole swarm as if
-// it were one model.
+// it were one model (GET /v1/models lists the swarms it may name). A
+// request that starts a run is not repeated by its client's retries: see
+// [IdempotencyHeader] and [ShouldRetryHeader].
 //
 // Everything but /healthz needs the token: as a bearer token, or as the
 // hive_token cookie that GET /?token=… sets so that the page (and its
@@ -28,10 +30,12 @@
 package server
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -56,10 +60,17 @@ type Server struct {
 	cfg    *config.Config
 	log    *slog.Logger
 	token  string
+	// started is when the server was made: the "created" of its models.
+	started time.Time
 
 	// PingInterval is how often an idle event stream sends a comment line
 	// to keep proxies from closing it. Default 15 s.
 	PingInterval time.Duration
+
+	// RetryGrace is how long the run of a chat request with a key (an
+	// Idempotency-Key, or an OpenAI SDK's numbered try) goes on after its
+	// client left, for a retry to answer from. Default 10 s.
+	RetryGrace time.Duration
 
 	// Limits bound connections, concurrent requests and streams, and
 	// timeouts. Set them before [Server.Handler], [Server.Configure] and
@@ -68,8 +79,9 @@ type Server struct {
 
 	encoded  eventCache // events encoded once for all their streams
 	csrf     *http.CrossOriginProtection
-	requests slots // the token's requests in flight
-	streams  slots // the token's event streams and streaming chats
+	requests slots     // the token's requests in flight
+	streams  slots     // the token's event streams and streaming chats
+	keys     retryKeys // the token's request keys and the runs they started
 }
 
 // New returns a server for engine, whose journal is store. token is the
@@ -78,7 +90,7 @@ func New(engine *swarm.Engine, store *journal.Store, cfg *config.Config, log *sl
 	if cfg == nil {
 		cfg = config.Default()
 	}
-	return &Server{engine: engine, store: store, cfg: cfg, log: log, token: token, PingInterval: 15 * time.Second,
+	return &Server{engine: engine, store: store, cfg: cfg, log: log, token: token, started: time.Now(), PingInterval: 15 * time.Second, RetryGrace: 10 * time.Second,
 		Limits: DefaultLimits(), csrf: http.NewCrossOriginProtection()}
 }
 
@@ -100,6 +112,8 @@ func (s *Server) Handler() http.Handler {
 	route("POST", "/v1/runs/{id}/resume", s.resumeRun)
 	route("GET", "/v1/runs/{id}/events", s.events)
 	route("POST", "/v1/chat/completions", s.chatCompletions)
+	route("GET", "/v1/models", s.listModels)
+	route("GET", "/v1/models/{id...}", s.getModel)
 	for path, methods := range paths {
 		allow := strings.Join(methods, ", ")
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
@@ -263,27 +277,42 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, apiError{Error: errorBody{Code: code, Message: msg}})
 }
 
-// decodeBody reads r's JSON body into v; on failure it answers and
+// readBody reads r's JSON body; on failure it answers (with fail) and
 // returns false.
-func decodeBody(w http.ResponseWriter, r *http.Request, v any, strict bool) bool {
+func readBody(w http.ResponseWriter, r *http.Request, fail func(status int, code, msg string)) ([]byte, bool) {
 	if !isJSON(r) {
-		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", notJSON)
-		return false
+		fail(http.StatusUnsupportedMediaType, "unsupported_media_type", notJSON)
+		return nil, false
 	}
-	dec := json.NewDecoder(r.Body)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			fail(http.StatusRequestEntityTooLarge, "too_large", "the request body is over 1 MiB")
+		} else {
+			fail(http.StatusBadRequest, "bad_request", "read the body: "+err.Error())
+		}
+		return nil, false
+	}
+	return body, true
+}
+
+// decodeBody reads r's JSON body into v, and returns it; on failure it
+// answers and returns false.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, strict bool) ([]byte, bool) {
+	body, ok := readBody(w, r, func(status int, code, msg string) { writeError(w, status, code, msg) })
+	if !ok {
+		return nil, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	if strict {
 		dec.DisallowUnknownFields()
 	}
 	if err := dec.Decode(v); err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the request body is over 1 MiB")
-		} else {
-			writeError(w, http.StatusBadRequest, "bad_request", "invalid JSON body: "+err.Error())
-		}
-		return false
+		writeError(w, http.StatusBadRequest, "bad_request", "invalid JSON body: "+err.Error())
+		return nil, false
 	}
-	return true
+	return body, true
 }
 
 // lookupError answers a failed run lookup.

@@ -228,7 +228,8 @@ func TestAuthEverywhere(t *testing.T) {
 		{"POST", "/v1/runs"}, {"GET", "/v1/runs"}, {"GET", "/v1/runs/r1"},
 		{"GET", "/v1/runs/r1/nodes/3.1"}, {"GET", "/v1/runs/r1/artifacts/3/report"},
 		{"POST", "/v1/runs/r1/cancel"}, {"POST", "/v1/runs/r1/resume"}, {"GET", "/v1/runs/r1/events"},
-		{"POST", "/v1/chat/completions"}, {"GET", "/v1/nope"}, {"DELETE", "/v1/runs"},
+		{"POST", "/v1/chat/completions"}, {"GET", "/v1/models"}, {"GET", "/v1/models/hive"},
+		{"GET", "/v1/nope"}, {"DELETE", "/v1/runs"},
 	}
 	for _, rt := range routes {
 		for _, tok := range []string{"", "wrong", testToken + "x"} {
