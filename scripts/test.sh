@@ -8,6 +8,7 @@ need=()
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 { python3 -c 'import pytest' || /usr/bin/python3 -c 'import pytest'; } >/dev/null 2>&1 || need+=(python3-pytest) # the seccomp allow list is tested under pytest
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm) # the official OpenAI Node SDK drives hive serve
 if [ ${#need[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     sudo=""
@@ -20,13 +21,11 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-# The official OpenAI Node SDK, for TestOpenAINodeSDK (which skips without it).
-if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
-  echo "test.sh: the OpenAI Node SDK (npm ci)" >&2
-  npm ci --prefix internal/server/testdata/node-sdk --no-audit --no-fund --loglevel=error >/dev/null ||
-    echo "test.sh: npm ci failed: TestOpenAINodeSDK will skip" >&2
-else
-  echo "test.sh: no node and npm: TestOpenAINodeSDK will skip" >&2
+# The official OpenAI Node SDK, which TestOpenAINodeSDK drives hive serve with.
+echo "test.sh: the OpenAI Node SDK (npm ci)" >&2
+if ! npm ci --prefix internal/server/testdata/node-sdk --no-audit --no-fund --loglevel=error >/dev/null; then
+  echo "test.sh: npm ci failed: the OpenAI Node SDK is needed by TestOpenAINodeSDK (is the npm registry reachable?)" >&2
+  exit 1
 fi
 
 echo "test.sh: gofmt and go vet" >&2

@@ -15,7 +15,7 @@ import (
 func TestModelsList(t *testing.T) {
 	e := newTestEnv(t, (&script{n: 1}).handle)
 	e.cfg.Swarms["deep"] = &config.Swarm{MaxDepth: 3}
-	e.cfg.Swarms["alpha"] = &config.Swarm{BudgetUSD: 1}
+	e.cfg.Swarms["alpha"] = &config.Swarm{MaxWorkers: 1}
 	client := e.openAIClient()
 	ctx := context.Background()
 

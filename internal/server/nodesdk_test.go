@@ -46,11 +46,12 @@ type nodeFailure struct {
 // completions, a failing swarm answered once, and tries that time out
 // answered from one run.
 func TestOpenAINodeSDK(t *testing.T) {
+	// scripts/test.sh installs both; a missing peer is a failure, not a pass.
 	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("no node: the OpenAI Node SDK cannot run")
+		t.Fatal("no node: the OpenAI Node SDK cannot run (scripts/test.sh installs nodejs)")
 	}
 	if _, err := os.Stat(filepath.Join(nodeSDK, "node_modules", "openai", "package.json")); err != nil {
-		t.Skip("the OpenAI Node SDK is not installed: npm ci --prefix internal/server/" + nodeSDK)
+		t.Fatal("the OpenAI Node SDK is not installed: npm ci --prefix internal/server/" + nodeSDK + " (scripts/test.sh does it)")
 	}
 
 	t.Run("models", func(t *testing.T) {
