@@ -336,31 +336,38 @@ func TestLlamaCppFailsAtOnce(t *testing.T) {
 		{"tool arguments", badArgs, llm.KindBadRequest, []string{"bad_request (HTTP 500)", "Failed to parse tool call arguments as JSON"}},
 		{"context", long, llm.KindContextTooLong, []string{"context_too_long (HTTP 400)", "exceeds the available context size", "n_ctx 1024"}},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			m, srv, _ := open(t, llama, llama.id, "[models.m.limits]\nmax_attempts = 6\n", testKey, llmtest.Sequence(llmtest.Reply{Text: "never"}))
-			srv.ContextTokens = 1024
-			start := time.Now()
-			_, err := m.Admitted(limit.Worker).Generate(ctxFor(t), c.req)
-			if k := llm.KindOf(err); k != c.kind {
-				t.Fatalf("kind %v (%v), want %v", k, err, c.kind)
-			}
-			if n := srv.Requests(); n != 1 {
-				t.Fatalf("%d requests, want 1", n)
-			}
-			if d := time.Since(start); d > 2*time.Second {
-				t.Fatalf("took %v", d)
-			}
-			for _, w := range c.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not contain %q", err, w)
+		for _, stream := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/stream=%v", c.name, stream), func(t *testing.T) {
+				t.Parallel()
+				m, srv, _ := open(t, llama, llama.id, "[models.m.limits]\nmax_attempts = 6\n", testKey, llmtest.Sequence(llmtest.Reply{Text: "never"}))
+				srv.ContextTokens = 1024
+				start := time.Now()
+				var err error
+				if stream {
+					_, err = m.Admitted(limit.Worker).Stream(ctxFor(t), c.req, func(llm.Delta) {})
+				} else {
+					_, err = m.Admitted(limit.Worker).Generate(ctxFor(t), c.req)
 				}
-			}
-			if strings.Count(err.Error(), "400") > 1 || strings.Count(err.Error(), "500") > 1 {
-				t.Errorf("error %q shows the status twice", err)
-			}
-			t.Logf("%v", err)
-		})
+				if k := llm.KindOf(err); k != c.kind {
+					t.Fatalf("kind %v (%v), want %v", k, err, c.kind)
+				}
+				if n := srv.Requests(); n != 1 {
+					t.Fatalf("%d requests, want 1", n)
+				}
+				if d := time.Since(start); d > 2*time.Second {
+					t.Fatalf("took %v", d)
+				}
+				for _, w := range c.want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not contain %q", err, w)
+					}
+				}
+				if strings.Count(err.Error(), "400") > 1 || strings.Count(err.Error(), "500") > 1 {
+					t.Errorf("error %q shows the status twice", err)
+				}
+				t.Logf("%v", err)
+			})
+		}
 	}
 }
 

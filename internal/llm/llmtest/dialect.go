@@ -60,6 +60,9 @@ func NewLlamaCpp(h Handler) *Server {
 //     (serving_engine.py create_error_response); a missing or wrong API
 //     key is a 401 {"error":"Unauthorized"} (api_server.py's
 //     authentication middleware).
+//   - a history tool call whose arguments are not JSON is a 400 with
+//     Python's json error (entrypoints/chat_utils.py _postprocess_messages
+//     json.loads them for the chat template); empty arguments become {}.
 //   - usage reaches a stream only with stream_options.include_usage, in a
 //     last chunk with empty choices (serving_chat.py), as [NewOpenAI] does.
 func NewVLLM(h Handler) *Server {
@@ -70,9 +73,12 @@ func NewVLLM(h Handler) *Server {
 // OpenAI-compatible endpoint does (ollama/ollama, docs/openai.md and
 // openai/openai.go):
 //
-//   - tool_choice is not among the supported request fields and is
-//     ignored: the model may always call a tool or not (docs/openai.md,
-//     "Supported request fields").
+//   - tool_choice is not a field of its ChatCompletionRequest
+//     (openai/openai.go) and is ignored: the model may always call a tool
+//     or not.
+//   - a history tool call whose arguments are not JSON is a 400
+//     "invalid tool call arguments" (openai/openai.go
+//     FromCompletionToolCall).
 //   - a prompt over [Server.ContextTokens] (num_ctx) is cut, not refused:
 //     Ollama answers anyway (docs/faq.md, "How can I specify the context
 //     window size?").
@@ -95,9 +101,11 @@ const (
 	dialectOllama
 )
 
-// llamaWrongType is what llama-server logs when a parameter has the wrong
-// JSON type (tools/server/utils.hpp json_value).
-const llamaWrongType = "Wrong type supplied for parameter 'tool_choice'. Expected 'string', using default value"
+// llamaWrongType is what llama-server logs when tool_choice is not a
+// string (tools/server/utils.hpp json_value: LOG_WRN("Wrong type supplied
+// for parameter '%s'. Expected '%s', using default value: %s\n", …) with
+// nlohmann's type_error).
+const llamaWrongType = "Wrong type supplied for parameter 'tool_choice'. Expected 'string', using default value: [json.exception.type_error.302] type must be string, but is object"
 
 // toolChoice reads a request's tool_choice into c.ToolChoice as d does.
 func (d dialect) toolChoice(raw json.RawMessage, c *Call) error {
@@ -140,6 +148,13 @@ func (p *openAI) refuse(w http.ResponseWriter, c *Call, contextTokens int) bool 
 	n := promptTokens(c)
 	over := contextTokens > 0 && n > contextTokens
 	switch p.dialect {
+	case dialectOllama:
+		// openai/openai.go FromCompletionToolCall: json.Unmarshal of each
+		// history tool call's arguments, its error a 400.
+		if tc, _ := badToolArguments(c); tc != nil {
+			p.writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid tool call arguments")
+			return true
+		}
 	case dialectOpenAI:
 		if over {
 			p.writeError(w, http.StatusBadRequest, "invalid_request_error", fmt.Sprintf(
@@ -153,8 +168,9 @@ func (p *openAI) refuse(w http.ResponseWriter, c *Call, contextTokens int) bool 
 			writeLlamaError(w, http.StatusInternalServerError, "server_error", "Invalid tool_choice: "+c.ToolChoice, nil)
 			return true
 		}
-		if msg := badToolArguments(c); msg != "" {
-			writeLlamaError(w, http.StatusInternalServerError, "server_error", msg, nil)
+		if tc, col := badToolArguments(c); tc != nil {
+			writeLlamaError(w, http.StatusInternalServerError, "server_error", fmt.Sprintf(
+				"Failed to parse tool call arguments as JSON: [json.exception.parse_error.101] parse error at line 1, column %d: syntax error while parsing value", col), nil)
 			return true
 		}
 		if over {
@@ -164,6 +180,13 @@ func (p *openAI) refuse(w http.ResponseWriter, c *Call, contextTokens int) bool 
 			return true
 		}
 	case dialectVLLM:
+		// chat_utils.py _postprocess_messages json.loads each history tool
+		// call's arguments (an empty one becomes {}); serving_chat.py
+		// answers the ValueError with a 400 carrying Python's message.
+		if tc, col := badToolArguments(c); tc != nil && len(tc.Input) > 0 {
+			p.writeError(w, http.StatusBadRequest, "BadRequestError", fmt.Sprintf("Expecting value: line 1 column %d (char %d)", col, col-1))
+			return true
+		}
 		if contextTokens <= 0 {
 			return false
 		}
@@ -181,9 +204,10 @@ func (p *openAI) refuse(w http.ResponseWriter, c *Call, contextTokens int) bool 
 	return false
 }
 
-// badToolArguments returns llama.cpp's message for the first tool call in
-// c's history whose arguments are not JSON, or "".
-func badToolArguments(c *Call) string {
+// badToolArguments returns the first tool call in c's history whose
+// arguments are not JSON, and the 1-based column where parsing failed; nil
+// when there is none.
+func badToolArguments(c *Call) (*llm.ToolCall, int) {
 	for _, m := range c.Messages {
 		for _, part := range m.Parts {
 			tc, ok := part.(llm.ToolCall)
@@ -200,10 +224,10 @@ func badToolArguments(c *Call) string {
 			if errors.As(err, &se) {
 				col = int(se.Offset)
 			}
-			return fmt.Sprintf("Failed to parse tool call arguments as JSON: [json.exception.parse_error.101] parse error at line 1, column %d: syntax error while parsing value - %v", col, err)
+			return &tc, col
 		}
 	}
-	return ""
+	return nil, 0
 }
 
 // writeError writes an error body in d's shape (see the constructors).

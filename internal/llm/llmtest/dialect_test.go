@@ -78,28 +78,43 @@ func TestDialectToolChoice(t *testing.T) {
 	}
 }
 
-// TestLlamaCppBadToolArguments: a history whose tool call arguments are
-// not JSON is llama-server's 500, and the handler is never asked.
-func TestLlamaCppBadToolArguments(t *testing.T) {
-	asked := 0
-	srv := NewLlamaCpp(func(*Call) Reply { asked++; return Reply{Text: "ok"} })
-	defer srv.Close()
-	status, body := post(t, srv, `{"model":"m",`+tools+`,`+badHistory+`}`)
-	e, _ := body["error"].(map[string]any)
-	if status != 500 || e["type"] != "server_error" || e["code"] != float64(500) ||
-		!strings.HasPrefix(e["message"].(string), "Failed to parse tool call arguments as JSON: [json.exception.parse_error.101]") {
-		t.Errorf("status %d body %v", status, body)
+// TestBadToolArguments: a history whose tool call arguments are not JSON
+// is llama-server's 500, vLLM's and Ollama's 400, and the handler is never
+// asked; OpenAI takes it.
+func TestBadToolArguments(t *testing.T) {
+	tests := []struct {
+		name   string
+		serve  func(Handler) *Server
+		status int
+		typ    string
+		prefix string
+	}{
+		{"llama.cpp", NewLlamaCpp, 500, "server_error", "Failed to parse tool call arguments as JSON: [json.exception.parse_error.101] parse error at line 1, column "},
+		{"vllm", NewVLLM, 400, "BadRequestError", "Expecting value: line 1 column "},
+		{"ollama", NewOllama, 400, "invalid_request_error", "invalid tool call arguments"},
+		{"openai", NewOpenAI, 200, "", ""},
 	}
-	if asked != 0 {
-		t.Errorf("handler asked %d times", asked)
-	}
-	// The other servers take the same history.
-	for _, serve := range []func(Handler) *Server{NewOpenAI, NewVLLM, NewOllama} {
-		srv := serve(Sequence(Reply{Text: "ok"}))
-		if status, body := post(t, srv, `{"model":"m",`+tools+`,`+badHistory+`}`); status != 200 {
-			t.Errorf("status %d body %v", status, body)
-		}
-		srv.Close()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			asked := 0
+			srv := tc.serve(func(*Call) Reply { asked++; return Reply{Text: "ok"} })
+			defer srv.Close()
+			status, body := post(t, srv, `{"model":"m",`+tools+`,`+badHistory+`}`)
+			if status != tc.status {
+				t.Fatalf("status %d, want %d: %v", status, tc.status, body)
+			}
+			if tc.status == 200 {
+				return
+			}
+			e, _ := body["error"].(map[string]any)
+			msg, _ := e["message"].(string)
+			if e["type"] != tc.typ || !strings.HasPrefix(msg, tc.prefix) {
+				t.Errorf("body %v", body)
+			}
+			if asked != 0 {
+				t.Errorf("handler asked %d times", asked)
+			}
+		})
 	}
 }
 
