@@ -34,7 +34,8 @@ func StatusKind(status int, errType, message string) Kind {
 // contextTooLong reports whether an error says the prompt does not fit:
 // OpenAI's code context_length_exceeded, llama.cpp's type
 // exceed_context_size_error ("the request exceeds the available context
-// size, try increasing it", tools/server/utils.hpp format_error_response),
+// size, try increasing it", tools/server/utils.hpp format_error_response,
+// now server-common.cpp),
 // vLLM's "This model's maximum context length is N tokens. However, you
 // requested …" (vllm/entrypoints/openai/serving_engine.py
 // _validate_input), Anthropic's "prompt is too long".

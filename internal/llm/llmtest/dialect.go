@@ -16,9 +16,11 @@ import (
 //   - tool_choice is read only as a string, "auto", "none" or "required";
 //     an object is ignored with a warning and the default "auto" used
 //     (utils.hpp json_value: "Wrong type supplied for parameter …, using
-//     default value"); any other string is a 500 server_error "Invalid
-//     tool_choice: …" (common/chat.cpp common_chat_tool_choice_parse_oaicompat,
-//     a std::runtime_error, which server.cpp's ex_wrapper answers with 500).
+//     default value"); any other string is a 400 invalid_request_error
+//     "Invalid tool_choice: …" (common/chat.cpp
+//     common_chat_tool_choice_parse_oaicompat throws std::invalid_argument,
+//     which server.cpp's ex_wrapper answers with 400; older builds threw
+//     std::runtime_error, a 500).
 //   - an assistant message in the history whose tool_calls[].function.arguments
 //     is not JSON is a 500 server_error "Failed to parse tool call arguments
 //     as JSON: [json.exception.parse_error.101] …" (common/chat.cpp, when it
@@ -58,8 +60,8 @@ func NewLlamaCpp(h Handler) *Server {
 //   - errors are {"error":{"message","type","param":null,"code":STATUS}}
 //     with types like BadRequestError and NotFoundError
 //     (serving_engine.py create_error_response); a missing or wrong API
-//     key is a 401 {"error":"Unauthorized"} (api_server.py's
-//     authentication middleware).
+//     key is a 401 {"error":"Unauthorized"} (AuthenticationMiddleware, in
+//     api_server.py, later server_utils.py).
 //   - a history tool call whose arguments are not JSON is a 400 with
 //     Python's json error (entrypoints/chat_utils.py _postprocess_messages
 //     json.loads them for the chat template); empty arguments become {}.
@@ -119,7 +121,7 @@ func (d dialect) toolChoice(raw json.RawMessage, c *Call) error {
 	}
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
-		// llama.cpp answers an unknown string in refuse, with its 500.
+		// llama.cpp answers an unknown string in refuse, with its own error.
 		if d != dialectLlamaCpp && s != "auto" && s != "none" && s != "required" {
 			return fmt.Errorf("Invalid value for 'tool_choice': %q", s)
 		}
@@ -165,7 +167,7 @@ func (p *openAI) refuse(w http.ResponseWriter, c *Call, contextTokens int) bool 
 		switch c.ToolChoice {
 		case "auto", "none", "required":
 		default:
-			writeLlamaError(w, http.StatusInternalServerError, "server_error", "Invalid tool_choice: "+c.ToolChoice, nil)
+			writeLlamaError(w, http.StatusBadRequest, "invalid_request_error", "Invalid tool_choice: "+c.ToolChoice, nil)
 			return true
 		}
 		if tc, col := badToolArguments(c); tc != nil {

@@ -50,7 +50,7 @@ func TestDialectToolChoice(t *testing.T) {
 		{"llama.cpp named is ignored", NewLlamaCpp, namedTool, 200, "auto", true},
 		{"llama.cpp required", NewLlamaCpp, `"tool_choice":"required"`, 200, "required", false},
 		{"llama.cpp none", NewLlamaCpp, `"tool_choice":"none"`, 200, "none", false},
-		{"llama.cpp unknown", NewLlamaCpp, `"tool_choice":"any"`, 500, "any", false},
+		{"llama.cpp unknown", NewLlamaCpp, `"tool_choice":"any"`, 400, "any", false},
 		{"vllm named", NewVLLM, namedTool, 200, "tool:f", false},
 		{"vllm required", NewVLLM, `"tool_choice":"required"`, 200, "required", false},
 		{"ollama ignores it", NewOllama, `"tool_choice":"none"`, 200, "auto", false},
