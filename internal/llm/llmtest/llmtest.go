@@ -7,6 +7,12 @@
 // sequences for streams, error bodies with retry-after headers, or broken
 // answers (HTML, malformed JSON, a stream cut short) on demand. It counts
 // every request and the requests in flight.
+//
+// OpenAI-compatible servers differ where it hurts: [NewLlamaCpp],
+// [NewVLLM] and [NewOllama] speak their dialects of [NewOpenAI]'s
+// protocol (tool_choice, history they refuse, context overflow, error
+// bodies), each departure documented with its source, and
+// [Server.ContextTokens] gives the model a context size.
 package llmtest
 
 import (
