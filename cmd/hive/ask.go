@@ -129,7 +129,7 @@ func callError(model, keyEnv string, err error) error {
 	case llm.KindRateLimited, llm.KindOverloaded:
 		hint = "the provider is busy; try again later or lower the model's limits in hive.toml"
 	case llm.KindContextTooLong:
-		hint = "shorten the prompt or use a model with a larger context"
+		hint = "the prompt is longer than the model's context (n_ctx): shorten it, or raise the server's context size (llama-server -c) or use a model with a larger context"
 	case llm.KindBadRequest:
 		hint = "check the model id and the request flags"
 	case llm.KindTransient:

@@ -256,6 +256,9 @@ type resultJSON struct {
 	Usage     llm.Usage    `json:"usage"`
 }
 
+// runContextHint is what to do when a model's context overflowed in a run.
+const runContextHint = "the conversation is longer than the model's context (n_ctx): raise the server's context size (llama-server -c) or lower the run's report cap"
+
 // outcome is the error (and so the exit code) of how a run ended.
 func outcome(res swarm.Result) error {
 	switch res.Status {
@@ -268,5 +271,10 @@ func outcome(res swarm.Result) error {
 	if strings.Contains(res.Error, "budget exhausted") {
 		code = exitBudget
 	}
-	return &exitError{code: code, err: fmt.Errorf("run %s %s: %s (see hive show %s)", res.RunID, res.Status, oneLine(res.Error), res.RunID)}
+	msg := oneLine(res.Error)
+	// The journal keeps the error as text; a model error's kind is in it.
+	if strings.Contains(res.Error, llm.KindContextTooLong.String()) {
+		msg += " (" + runContextHint + ")"
+	}
+	return &exitError{code: code, err: fmt.Errorf("run %s %s: %s (see hive show %s)", res.RunID, res.Status, msg, res.RunID)}
 }

@@ -432,6 +432,23 @@ func TestRunFailedExitCode(t *testing.T) {
 	t.Logf("a run over budget exits %d", code)
 }
 
+// TestRunContextOverflow: a model whose context overflows fails the run
+// at once, and says what to do.
+func TestRunContextOverflow(t *testing.T) {
+	w := newWorld(t)
+	w.srv.ContextTokens = 10
+	code, _, errOut := w.hive("run", "count")
+	if code != exitFailed {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(errOut, "context_too_long") || !strings.Contains(errOut, runContextHint) {
+		t.Fatalf("stderr: %s", errOut)
+	}
+	if n := w.srv.Requests(); n != 1 {
+		t.Errorf("%d requests, want 1", n)
+	}
+}
+
 // TestInterruptAndResume stops hive run with SIGINT while the lead thinks,
 // then resumes the run in a new process.
 func TestInterruptAndResume(t *testing.T) {

@@ -21,6 +21,8 @@ func StatusKind(status int, errType, message string) Kind {
 		return KindOverloaded
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return KindAuth
+	case status == http.StatusNotImplemented || (status == http.StatusInternalServerError && requestRejected(message)):
+		return KindBadRequest
 	case status == http.StatusRequestTimeout || status == http.StatusConflict || status >= 500:
 		return KindTransient
 	case status >= 400:
@@ -29,14 +31,55 @@ func StatusKind(status int, errType, message string) Kind {
 	return KindUnknown
 }
 
+// contextTooLong reports whether an error says the prompt does not fit:
+// OpenAI's code context_length_exceeded, llama.cpp's type
+// exceed_context_size_error ("the request exceeds the available context
+// size, try increasing it", tools/server/utils.hpp format_error_response,
+// now server-common.cpp),
+// vLLM's "This model's maximum context length is N tokens. However, you
+// requested …" (vllm/entrypoints/openai/serving_engine.py
+// _validate_input), Anthropic's "prompt is too long".
 func contextTooLong(errType, message string) bool {
-	if errType == "context_length_exceeded" {
+	if errType == "context_length_exceeded" || errType == "exceed_context_size_error" {
 		return true
 	}
 	m := strings.ToLower(message)
 	return strings.Contains(m, "context length") || strings.Contains(m, "context_length") ||
 		strings.Contains(m, "context window") || strings.Contains(m, "prompt is too long") ||
-		strings.Contains(m, "maximum context")
+		strings.Contains(m, "maximum context") || strings.Contains(m, "available context size")
+}
+
+// rejectedPhrases are what a 500 says when the server failed on the
+// request itself, not on its own state: the same request fails the same
+// way however often it is sent. llama.cpp's server answers every
+// exception it does not map to invalid_request_error with 500 server_error
+// (tools/server/server.cpp, ex_wrapper): "Failed to parse tool call
+// arguments as JSON: [json.exception.parse_error.101] …" when an assistant
+// message in the history carries arguments that are not JSON, a chat
+// template's error ("… at row 11, column 37"), "Invalid diff", a message
+// list the template cannot render, a schema the grammar cannot take.
+var rejectedPhrases = []string{
+	"failed to parse",
+	"unable to parse",
+	"parse error",
+	"does not match the expected",
+	"invalid",
+	"template",
+	"json.exception",
+	"not supported",
+	"unsupported",
+}
+
+// requestRejected reports whether a 500's message says the request itself
+// cannot be served (see [rejectedPhrases]), so that a retry cannot help.
+func requestRejected(message string) bool {
+	m := strings.ToLower(message)
+	for _, p := range rejectedPhrases {
+		if strings.Contains(m, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // ParseRetryAfter reads the wait a server asked for: retry-after-ms, then

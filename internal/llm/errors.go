@@ -16,8 +16,8 @@ const (
 	KindOverloaded          // 529 / overloaded: back off and retry, cut concurrency
 	KindContextTooLong      // the prompt does not fit the model's context
 	KindAuth                // 401/403: the key is missing, wrong or lacks permission
-	KindBadRequest          // 400/404/422: the request is wrong; retrying will not help
-	KindTransient           // network error, 5xx, malformed or truncated answer
+	KindBadRequest          // 400/404/422/501, or a 500 that blames the request: retrying will not help
+	KindTransient           // network error, other 5xx, malformed or truncated answer
 	KindCancelled           // the caller's context ended
 )
 

@@ -27,6 +27,14 @@ func TestStatusKind(t *testing.T) {
 		{400, "context_length_exceeded", "", KindContextTooLong},
 		{400, "invalid_request_error", "This model's maximum context length is 8192 tokens", KindContextTooLong},
 		{404, "not_found_error", "model: nope", KindBadRequest},
+		// llama.cpp's server (tools/server/utils.hpp format_error_response).
+		{400, "exceed_context_size_error", "the request exceeds the available context size, try increasing it", KindContextTooLong},
+		{500, "server_error", "Failed to parse tool call arguments as JSON: [json.exception.parse_error.101] parse error at line 1, column 5", KindBadRequest},
+		{500, "server_error", "Response does not match the expected tool call format", KindBadRequest},
+		{501, "not_supported_error", "This server does not support infill.", KindBadRequest},
+		{503, "unavailable_error", "Loading model", KindTransient},
+		{502, "", "invalid response from upstream", KindTransient},
+		{504, "", "Gateway Timeout", KindTransient},
 	}
 	for _, tt := range tests {
 		if got := StatusKind(tt.status, tt.typ, tt.msg); got != tt.want {

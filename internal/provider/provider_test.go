@@ -2,6 +2,7 @@ package provider_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -311,5 +312,75 @@ func TestRegistryBounded(t *testing.T) {
 	}
 	if _, err := reg.Get("openai:made-up-7"); err != nil {
 		t.Fatalf("a model already open: %v", err)
+	}
+}
+
+// TestLlamaCppFailsAtOnce: llama-server's answers that no retry can change
+// come back after one request, through the limiter's retries: a history
+// whose tool call arguments are not JSON (its 500), a conversation longer
+// than n_ctx (its 400, with the figures, the status shown once).
+func TestLlamaCppFailsAtOnce(t *testing.T) {
+	llama := vendor{"openai", "gpt-4o-mini", llmtest.NewLlamaCpp, func(s *llmtest.Server) string { return s.URL + "/v1" }}
+	badArgs := &llm.Request{MaxTokens: 64, Messages: []llm.Message{
+		llm.UserText("Read a."),
+		{Role: llm.RoleAssistant, Parts: []llm.Part{llm.ToolCall{ID: "c1", Name: "read", Input: json.RawMessage(`{"path":"a`)}}},
+		{Role: llm.RoleUser, Parts: []llm.Part{llm.ToolResult{CallID: "c1", Content: "done"}}},
+	}}
+	long := &llm.Request{MaxTokens: 64, Messages: []llm.Message{llm.UserText(strings.Repeat("word ", 2000))}}
+	for _, c := range []struct {
+		name string
+		req  *llm.Request
+		kind llm.Kind
+		want []string
+	}{
+		{"tool arguments", badArgs, llm.KindBadRequest, []string{"bad_request (HTTP 500)", "Failed to parse tool call arguments as JSON"}},
+		{"context", long, llm.KindContextTooLong, []string{"context_too_long (HTTP 400)", "exceeds the available context size", "n_ctx 1024"}},
+	} {
+		for _, stream := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/stream=%v", c.name, stream), func(t *testing.T) {
+				t.Parallel()
+				m, srv, _ := open(t, llama, llama.id, "[models.m.limits]\nmax_attempts = 6\n", testKey, llmtest.Sequence(llmtest.Reply{Text: "never"}))
+				srv.ContextTokens = 1024
+				start := time.Now()
+				var err error
+				if stream {
+					_, err = m.Admitted(limit.Worker).Stream(ctxFor(t), c.req, func(llm.Delta) {})
+				} else {
+					_, err = m.Admitted(limit.Worker).Generate(ctxFor(t), c.req)
+				}
+				if k := llm.KindOf(err); k != c.kind {
+					t.Fatalf("kind %v (%v), want %v", k, err, c.kind)
+				}
+				if n := srv.Requests(); n != 1 {
+					t.Fatalf("%d requests, want 1", n)
+				}
+				if d := time.Since(start); d > 2*time.Second {
+					t.Fatalf("took %v", d)
+				}
+				for _, w := range c.want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not contain %q", err, w)
+					}
+				}
+				if strings.Count(err.Error(), "400") > 1 || strings.Count(err.Error(), "500") > 1 {
+					t.Errorf("error %q shows the status twice", err)
+				}
+				t.Logf("%v", err)
+			})
+		}
+	}
+}
+
+// TestLlamaCppLoadingRetried: llama-server's 503 while it loads the model
+// is still retried.
+func TestLlamaCppLoadingRetried(t *testing.T) {
+	llama := vendor{"openai", "gpt-4o-mini", llmtest.NewLlamaCpp, func(s *llmtest.Server) string { return s.URL + "/v1" }}
+	m, srv, _ := open(t, llama, llama.id, "", testKey, llmtest.Sequence(
+		llmtest.Reply{Status: 503, ErrorMessage: "Loading model", RetryAfter: "0.01"},
+		llmtest.Reply{Text: "hello"},
+	))
+	resp, err := m.Admitted(limit.Worker).Generate(ctxFor(t), request())
+	if err != nil || resp.Text() != "hello" || srv.Requests() != 2 {
+		t.Fatalf("resp %v, err %v after %d requests", resp, err, srv.Requests())
 	}
 }

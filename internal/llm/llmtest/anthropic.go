@@ -271,6 +271,17 @@ func AnthropicCacheMarks(c *Call) []string {
 	return marks
 }
 
+// refuse answers a request over contextTokens the way the Messages API
+// does: 400 invalid_request_error "prompt is too long: N tokens > M
+// maximum".
+func (p anthropicProto) refuse(w http.ResponseWriter, c *Call, contextTokens int) bool {
+	if n := promptTokens(c); contextTokens > 0 && n > contextTokens {
+		p.writeError(w, http.StatusBadRequest, "invalid_request_error", fmt.Sprintf("prompt is too long: %d tokens > %d maximum", n, contextTokens))
+		return true
+	}
+	return false
+}
+
 func (anthropicProto) writeError(w http.ResponseWriter, status int, errType, message string) {
 	body, _ := json.Marshal(map[string]any{
 		"type":  "error",

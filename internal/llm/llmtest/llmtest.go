@@ -7,6 +7,12 @@
 // sequences for streams, error bodies with retry-after headers, or broken
 // answers (HTML, malformed JSON, a stream cut short) on demand. It counts
 // every request and the requests in flight.
+//
+// OpenAI-compatible servers differ where it hurts: [NewLlamaCpp],
+// [NewVLLM] and [NewOllama] speak their dialects of [NewOpenAI]'s
+// protocol (tool_choice, history they refuse, context overflow, error
+// bodies), each departure documented with its source, and
+// [Server.ContextTokens] gives the model a context size.
 package llmtest
 
 import (
@@ -31,8 +37,15 @@ type Call struct {
 	Tools     []string // tool names offered
 	Stream    bool
 	MaxTokens int
-	Header    http.Header
-	Body      []byte
+	// ToolChoice is the tool choice the server went by: "auto", "none",
+	// "required", or "tool:NAME" for a named function; empty when the
+	// request named none and the server has no default.
+	ToolChoice string
+	// Warnings are what the server logged about the request, e.g.
+	// llama.cpp's "Wrong type supplied for parameter 'tool_choice'".
+	Warnings []string
+	Header   http.Header
+	Body     []byte
 }
 
 // LastUserText returns the text of the last user message.
@@ -133,6 +146,11 @@ type protocol interface {
 	writeError(w http.ResponseWriter, status int, errType, message string)
 	// write writes a successful reply, whole or as a stream.
 	write(w http.ResponseWriter, c *Call, rep Reply)
+	// refuse writes the error the server answers a request it will
+	// never serve (longer than contextTokens, when positive; a history
+	// it cannot render), before the handler is asked, and reports whether
+	// it did.
+	refuse(w http.ResponseWriter, c *Call, contextTokens int) bool
 }
 
 // A Server is a local model API server.
@@ -141,6 +159,12 @@ type Server struct {
 	// APIKey, when set, is required on every request; requests without it
 	// get the provider's 401.
 	APIKey string
+	// ContextTokens, when positive, is the model's context size (llama.cpp's
+	// n_ctx, vLLM's max_model_len): a request whose body holds more tokens,
+	// counted as four bytes each, is answered with the server's context
+	// error without asking the handler. Ollama cuts the prompt instead and
+	// answers.
+	ContextTokens int
 
 	proto   protocol
 	handler Handler
@@ -190,7 +214,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.APIKey != "" && !s.proto.authorized(r, s.APIKey) {
-		s.proto.writeError(w, http.StatusUnauthorized, "authentication_error", "invalid api key")
+		s.proto.writeError(w, http.StatusUnauthorized, "authentication_error", wrongKey)
 		return
 	}
 	body, err := io.ReadAll(r.Body)
@@ -205,6 +229,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.calls = append(s.calls, c)
 	s.mu.Unlock()
+	if s.proto.refuse(w, c, s.ContextTokens) {
+		return
+	}
 
 	rep := s.handler(c)
 	if !sleep(r, rep.Latency) {
@@ -240,6 +267,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// wrongKey is the message of the server's own 401, when a request lacks
+// [Server.APIKey]; a scripted 401 carries the handler's message.
+const wrongKey = "invalid api key"
+
 // sleep waits d or until the request ends; it reports whether to go on.
 func sleep(r *http.Request, d time.Duration) bool {
 	if d <= 0 {
@@ -274,6 +305,9 @@ func defaultErrorType(status int) string {
 	}
 	return "api_error"
 }
+
+// promptTokens estimates the tokens of a request: four bytes each.
+func promptTokens(c *Call) int { return len(c.Body) / 4 }
 
 // usageFor returns rep's usage, or an estimate from the sizes of the
 // request body and the reply, the output at most the request's max

@@ -24,12 +24,13 @@ import (
 // prompt_tokens_details.cached_tokens = CacheReadTokens and
 // prompt_tokens_details.cache_write_tokens = CacheWriteTokens.
 func NewOpenAI(h Handler) *Server {
-	return newServer(&openAI{}, h)
+	return newServer(&openAI{dialect: dialectOpenAI}, h)
 }
 
-// openAI is the Chat Completions wire protocol.
+// openAI is the Chat Completions wire protocol, as dialect speaks it.
 type openAI struct {
-	ids atomic.Int64
+	dialect dialect
+	ids     atomic.Int64
 }
 
 func (*openAI) path() string { return "/v1/chat/completions" }
@@ -40,12 +41,13 @@ func (*openAI) authorized(r *http.Request, key string) bool {
 
 // oaRequest is the part of a chat completion request the server reads.
 type oaRequest struct {
-	Model               string      `json:"model"`
-	Messages            []oaMessage `json:"messages"`
-	Tools               []oaTool    `json:"tools"`
-	Stream              bool        `json:"stream"`
-	MaxTokens           *int        `json:"max_tokens"`
-	MaxCompletionTokens *int        `json:"max_completion_tokens"`
+	Model               string          `json:"model"`
+	Messages            []oaMessage     `json:"messages"`
+	Tools               []oaTool        `json:"tools"`
+	ToolChoice          json.RawMessage `json:"tool_choice"`
+	Stream              bool            `json:"stream"`
+	MaxTokens           *int            `json:"max_tokens"`
+	MaxCompletionTokens *int            `json:"max_completion_tokens"`
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
@@ -83,7 +85,7 @@ type oaContentPart struct {
 	} `json:"image_url"`
 }
 
-func (*openAI) parse(body []byte, c *Call) error {
+func (p *openAI) parse(body []byte, c *Call) error {
 	var req oaRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		return fmt.Errorf("invalid JSON body: %v", err)
@@ -104,6 +106,9 @@ func (*openAI) parse(body []byte, c *Call) error {
 	}
 	for _, t := range req.Tools {
 		c.Tools = append(c.Tools, t.Function.Name)
+	}
+	if err := p.dialect.toolChoice(req.ToolChoice, c); err != nil {
+		return err
 	}
 	var system []string
 	for i, m := range req.Messages {
@@ -203,7 +208,11 @@ func oaImage(u string) (llm.Image, error) {
 	return llm.Image{MediaType: mediaType, Data: b}, nil
 }
 
-func (*openAI) writeError(w http.ResponseWriter, status int, errType, message string) {
+func (p *openAI) writeError(w http.ResponseWriter, status int, errType, message string) {
+	if p.dialect != dialectOpenAI {
+		p.dialect.writeError(w, status, errType, message)
+		return
+	}
 	var code any // JSON null unless known
 	typ := errType
 	if message == "" {

@@ -3,8 +3,10 @@ package openai
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,6 +47,10 @@ type apiErr struct {
 	Message string
 	Type    string
 	Code    string
+	// PromptTokens and ContextTokens are llama.cpp's n_prompt_tokens and
+	// n_ctx, sent with its exceed_context_size_error (tools/server,
+	// server_task_result_error::to_json); zero when absent.
+	PromptTokens, ContextTokens int64
 }
 
 // bodyError reads an error body in the dialects servers use (see
@@ -80,12 +86,15 @@ func (f *errorFields) apiErr() *apiErr {
 			return &apiErr{Message: s}
 		}
 		var obj struct {
-			Message json.RawMessage `json:"message"`
-			Type    json.RawMessage `json:"type"`
-			Code    json.RawMessage `json:"code"`
+			Message       json.RawMessage `json:"message"`
+			Type          json.RawMessage `json:"type"`
+			Code          json.RawMessage `json:"code"`
+			PromptTokens  int64           `json:"n_prompt_tokens"`
+			ContextTokens int64           `json:"n_ctx"`
 		}
 		if json.Unmarshal(e, &obj) == nil {
-			return &apiErr{Message: scalar(obj.Message), Type: scalar(obj.Type), Code: scalar(obj.Code)}
+			return &apiErr{Message: scalar(obj.Message), Type: scalar(obj.Type), Code: scalar(obj.Code),
+				PromptTokens: obj.PromptTokens, ContextTokens: obj.ContextTokens}
 		}
 		return &apiErr{Message: string(e)}
 	}
@@ -139,8 +148,16 @@ func (m *Model) apiError(status int, h http.Header, e *apiErr) *llm.Error {
 	if msg == "" {
 		msg = http.StatusText(status)
 	}
-	if e.Code != "" && !strings.Contains(msg, e.Code) {
+	// A numeric code (llama.cpp's and vLLM's "code":400) repeats the
+	// status, which the error shows already; a named one adds to it.
+	if e.Code != "" && !isNumber(e.Code) && !strings.Contains(msg, e.Code) {
 		msg += " (" + e.Code + ")"
+	}
+	switch {
+	case e.PromptTokens > 0 && e.ContextTokens > 0:
+		msg += fmt.Sprintf(" (prompt %d tokens, n_ctx %d)", e.PromptTokens, e.ContextTokens)
+	case e.ContextTokens > 0:
+		msg += fmt.Sprintf(" (n_ctx %d)", e.ContextTokens)
 	}
 	var ra time.Duration
 	if h != nil {
@@ -190,6 +207,12 @@ func overloaded(typ, code, msg string) bool {
 		}
 	}
 	return false
+}
+
+// isNumber reports whether s is a decimal integer.
+func isNumber(s string) bool {
+	_, err := strconv.Atoi(s)
+	return err == nil
 }
 
 func quote(s string) string {

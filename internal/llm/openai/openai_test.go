@@ -22,12 +22,25 @@ func newModel(baseURL, apiKey string) llm.Model {
 	return openai.New(openai.Config{Model: "gpt-test", BaseURL: baseURL + "/v1", APIKey: apiKey})
 }
 
+// TestConformance runs the suite against OpenAI's API and each
+// OpenAI-compatible server's dialect: the scripted behaviour the suite
+// checks is the same in all of them.
 func TestConformance(t *testing.T) {
-	llmtest.TestModel(t, llmtest.Provider{
-		Name:      "openai",
-		NewServer: llmtest.NewOpenAI,
-		NewModel:  newModel,
-	})
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			llmtest.TestModel(t, llmtest.Provider{Name: d.name, NewServer: d.serve, NewModel: newModel})
+		})
+	}
+}
+
+var dialects = []struct {
+	name  string
+	serve func(llmtest.Handler) *llmtest.Server
+}{
+	{"openai", llmtest.NewOpenAI},
+	{"llama.cpp", llmtest.NewLlamaCpp},
+	{"vllm", llmtest.NewVLLM},
+	{"ollama", llmtest.NewOllama},
 }
 
 // body decodes the JSON body of a call.
