@@ -257,7 +257,7 @@ type resultJSON struct {
 }
 
 // runContextHint is what to do when a model's context overflowed in a run.
-const runContextHint = "the conversation is longer than the model's context (n_ctx): raise the server's context size (llama-server -c) or lower the run's report cap"
+const runContextHint = "the conversation is longer than the model's context: raise the server's context size (llama-server -c, vllm --max-model-len) or use a model with a longer one"
 
 // outcome is the error (and so the exit code) of how a run ended.
 func outcome(res swarm.Result) error {
