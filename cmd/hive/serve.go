@@ -87,7 +87,13 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	if fresh {
 		fmt.Fprintf(env.Stdout, "hive serve: open %s?token=%s\n(the token is kept in your config directory and printed only this once; API clients send it as Authorization: Bearer TOKEN)\n", url, token)
 	} else {
-		fmt.Fprintf(env.Stdout, "hive serve: listening on %s (sign in with the link printed at the first start, or ?token=TOKEN)\n", url)
+		from := "$" + sess.cfg.Serve.TokenEnv
+		if strings.TrimSpace(env.Getenv(sess.cfg.Serve.TokenEnv)) == "" {
+			if dir, err := userConfigDir(env.Getenv); err == nil {
+				from = filepath.Join(dir, "hive", "serve.token")
+			}
+		}
+		fmt.Fprintf(env.Stdout, "hive serve: listening on %s (the token is in %s: open %s?token=TOKEN; API clients send Authorization: Bearer TOKEN)\n", url, from, url)
 	}
 
 	errc := make(chan error, 1)

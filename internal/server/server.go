@@ -163,7 +163,7 @@ func (s *Server) protect(h http.Handler) http.Handler {
 			// Nothing to keep the connection open for.
 			hd.Set("Connection", "close")
 			if api {
-				writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong token: send Authorization: Bearer TOKEN (hive serve printed it)")
+				writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong token: send Authorization: Bearer TOKEN (hive serve says where the token is when it starts)")
 			} else {
 				s.denyPage(w)
 			}
