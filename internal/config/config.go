@@ -191,6 +191,10 @@ type Model struct {
 	MaxTokens int    `toml:"max_tokens"`
 	Price     *Price `toml:"price"`
 	Limits    Limits `toml:"limits"`
+	// Dialect is an OpenAI-compatible server's kind, for what cannot be
+	// negotiated: "openai", "llama.cpp", "vllm" or "ollama"; empty asks
+	// the server once.
+	Dialect string `toml:"dialect"`
 }
 
 // Price overrides the built-in price table, in USD per million tokens.
@@ -376,6 +380,14 @@ func (c *Config) validate() error {
 			return fmt.Errorf("models.%s: provider is missing (anthropic or openai)", name)
 		default:
 			return fmt.Errorf("models.%s: unknown provider %q (anthropic or openai; openai also serves vLLM, Ollama, llama.cpp and other compatible servers)", name, m.Provider)
+		}
+		switch m.Dialect {
+		case "", "openai", "llama.cpp", "vllm", "ollama":
+		default:
+			return fmt.Errorf("models.%s.dialect is %q: it takes openai, llama.cpp, vllm or ollama (or leave it out: Hive asks the server)", name, m.Dialect)
+		}
+		if m.Dialect != "" && m.Provider != ProviderOpenAI {
+			return fmt.Errorf("models.%s.dialect is for provider openai (OpenAI-compatible servers)", name)
 		}
 		if strings.Contains(name, ":") {
 			return fmt.Errorf("models.%s: a model name may not contain ':' (it is reserved for provider:model)", name)

@@ -74,6 +74,8 @@ func TestParseErrors(t *testing.T) {
 		{"[checks.t]\ncommand = []\n", "checks.t: command is missing"},
 		{"[checks.t]\ncommand = [\"pytest\"]\nenv = [\"A=1\"]\n", "env takes variable names"},
 		{"[secrets]\nenv = 3\n", "line 2: secrets.env takes a list, not a number"},
+		{"[models.a]\nprovider = \"openai\"\ndialect = \"lmstudio\"\n", `takes openai, llama.cpp, vllm or ollama`},
+		{"[models.a]\nprovider = \"anthropic\"\ndialect = \"vllm\"\n", "dialect is for provider openai"},
 		{"[checks.pytest]\ncommand = \"pytest -q\"\n", "line 2: checks.pytest.command takes a list, not a string"},
 		{"[checks]\npytest = [\"a\"]\n", "line 2: checks.pytest takes a table, not a list"},
 		{"[secrets]\nenv = [\"DATABASE_URL=postgres://u:pw@h/db\"]\n", "secrets.env takes variable names"},

@@ -122,7 +122,7 @@ func (r *Registry) Get(name string) (*Model, error) {
 	case config.ProviderAnthropic:
 		client = anthropic.New(anthropic.Config{Model: mc.ID, BaseURL: mc.BaseURL, APIKey: key, HTTPClient: r.HTTPClient, MaxTokens: mc.MaxTokens})
 	case config.ProviderOpenAI:
-		client = openai.New(openai.Config{Model: mc.ID, BaseURL: mc.BaseURL, APIKey: key, HTTPClient: r.HTTPClient, MaxTokens: mc.MaxTokens})
+		client = openai.New(openai.Config{Model: mc.ID, BaseURL: mc.BaseURL, APIKey: key, HTTPClient: r.HTTPClient, MaxTokens: mc.MaxTokens, Dialect: mc.Dialect})
 	default:
 		return nil, fmt.Errorf("model %s: unknown provider %q", name, mc.Provider)
 	}

@@ -300,3 +300,14 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(body)
 }
+
+// models answers GET /v1/models with one model whose owned_by says which
+// server it is, as each does: llama.cpp "llamacpp" (tools/server
+// server.cpp, handle_models), vLLM "vllm" (entrypoints/openai/protocol.py,
+// ModelCard.owned_by), Ollama "library" for a model of its library
+// (openai/openai.go, ToModelList), OpenAI "openai" or "system".
+func (o *openAI) models(w http.ResponseWriter) {
+	owner := map[dialect]string{dialectOpenAI: "system", dialectLlamaCpp: "llamacpp", dialectVLLM: "vllm", dialectOllama: "library"}[o.dialect]
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"object":"list","data":[{"id":"test-model","object":"model","created":1700000000,"owned_by":%q}]}`, owner)
+}

@@ -200,6 +200,12 @@ func (s *Server) Calls() []*Call {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	// The model list is not a model call: it is neither counted nor
+	// recorded.
+	if o, ok := s.proto.(*openAI); ok && r.Method == http.MethodGet && r.URL.Path == "/v1/models" {
+		o.models(w)
+		return
+	}
 	n := s.requests.Add(1)
 	in := s.inFlight.Add(1)
 	defer s.inFlight.Add(-1)

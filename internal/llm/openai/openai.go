@@ -37,6 +37,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/openai/openai-go/v3"
@@ -72,7 +73,20 @@ type Config struct {
 	// MaxTokens is the output cap of requests that set none. Default
 	// [DefaultMaxTokens].
 	MaxTokens int
+	// Dialect is the server's kind, for what cannot be negotiated:
+	// [DialectOpenAI], [DialectLlamaCpp], [DialectVLLM], [DialectOllama];
+	// empty asks the server (GET /models, once) and takes OpenAI's when it
+	// cannot tell.
+	Dialect string
 }
+
+// The dialects of Chat Completions servers (Config.Dialect).
+const (
+	DialectOpenAI   = "openai"
+	DialectLlamaCpp = "llama.cpp"
+	DialectVLLM     = "vllm"
+	DialectOllama   = "ollama"
+)
 
 // Model is an [llm.Model] over Chat Completions. It is safe for concurrent
 // use.
@@ -81,6 +95,8 @@ type Model struct {
 	svc openai.ChatCompletionService
 	// completionTokens sends max_completion_tokens instead of max_tokens.
 	completionTokens bool
+	// dialect is Config.Dialect, or what the server said it is.
+	dialect func() string
 }
 
 // New returns a Model for cfg. It reads no environment variables: the
@@ -106,11 +122,59 @@ func New(cfg Config) *Model {
 	}
 	// NewChatCompletionService, unlike NewClient, reads no OPENAI_*
 	// variables behind the caller's back.
-	return &Model{
+	m := &Model{
 		cfg:              cfg,
 		svc:              openai.NewChatCompletionService(opts...),
 		completionTokens: wantsCompletionTokens(cfg.BaseURL),
 	}
+	m.dialect = sync.OnceValue(func() string {
+		switch {
+		case cfg.Dialect != "":
+			return cfg.Dialect
+		case cfg.BaseURL == DefaultBaseURL:
+			return DialectOpenAI
+		}
+		return detectDialect(cfg)
+	})
+	return m
+}
+
+// detectDialect asks the server what it is: GET /models, whose owned_by
+// says "llamacpp" on llama.cpp (tools/server, handle_models), "vllm" on
+// vLLM (ModelCard.owned_by) and "library" for an Ollama library model.
+// A server that does not say is taken for OpenAI's.
+func detectDialect(cfg Config) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.BaseURL+"/models", nil)
+	if err != nil {
+		return DialectOpenAI
+	}
+	if cfg.APIKey != "" {
+		req.Header.Set("Authorization", "Bearer "+cfg.APIKey)
+	}
+	res, err := cfg.HTTPClient.Do(req)
+	if err != nil {
+		return DialectOpenAI
+	}
+	defer res.Body.Close()
+	var list struct {
+		Data []struct {
+			OwnedBy string `json:"owned_by"`
+		} `json:"data"`
+	}
+	if res.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&list) != nil || len(list.Data) == 0 {
+		return DialectOpenAI
+	}
+	switch strings.ToLower(list.Data[0].OwnedBy) {
+	case "llamacpp":
+		return DialectLlamaCpp
+	case "vllm":
+		return DialectVLLM
+	case "library", "ollama":
+		return DialectOllama
+	}
+	return DialectOpenAI
 }
 
 func defaultClient() *http.Client {

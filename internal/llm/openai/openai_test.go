@@ -395,3 +395,55 @@ func TestRunawayStream(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestDialects: Hive asks a server what it is (GET /models) unless told,
+// and meets it where it cannot negotiate: llama.cpp gets a named tool
+// choice as "required" over that tool alone (it ignores an object, with a
+// warning) and parallel_tool_calls on (its default is off); Ollama gets no
+// tool_choice (not a field of its request); OpenAI's and vLLM's requests
+// are as they were.
+func TestDialects(t *testing.T) {
+	tools := []llm.Tool{{Name: "finish", Schema: json.RawMessage(`{"type":"object"}`)}, {Name: "delegate", Schema: json.RawMessage(`{"type":"object"}`)}}
+	req := &llm.Request{Messages: []llm.Message{llm.UserText("hi")}, Tools: tools, ToolChoice: llm.ToolChoice{Mode: llm.ToolName, Name: "finish"}}
+	tests := []struct {
+		name     string
+		start    func(llmtest.Handler) *llmtest.Server
+		dialect  string // Config.Dialect; empty: asked
+		choice   string // the tool_choice the server went by
+		tools    int
+		parallel bool
+		warned   bool
+	}{
+		{"llama.cpp asked", llmtest.NewLlamaCpp, "", "required", 1, true, false},
+		{"llama.cpp told", llmtest.NewLlamaCpp, "llama.cpp", "required", 1, true, false},
+		{"llama.cpp taken for openai", llmtest.NewLlamaCpp, "openai", "auto", 2, false, true},
+		{"vllm asked", llmtest.NewVLLM, "", "tool:finish", 2, false, false},
+		{"ollama asked", llmtest.NewOllama, "", "auto", 2, false, false},
+		{"openai asked", llmtest.NewOpenAI, "", "tool:finish", 2, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := tt.start(func(*llmtest.Call) llmtest.Reply {
+				return llmtest.Reply{ToolCalls: []llmtest.ToolCall{{Name: "finish", Input: `{}`}}}
+			})
+			defer srv.Close()
+			m := openai.New(openai.Config{Model: "m", BaseURL: srv.URL + "/v1", Dialect: tt.dialect})
+			if _, err := m.Generate(context.Background(), req); err != nil {
+				t.Fatal(err)
+			}
+			c := srv.Calls()[0]
+			var body struct {
+				ToolChoice json.RawMessage `json:"tool_choice"`
+				Parallel   *bool           `json:"parallel_tool_calls"`
+			}
+			json.Unmarshal(c.Body, &body)
+			choice := c.ToolChoice
+			if choice != tt.choice || len(c.Tools) != tt.tools || (body.Parallel != nil && *body.Parallel) != tt.parallel || (len(c.Warnings) > 0) != tt.warned {
+				t.Errorf("tool choice %q, %d tools, parallel %v, warnings %q; body %s", choice, len(c.Tools), body.Parallel, c.Warnings, c.Body)
+			}
+			if strings.HasPrefix(tt.name, "ollama") && len(body.ToolChoice) > 0 {
+				t.Errorf("Ollama was sent tool_choice %s", body.ToolChoice)
+			}
+		})
+	}
+}

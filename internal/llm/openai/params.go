@@ -52,18 +52,31 @@ func (m *Model) request(req *llm.Request) (*wireRequest, error) {
 			return nil, m.errorf(llm.KindBadRequest, 0, "message %d: %v", i, err)
 		}
 	}
-	if len(req.Tools) > 0 {
-		w.Tools = make([]wireTool, 0, len(req.Tools))
+	tools, choice := req.Tools, req.ToolChoice
+	dialect := m.dialect()
+	if dialect == DialectLlamaCpp && choice.Mode == llm.ToolName {
+		// llama.cpp reads tool_choice only as a string: a named function
+		// is "required" over that function alone.
+		tools = nil
+		for _, t := range req.Tools {
+			if t.Name == choice.Name {
+				tools = append(tools, t)
+			}
+		}
+		choice = llm.ToolChoice{Mode: llm.ToolAny}
 	}
-	for _, t := range req.Tools {
+	if len(tools) > 0 {
+		w.Tools = make([]wireTool, 0, len(tools))
+	}
+	for _, t := range tools {
 		raw, err := toolJSON(t)
 		if err != nil {
 			return nil, m.errorf(llm.KindBadRequest, 0, "tool %q: %v", t.Name, err)
 		}
 		w.Tools = append(w.Tools, wireTool{Type: "function", Function: raw})
 	}
-	if len(req.Tools) > 0 {
-		switch req.ToolChoice.Mode {
+	if len(tools) > 0 {
+		switch choice.Mode {
 		case llm.ToolAuto:
 			// The server's default; not sending it suits more servers.
 		case llm.ToolAny:
@@ -71,17 +84,28 @@ func (m *Model) request(req *llm.Request) (*wireRequest, error) {
 		case llm.ToolNone:
 			w.ToolChoice = toolMode("none")
 		case llm.ToolName:
-			if req.ToolChoice.Name == "" {
+			if choice.Name == "" {
 				return nil, m.errorf(llm.KindBadRequest, 0, "tool choice names no tool")
 			}
 			named := namedTool{Type: "function"}
-			named.Function.Name = req.ToolChoice.Name
+			named.Function.Name = choice.Name
 			w.ToolChoice = named
 		default:
-			return nil, m.errorf(llm.KindBadRequest, 0, "unknown tool mode %q", req.ToolChoice.Mode)
+			return nil, m.errorf(llm.KindBadRequest, 0, "unknown tool mode %q", choice.Mode)
 		}
 		// OpenAI rejects parallel_tool_calls without tools.
 		w.ParallelToolCalls = req.ParallelToolCalls
+		if w.ParallelToolCalls == nil && dialect == DialectLlamaCpp {
+			// llama.cpp's default is one call a turn (parallel_tool_calls
+			// false, tools/server utils.hpp); Hive runs several.
+			on := true
+			w.ParallelToolCalls = &on
+		}
+		if dialect == DialectOllama {
+			w.ToolChoice = nil // not a field of Ollama's request: it would be ignored
+		}
+	} else if len(req.Tools) > 0 {
+		return nil, m.errorf(llm.KindBadRequest, 0, "tool choice names %q, which is not among the request's tools", req.ToolChoice.Name)
 	}
 	maxTokens := req.MaxTokens
 	if maxTokens <= 0 {
