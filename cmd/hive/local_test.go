@@ -83,6 +83,7 @@ func TestReadmeLocalModels(t *testing.T) {
 			switch {
 			case strings.Contains(file, ":8080/"):
 				local = llmtest.NewLlamaCpp(s.handle)
+				local.Slots = 1 // fewer slots than the file's concurrency: the server queues
 			case strings.Contains(file, ":8000/"):
 				local = llmtest.NewVLLM(s.handle)
 			case strings.Contains(file, ":11434/"):

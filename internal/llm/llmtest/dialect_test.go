@@ -6,7 +6,9 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // post sends a raw chat completion request and returns the status and the
@@ -191,5 +193,37 @@ func TestDialectStreamUsage(t *testing.T) {
 			}
 		}
 		srv.Close()
+	}
+}
+
+// TestSlotsQueue: with every slot busy, llama.cpp's server queues a
+// request rather than refuse it: three requests of 100 ms through one
+// slot all succeed, one after another.
+func TestSlotsQueue(t *testing.T) {
+	srv := NewLlamaCpp(func(*Call) Reply { return Reply{Text: "ok", Latency: 100 * time.Millisecond} })
+	srv.Slots = 1
+	defer srv.Close()
+	start := time.Now()
+	var wg sync.WaitGroup
+	codes := make([]int, 3)
+	for i := range codes {
+		wg.Go(func() {
+			res, err := http.Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			res.Body.Close()
+			codes[i] = res.StatusCode
+		})
+	}
+	wg.Wait()
+	if took := time.Since(start); took < 300*time.Millisecond {
+		t.Errorf("three requests through one slot took %v: not queued", took)
+	}
+	for i, c := range codes {
+		if c != http.StatusOK {
+			t.Errorf("request %d: %d, want 200 (queued, not refused)", i, c)
+		}
 	}
 }

@@ -165,9 +165,17 @@ type Server struct {
 	// error without asking the handler. Ollama cuts the prompt instead and
 	// answers.
 	ContextTokens int
+	// Slots, when positive, is how many requests are answered at once
+	// (llama-server's --parallel); the rest wait their turn in a queue,
+	// as llama.cpp's server queues tasks when every slot is busy
+	// (tools/server, server_queue) rather than answering 429. Set it
+	// before the first request.
+	Slots int
 
 	proto   protocol
 	handler Handler
+	slots   chan struct{} // made at the first request when Slots > 0
+	once    sync.Once
 
 	requests atomic.Int64
 	inFlight atomic.Int64
@@ -239,6 +247,18 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if s.once.Do(func() {
+		if s.Slots > 0 {
+			s.slots = make(chan struct{}, s.Slots)
+		}
+	}); s.slots != nil {
+		select {
+		case s.slots <- struct{}{}:
+			defer func() { <-s.slots }()
+		case <-r.Context().Done():
+			return
+		}
+	}
 	rep := s.handler(c)
 	if !sleep(r, rep.Latency) {
 		return
