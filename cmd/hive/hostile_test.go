@@ -433,13 +433,16 @@ func TestHostileModels(t *testing.T) {
 		r.Usage = &llm.Usage{InputTokens: 100, OutputTokens: 10_000_000}
 		return r
 	}
-	h := newHostile(t, script, fmt.Sprintf(`
-[models.free]
-provider = "openai"
-base_url = %q
-api_key_env = "HIVE_TEST_KEY"
-`, "http://127.0.0.1:1/v1"))
-	h.vars["OPENAI_API_KEY"] = secretKey
+	h := newHostile(t, script, "")
+	// Both forbidden models live on the scripted server, so that a call to
+	// either would be seen and counted.
+	f, err := os.OpenFile(h.cfg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "\n[models.free]\nprovider = \"openai\"\nbase_url = %q\napi_key_env = \"HIVE_TEST_KEY\"\n", h.srv.URL+"/v1")
+	f.Close()
+	h.vars["OPENAI_API_KEY"], h.vars["OPENAI_BASE_URL"] = secretKey, h.srv.URL+"/v1"
 	code, out, logs := h.hive(time.Minute, "run", "--budget", "0.05", "hostile")
 	if code != 0 && code != exitBudget {
 		t.Fatalf("run: exit %d, stdout %q", code, out)

@@ -23,6 +23,7 @@ import (
 	"github.com/hive-swarm/hive/internal/journal"
 	"github.com/hive-swarm/hive/internal/llm/llmtest"
 	"github.com/hive-swarm/hive/internal/provider"
+	"github.com/hive-swarm/hive/internal/secret"
 )
 
 // The overhead benchmark: 2,000 workers, each one call to a local
@@ -92,29 +93,21 @@ func startBenchServer(b *testing.B) string {
 func BenchmarkFanout(b *testing.B) {
 	url := startBenchServer(b)
 
-	b.Run("hive", func(b *testing.B) {
-		ctx := context.Background()
-		e := benchEngine(b, url)
-		var ms runtime.MemStats
-		runtime.GC()
-		cpu0 := cpuTime()
-		b.ResetTimer()
-		for b.Loop() {
-			id, err := e.Start(ctx, Spec{Task: "bench", Lead: "lead", Tiers: []string{"cheap"}, BudgetUSD: 1e12, MaxWorkers: benchInFlight})
-			if err != nil {
-				b.Fatal(err)
-			}
-			res, err := e.Wait(ctx, id)
-			if err != nil || res.Answer != fmt.Sprintf("%d reports", benchWorkers) {
-				b.Fatalf("run: %v %+v", err, res)
-			}
-		}
-		b.StopTimer()
-		cpu := cpuTime() - cpu0
-		runtime.ReadMemStats(&ms)
-		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*benchWorkers), "cpu-µs/call")
-		b.ReportMetric(float64(ms.HeapSys)/(1<<20), "heap-MiB")
-	})
+	for _, c := range []struct {
+		name string
+		red  *secret.Redactor
+	}{
+		{"hive", nil},
+		// As hive run and hive serve set it up: three keys in the
+		// environment, kept out of every request and journal row.
+		{"hive-redacting", secret.New(map[string]string{
+			"ANTHROPIC_API_KEY": "sk-ant-api03-" + strings.Repeat("k", 95),
+			"OPENAI_API_KEY":    "sk-proj-" + strings.Repeat("o", 156),
+			"HIVE_TOKEN":        strings.Repeat("0f", 32),
+		})},
+	} {
+		b.Run(c.name, func(b *testing.B) { benchHive(b, url, c.red) })
+	}
 
 	b.Run("bare", func(b *testing.B) {
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchInFlight}}
@@ -143,21 +136,49 @@ func BenchmarkFanout(b *testing.B) {
 	})
 }
 
+// benchHive runs the fan-out through Hive's engine, with red as its
+// redactor (nil: none).
+func benchHive(b *testing.B, url string, red *secret.Redactor) {
+	ctx := context.Background()
+	e := benchEngine(b, url, red)
+	var ms runtime.MemStats
+	runtime.GC()
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	for b.Loop() {
+		id, err := e.Start(ctx, Spec{Task: "bench", Lead: "lead", Tiers: []string{"cheap"}, BudgetUSD: 1e12, MaxWorkers: benchInFlight})
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := e.Wait(ctx, id)
+		if err != nil || res.Answer != fmt.Sprintf("%d reports", benchWorkers) {
+			b.Fatalf("run: %v %+v", err, res)
+		}
+	}
+	b.StopTimer()
+	cpu := cpuTime() - cpu0
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*benchWorkers), "cpu-µs/call")
+	b.ReportMetric(float64(ms.HeapSys)/(1<<20), "heap-MiB")
+}
+
 // benchEngine returns an engine on a fresh SQLite journal whose models
-// live at url, each admitting benchInFlight calls at once.
-func benchEngine(b *testing.B, url string) *Engine {
+// live at url, each admitting benchInFlight calls at once, redacting what
+// red knows.
+func benchEngine(b *testing.B, url string, red *secret.Redactor) *Engine {
 	ctx := context.Background()
 	store, err := journal.Open(ctx, filepath.Join(b.TempDir(), "bench.db"), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { store.Close() })
+	store.Redact(red)
 	cfg := testConfig(url + "/v1")
 	for _, m := range cfg.Models {
 		m.Limits = config.Limits{Concurrency: benchInFlight}
 	}
 	reg := provider.NewRegistry(cfg, func(string) string { return "" }, testLoggerB(b))
-	e, err := New(ctx, store, reg, testLoggerB(b), Options{})
+	e, err := New(ctx, store, reg, testLoggerB(b), Options{Redact: red})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -188,7 +209,7 @@ func workerRequest(b *testing.B) []byte {
 	})
 	defer srv.Close()
 	ctx := context.Background()
-	e := benchEngine(b, srv.URL)
+	e := benchEngine(b, srv.URL, nil)
 	id, err := e.Start(ctx, Spec{Task: "bench", Lead: "lead", Tiers: []string{"cheap"}, BudgetUSD: 1e12})
 	if err != nil {
 		b.Fatal(err)

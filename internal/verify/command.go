@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -79,21 +78,55 @@ func (v *Verifiers) Command(ctx context.Context, spec Spec, sub Submission) Verd
 	if err != nil {
 		return unsure(KindCommand, fmt.Sprintf("check %s could not be run: %v", ch.Name, err))
 	}
-	output := strings.TrimRight(string(bytes.Join([][]byte{res.Stdout, res.Stderr}, nil)), "\n")
+	o := checkRun{
+		output:   strings.TrimRight(string(res.Stdout)+string(res.Stderr), "\n"),
+		wall:     res.Wall,
+		status:   fmt.Sprintf("exit status %d", res.ExitCode),
+		ok:       res.OK(),
+		exited:   res.Reason == sandbox.Exited,
+		timedOut: res.Reason == sandbox.WallTimeout || res.Reason == sandbox.CPULimit,
+	}
+	switch {
+	case res.Reason == sandbox.Canceled || ctx.Err() != nil:
+		o.cancelled = true
+	case o.exited && res.ExitCode == 127 && strings.Contains(o.output, ch.Argv[0]):
+		o.notFound = "not found in the sandbox"
+	case !o.exited && !o.timedOut:
+		o.status = string(res.Reason)
+	}
+	return o.verdict(ch, timeout)
+}
+
+// checkRun is how a check's run ended, in the sandbox or on the host.
+type checkRun struct {
+	output    string // stdout and stderr, capped
+	wall      time.Duration
+	status    string // how it exited, or why it stopped
+	ok        bool   // exited 0
+	exited    bool   // on its own, not stopped
+	timedOut  bool
+	cancelled bool
+	notFound  string // why the command could not be found, if it could not
+}
+
+// verdict judges a check's run: exit 0 passes; any other exit, a timeout or
+// a stop fails with the output as the evidence; a run that could not start
+// or was cancelled is unsure.
+func (o checkRun) verdict(ch *CommandCheck, timeout time.Duration) Verdict {
 	name := ch.Argv[0]
 	switch {
-	case res.OK():
-		return pass(KindCommand, withOutput(fmt.Sprintf("check %s: %s exited 0 (%s)", ch.Name, name, res.Wall.Round(time.Millisecond)), output, 500))
-	case res.Reason == sandbox.Canceled || ctx.Err() != nil:
+	case o.cancelled:
 		return unsure(KindCommand, "the verification was cancelled while the check ran")
-	case res.Reason == sandbox.Exited && res.ExitCode == 127 && strings.Contains(output, name):
-		return unsure(KindCommand, fmt.Sprintf("check %s: command %s not found in the sandbox\n%s", ch.Name, name, tailOf(output, 500)))
-	case res.Reason == sandbox.Exited:
-		return fail(KindCommand, withOutput(fmt.Sprintf("check %s: %s failed (exit status %d)", ch.Name, name, res.ExitCode), output, maxEvidence-100))
-	case res.Reason == sandbox.WallTimeout || res.Reason == sandbox.CPULimit:
-		return fail(KindCommand, withOutput(fmt.Sprintf("check %s: %s timed out after %s", ch.Name, name, timeout), output, maxEvidence-100))
+	case o.notFound != "":
+		return unsure(KindCommand, withOutput(fmt.Sprintf("check %s: command %s %s", ch.Name, name, o.notFound), o.output, 500))
+	case o.ok:
+		return pass(KindCommand, withOutput(fmt.Sprintf("check %s: %s exited 0 (%s)", ch.Name, name, o.wall.Round(time.Millisecond)), o.output, 500))
+	case o.timedOut:
+		return fail(KindCommand, withOutput(fmt.Sprintf("check %s: %s timed out after %s", ch.Name, name, timeout), o.output, maxEvidence-100))
+	case o.exited:
+		return fail(KindCommand, withOutput(fmt.Sprintf("check %s: %s failed (%s)", ch.Name, name, o.status), o.output, maxEvidence-100))
 	}
-	return fail(KindCommand, withOutput(fmt.Sprintf("check %s: %s stopped: %s", ch.Name, name, res.Reason), output, maxEvidence-100))
+	return fail(KindCommand, withOutput(fmt.Sprintf("check %s: %s stopped: %s", ch.Name, name, o.status), o.output, maxEvidence-100))
 }
 
 func (v *Verifiers) getenv() func(string) string {
@@ -129,6 +162,11 @@ func (v *Verifiers) commandOnHost(ctx context.Context, ch *CommandCheck, timeout
 
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// On the host by the user's configuration (on_host = true), never a
+	// model's: the command line is the configured one, and a model's words
+	// reach it only as data, the report on stdin and in a file. The
+	// environment is not Hive's: PATH, HOME, LANG and the like, and the
+	// variables the check names.
 	cmd := exec.CommandContext(rctx, ch.Argv[0], ch.Argv[1:]...)
 	cmd.Stdin = strings.NewReader(sub.Report)
 	getenv := v.getenv()
@@ -144,22 +182,18 @@ func (v *Verifiers) commandOnHost(ctx context.Context, ch *CommandCheck, timeout
 	cmd.WaitDelay = 2 * time.Second
 	start := time.Now()
 	err = cmd.Run()
-	output := strings.TrimRight(out.String(), "\n")
-	name := ch.Argv[0]
+	o := checkRun{output: strings.TrimRight(out.String(), "\n"), wall: time.Since(start), ok: err == nil,
+		cancelled: ctx.Err() != nil, timedOut: rctx.Err() != nil}
 	var exitErr *exec.ExitError
 	switch {
-	case err == nil:
-		return pass(KindCommand, withOutput(fmt.Sprintf("check %s: %s exited 0 (%s)", ch.Name, name, time.Since(start).Round(time.Millisecond)), output, 500))
-	case ctx.Err() != nil:
-		return unsure(KindCommand, "the verification was cancelled while the check ran")
-	case rctx.Err() != nil:
-		return fail(KindCommand, withOutput(fmt.Sprintf("check %s: %s timed out after %s", ch.Name, name, timeout), output, maxEvidence-100))
 	case errors.As(err, &exitErr):
-		return fail(KindCommand, withOutput(fmt.Sprintf("check %s: %s failed (%s)", ch.Name, name, exitErr.ProcessState), output, maxEvidence-100))
+		o.exited, o.status = true, exitErr.ProcessState.String()
 	case errors.Is(err, exec.ErrNotFound), errors.Is(err, fs.ErrNotExist):
-		return unsure(KindCommand, fmt.Sprintf("check %s: command not found: %v", ch.Name, err))
+		o.notFound = "not found: " + err.Error()
+	case err != nil && !o.timedOut && !o.cancelled:
+		return unsure(KindCommand, fmt.Sprintf("check %s could not be run: %v", ch.Name, err))
 	}
-	return unsure(KindCommand, fmt.Sprintf("check %s could not be run: %v", ch.Name, err))
+	return o.verdict(ch, timeout)
 }
 
 // tailBuffer keeps the first max/4 bytes written to it and about the last
