@@ -99,7 +99,8 @@ func testStore(t *testing.T, newURL func(t testing.TB) string) {
 			t.Errorf("Run = %+v", got)
 		}
 
-		upd := Run{ID: "abcd1111", Status: "done", Answer: "42", CostNanos: 1234, Usage: json.RawMessage(`{"in":1}`), Updated: t0.Add(time.Hour)}
+		upd := Run{ID: "abcd1111", Status: "done", Answer: "42", CostNanos: 1234, Usage: json.RawMessage(`{"in":1}`), Updated: t0}
+		before := time.Now()
 		if err := s.UpdateRun(ctx, upd); err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +112,7 @@ func testStore(t *testing.T, newURL func(t testing.TB) string) {
 			t.Fatal(err)
 		}
 		if got.Status != "done" || got.Answer != "42" || got.CostNanos != 1234 || string(got.Usage) != `{"in":1}` ||
-			got.Task != "first" || string(got.Spec) != `{"lead":"x"}` || !got.Updated.Equal(t0.Add(time.Hour)) || !got.Created.Equal(t0) {
+			got.Task != "first" || string(got.Spec) != `{"lead":"x"}` || got.Updated.Before(before) || !got.Created.Equal(t0) {
 			t.Errorf("after UpdateRun: %+v", got)
 		}
 

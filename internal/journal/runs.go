@@ -46,13 +46,13 @@ func (s *Store) CreateRun(ctx context.Context, r Run) error {
 	return nil
 }
 
-// UpdateRun writes r's status, answer, error, cost, usage and updated time
-// (zero means now) to the run r.ID. It fails with [ErrNotFound] if there is
-// no such run. Writes queued before it are committed with it.
+// UpdateRun writes r's status, answer, error, cost and usage to the run
+// r.ID, and now as its updated time (r.Updated is ignored: a run read
+// back and written again must not keep its old time). It fails with
+// [ErrNotFound] if there is no such run. Writes queued before it are
+// committed with it.
 func (s *Store) UpdateRun(ctx context.Context, r Run) error {
-	if r.Updated.IsZero() {
-		r.Updated = time.Now()
-	}
+	r.Updated = time.Now()
 	if err := s.enqueueSync(ctx, &op{kind: opUpdateRun, runID: r.ID, run: &r}); err != nil {
 		return fmt.Errorf("update run %s: %w", r.ID, err)
 	}

@@ -363,7 +363,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) error {
 	}
 	jr.Status = string(StatusCancelled)
 	jr.Error = "cancelled"
-	return e.store.UpdateRun(ctx, touched(jr))
+	return e.store.UpdateRun(ctx, jr)
 }
 
 // Resume continues a run that did not end: one a killed process left
@@ -397,7 +397,7 @@ func (e *Engine) Resume(ctx context.Context, id string) (string, error) {
 		return jr.ID, fmt.Errorf("run %s already ended; nothing to resume", jr.ID)
 	}
 	jr.Status, jr.Error = string(StatusRunning), ""
-	if err := e.store.UpdateRun(ctx, touched(jr)); err != nil {
+	if err := e.store.UpdateRun(ctx, jr); err != nil {
 		return "", err
 	}
 	// A fresh slot: waiters must not see the result of the run's earlier
@@ -463,7 +463,7 @@ func (e *Engine) interrupt(r *run, res Result) {
 	if jr, err := e.store.Run(ctx, r.id); err == nil {
 		usage, _ := json.Marshal(res.Usage)
 		jr.Status, jr.Error, jr.CostNanos, jr.Usage = string(res.Status), res.Error, int64(res.Cost), usage
-		if err := e.store.UpdateRun(ctx, touched(jr)); err != nil {
+		if err := e.store.UpdateRun(ctx, jr); err != nil {
 			e.log.Error("journal run interruption", "run", r.id, "err", err)
 		}
 	}
@@ -479,7 +479,7 @@ func (e *Engine) finish(r *run, res Result) {
 	if err == nil {
 		usage, _ := json.Marshal(res.Usage)
 		jr.Status, jr.Answer, jr.Error, jr.CostNanos, jr.Usage = string(res.Status), res.Answer, res.Error, int64(res.Cost), usage
-		if err := e.store.UpdateRun(ctx, touched(jr)); err != nil {
+		if err := e.store.UpdateRun(ctx, jr); err != nil {
 			e.log.Error("journal run end", "run", r.id, "err", err)
 		}
 	}
@@ -684,15 +684,8 @@ func CancelStored(ctx context.Context, store *journal.Store, id string) (string,
 		return jr.ID, fmt.Errorf("cancel run %s: %w", jr.ID, err)
 	}
 	jr.Status, jr.Error = string(StatusCancelled), "cancelled"
-	if err := store.UpdateRun(ctx, touched(jr)); err != nil {
+	if err := store.UpdateRun(ctx, jr); err != nil {
 		return jr.ID, err
 	}
 	return jr.ID, store.Flush(ctx)
-}
-
-// touched returns jr, read from the journal, with its updated time now:
-// the journal keeps an updated time it is given.
-func touched(jr journal.Run) journal.Run {
-	jr.Updated = time.Time{}
-	return jr
 }
