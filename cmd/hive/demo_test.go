@@ -69,8 +69,10 @@ func TestDemo(t *testing.T) {
 	}
 	// The plain cascade ships gpt-3.5's lower-case count (50%); the
 	// cross-check catches it (100%), as gpt-4 alone does.
+	if !strings.Contains(tableLine(out, "cascade:gpt-3.5-turbo-0613>gpt-4-1106-preview"), "50.0% (1/2)") {
+		t.Errorf("plain cascade row: %q", tableLine(out, "cascade:gpt-3.5-turbo-0613>gpt-4-1106-preview"))
+	}
 	for _, want := range []string{
-		"cascade:gpt-3.5-turbo-0613>gpt-4-1106-preview                        50.0% (1/2)",
 		"The most accurate strategy is",
 		"≥:",
 	} {

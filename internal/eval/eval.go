@@ -82,7 +82,10 @@ func register(reg *provider.Registry, name string, m *replay.Model) {
 
 // problem is one benchmark question as a strategy sees it.
 type problem struct {
-	id      string
+	id string
+	// prompt is the task a worker gets: the problem's text under a line
+	// naming its id, by which replayed models find their recorded answer
+	// (two problems may share a text but for whitespace).
 	prompt  string
 	verify  *verify.Spec // the run-time gate (visible tests), nil when none
 	correct func(answer string) bool
@@ -96,7 +99,7 @@ func (ev *Evaluator) EvalCode(ctx context.Context, c *suite.Code, strategies []S
 	probs := make([]problem, len(c.Problems))
 	for i, p := range c.Problems {
 		p := p
-		probs[i] = problem{id: p.ID, prompt: p.Prompt,
+		probs[i] = problem{id: p.ID, prompt: "# " + p.ID + "\n" + p.Prompt,
 			correct: func(answer string) bool { return ev.passesHidden(ctx, p, answer) },
 			program: func(answer string) (string, bool) { return hiddenProgram(p, answer) }}
 		if len(p.GivenTests) > 0 {
@@ -115,7 +118,7 @@ func (ev *Evaluator) EvalCode(ctx context.Context, c *suite.Code, strategies []S
 func (ev *Evaluator) EvalMath(ctx context.Context, m *suite.Math, strategies []Strategy) (*Report, error) {
 	probs := make([]problem, len(m.Problems))
 	for i, p := range m.Problems {
-		probs[i] = problem{id: p.ID, prompt: p.Question, correct: p.Correct}
+		probs[i] = problem{id: p.ID, prompt: p.ID + ": " + p.Question, correct: p.Correct}
 	}
 	for _, st := range strategies {
 		if st.Kind == "best-of-n" || st.Kind == "cross" {
@@ -340,6 +343,9 @@ func (ev *Evaluator) score(ctx context.Context, sr *StrategyResult, probs []prob
 		pid, _, _ := strings.Cut(n.Name, "#")
 		if strings.Contains(n.ID, "^") {
 			escalated[pid] = true
+		}
+		if n.Verdict != nil && n.Verdict.Outcome == verify.Unsure {
+			sr.Unsure++
 		}
 		if n.Verdict != nil && n.Verdict.Outcome != verify.Unsure && n.Report != "" {
 			attempts = append(attempts, judged{byID[pid], n.Report, n.Verdict.Outcome})

@@ -46,6 +46,11 @@ type StrategyResult struct {
 	// it accepted (the dangerous ones) and right answers it rejected.
 	FalseAccepts int `json:"false_accepts"`
 	FalseRejects int `json:"false_rejects"`
+	// Unsure counts verdicts that could not tell (a sandbox error, a check
+	// too costly to run): the task's policy escalated them, or at the top
+	// tier let the answer stand marked unsure; they are in neither count
+	// above.
+	Unsure int `json:"unsure"`
 	// Wall is how long the strategy took to run.
 	Wall time.Duration `json:"wall_ns"`
 }

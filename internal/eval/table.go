@@ -31,21 +31,31 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprint(bw, "\n\n")
 
 	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "strategy\taccuracy\tcost\tvs ref\tescalated\tfalse acc\tfalse rej\tcalls")
+	fmt.Fprintln(tw, "strategy\tfrontier\taccuracy\tcost\tvs ref\tescalated\tfalse acc\tfalse rej\tunsure\tcalls")
+	onFront := map[*StrategyResult]bool{}
+	for _, s := range r.Frontier() {
+		onFront[s] = true
+	}
 	for i := range r.Strategies {
 		s := &r.Strategies[i]
 		name := oneLine(s.Name)
 		if r.isReference(s) {
 			name += " (ref)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n",
+		front := "no"
+		if onFront[s] {
+			front = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n",
 			name,
+			front,
 			tableAccuracy(s),
 			tableCost(s),
 			r.tableRatio(s),
 			tablePercent(s.EscalationRate),
 			s.FalseAccepts,
 			s.FalseRejects,
+			s.Unsure,
 			tableCalls(s.Calls),
 		)
 	}
@@ -54,10 +64,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 
 	fmt.Fprint(bw, "\n")
+	fmt.Fprintln(bw, "frontier:  yes: no strategy with an exact cost is as accurate for less, or more accurate for as little")
 	fmt.Fprintln(bw, "vs ref:    cost divided by the reference strategy's cost (— when there is none)")
 	fmt.Fprintln(bw, "escalated: share of problems that moved past their first tier")
 	fmt.Fprintln(bw, "false acc: wrong answers the verifier accepted (shipped as if right)")
 	fmt.Fprintln(bw, "false rej: right answers the verifier rejected (paid for repair or escalation)")
+	fmt.Fprintln(bw, "unsure:    verdicts that could not tell (escalated as unverified; never counted as passes)")
 	var lower []string
 	for _, s := range r.Strategies {
 		for _, m := range s.LowerBound {
@@ -95,7 +107,9 @@ func (r *Report) Best(maxCostRatio float64) *StrategyResult {
 // Frontier returns the strategies on the Pareto frontier of accuracy
 // against cost: those that no other strategy dominates, where dominating
 // means at least as accurate and at most as costly, and strictly better in
-// one of the two. Strategies tied in both stay on the frontier together.
+// one of the two. Only a strategy whose cost is exact dominates: one whose
+// cost is a lower bound, or leaves out unpriced models, may cost more than
+// it shows. Strategies tied in both stay on the frontier together.
 // The result points into r.Strategies, ordered by cost, then accuracy,
 // then report order.
 func (r *Report) Frontier() []*StrategyResult {
@@ -105,7 +119,7 @@ func (r *Report) Frontier() []*StrategyResult {
 		dominated := false
 		for j := range r.Strategies {
 			o := &r.Strategies[j]
-			if o.Accuracy >= s.Accuracy && o.Cost <= s.Cost &&
+			if o.exactCost() && o.Accuracy >= s.Accuracy && o.Cost <= s.Cost &&
 				(o.Accuracy > s.Accuracy || o.Cost < s.Cost) {
 				dominated = true
 				break
@@ -123,6 +137,10 @@ func (r *Report) Frontier() []*StrategyResult {
 	})
 	return out
 }
+
+// exactCost reports whether s's cost is whole: no model's calls are
+// unpriced or only partly recorded.
+func (s *StrategyResult) exactCost() bool { return len(s.Unpriced) == 0 && len(s.LowerBound) == 0 }
 
 // reference returns the strategy that r.Reference names, or nil.
 func (r *Report) reference() *StrategyResult {

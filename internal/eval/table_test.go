@@ -2,6 +2,7 @@ package eval
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -142,7 +143,8 @@ func TestWriteTableNoReference(t *testing.T) {
 	for _, name := range []string{"tab in name", "single:gpt-4-1106-preview", "cascade:tests", "replay:cache"} {
 		line := tableRow(t, out, name)
 		// accuracy, cost, then the ratio cell is a dash.
-		if f := strings.Fields(strings.TrimPrefix(line, name)); len(f) < 4 || f[3] != "—" {
+		// frontier, accuracy (two fields), cost, then the ratio cell is a dash.
+		if f := strings.Fields(strings.TrimPrefix(line, name)); len(f) < 5 || f[4] != "—" {
 			t.Errorf("row %q: ratio cell is not a dash without a reference: %q", name, line)
 		}
 	}
@@ -208,6 +210,33 @@ func TestFrontier(t *testing.T) {
 	}
 }
 
+// A strategy whose cost is only a lower bound, or leaves out an unpriced
+// model, may really cost more: it dominates nothing on the frontier.
+func TestFrontierExactCostsOnly(t *testing.T) {
+	r := &Report{Strategies: []StrategyResult{
+		{Name: "exact", Accuracy: 0.90, Cost: price.MustParseUSD("1.00")},
+		{Name: "bound", Accuracy: 0.91, Cost: price.MustParseUSD("0.50"), LowerBound: []string{"reflexion"}},
+		{Name: "unpriced", Accuracy: 0.92, Cost: price.MustParseUSD("0.40"), Unpriced: []string{"local"}},
+		{Name: "dominated", Accuracy: 0.89, Cost: price.MustParseUSD("1.10")},
+	}}
+	var names []string
+	for _, s := range r.Frontier() {
+		names = append(names, s.Name)
+	}
+	if want := []string{"unpriced", "bound", "exact"}; !slices.Equal(names, want) {
+		t.Errorf("frontier %v, want %v", names, want)
+	}
+	var b bytes.Buffer
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"exact": "yes", "dominated": "no"} {
+		if f := strings.Fields(strings.TrimPrefix(tableRow(t, b.String(), name), name)); len(f) == 0 || f[0] != want {
+			t.Errorf("row %s: frontier cell %q, want %q", name, f, want)
+		}
+	}
+}
+
 // A cost computed from a system recorded by its last answer only is a
 // lower bound, and the table says so in both cost cells and the legend.
 func TestWriteTableLowerBound(t *testing.T) {
@@ -222,13 +251,13 @@ func TestWriteTableLowerBound(t *testing.T) {
 	}
 	out := b.String()
 	f := strings.Fields(strings.TrimPrefix(tableRow(t, out, "single:reflexion"), "single:reflexion"))
-	if len(f) < 4 || f[2] != "≥$1.60" || f[3] != "≥0.50×" {
+	if len(f) < 5 || f[3] != "≥$1.60" || f[4] != "≥0.50×" {
 		t.Errorf("lower-bound row cells %q", f)
 	}
 	if !strings.Contains(out, "only the final answers of reflexion are recorded") {
 		t.Errorf("no legend line for the lower bound:\n%s", out)
 	}
-	if g := strings.Fields(strings.TrimPrefix(tableRow(t, out, "cascade:tests"), "cascade:tests")); strings.HasPrefix(g[2], "≥") {
+	if g := strings.Fields(strings.TrimPrefix(tableRow(t, out, "cascade:tests"), "cascade:tests")); strings.HasPrefix(g[3], "≥") {
 		t.Errorf("a whole cost marked as a lower bound: %q", g)
 	}
 }

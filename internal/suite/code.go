@@ -97,6 +97,10 @@ type Code struct {
 	Problems []*CodeProblem // in the problem file's order, else by task id
 	byID     map[string]*CodeProblem
 	answers  map[string]map[string][]string // model → task id → full programs
+	// outputs holds, in the same places as answers, what the model itself
+	// produced: the program without a prompt that the recording or this
+	// package put in front of it.
+	outputs map[string]map[string][]string
 }
 
 // Problem returns the problem with task id, or nil.
@@ -110,6 +114,15 @@ func (c *Code) Models() []string { return models(c.answers) }
 // problem; sampled models (codegen-16b) have many. It returns nil for an
 // unknown model. The map is shared: do not modify it.
 func (c *Code) Answers(model string) map[string][]string { return c.answers[model] }
+
+// Outputs returns what model itself produced for each answer of
+// [Code.Answers], at the same task id and index: the answer without the
+// problem's prompt when the prompt was put in front of it, by the
+// recording (a file that stores prompt + completion) or by this package (a
+// body-only answer). It is what a model is billed output tokens for; a
+// copy of the prompt is input, not output. The map is shared: do not
+// modify it.
+func (c *Code) Outputs(model string) map[string][]string { return c.outputs[model] }
 
 // sampleModelNames renames multi-sample files whose upstream file name is
 // not a model name.
@@ -190,6 +203,7 @@ func LoadCode(dir string) (*Code, error) {
 		Name:    filepath.Base(dir),
 		byID:    make(map[string]*CodeProblem),
 		answers: make(map[string]map[string][]string),
+		outputs: make(map[string]map[string][]string),
 	}
 	// Problems: problem files first, then seeds for what they lack.
 	for _, f := range files {
@@ -251,6 +265,8 @@ func (c *Code) addProblem(r codeRecord) {
 
 func (c *Code) addSeedAnswers(f codeFile) error {
 	byID := make(map[string][]string, len(f.records))
+	outs := make(map[string][]string, len(f.records))
+	prefixed := promptPrefixed(c, f.records)
 	for _, r := range f.records {
 		p := c.byID[r.TaskID]
 		if p == nil {
@@ -259,10 +275,32 @@ func (c *Code) addSeedAnswers(f codeFile) error {
 		if r.Solution == nil {
 			return fmt.Errorf("seeds/%s.jsonl: task %s has no solution", f.name, r.TaskID)
 		}
+		out := *r.Solution
+		if prefixed {
+			out = strings.TrimPrefix(out, p.Prompt)
+		}
 		byID[r.TaskID] = append(byID[r.TaskID], p.Complete(*r.Solution))
+		outs[r.TaskID] = append(outs[r.TaskID], out)
 	}
 	c.answers[f.name] = byID
+	c.outputs[f.name] = outs
 	return nil
+}
+
+// promptPrefixed reports whether a seed file was recorded as prompt +
+// completion: nearly all of its solutions (90% or more) begin with their
+// problem's prompt, byte for byte. LLMDebugger's seeds for StarCoder,
+// CodeLlama and gpt-4-1106-preview are (163 of 164 each); its
+// gpt-3.5-turbo-0613 seeds are not (6 of 164: a chat model that restated
+// the function, which it is billed for).
+func promptPrefixed(c *Code, recs []codeRecord) bool {
+	n := 0
+	for _, r := range recs {
+		if p := c.byID[r.TaskID]; p != nil && r.Solution != nil && p.Prompt != "" && strings.HasPrefix(*r.Solution, p.Prompt) {
+			n++
+		}
+	}
+	return len(recs) > 0 && n*10 >= len(recs)*9
 }
 
 func (c *Code) addSampleAnswers(f codeFile) error {
@@ -275,6 +313,7 @@ func (c *Code) addSampleAnswers(f codeFile) error {
 		byEntry[p.EntryPoint] = append(byEntry[p.EntryPoint], p)
 	}
 	byID := make(map[string][]string, len(f.records))
+	outs := make(map[string][]string, len(f.records))
 	for i, r := range f.records {
 		p := c.byID[r.TaskID]
 		if p == nil {
@@ -295,8 +334,10 @@ func (c *Code) addSampleAnswers(f codeFile) error {
 			}
 		}
 		byID[p.ID] = programs
+		outs[p.ID] = r.Samples // what the model produced: a body, or a whole program
 	}
 	c.answers[name] = byID
+	c.outputs[name] = outs
 	return nil
 }
 

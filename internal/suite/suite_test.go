@@ -304,6 +304,64 @@ func TestLoadCodeFromSeedsOnly(t *testing.T) {
 	}
 }
 
+// TestOutputs: what a model is billed for is what it produced, in each
+// format answers are recorded in: a seed file of prompt + completion (the
+// prompt is stripped), a seed file of whole programs that sometimes restate
+// the prompt (kept: the model wrote it), body-only seeds and samples (the
+// body alone, though the program gets the prompt).
+func TestOutputs(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "seeds"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const prompt = "def f(x):\n    \"\"\"Return x doubled.\"\"\"\n"
+	var problems, prefixed, whole, bodies strings.Builder
+	for i := range 10 {
+		id := fmt.Sprintf("Set/%d", i)
+		rec := func(sol string) string {
+			return fmt.Sprintf(`{"task_id": %q, "prompt": %q, "entry_point": "f", "test": "def check(c):\n    assert c(1) == 2\n", "solution": %q}`+"\n", id, prompt, sol)
+		}
+		fmt.Fprintf(&problems, `{"task_id": %q, "prompt": %q, "entry_point": "f", "test": "def check(c):\n    assert c(1) == 2\n"}`+"\n", id, prompt)
+		prefixed.WriteString(rec(prompt + "    return 2 * x\n"))
+		if i == 0 {
+			whole.WriteString(rec(prompt + "    return x + x\n")) // restated by the model
+		} else {
+			whole.WriteString(rec("def f(x):\n    return x + x\n"))
+		}
+		bodies.WriteString(rec("    return x * 2\n"))
+	}
+	samples := fmt.Sprintf(`{"task_id": "Set/3", "prompt": %q, "samples": ["    return x << 1\n", "def f(x):\n    return x*2\n"]}`+"\n", prompt)
+	for name, text := range map[string]string{
+		"problems.jsonl": problems.String(), "samples.jsonl": samples, "seeds/prefixed.jsonl": prefixed.String(),
+		"seeds/whole.jsonl": whole.String(), "seeds/bodies.jsonl": bodies.String(),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := LoadCode(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		model, id    string
+		i            int
+		program, out string
+	}{
+		{"prefixed", "Set/1", 0, prompt + "    return 2 * x\n", "    return 2 * x\n"},
+		{"whole", "Set/0", 0, prompt + "    return x + x\n", prompt + "    return x + x\n"},
+		{"whole", "Set/1", 0, "def f(x):\n    return x + x\n", "def f(x):\n    return x + x\n"},
+		{"bodies", "Set/2", 0, prompt + "    return x * 2\n", "    return x * 2\n"},
+		{"samples", "Set/3", 0, prompt + "    return x << 1\n", "    return x << 1\n"},
+		{"samples", "Set/3", 1, "def f(x):\n    return x*2\n", "def f(x):\n    return x*2\n"},
+	} {
+		prog, out := c.Answers(tt.model)[tt.id], c.Outputs(tt.model)[tt.id]
+		if len(prog) <= tt.i || len(out) != len(prog) || prog[tt.i] != tt.program || out[tt.i] != tt.out {
+			t.Errorf("%s %s #%d: program %q, output %q; want %q, %q", tt.model, tt.id, tt.i, prog, out, tt.program, tt.out)
+		}
+	}
+}
+
 func TestLoadGSM8K(t *testing.T) {
 	_, m := loadData(t)
 	if len(m.Problems) != 1319 {

@@ -1,7 +1,9 @@
 package swarm
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -124,5 +126,73 @@ func TestGateSkippedAtTopTier(t *testing.T) {
 		if n.ID == "1^1" && n.Verdict != nil {
 			t.Errorf("the top tier was verified: %+v", n.Verdict)
 		}
+	}
+}
+
+// unsureFor is a verifier that cannot tell for the named models' answers
+// and passes the others'.
+type unsureFor map[string]bool
+
+func (u unsureFor) Verify(_ context.Context, spec verify.Spec, sub verify.Submission, _ verify.Caller) verify.Verdict {
+	if u[sub.Model] {
+		return verify.Verdict{Outcome: verify.Unsure, Verifier: spec.Kind, Evidence: "the sandbox failed"}
+	}
+	return verify.Verdict{Outcome: verify.Pass, Verifier: spec.Kind, Evidence: "ok"}
+}
+
+// An unsure verdict is handled by the task's policy, never passed
+// silently: by default it moves the answer up a tier without a repair (and
+// at the top tier the answer stands, marked unsure); "fail" repairs and
+// escalates it; "accept" lets it pass.
+func TestUnsurePolicy(t *testing.T) {
+	for _, tt := range []struct {
+		policy       string
+		unsure       unsureFor
+		want         string // the answer's status and model
+		cheapCalls   int
+		cheapOutcome string
+	}{
+		{"", unsureFor{"cheap": true}, "done by strong", 1, verify.Unsure},
+		{verify.OnUnsureEscalate, unsureFor{"cheap": true, "strong": true}, "done by strong", 1, verify.Unsure},
+		{verify.OnUnsureFail, unsureFor{"cheap": true}, "done by strong", 2, verify.Unsure},
+		{verify.OnUnsureFail, unsureFor{"cheap": true, "strong": true}, "failed by strong", 2, verify.Unsure},
+		{verify.OnUnsureAccept, unsureFor{"cheap": true}, "done by cheap", 1, verify.Unsure},
+	} {
+		t.Run(cmp.Or(tt.policy, "default")+fmt.Sprint(len(tt.unsure)), func(t *testing.T) {
+			h := func(c *llmtest.Call) llmtest.Reply {
+				if isLead(c) {
+					if len(c.ToolResults()) == 0 {
+						return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("delegate", delegateArgs{Tasks: []TaskSpec{{
+							Name: "t", Instructions: "Say hi.", Verify: &verify.Spec{Kind: verify.KindJudge, Rubric: "polite", OnUnsure: tt.policy},
+						}}})}}
+					}
+					r := reports(c)[0]
+					return finish(string(r.Status) + " by " + r.Model)
+				}
+				return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("submit", submitArgs{Report: "hi from " + c.Model})}}
+			}
+			hs := newHarness(t, h, Options{Verifier: tt.unsure})
+			res := hs.run(Spec{Task: "t", BudgetUSD: 1e9, Repairs: 1})
+			if res.Status != StatusDone || res.Answer != tt.want {
+				t.Fatalf("run %s: %q %q; want %q", res.Status, res.Answer, res.Error, tt.want)
+			}
+			cheapCalls := 0
+			for _, c := range hs.srv.Calls() {
+				if c.Model == "cheap" && !isLead(c) {
+					cheapCalls++
+				}
+			}
+			if cheapCalls != tt.cheapCalls {
+				t.Errorf("cheap called %d times, want %d", cheapCalls, tt.cheapCalls)
+			}
+			for _, n := range hs.nodes(res.RunID) {
+				if n.ID == "1" && (n.Verdict == nil || n.Verdict.Outcome != tt.cheapOutcome) {
+					t.Errorf("cheap node's verdict %+v, want %s kept on it", n.Verdict, tt.cheapOutcome)
+				}
+				if n.ID == "1^1" && tt.unsure["strong"] && (n.Verdict == nil || n.Verdict.Outcome != verify.Unsure) {
+					t.Errorf("strong node's verdict %+v, want unsure kept on it", n.Verdict)
+				}
+			}
+		})
 	}
 }

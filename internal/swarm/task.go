@@ -79,7 +79,9 @@ func (r *run) ladder(ctx context.Context, ns *nodeState, t TaskSpec, steps stepp
 		attempts++
 		res, sub, escalate := r.attempt(ctx, cur, t, history, earlier, steps)
 		res.Attempts = attempts
-		onlyUnconfirmed := escalate && res.Verdict != nil && res.Verdict.Unconfirmed
+		// A result that passed its checks but found no confirmation, or
+		// that could not be checked, beats one that failed outright.
+		onlyUnconfirmed := escalate && res.Verdict != nil && (res.Verdict.Unconfirmed || res.Verdict.Outcome == verify.Unsure)
 		if !escalate || tier+1 >= len(r.spec.Tiers) {
 			if escalate && !onlyUnconfirmed && unconfirmed != nil {
 				// Every tier failed: what passed every check but found no
@@ -95,8 +97,13 @@ func (r *run) ladder(ctx context.Context, ns *nodeState, t TaskSpec, steps stepp
 		// Still failing after its repairs: move the task up a tier, with
 		// the evidence that helps.
 		r.setStatus(cur, StatusEscalated, "")
-		history += fmt.Sprintf("\n\nAn earlier attempt by %s failed verification after %d repairs. Its last submission:\n%s\n\nThe verifier said:\n%s",
-			cur.Model, max(r.spec.Repairs, 0), clip(res.Report, 4000), evidenceOf(res.Verdict))
+		if res.Verdict != nil && res.Verdict.Outcome == verify.Unsure {
+			history += fmt.Sprintf("\n\nAn earlier attempt by %s could not be verified. Its submission:\n%s\n\nThe verifier said:\n%s",
+				cur.Model, clip(res.Report, 4000), evidenceOf(res.Verdict))
+		} else {
+			history += fmt.Sprintf("\n\nAn earlier attempt by %s failed verification after %d repairs. Its last submission:\n%s\n\nThe verifier said:\n%s",
+				cur.Model, max(r.spec.Repairs, 0), clip(res.Report, 4000), evidenceOf(res.Verdict))
+		}
 		if sub != nil {
 			earlier = append(earlier, verify.Answer{Model: sub.Model, Report: sub.Report, Artifacts: sub.Artifacts})
 		}
@@ -207,10 +214,22 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 		res.Verdict = &v
 		r.update(ns, func(n *Node) { n.Verdict = &v })
 		r.publish(Event{Type: EventVerdict, Node: ptr(ns.snapshot(r)), Text: v.Outcome})
-		if v.Outcome != verify.Fail {
+		top := ns.Tier >= len(r.spec.Tiers)-1
+		policy := t.Verify.UnsurePolicy()
+		if v.Outcome == verify.Pass || v.Outcome == verify.Unsure && (policy == verify.OnUnsureAccept || policy == verify.OnUnsureEscalate && top) {
+			// Passed; or unsure, and the policy lets it stand: the verdict
+			// stays on the node, counted as unsure.
 			res.Status = StatusDone
 			r.update(ns, func(n *Node) { n.Status, n.Report, n.Ended = StatusDone, report, now() })
 			return res, sub, false
+		}
+		if v.Outcome == verify.Unsure && policy == verify.OnUnsureEscalate {
+			// The check could not tell: no repair would help, a stronger
+			// model's answer might be checkable.
+			res.Status = StatusFailed
+			res.Error = "could not be verified: " + clip(v.Evidence, 500)
+			r.update(ns, func(n *Node) { n.Status, n.Report, n.Error, n.Ended = StatusFailed, report, res.Error, now() })
+			return res, sub, true
 		}
 		if repair >= max(r.spec.Repairs, 0) {
 			res.Status = StatusFailed

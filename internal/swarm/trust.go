@@ -87,6 +87,11 @@ func (r *run) checkTask(t *TaskSpec) error {
 	default:
 		return fmt.Errorf("unknown verify kind %q (want tests, schema, vote, judge, command, cross or arithmetic)", v.Kind)
 	}
+	switch v.OnUnsure {
+	case "", verify.OnUnsureEscalate, verify.OnUnsureFail, verify.OnUnsureAccept:
+	default:
+		return fmt.Errorf("verify on_unsure is %q; want escalate (the default), fail or accept", v.OnUnsure)
+	}
 	if v.N < 0 || v.N > maxSamples {
 		return fmt.Errorf("verify %s: n is %d; it takes 0 to %d samples", v.Kind, v.N, maxSamples)
 	}

@@ -53,6 +53,30 @@ type Spec struct {
 	// tier (a vote among cheaper models, say): the engine skips it at the
 	// top tier, where it would cost calls and change nothing.
 	Gate bool `json:"gate,omitempty"`
+	// OnUnsure says what an unsure verdict (the check could not tell: a
+	// sandbox error, a check too costly to run, no verifier here) does:
+	// [OnUnsureEscalate] (the default) moves the result up a tier as
+	// unverified, without a repair, and at the top tier it stands, marked
+	// unsure; [OnUnsureFail] treats it as a failure (repair, escalate, and
+	// at the top tier report it failed); [OnUnsureAccept] lets it pass.
+	// An unsure verdict is never passed silently: it stays on the node and
+	// in the counts.
+	OnUnsure string `json:"on_unsure,omitempty"`
+}
+
+// Policies for an unsure verdict ([Spec.OnUnsure]).
+const (
+	OnUnsureEscalate = "escalate"
+	OnUnsureFail     = "fail"
+	OnUnsureAccept   = "accept"
+)
+
+// UnsurePolicy returns s.OnUnsure, or its default.
+func (s Spec) UnsurePolicy() string {
+	if s.OnUnsure == "" {
+		return OnUnsureEscalate
+	}
+	return s.OnUnsure
 }
 
 // CommandCheck is a command that checks a result, configured by the user

@@ -13,42 +13,50 @@ func Fence(program string) string {
 	return "```python\n" + strings.TrimRight(program, "\n") + "\n```"
 }
 
-// CodeAnswers returns model's answers to the code set c, keyed by each
-// problem's prompt, each a full program in a ```python fence.
-func CodeAnswers(c *suite.Code, model string) (Answers, error) {
+// CodeAnswers returns model's answers to the code set c, one record per
+// problem with its task id and prompt, each answer the full program in a
+// ```python fence, billed for what the model produced of it
+// ([suite.Code.Outputs]).
+func CodeAnswers(c *suite.Code, model string) ([]Record, error) {
 	byID := c.Answers(model)
 	if byID == nil {
 		return nil, fmt.Errorf("replay: %s has no answers by model %q (have %s)", c.Name, model, strings.Join(c.Models(), ", "))
 	}
-	a := make(Answers, len(byID))
+	outs := c.Outputs(model)
+	recs := make([]Record, 0, len(byID))
 	for _, p := range c.Problems {
 		programs := byID[p.ID]
 		if len(programs) == 0 {
 			continue
 		}
-		fenced := make([]string, len(programs))
+		r := Record{ID: p.ID, Question: p.Prompt, Answers: make([]Answer, len(programs))}
 		for i, prog := range programs {
-			fenced[i] = Fence(prog)
+			r.Answers[i] = Answer{Text: Fence(prog), Output: outs[p.ID][i]}
 		}
-		a[p.Prompt] = fenced
+		recs = append(recs, r)
 	}
-	return a, nil
+	return recs, nil
 }
 
-// MathAnswers returns model's answers to the math set m, keyed by each
-// problem's question, as the recorded solution text.
-func MathAnswers(m *suite.Math, model string) (Answers, error) {
+// MathAnswers returns model's answers to the math set m, one record per
+// problem with its id and question, each answer the recorded solution
+// text.
+func MathAnswers(m *suite.Math, model string) ([]Record, error) {
 	byID := m.Answers(model)
 	if byID == nil {
 		return nil, fmt.Errorf("replay: %s has no answers by model %q (have %s)", m.Name, model, strings.Join(m.Models(), ", "))
 	}
-	a := make(Answers, len(byID))
+	recs := make([]Record, 0, len(byID))
 	for _, p := range m.Problems {
 		if answers := byID[p.ID]; len(answers) > 0 {
-			a[p.Question] = answers
+			r := Record{ID: p.ID, Question: p.Question, Answers: make([]Answer, len(answers))}
+			for i, a := range answers {
+				r.Answers[i] = Answer{Text: a}
+			}
+			recs = append(recs, r)
 		}
 	}
-	return a, nil
+	return recs, nil
 }
 
 // NewCode returns a model replaying model's answers to the code set c.

@@ -3,15 +3,19 @@
 // voting, repair and escalation run offline against real model behaviour:
 // real right answers, real wrong ones, real costs.
 //
-// A [Model] is built from [Answers], a map from a question's text to what
-// one named model answered to it ([CodeAnswers] and [MathAnswers] build
-// them from a loaded suite). A request is matched by the question it
-// contains, wherever it is wrapped: the question's words must appear
-// whole, in order, in the system prompt or one message (case, whitespace
-// and punctuation are ignored). Matching is by content, never by the
-// order of calls. A request that contains no recorded question, or two
-// unrelated ones, fails with an [*llm.Error] of [llm.KindBadRequest]:
-// replay never invents an answer.
+// A [Model] is built from [Record]s, what one named model answered to each
+// question ([CodeAnswers] and [MathAnswers] build them from a loaded
+// suite). A request is matched by what it contains, never by the order of
+// calls. When a record has an id (a suite's task id, "HumanEval/0") and
+// the request names it, the id decides, and the request must contain that
+// record's question too. Otherwise the question decides, wherever it is
+// wrapped: its words must appear whole, in order, in the system prompt or
+// one message (case, whitespace and line breaks are ignored; punctuation
+// is not). Two records whose questions differ only in whitespace are told
+// apart by the one the request contains byte for byte. A request that
+// contains no recorded question, or two unrelated ones, or that cannot be
+// told apart, fails with an [*llm.Error] of [llm.KindBadRequest]: replay
+// never invents an answer, nor serves one question's answer for another.
 //
 // A model with several recorded answers per question (CodeGen-16B's 100
 // samples) answers each call for a question with the next sample it has
@@ -21,7 +25,9 @@
 // Usage is counted with the cl100k_base tokenizer (tiktoken, loaded from
 // embedded ranks, no network) on the request's tools, system prompt and
 // messages (plus OpenAI's chat overhead of 3 tokens per message and 3 to
-// prime the reply) and on the answer. That is exact for GPT-3.5/GPT-4-era
+// prime the reply) and on what the model produced ([Answer.Output]: a
+// recorded program without the prompt the recording or the suite put in
+// front of it, which is a copy of the input, not output). That is exact for GPT-3.5/GPT-4-era
 // OpenAI models and an approximation for the others (CodeLlama, StarCoder,
 // CodeGen, Mixtral have their own tokenizers, typically within ±15% on
 // English and code). Cost is usage times the model's list price, which
@@ -33,11 +39,13 @@
 package replay
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,8 +53,33 @@ import (
 	"github.com/hive-swarm/hive/internal/llm"
 )
 
-// Answers maps a question's text to the answers a model gave to it.
-type Answers map[string][]string
+// A Record is what a model answered to one question.
+type Record struct {
+	// ID names the question in its suite ("HumanEval/0"); empty when it
+	// has none. Ids of one model's records must differ.
+	ID       string
+	Question string
+	Answers  []Answer
+}
+
+// An Answer is one recorded answer.
+type Answer struct {
+	// Text is what replay answers with.
+	Text string
+	// Output is the part of Text the model itself produced, on which its
+	// output tokens are counted; empty means all of Text. A recorded
+	// program that the recording or the suite assembled as prompt +
+	// completion has the completion here.
+	Output string
+}
+
+// billed returns the text a's output tokens are counted on.
+func (a Answer) billed() string {
+	if a.Output != "" {
+		return a.Output
+	}
+	return a.Text
+}
 
 // Options are a replay model's optional knobs. The zero value works.
 type Options struct {
@@ -70,8 +103,10 @@ type Model struct {
 	name      string
 	opts      Options
 	questions []string
-	answers   [][]string
-	ix        *index
+	answers   [][]Answer
+	ix        *index // over questions
+	recordIDs []string
+	ids       *index // over recordIDs; nil when no record has an id
 	// tokens caches the token count of answer j of question q at
 	// tokens[offset[q]+j], stored plus one (zero: not counted yet).
 	offset []int
@@ -86,27 +121,37 @@ type Model struct {
 	order map[int32][]int32
 }
 
-// New returns a model named name that answers with answers. Questions
-// with no answer are dropped.
-func New(name string, answers Answers, opts Options) *Model {
+// New returns a model named name that answers with records. Records with
+// no answer are dropped.
+func New(name string, records []Record, opts Options) *Model {
 	m := &Model{name: name, opts: opts, served: make(map[int32]int), order: make(map[int32][]int32)}
-	for q, a := range answers {
-		if len(a) > 0 {
-			m.questions = append(m.questions, q)
+	recs := make([]Record, 0, len(records))
+	for _, r := range records {
+		if len(r.Answers) > 0 {
+			recs = append(recs, r)
 		}
 	}
 	// Sorted, so that everything derived from positions is reproducible.
-	slices.Sort(m.questions)
-	m.answers = make([][]string, len(m.questions))
-	m.offset = make([]int, len(m.questions))
-	n := 0
-	for i, q := range m.questions {
-		m.answers[i] = answers[q]
+	slices.SortStableFunc(recs, func(a, b Record) int {
+		return cmp.Or(strings.Compare(a.Question, b.Question), strings.Compare(a.ID, b.ID))
+	})
+	m.questions = make([]string, len(recs))
+	m.answers = make([][]Answer, len(recs))
+	m.offset = make([]int, len(recs))
+	m.recordIDs = make([]string, len(recs))
+	ids := m.recordIDs
+	n, haveIDs := 0, false
+	for i, r := range recs {
+		m.questions[i], m.answers[i], ids[i] = r.Question, r.Answers, r.ID
 		m.offset[i] = n
-		n += len(answers[q])
+		n += len(r.Answers)
+		haveIDs = haveIDs || r.ID != ""
 	}
 	m.tokens = make([]atomic.Int64, n)
 	m.ix = newIndex(m.questions)
+	if haveIDs {
+		m.ids = newIndex(ids)
+	}
 	return m
 }
 
@@ -157,11 +202,14 @@ func (m *Model) answer(ctx context.Context, req *llm.Request) (*llm.Response, er
 		return nil, err
 	}
 	j := m.next(q)
-	text := m.answers[q][j]
+	a := m.answers[q][j]
+	text := a.Text
 	out := m.answerTokens(tok, q, j)
 	stop := llm.StopEnd
 	if req.MaxTokens > 0 && out > int64(req.MaxTokens) {
-		text, out, stop = tok.truncate(text, req.MaxTokens), int64(req.MaxTokens), llm.StopMaxTokens
+		// Cut the produced part at the limit, keeping what came before it.
+		keep := max(int64(len(tok.enc.EncodeOrdinary(text)))-out, 0) + int64(req.MaxTokens)
+		text, out, stop = tok.truncate(text, int(keep)), int64(req.MaxTokens), llm.StopMaxTokens
 	}
 	return &llm.Response{
 		ID:         fmt.Sprintf("replay_%d", m.calls.Add(1)),
@@ -175,15 +223,20 @@ func (m *Model) answer(ctx context.Context, req *llm.Request) (*llm.Response, er
 // wordsPool recycles the word buffers of request texts.
 var wordsPool = sync.Pool{New: func() any { s := make([]uint64, 0, 1024); return &s }}
 
-// match returns the question req contains.
+// match returns the question req contains, or the one it names by id.
 func (m *Model) match(req *llm.Request) (int32, error) {
 	bp := wordsPool.Get().(*[]uint64)
 	defer wordsPool.Put(bp)
-	var found []int32
+	var found, named []int32
+	var texts []string
 	scan := func(s string) {
 		if s != "" {
+			texts = append(texts, s)
 			*bp = appendWords((*bp)[:0], s)
 			found = m.ix.find(found, *bp)
+			if m.ids != nil {
+				named = m.ids.find(named, *bp)
+			}
 		}
 	}
 	scan(req.System)
@@ -197,9 +250,18 @@ func (m *Model) match(req *llm.Request) (int32, error) {
 			}
 		}
 	}
+	if len(named) > 1 {
+		return 0, m.badRequest("the request names %d different recorded questions by id; replay answers one", len(named))
+	}
+	if len(named) == 1 {
+		q := named[0]
+		if !slices.Contains(found, q) {
+			return 0, m.badRequest("the request names %s but does not contain its recorded question", m.idOf(q))
+		}
+		return q, nil
+	}
 	if len(found) == 0 {
-		return 0, &llm.Error{Kind: llm.KindBadRequest, Provider: provider,
-			Message: fmt.Sprintf("model %s has no recorded answer matching the request (no recorded question appears in it)", m.name)}
+		return 0, m.badRequest("no recorded answer matching the request (no recorded question appears in it)")
 	}
 	// A question may contain another; the longest one found must contain
 	// every other, or the request is ambiguous.
@@ -209,14 +271,39 @@ func (m *Model) match(req *llm.Request) (int32, error) {
 			best = q
 		}
 	}
+	var same []int32 // questions with best's words, differing in whitespace
 	for _, q := range found {
-		if q != best && !m.ix.contains(best, q) {
-			return 0, &llm.Error{Kind: llm.KindBadRequest, Provider: provider,
-				Message: fmt.Sprintf("model %s: the request contains %d different recorded questions; replay answers one", m.name, len(found))}
+		switch {
+		case slices.Equal(m.ix.words[q], m.ix.words[best]):
+			same = append(same, q)
+		case !m.ix.contains(best, q):
+			return 0, m.badRequest("the request contains %d different recorded questions; replay answers one", len(found))
 		}
 	}
-	return best, nil
+	if len(same) == 1 {
+		return best, nil
+	}
+	// Questions that differ only in whitespace: the one the request holds
+	// byte for byte, if exactly one is.
+	var exact []int32
+	for _, q := range same {
+		if slices.ContainsFunc(texts, func(t string) bool { return strings.Contains(t, m.questions[q]) }) {
+			exact = append(exact, q)
+		}
+	}
+	if len(exact) == 1 {
+		return exact[0], nil
+	}
+	return 0, m.badRequest("the request matches %d recorded questions that differ only in whitespace, and cannot be told apart: name the question's id in the request", len(same))
 }
+
+func (m *Model) badRequest(format string, args ...any) error {
+	return &llm.Error{Kind: llm.KindBadRequest, Provider: provider,
+		Message: fmt.Sprintf("model %s: ", m.name) + fmt.Sprintf(format, args...)}
+}
+
+// idOf returns question q's id as written in its record.
+func (m *Model) idOf(q int32) string { return m.recordIDs[q] }
 
 // next returns which answer to question q to give now.
 func (m *Model) next(q int32) int {
@@ -257,7 +344,7 @@ func (m *Model) answerTokens(tok *counter, q int32, j int) int64 {
 	if v := slot.Load(); v > 0 {
 		return v - 1
 	}
-	n := int64(len(tok.enc.EncodeOrdinary(m.answers[q][j])))
+	n := int64(len(tok.enc.EncodeOrdinary(m.answers[q][j].billed())))
 	slot.Store(n + 1)
 	return n
 }

@@ -219,8 +219,21 @@ func TestSamplesConcurrent(t *testing.T) {
 	}
 }
 
+// records builds records from question → answer texts, without ids.
+func records(qa map[string][]string) []Record {
+	var out []Record
+	for q, as := range qa {
+		r := Record{Question: q}
+		for _, a := range as {
+			r.Answers = append(r.Answers, Answer{Text: a})
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
 // small is a hand-made answer set: it needs no data.
-var small = Answers{
+var small = records(map[string][]string{
 	"A farmer has 3 cows and buys 4 more. How many cows does he have?": {"He has 3 + 4 = 7 cows.\n#### 7"},
 	"Tom reads 12 pages a day. How many pages does he read in a week?": {"12 * 7 = 84\n#### 84"},
 	"How many pages does he read in a week?":                           {"It depends."},
@@ -228,6 +241,76 @@ var small = Answers{
 	"Is (a) < b?":                                                      {"angle"},
 	"Is (a) ( b?":                                                      {"paren"},
 	"":                                                                 nil,
+})
+
+// TestMatchByID: questions that differ only in whitespace (as in code sets
+// where two tasks share a prompt but for its indentation) are told apart
+// by the id the request names, or else by the exact text; a request that
+// names one question's id and holds another's is refused.
+func TestMatchByID(t *testing.T) {
+	recs := []Record{
+		{ID: "Set/1", Question: "def f(x):\n    \"\"\"Return x doubled.\"\"\"\n", Answers: []Answer{{Text: "one"}}},
+		{ID: "Set/2", Question: "def f(x):\n  \"\"\"Return x doubled.\"\"\"\n", Answers: []Answer{{Text: "two"}}},
+		{ID: "Set/10", Question: "def g(y):\n    return y\n", Answers: []Answer{{Text: "ten"}}},
+	}
+	model := New("m", recs, Options{})
+	ctx := context.Background()
+	for _, tt := range []struct{ request, want string }{
+		{"# Set/2\n" + recs[0].Question, "two"}, // the id decides over the exact text
+		{"# Set/1\n" + recs[1].Question, "one"},
+		{"Complete:\n" + recs[1].Question, "two"}, // no id: the exact text decides
+		{"Complete:\n" + recs[0].Question, "one"},
+		{"# Set/10\n" + recs[2].Question, "ten"}, // Set/1 is not a prefix of Set/10
+	} {
+		resp, err := model.Generate(ctx, ask(tt.request))
+		if err != nil || resp.Text() != tt.want {
+			t.Errorf("%q: got %v, %v; want %q", tt.request, resp, err, tt.want)
+		}
+	}
+	for _, tt := range []struct{ request, want string }{
+		{"def f(x): \"\"\"Return x doubled.\"\"\"", "cannot be told apart"},
+		{"# Set/10\n" + recs[0].Question, "does not contain its recorded question"},
+		{"# Set/1 and Set/2\n" + recs[0].Question, "names 2 different"},
+	} {
+		_, err := model.Generate(ctx, ask(tt.request))
+		var e *llm.Error
+		if !errors.As(err, &e) || e.Kind != llm.KindBadRequest || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: err = %v, want a bad request saying %q", tt.request, err, tt.want)
+		}
+	}
+}
+
+// TestBilledOutput: output tokens are counted on what the model produced,
+// not on the prompt the recording put in front of it, and a cut at the
+// output limit cuts the produced part.
+func TestBilledOutput(t *testing.T) {
+	prompt := "def add(a, b):\n    \"\"\"Return the sum of a and b, for any two numbers you like.\"\"\"\n"
+	body := "    return a + b\n"
+	recs := []Record{{ID: "S/0", Question: prompt, Answers: []Answer{{Text: Fence(prompt + body), Output: body}}}}
+	model := New("m", recs, Options{})
+	tok, err := newCounterShared()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := model.Generate(context.Background(), ask(prompt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(tok.count(body)); resp.Usage.OutputTokens != want {
+		t.Errorf("output tokens = %d, want %d (the body alone; the whole text is %d)", resp.Usage.OutputTokens, want, tok.count(resp.Text()))
+	}
+	if resp.Text() != Fence(prompt+body) {
+		t.Errorf("text = %q, want the whole program", resp.Text())
+	}
+	req := ask(prompt)
+	req.MaxTokens = 2
+	resp, err = model.Generate(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StopReason != llm.StopMaxTokens || resp.Usage.OutputTokens != 2 || !strings.HasPrefix(resp.Text(), "```python\n"+prompt) || len(resp.Text()) >= len(Fence(prompt+body)) {
+		t.Errorf("cut at 2 tokens: %q, %+v, %s; want the prompt kept and the body cut", resp.Text(), resp.Usage, resp.StopReason)
+	}
 }
 
 func TestMatchSmall(t *testing.T) {
@@ -301,6 +384,7 @@ func TestUsage(t *testing.T) {
 		t.Fatal(err)
 	}
 	var total llm.Usage
+	stripped := 0
 	for _, p := range c.Problems {
 		req := ask(wrapCode(p.Prompt))
 		r1, err := model.Generate(context.Background(), req)
@@ -314,12 +398,25 @@ func TestUsage(t *testing.T) {
 		if r1.Usage != r2.Usage {
 			t.Fatalf("%s: usage not stable: %+v then %+v", p.ID, r1.Usage, r2.Usage)
 		}
-		in, out := len(wrapCode(p.Prompt)), len(r1.Text())
+		// Billed output is the completion, without the prompt the
+		// recording put before it (LLMDebugger's gpt-4 seeds are prompt +
+		// completion).
+		produced := c.Outputs("gpt-4-1106-preview")[p.ID][0]
+		if !strings.Contains(r1.Text(), produced) {
+			t.Fatalf("%s: billed output %.60q is not the completion after the prompt", p.ID, produced)
+		}
+		if len(produced) < len(r1.Text())-len(p.Prompt) {
+			stripped++
+		}
+		in, out := len(wrapCode(p.Prompt)), len(produced)
 		// English and Python run 3–5 bytes per cl100k token.
 		if r1.Usage.InputTokens < int64(in/6) || r1.Usage.InputTokens > int64(in/2) || r1.Usage.OutputTokens < int64(out/6) || r1.Usage.OutputTokens > int64(out/2) {
 			t.Errorf("%s: implausible usage %+v for %d prompt bytes, %d answer bytes", p.ID, r1.Usage, in, out)
 		}
 		total = total.Add(r1.Usage)
+	}
+	if stripped < 160 {
+		t.Errorf("the prompt was stripped from %d of gpt-4's 164 answers; LLMDebugger records 163 as prompt + completion", stripped)
 	}
 	t.Logf("gpt-4-1106-preview on HumanEval, wrapped prompts: %d input, %d output tokens (%.0f / %.0f per problem)",
 		total.InputTokens, total.OutputTokens, float64(total.InputTokens)/164, float64(total.OutputTokens)/164)
