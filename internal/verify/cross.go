@@ -131,6 +131,14 @@ func (v *Verifiers) Cross(ctx context.Context, spec Spec, sub Submission, c Call
 			})
 		}
 		g.Wait() // each call's error is kept with its voter
+		samples := make([]voter, spec.N)
+		for i := range samples {
+			samples[i] = others[first+i].voter
+		}
+		sortSamples(samples)
+		for i := range samples {
+			others[first+i].voter = samples[i]
+		}
 		if ctx.Err() != nil {
 			return unsure(KindCross, "the verification was cancelled while sampling")
 		}
@@ -191,6 +199,11 @@ func (v *Verifiers) Cross(ctx context.Context, spec Spec, sub Submission, c Call
 			}
 			if diff < 0 {
 				agree = append(agree, o.who)
+				continue
+			}
+			if timedOut(mine.Outs[diff]) {
+				fmt.Fprintf(&b, "\n- %s passes the tests too, but this submission runs out of time on %s, so nothing can agree with it there",
+					o.who, clipLine(out.Probes[diff], 200))
 				continue
 			}
 			fmt.Fprintf(&b, "\n- %s passes the tests too, but %s gives %s where this submission gives %s",
@@ -267,11 +280,13 @@ func (v *Verifiers) crossRun(ctx context.Context, tests string, candidates, prob
 	if err != nil {
 		return nil, err
 	}
-	// Each candidate has limit s of CPU and 6*limit+1 s of wall clock,
-	// crossWidth at a time: give the sandbox that and some, and output
-	// room for all their results.
+	// Each candidate has limit s of CPU, crossWidth at a time; the driver
+	// stops one whose CPU time stops growing, and any after 15*limit+5 s
+	// of wall clock (a machine busy with other work slows a candidate but
+	// must not change its verdict). Give the sandbox that and some, and
+	// output room for all their results.
 	rounds := (len(candidates) + crossWidth - 1) / crossWidth
-	wall := time.Duration((6*limit+1)*rounds+5) * time.Second
+	wall := time.Duration((15*limit+5)*rounds+10) * time.Second
 	limits.Wall, limits.CPU = wall, wall
 	limits.Output = max(limits.Output, 1<<20)
 	res, err := v.sb.Run(ctx, sandbox.Spec{Lang: sandbox.Python, Source: crossDriver,

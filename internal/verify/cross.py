@@ -179,13 +179,28 @@ probes = req.get("probes")
 if probes is None:
     probes = derive(tests, defined(cands[0]) - set(dir(builtins))) if cands else []
 
-# Children run width at a time. The parent waits for each no longer than
-# 6*limit+1 s of wall clock (a busy machine must not cut off a slow but
-# right answer): one that overruns (asleep, or its pipe held
-# by a descendant) is killed with its process group and reported as
-# stopped.
+# Children run width at a time. A child's time is its CPU time, so that a
+# busy machine does not cut off a slow but right answer, nor make two runs
+# judge alike answers differently: a child is stopped only when its CPU time
+# has not grown for idle seconds (asleep, blocked, or its pipe held by a
+# descendant), or, as a last guard, after hard seconds of wall clock. Where
+# /proc cannot be read, the wall clock decides (6*limit+1 s).
+idle, hard = 2 * limit + 3, 15 * limit + 5
+tick = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+        fields = stat[stat.rindex(")") + 2:].split()
+        return (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 results = [None] * len(cands)
-running = {}  # read fd -> [index, pid, deadline, chunks]
+running = {}  # read fd -> [index, pid, started, chunks, cpu, progressed]
 queue = list(range(len(cands)))
 while queue or running:
     while queue and len(running) < width:
@@ -199,13 +214,12 @@ while queue or running:
                 os.close(other)
             child(cands[i], probes, w)
         os.close(w)
-        running[r] = [i, pid, time.monotonic() + 6 * limit + 1, []]
-    now = time.monotonic()
-    wait = max(0.0, min(v[2] for v in running.values()) - now)
-    ready, _, _ = select.select(list(running), [], [], wait)
+        now = time.monotonic()
+        running[r] = [i, pid, now, [], -1.0, now]
+    ready, _, _ = select.select(list(running), [], [], 0.2)
     now = time.monotonic()
     for r in list(running):
-        i, pid, deadline, chunks = running[r]
+        i, pid, started, chunks, cpu, progressed = running[r]
         done = False
         if r in ready:
             b = os.read(r, 1 << 16)
@@ -213,8 +227,17 @@ while queue or running:
                 chunks.append(b)
             else:
                 done = True
-        if not done and now < deadline:
-            continue
+        if not done:
+            used = cpu_of(pid)
+            if used is None:
+                if now - started < 6 * limit + 1:
+                    continue
+            else:
+                if used != cpu:
+                    running[r][4], running[r][5] = used, now
+                    progressed = now
+                if now - progressed < idle and now - started < hard:
+                    continue
         del running[r]
         os.close(r)
         try:

@@ -3,6 +3,7 @@ package verify
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // The cross-check catches what the tests let through: an answer right on
@@ -126,6 +127,9 @@ if os.fork() == 0:
         os._exit(0)
 `
 	v := newVerifiers(t)
+	// The frozen driver is stopped by the sandbox's wall clock, which
+	// grows with the CPU limit: the least keeps the test short.
+	v.Limits.CPU = time.Second
 	sub := Submission{Task: "add", Artifacts: map[string]string{"code": forger}, Earlier: []Answer{
 		{Model: "good", Report: "```python\nimport time\ntime.sleep(0.5)\ndef add(a, b):\n    return a + b\n```"},
 	}}

@@ -81,6 +81,7 @@ func (v *Verifiers) Vote(ctx context.Context, spec Spec, sub Submission, c Calle
 		})
 	}
 	g.Wait() // the calls return no error: each is kept with its voter
+	sortSamples(voters[1:])
 	if ctx.Err() != nil {
 		return unsure(KindVote, "the verification was cancelled while sampling")
 	}
@@ -266,4 +267,22 @@ func lastLine(s string) string {
 		return s[i+1:]
 	}
 	return s
+}
+
+// sortSamples orders sampled voters by model and answer. Samples are
+// asked at once, so which call gets which answer is up to the order they
+// reach the model; a verdict's evidence lists voters in order, and a
+// repeated run must give the same evidence (it goes into the next
+// prompt, and its tokens into the cost).
+func sortSamples(vs []voter) {
+	slices.SortStableFunc(vs, func(a, b voter) int {
+		return cmp.Or(strings.Compare(a.who, b.who), strings.Compare(a.text, b.text), strings.Compare(errText(a.err), errText(b.err)))
+	})
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
