@@ -153,10 +153,11 @@ func (w *Workspace) grep(ctx context.Context, pattern string, opts GrepOptions, 
 					return err
 				}
 			}
+			line = bytes.TrimSuffix(line, []byte{'\r'}) // a CRLF file's lines end where its LF one's do
 			if !re.Match(line) {
 				continue
 			}
-			text := strings.TrimSuffix(string(trimPartialRune(line[:min(len(line), maxMatchText)])), "\r")
+			text := string(trimPartialRune(line[:min(len(line), maxMatchText)]))
 			if len(line) > maxMatchText {
 				text += "..."
 			}
