@@ -260,6 +260,7 @@ func baseFiles() map[string]string {
 		"dir/space x.txt": "a name with a space\n",
 		"unicode.md":      "héllo\n",
 		".gitignore":      "ignored/\n",
+		"query.sql":       "-- a comment\nselect 1;\n++ not a diff line\n",
 	}
 }
 
@@ -290,6 +291,7 @@ func changeAll(t testing.TB, o *Overlay) {
 	edit("dir/space x.txt", "space", "SPACE")
 	edit("unicode.md", "héllo", "hällo")
 	must(o.Write("keep.txt", "unchanged\n"))
+	must(o.Write("query.sql", "-- another comment\nselect 2;\n++ still not one\n")) // lines that look like ---/+++ headers in a diff
 }
 
 // TestDiffGitApply checks an overlay's diff with git: git apply --check
