@@ -4,17 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path"
 	"strings"
 )
-
-// ErrChanged is the error of an [Workspace.Apply] to a directory that
-// changed since the run began.
-var ErrChanged = errors.New("the directory changed since the run began")
 
 // Apply writes p into DIR, the one write to DIR this package makes: the
 // caller (the user, not a model) has accepted the changes. It writes

@@ -167,9 +167,10 @@ func filePatchOf(p string, old, new []byte, oldExists, newExists bool, mode fs.F
 // ParsePatch reads a git-style unified diff, as [Overlay.Diff] writes it,
 // and names it name. It takes text files created, deleted or changed, and
 // refuses renames, copies, mode changes and binary patches. Paths are
-// checked as a write's are: relative, inside the workspace, and of no
-// file under .git. Whatever a diff says, only [Workspace.Apply] acts on
-// it, and Apply checks it again against DIR.
+// checked as far as they can be without the tree (clean, relative, inside
+// it, none under .git); whatever a diff says, only [Workspace.Apply] acts
+// on it, and Apply checks every path against DIR as an overlay's writes
+// are checked.
 func ParsePatch(name, text string) (Patch, error) {
 	fds, err := diff.ParseMultiFileDiff([]byte(text))
 	if err != nil {

@@ -95,17 +95,17 @@ func (w *Workspace) read(ctx context.Context, p string, start, end int, o *Overl
 	stopped := false
 	lineNo := 0
 	atStart := true
-	for {
+	for chunks := 1; ; chunks++ {
+		if chunks%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return ReadResult{}, err
+			}
+		}
 		chunk, err := br.ReadSlice('\n')
 		if len(chunk) > 0 {
 			if atStart {
 				lineNo++
 				line = line[:0]
-				if lineNo%4096 == 0 {
-					if err := ctx.Err(); err != nil {
-						return ReadResult{}, err
-					}
-				}
 			}
 			inRange := !stopped && lineNo >= start && lineNo <= last
 			if inRange && len(line) <= budget {

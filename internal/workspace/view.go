@@ -76,8 +76,10 @@ func regular(op, p string, m fs.FileMode) error {
 	switch {
 	case m.IsRegular():
 		return nil
-	case m.IsDir():
+	case m.IsDir() && (op == "read" || op == "grep"):
 		return pathErr(op, p, ErrNotRegular, "it is a directory; List shows what it holds")
+	case m.IsDir():
+		return pathErr(op, p, ErrNotRegular, "it is a directory; files are written and deleted one by one")
 	default:
 		return pathErr(op, p, ErrNotRegular, "it is a %s, which the workspace neither reads nor writes", kindOf(m))
 	}
@@ -94,6 +96,8 @@ func kindOf(m fs.FileMode) string {
 		return "device"
 	case m&fs.ModeSymlink != 0:
 		return "symbolic link"
+	case m.IsDir():
+		return "directory"
 	}
 	return "special file"
 }

@@ -31,6 +31,11 @@
 // [Workspace.Apply] writes the result into DIR, the only write to DIR this
 // package makes, and only if DIR is as it was when the run began: its
 // [Workspace.Fingerprint] still matches.
+//
+// The checks assume that nothing else rearranges DIR while a workspace
+// reads it (a model cannot: overlays never write DIR, and code runs on
+// a materialized copy). Should something swap a checked file for a link
+// all the same, [os.Root] still keeps every access inside DIR.
 package workspace
 
 import (
@@ -150,8 +155,8 @@ func Open(dir string, opts Options) (*Workspace, error) {
 // Close releases the directory. Overlays of w must not be used after.
 func (w *Workspace) Close() error { return w.root.Close() }
 
-// Errors that callers may branch on; the errors returned wrap them in a
-// [*PathError] that says which path and what to do.
+// Errors that callers may branch on; the errors returned wrap them, most
+// in a [*PathError] that says which path and what to do.
 var (
 	// ErrNotFound: the path does not exist, or it is hidden.
 	ErrNotFound = errors.New("not found or hidden")
@@ -170,6 +175,9 @@ var (
 	ErrBinary = errors.New("binary file")
 	// ErrTooLarge: a size limit is passed.
 	ErrTooLarge = errors.New("too large")
+	// ErrChanged: [Workspace.Apply] found DIR changed since the run
+	// began, and wrote nothing.
+	ErrChanged = errors.New("the directory changed since the run began")
 )
 
 // PathError is the error of an operation on a path. Its message is meant
