@@ -127,6 +127,11 @@ func globMatcher(op, glob string) (func(string) bool, error) {
 		return nil, pathErr(op, glob[:32]+"...", ErrInvalidPath, "the glob is %d bytes long; at most %d", len(glob), maxGlobLen)
 	}
 	g := strings.TrimPrefix(glob, "./")
+	// doublestar tries each alternative of a {a,b} group against the rest
+	// of the name, so k groups of n cost n^k: a model gets one group.
+	if strings.Count(g, "{") > 1 || strings.Count(g, ",") > maxGlobAlternatives-1 {
+		return nil, pathErr(op, glob, ErrInvalidPath, "a glob may have one {a,b,...} group, of at most %d alternatives", maxGlobAlternatives)
+	}
 	if !doublestar.ValidatePattern(g) {
 		return nil, pathErr(op, glob, ErrInvalidPath, `the glob is malformed (use *, ?, [a-z], {a,b} and ** for any number of directories)`)
 	}

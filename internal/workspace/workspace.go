@@ -66,12 +66,14 @@ const (
 
 // Bounds on what a model may pass.
 const (
-	maxPathLen    = 4096 // bytes of a path (PATH_MAX)
-	maxNameLen    = 255  // bytes of one path element (NAME_MAX)
-	maxGlobLen    = 256  // bytes of a glob
-	maxPatternLen = 1024 // bytes of a regular expression
-	maxLinks      = 40   // symbolic links followed resolving one path, as Linux does
-	sniffLen      = 8 << 10
+	maxPathLen = 4096 // bytes of a path (PATH_MAX)
+	maxNameLen = 255  // bytes of one path element (NAME_MAX)
+	maxGlobLen = 256  // bytes of a glob
+	// alternatives of the one {a,b,...} group a glob may have
+	maxGlobAlternatives = 16
+	maxPatternLen       = 1024 // bytes of a regular expression
+	maxLinks            = 40   // symbolic links followed resolving one path, as Linux does
+	sniffLen            = 8 << 10
 )
 
 // Options configure a [Workspace]. They come from the user's configuration,

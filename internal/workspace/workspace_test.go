@@ -389,8 +389,14 @@ func TestList(t *testing.T) {
 	if _, err := w.List(ctx, "", ListOptions{Glob: "[a"}); !errors.Is(err, ErrInvalidPath) {
 		t.Errorf("List with a malformed glob: %v", err)
 	}
-	if _, err := w.List(ctx, "", ListOptions{Glob: strings.Repeat("*", 1000)}); !errors.Is(err, ErrInvalidPath) {
-		t.Errorf("List with a long glob: %v", err)
+	for _, g := range []string{
+		strings.Repeat("*", 1000),
+		strings.Repeat("{*,a}", 40) + "b", // exponential in doublestar
+		"{" + strings.Repeat("a,", 16) + "b}",
+	} {
+		if _, err := w.List(ctx, "", ListOptions{Glob: g}); !errors.Is(err, ErrInvalidPath) {
+			t.Errorf("List with glob %.30q: %v, want ErrInvalidPath", g, err)
+		}
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
