@@ -1,0 +1,180 @@
+package workspace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+)
+
+// Diff returns o's changes to DIR as a git-style unified diff (see
+// [Patch.String]), files in lexical order; "" when nothing changed. A file
+// written with the contents it had is no change.
+func (o *Overlay) Diff() (string, error) {
+	p, err := o.patch()
+	if err != nil {
+		return "", err
+	}
+	return p.String(), nil
+}
+
+// patch returns o's changes as a patch against DIR as it is now.
+func (o *Overlay) patch() (Patch, error) {
+	changes, paths := o.snapshot()
+	var p Patch
+	for _, real := range paths {
+		ch := changes[real]
+		old, exists, mode, err := o.w.base(real)
+		if err != nil {
+			return Patch{}, fmt.Errorf("diff: %w", err)
+		}
+		if !exists {
+			mode = ch.mode
+		}
+		if fp, ok := filePatchOf(real, old, ch.data, exists, !ch.deleted, mode); ok {
+			p.files = append(p.files, fp)
+		}
+	}
+	return p, nil
+}
+
+// base returns the contents and permission bits of the file at the real
+// path p of DIR, and whether there is one.
+func (w *Workspace) base(p string) ([]byte, bool, fs.FileMode, error) {
+	fi, err := w.root.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) || isNotDir(err) {
+		return nil, false, 0, nil
+	}
+	if err != nil {
+		return nil, false, 0, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, false, 0, fmt.Errorf("%s is a %s now", p, kindOf(fi.Mode()))
+	}
+	b, err := w.readAll("read", p, node{path: p, mode: fi.Mode(), size: fi.Size()}, w.opts.MaxFileSize)
+	if err != nil {
+		return nil, false, 0, err
+	}
+	return b, true, fi.Mode().Perm(), nil
+}
+
+// Materialize writes the tree with o's changes into dst, a directory that
+// must not exist or be empty, for a build or tests to run there (in the
+// sandbox). It copies all of DIR but .git and secret paths: what
+// .gitignore ignores is copied, since a build may need it (generated
+// code, vendored or installed dependencies). Permission bits are kept
+// (directories are made writable by their owner); FIFOs, devices and
+// sockets are left out, and so are symbolic links that lead outside the
+// tree or to a secret.
+func (o *Overlay) Materialize(ctx context.Context, dst string) error {
+	if err := os.Mkdir(dst, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("materialize: %w", err)
+	}
+	if des, err := os.ReadDir(dst); err != nil || len(des) > 0 {
+		return fmt.Errorf("materialize: %s must be a new or empty directory", dst)
+	}
+	out, err := os.OpenRoot(dst)
+	if err != nil {
+		return fmt.Errorf("materialize: %w", err)
+	}
+	defer out.Close()
+	changes, paths := o.snapshot()
+	done := map[string]bool{}
+	w := o.w
+	err = w.walkAll(ctx, ".", func(p string, de fs.DirEntry) error {
+		if w.secretPath(p) {
+			if de.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		fi, err := de.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case fi.IsDir():
+			return out.Mkdir(p, fi.Mode().Perm()|0o700)
+		case fi.Mode().IsRegular():
+			if ch, ok := changes[p]; ok {
+				done[p] = true
+				if ch.deleted {
+					return nil
+				}
+				return writeNew(out, p, ch.data, ch.mode)
+			}
+			return w.copyFile(out, p, fi.Mode().Perm())
+		case fi.Mode()&fs.ModeSymlink != 0:
+			real, exists, err := w.resolve("materialize", p)
+			if err != nil || !exists || w.secretPath(real) || w.why(real, false) == hiddenGit {
+				return nil
+			}
+			if ch, ok := changes[real]; ok && ch.deleted {
+				return nil
+			}
+			target, err := w.root.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return out.Symlink(target, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("materialize: %w", err)
+	}
+	for _, p := range paths {
+		if ch := changes[p]; !done[p] && !ch.deleted {
+			if err := out.MkdirAll(path.Dir(p), 0o755); err != nil {
+				return fmt.Errorf("materialize: %w", err)
+			}
+			if err := writeNew(out, p, ch.data, ch.mode); err != nil {
+				return fmt.Errorf("materialize: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// copyFile copies the regular file p of DIR to the same path in out.
+func (w *Workspace) copyFile(out *os.Root, p string, perm fs.FileMode) error {
+	in, _, err := w.openRegular(p)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	f, err := out.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, in)
+	return closeChmod(f, perm, err)
+}
+
+// writeNew writes data to a new file p of out.
+func writeNew(out *os.Root, p string, data []byte, perm fs.FileMode) error {
+	f, err := out.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	return closeChmod(f, perm, err)
+}
+
+// closeChmod sets f's permission bits to perm (whatever the umask took
+// away) and closes it, returning the first error, err included.
+func closeChmod(f *os.File, perm fs.FileMode, err error) error {
+	if err == nil {
+		err = f.Chmod(perm)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
