@@ -77,7 +77,8 @@ type ServerConfig struct {
 	// required: a server's tools are actions on the world, and each one a
 	// model may take is the user's choice, not the server's.
 	Allow []string `toml:"allow"`
-	// Timeout bounds each call ("30s"); default 60s.
+	// Timeout bounds each call ("30s"), and the server's start (with
+	// the listing of its tools); default 60s.
 	Timeout time.Duration `toml:"timeout"`
 	// MaxOutput bounds the text of a result a model is shown ("64K", or
 	// a number of bytes); default 64 KiB. The whole output is kept apart

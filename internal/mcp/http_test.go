@@ -18,7 +18,11 @@ import (
 func TestHTTP(t *testing.T) {
 	const token = "tok-0123456789abcdef"
 	srv := newTestServer("tools", false, nil)
-	mcpHandler := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv }, nil)
+	var mcpHandler atomic.Pointer[sdk.StreamableHTTPHandler]
+	restart := func() { // a new handler knows none of the sessions before
+		mcpHandler.Store(sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv }, nil))
+	}
+	restart()
 	var refused atomic.Int64
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer "+token || r.Header.Get("X-Hive-Team") != "bees" {
@@ -26,9 +30,16 @@ func TestHTTP(t *testing.T) {
 			http.Error(w, "who are you?", http.StatusUnauthorized)
 			return
 		}
-		mcpHandler.ServeHTTP(w, r)
+		mcpHandler.Load().ServeHTTP(w, r)
 	}))
 	defer ts.Close()
+	// The server's side of sessions its client left (a restarted handler's)
+	// are closed, for the goroutine count.
+	closeSessions := func() {
+		for ss := range srv.Sessions() {
+			ss.Close()
+		}
+	}
 
 	env := map[string]string{"HIVE_TEST_TOKEN": token, "HIVE_TEST_TEAM": "bees"}
 	getenv := func(k string) string { return env[k] }
@@ -50,13 +61,22 @@ func TestHTTP(t *testing.T) {
 		t.Errorf("echo: %+v", r)
 	}
 	callErr(t, m, "web__hang", `{}`, context.DeadlineExceeded)
+	cancelled(t)
 	if r := call(t, m, "web__echo", `{"text": "still"}`); r.Text != "echo: still" {
 		t.Errorf("echo after a timeout: %+v", r)
 	}
 	if n := refused.Load(); n != 0 {
 		t.Errorf("the server refused %d requests", n)
 	}
+	// The server restarts and forgets the session: the session ends, and
+	// the next call starts another.
+	restart()
+	callErr(t, m, "web__echo", `{"text": "anyone?"}`, ErrUnavailable)
+	if r := call(t, m, "web__echo", `{"text": "new session"}`); r.Text != "echo: new session" {
+		t.Errorf("echo in a new session: %+v", r)
+	}
 	m.Close()
+	closeSessions()
 	check()
 
 	// A token the server refuses; a variable that is not set.

@@ -18,10 +18,11 @@
 //     never the rest of Hive's (no API key, no token). An HTTP server's
 //     secrets come from the variables headers_env and bearer_env name, and
 //     are sent to its own origin only.
-//   - Every call ends within the server's timeout; every text a server
-//     sends back (results, tool descriptions and schemas, errors, its
-//     stderr) goes through the redactor ([Options.Redact]) before it is
-//     returned; a result's text is capped at max_output ([Result]).
+//   - Every call, and every start, ends within the server's timeout;
+//     every text a server sends back (results, tool descriptions and
+//     schemas, errors, its stderr) goes through the redactor
+//     ([Options.Redact]) before it is returned; a result's text is capped
+//     at max_output ([Result]).
 //   - A server that stops (a process that exits, an HTTP session that
 //     ends) is started again once, at the next call; if it stops again its
 //     tools fail for the rest of the run with an error that says how it
@@ -30,8 +31,13 @@
 //     its process group) and waits for them: no process or goroutine
 //     outlives it.
 //
-// Tools are named SERVER__tool, in the characters every model API accepts
-// (see toolName in names.go).
+// A tool is offered as SERVER__tool (the server's NAME, two underscores,
+// the tool's name), which every model API Hive speaks accepts as a tool's
+// name (^[a-zA-Z0-9_-]{1,64}$, a letter first). A tool whose own name has
+// other characters ("admin.tools.list"), or is too long, is renamed the
+// same way at every run: those characters become '_' and a hash of its name
+// is appended. Names that still collide within a server are left out, with
+// a warning in the log.
 //
 // A result is not a Go error when the tool says it failed ([Result.IsError]),
 // nor when the server refuses the call (an unknown tool, arguments its schema
@@ -138,6 +144,8 @@ func New(servers map[string]*ServerConfig, log *slog.Logger, opts Options) (*Man
 		}
 		cfg := *c
 		cfg.Name = name
+		cfg.Args, cfg.Env, cfg.Allow = slices.Clone(cfg.Args), slices.Clone(cfg.Env), slices.Clone(cfg.Allow)
+		cfg.Set, cfg.HeadersEnv = maps.Clone(cfg.Set), maps.Clone(cfg.HeadersEnv)
 		if err := cfg.Validate(); err != nil {
 			return nil, err
 		}
@@ -234,16 +242,19 @@ func (m *Manager) callFailed(ctx, cctx context.Context, s *server, sess *session
 	case errors.Is(cctx.Err(), context.DeadlineExceeded):
 		return Result{}, m.errorf(context.DeadlineExceeded, "mcp server %s: tool %s did not answer within %s (the timeout of [mcp.%s]); the call was cancelled", s.cfg.Name, name, s.cfg.Timeout, s.cfg.Name)
 	}
+	// A transport's failure ends its session soon after: a stdio server
+	// that stopped closed its stdout first, and is reaped after; an HTTP
+	// session the server forgot fails its connection.
+	wait := closeGrace
 	if sess.cmd != nil {
-		// A server that stopped closes its stdout first; its session ends
-		// once it is reaped.
-		t := time.NewTimer(2*closeGrace + pipeGrace)
-		defer t.Stop()
-		select {
-		case <-sess.done:
-		case <-t.C:
-		case <-ctx.Done():
-		}
+		wait = 2*closeGrace + pipeGrace
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-sess.done:
+	case <-t.C:
+	case <-ctx.Done():
 	}
 	select {
 	case <-sess.done:

@@ -100,6 +100,7 @@ func TestTimeout(t *testing.T) {
 	if d := time.Since(begin); d > 2*time.Second {
 		t.Errorf("the timeout took %s", d)
 	}
+	cancelled(t)
 	if !strings.Contains(err.Error(), "did not answer within 100ms") || !strings.Contains(err.Error(), "[mcp.box]") {
 		t.Errorf("timeout: %v", err)
 	}

@@ -67,6 +67,7 @@ type session struct {
 	stderr *tailBuffer     // stdio: the end of its stderr
 	http   *http.Transport // HTTP: its connections
 	done   chan struct{}   // closed when the session has ended
+	err    error           // why it ended, if it says; set before done
 }
 
 // live returns the server's session, starting the server if it is not
@@ -88,6 +89,7 @@ func (s *server) live(ctx context.Context) (*session, error) {
 		select {
 		case <-s.sess.done:
 			s.ended = s.sess.describeEnd()
+			s.sess.close() // at once: it has ended; this kills what it left
 			s.sess = nil
 		default:
 			sess := s.sess
@@ -103,11 +105,11 @@ func (s *server) live(ctx context.Context) (*session, error) {
 		return nil, s.down
 	}
 	s.starts++
-	first, restart := !s.listed, s.starts > 1
+	first, restart, ended := !s.listed, s.starts > 1, s.ended
 	s.mu.Unlock()
 
 	if restart {
-		s.m.log.Warn("mcp: restarting a server that stopped", "server", s.cfg.Name, "ended", s.m.redact(s.ended))
+		s.m.log.Warn("mcp: restarting a server that stopped", "server", s.cfg.Name, "ended", s.m.redact(ended))
 	}
 	sess, tools, err := s.start(ctx, first)
 
@@ -141,21 +143,30 @@ func (s *server) live(ctx context.Context) (*session, error) {
 	return sess, nil
 }
 
-// start connects to the server, and lists its tools when first.
+// start connects to the server, and lists its tools when first, within
+// the server's timeout.
 func (s *server) start(ctx context.Context, first bool) (*session, []Tool, error) {
-	ctx, cancel := s.m.bound(ctx)
+	bctx, cancel := s.m.bound(ctx)
 	defer cancel()
-	sess, err := s.connect(ctx)
+	tctx, cancelT := context.WithTimeout(bctx, s.cfg.Timeout)
+	defer cancelT()
+	timedOut := func(err error) error {
+		if errors.Is(err, context.DeadlineExceeded) && bctx.Err() == nil {
+			return fmt.Errorf("it did not finish starting within %s (the timeout of [mcp.%s]): %w", s.cfg.Timeout, s.cfg.Name, err)
+		}
+		return err
+	}
+	sess, err := s.connect(tctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, timedOut(err)
 	}
 	if !first {
 		return sess, nil, nil
 	}
-	tools, err := s.listTools(ctx, sess)
+	tools, err := s.listTools(tctx, sess)
 	if err != nil {
 		sess.close()
-		return nil, nil, fmt.Errorf("list its tools: %w%s", err, sess.stderrNote())
+		return nil, nil, fmt.Errorf("list its tools: %w%s", timedOut(err), sess.stderrNote())
 	}
 	return sess, tools, nil
 }
@@ -205,7 +216,7 @@ func (s *server) connect(ctx context.Context) (*session, error) {
 	}
 	sess.cs = cs
 	go func() {
-		_ = cs.Wait()
+		sess.err = cs.Wait()
 		close(sess.done)
 	}()
 	return sess, nil
@@ -356,6 +367,9 @@ func (sess *session) close() {
 // describeEnd says how an ended session ended. Call it after done.
 func (sess *session) describeEnd() string {
 	if sess.cmd == nil {
+		if sess.err != nil {
+			return "its session ended: " + sess.err.Error()
+		}
 		return "its session ended"
 	}
 	how := "it stopped answering"

@@ -122,17 +122,24 @@ func TestStdioHang(t *testing.T) {
 	check()
 }
 
-// TestStdioProcessGroup: what a server started is stopped with it.
+// TestStdioProcessGroup: what a server started is stopped with it, when
+// it is closed and when it crashed.
 func TestStdioProcessGroup(t *testing.T) {
 	m := newManager(t, "kid", stdioConfig(t, "tools"), Options{})
-	r := call(t, m, "kid__spawn", `{}`)
-	child, err := strconv.Atoi(r.Text)
-	if err != nil {
-		t.Fatalf("spawn: %+v", r)
+	spawn := func() int {
+		r := call(t, m, "kid__spawn", `{}`)
+		child, err := strconv.Atoi(r.Text)
+		if err != nil || gone(child) {
+			t.Fatalf("spawn: %+v: no child running", r)
+		}
+		return child
 	}
-	if gone(child) {
-		t.Fatalf("the server's child %d is not running", child)
-	}
+	child := spawn()
+	callErr(t, m, "kid__crash", `{}`, ErrUnavailable)
+	call(t, m, "kid__echo", `{"text": "restarted"}`)
+	waitGone(t, child)
+
+	child = spawn()
 	m.Close()
 	waitGone(t, child)
 }
@@ -172,4 +179,22 @@ func waitGone(t *testing.T, pid int) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestStdioSilent: a server that never answers fails to start within its
+// timeout, saying so, and is stopped.
+func TestStdioSilent(t *testing.T) {
+	check := goroutines(t)
+	m := newManager(t, "mute", ServerConfig{Command: "sleep", Args: []string{"60"}, Allow: []string{"*"}, Timeout: 300 * time.Millisecond}, Options{})
+	begin := time.Now()
+	err := m.Start(context.Background())
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "did not finish starting within 300ms (the timeout of [mcp.mute])") {
+		t.Errorf("start: %v", err)
+	}
+	t.Log(err)
+	if d := time.Since(begin); d > 2*closeGrace+pipeGrace+time.Second {
+		t.Errorf("the start took %s", d)
+	}
+	m.Close()
+	check()
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -28,6 +29,22 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+// hanging counts the calls of hang in this process that have not been
+// cancelled yet.
+var hanging atomic.Int64
+
+// cancelled waits until the server has seen the calls of hang cancelled.
+func cancelled(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for hanging.Load() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the server never learnt that the call to hang was cancelled")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // newTestServer returns a Go SDK server of kind "tools" or "names". In a
@@ -125,6 +142,8 @@ func addTools(srv *sdk.Server, child bool) {
 			if child {
 				select {} // deaf to cancellation too
 			}
+			hanging.Add(1)
+			defer hanging.Add(-1)
 			<-ctx.Done()
 			return nil, nil, ctx.Err()
 		})
