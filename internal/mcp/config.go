@@ -27,7 +27,7 @@ const maxServerName = 24
 // the server from the tool in a tool's name, and no trailing '_'.
 var serverName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*(?:_[A-Za-z0-9-]+)*$`)
 
-// ServerConfig is one [mcp.NAME] table of hive.toml: an MCP server Hive
+// ServerConfig is one mcp.NAME table of hive.toml: an MCP server Hive
 // starts (stdio: command, args, env, set) or reaches (streamable HTTP: url,
 // headers_env, bearer_env), and which of its tools models may call.
 //
@@ -45,9 +45,9 @@ var serverName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*(?:_[A-Za-z0-9-]+)*$`
 // Secrets never live in the file: env, headers_env and bearer_env name
 // variables of Hive's environment, read when the server is started.
 type ServerConfig struct {
-	// Name is the table's key ([mcp.NAME]): the prefix of its tools'
-	// names (NAME__tool). Set by whoever decodes the file; New sets it
-	// from the map key.
+	// Name is the table's key, the NAME of mcp.NAME, and the prefix of
+	// its tools' names (NAME__tool). Whoever decodes the file sets it;
+	// New sets it from its map's key.
 	Name string `toml:"-"`
 
 	// Command runs a stdio server: the program (looked up in PATH) and

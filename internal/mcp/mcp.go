@@ -1,5 +1,5 @@
 // Package mcp is Hive's client of the Model Context Protocol: it runs the
-// MCP servers hive.toml configures ([mcp.NAME] tables, [ServerConfig]) and
+// MCP servers hive.toml configures (its mcp.NAME tables, [ServerConfig]) and
 // offers their tools to a run's models, through the official Go SDK
 // (github.com/modelcontextprotocol/go-sdk).
 //
@@ -82,9 +82,11 @@ var (
 type Tool struct {
 	// Name is Hive's name of the tool: SERVER__tool.
 	Name string
-	// Server is the [mcp.NAME] it comes from; Remote its name there.
-	Server, Remote string
-	Description    string
+	// Server is the NAME of the mcp.NAME table it comes from.
+	Server string
+	// Remote is the tool's name on its server.
+	Remote      string
+	Description string
 	// Schema is the JSON Schema of the arguments object.
 	Schema json.RawMessage
 }
@@ -118,8 +120,8 @@ type Manager struct {
 	closeOnce sync.Once
 }
 
-// New returns a manager of servers (by name, as in [mcp.NAME]), which it
-// validates; it starts none.
+// New returns a manager of servers, keyed by the NAME of their mcp.NAME
+// table, which it validates; it starts none.
 func New(servers map[string]*ServerConfig, log *slog.Logger, opts Options) (*Manager, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -10,7 +10,7 @@ import (
 // ^[a-zA-Z0-9_-]{1,128}$, OpenAI ^[a-zA-Z0-9_-]{1,64}$, Gemini the same
 // with a letter or '_' first, while an MCP tool may be called
 // "admin.tools.list" or "repo/read". A Hive name is SERVER__tool (the
-// server's [mcp.NAME], two underscores, the tool's name), which every one
+// server's NAME, two underscores, the tool's name), which every one
 // of them accepts:
 //
 //   - a server's name starts with a letter and holds no "__" (Validate), so
