@@ -8,7 +8,8 @@ need=()
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 { python3 -c 'import pytest' || /usr/bin/python3 -c 'import pytest'; } >/dev/null 2>&1 || need+=(python3-pytest) # the seccomp allow list is tested under pytest
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
-command -v npm >/dev/null 2>&1 || need+=(nodejs npm) # the official OpenAI Node SDK drives hive serve
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm) # the official OpenAI Node SDK drives hive serve; MCP's reference server
+command -v git >/dev/null 2>&1 || need+=(git)         # workspace patches are checked with git apply
 if [ ${#need[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     sudo=""
@@ -25,6 +26,14 @@ fi
 echo "test.sh: the OpenAI Node SDK (npm ci)" >&2
 if ! npm ci --prefix internal/server/testdata/node-sdk --no-audit --no-fund --loglevel=error >/dev/null; then
   echo "test.sh: npm ci failed: the OpenAI Node SDK is needed by TestOpenAINodeSDK (is the npm registry reachable?)" >&2
+  exit 1
+fi
+
+# MCP's reference server (@modelcontextprotocol/server-everything), which
+# TestEverythingServer drives through Hive's MCP client.
+echo "test.sh: the MCP reference server (npm ci)" >&2
+if ! npm ci --prefix internal/mcp/testdata/servers --no-audit --no-fund --loglevel=error >/dev/null; then
+  echo "test.sh: npm ci failed: @modelcontextprotocol/server-everything is needed by TestEverythingServer (is the npm registry reachable?)" >&2
   exit 1
 fi
 
