@@ -108,14 +108,18 @@ func (r *Report) Best(maxCostRatio float64) *StrategyResult {
 // against cost: those that no other strategy dominates, where dominating
 // means at least as accurate and at most as costly, and strictly better in
 // one of the two. Only a strategy whose cost is exact dominates: one whose
-// cost is a lower bound, or leaves out unpriced models, may cost more than
-// it shows. Strategies tied in both stay on the frontier together.
+// cost is a lower bound may cost more than it shows. A strategy with an
+// unpriced model has no place on the cost axis and is left out. Strategies
+// tied in both stay on the frontier together.
 // The result points into r.Strategies, ordered by cost, then accuracy,
 // then report order.
 func (r *Report) Frontier() []*StrategyResult {
 	var out []*StrategyResult
 	for i := range r.Strategies {
 		s := &r.Strategies[i]
+		if len(s.Unpriced) > 0 {
+			continue
+		}
 		dominated := false
 		for j := range r.Strategies {
 			o := &r.Strategies[j]
