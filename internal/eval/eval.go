@@ -121,7 +121,7 @@ func (ev *Evaluator) EvalMath(ctx context.Context, m *suite.Math, strategies []S
 		probs[i] = problem{id: p.ID, prompt: p.ID + ": " + p.Question, correct: p.Correct}
 	}
 	for _, st := range strategies {
-		if st.Kind == "best-of-n" || st.Kind == "cross" {
+		if st.Kind == "best-of-n" || st.Kind == "cross" || st.Kind == "score" {
 			return nil, fmt.Errorf("strategy %s: %s checks code against visible tests, which math has none of; use vote or cascade", st.Name, st.Kind)
 		}
 	}
@@ -195,7 +195,7 @@ func plan(st Strategy, probs []problem, math bool) (tiers []string, tasks []swar
 			}
 		}
 		combine = byName
-	case "cross":
+	case "cross", "score":
 		tiers = st.Models
 		for _, p := range probs {
 			t := swarm.TaskSpec{Name: p.id, Instructions: p.prompt}
@@ -203,6 +203,9 @@ func plan(st Strategy, probs []problem, math bool) (tiers []string, tasks []swar
 				t.Verify = &verify.Spec{Kind: verify.KindCross, Code: p.verify.Code}
 				if st.Partner != "" {
 					t.Verify.Models, t.Verify.N = []string{st.Partner}, st.N
+				}
+				if st.Kind == "score" {
+					t.Verify.Net, t.Verify.Agree, t.Verify.Margin = true, ScoreAgree, ScoreMargin
 				}
 			}
 			tasks = append(tasks, t)
@@ -234,6 +237,12 @@ func plan(st Strategy, probs []problem, math bool) (tiers []string, tasks []swar
 			}
 			return out
 		}
+	}
+	// A recorded answer was given to the task alone: an escalation that
+	// sends the earlier attempts along would pay for a history that the
+	// answer it gets back never saw.
+	for i := range tasks {
+		tasks[i].FreshEscalation = true
 	}
 	return tiers, tasks, combine
 }

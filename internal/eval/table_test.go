@@ -269,6 +269,7 @@ func TestParseStrategy(t *testing.T) {
 		"cascade:a > b": {Name: "cascade:a > b", Kind: "cascade", Models: []string{"a", "b"}},
 		"cross:a>b>c":   {Name: "cross:a>b>c", Kind: "cross", Models: []string{"a", "b", "c"}},
 		"cross:a>b+p*3": {Name: "cross:a>b+p*3", Kind: "cross", Models: []string{"a", "b"}, Partner: "p", N: 3},
+		"score:a>b+p*9": {Name: "score:a>b+p*9", Kind: "score", Models: []string{"a", "b"}, Partner: "p", N: 9},
 		"best-of-n:m,5": {Name: "best-of-n:m,5", Kind: "best-of-n", Models: []string{"m"}, N: 5},
 		"vote:a,b,c":    {Name: "vote:a,b,c", Kind: "vote", Models: []string{"a", "b", "c"}},
 	}
@@ -283,7 +284,8 @@ func TestParseStrategy(t *testing.T) {
 		"cross:a>b+p":     "cross:A>B+PARTNER*N",
 		"cross:a>b+p*0":   "cross:A>B+PARTNER*N",
 		"cross:a>b+*2":    "cross:A>B+PARTNER*N",
-		"cascade:a>b+p*2": "only cross takes a partner",
+		"cascade:a>b+p*2": "only cross and score take a partner",
+		"score:a>b+p*40":  "score:A>B+PARTNER*N",
 		"best-of-n:m,0":   "N from 1 to 100",
 		"guess:m":         "unknown kind",
 		"single":          "want KIND:ARGS",

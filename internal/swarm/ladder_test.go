@@ -196,3 +196,40 @@ func TestUnsurePolicy(t *testing.T) {
 		})
 	}
 }
+
+// A fresh escalation gives the stronger model the task alone; the
+// verifier still sees the earlier answer.
+func TestFreshEscalation(t *testing.T) {
+	const tests = "assert add(2, 3) == 5\n"
+	h := func(c *llmtest.Call) llmtest.Reply {
+		if isLead(c) {
+			if len(c.ToolResults()) == 0 {
+				return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("delegate", delegateArgs{Tasks: []TaskSpec{{
+					Name: "add", Instructions: "Write add(a, b) in Python.", Verify: &verify.Spec{Kind: "tests", Code: tests}, FreshEscalation: true,
+				}}})}}
+			}
+			r := reports(c)[0]
+			return finish(string(r.Status) + " by " + r.Model)
+		}
+		code := map[string]string{"cheap": "def add(a, b):\n    return a - b\n", "strong": "def add(a, b):\n    return a + b\n"}[c.Model]
+		return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("submit", submitArgs{Report: "done", Artifacts: map[string]string{"code": code}})}}
+	}
+	sb := testSandbox(t)
+	hs := newHarness(t, h, Options{Verifier: verify.New(sb, testLogger(t)), CodeRunner: SandboxRunner{sb}})
+	res := hs.run(Spec{Task: "add", BudgetUSD: 1e9, Repairs: -1})
+	if res.Status != StatusDone || res.Answer != "done by strong" {
+		t.Fatalf("run %s: %q %q", res.Status, res.Answer, res.Error)
+	}
+	strong := 0
+	for _, c := range hs.srv.Calls() {
+		if c.Model == "strong" && !isLead(c) {
+			strong++
+			if strings.Contains(c.LastUserText(), "earlier attempt") || strings.Contains(c.LastUserText(), "a - b") {
+				t.Errorf("a fresh escalation carried the history: %q", clip(c.LastUserText(), 300))
+			}
+		}
+	}
+	if strong != 1 {
+		t.Errorf("strong called %d times, want 1", strong)
+	}
+}

@@ -97,10 +97,12 @@ func (r *run) ladder(ctx context.Context, ns *nodeState, t TaskSpec, steps stepp
 		// Still failing after its repairs: move the task up a tier, with
 		// the evidence that helps.
 		r.setStatus(cur, StatusEscalated, "")
-		if res.Verdict != nil && res.Verdict.Outcome == verify.Unsure {
+		switch {
+		case t.FreshEscalation:
+		case res.Verdict != nil && res.Verdict.Outcome == verify.Unsure:
 			history += fmt.Sprintf("\n\nAn earlier attempt by %s could not be verified. Its submission:\n%s\n\nThe verifier said:\n%s",
 				cur.Model, clip(res.Report, 4000), evidenceOf(res.Verdict))
-		} else {
+		default:
 			history += fmt.Sprintf("\n\nAn earlier attempt by %s failed verification after %d repairs. Its last submission:\n%s\n\nThe verifier said:\n%s",
 				cur.Model, max(r.spec.Repairs, 0), clip(res.Report, 4000), evidenceOf(res.Verdict))
 		}
@@ -209,8 +211,15 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 			return res, sub, false
 		}
 		r.setStatus(ns, StatusVerifying, "")
-		sub.Earlier = earlier
-		v := r.verify(ctx, ns, fmt.Sprintf("%s/verify-%d", ns.ID, repair), *t.Verify, *sub)
+		sub.Earlier, sub.Fresh = earlier, t.FreshEscalation
+		spec := *t.Verify
+		if spec.Net && ns.Tier >= len(r.spec.Tiers)-1 {
+			// Nothing is above: the vote could move the answer nowhere, so
+			// no samples are bought for it; the tests still decide whether
+			// an earlier answer that passed them is preferred.
+			spec.N = 0
+		}
+		v := r.verify(ctx, ns, fmt.Sprintf("%s/verify-%d", ns.ID, repair), spec, *sub)
 		res.Verdict = &v
 		r.update(ns, func(n *Node) { n.Verdict = &v })
 		r.publish(Event{Type: EventVerdict, Node: ptr(ns.snapshot(r)), Text: v.Outcome})

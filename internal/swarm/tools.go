@@ -26,6 +26,12 @@ type TaskSpec struct {
 	Tier         *int            `json:"tier,omitempty"`
 	OutputSchema json.RawMessage `json:"output_schema,omitempty"`
 	Verify       *verify.Spec    `json:"verify,omitempty"`
+	// FreshEscalation gives an escalated attempt the task alone, without
+	// the earlier attempts and the verifiers' evidence (which verifiers
+	// still see: a cross-check compares with the earlier answers). It is
+	// cheaper, and it is what an answer recorded for the task alone
+	// (package replay) was given; a live model may do better with them.
+	FreshEscalation bool `json:"fresh_escalation,omitempty"`
 }
 
 type delegateArgs struct {

@@ -87,6 +87,12 @@ func (r *run) checkTask(t *TaskSpec) error {
 	default:
 		return fmt.Errorf("unknown verify kind %q (want tests, schema, vote, judge, command, cross or arithmetic)", v.Kind)
 	}
+	if v.Agree < 0 || v.Agree > 1 {
+		return fmt.Errorf("verify agree is %g; want a share of the probes from 0 to 1", v.Agree)
+	}
+	if v.Margin < -maxSamples || v.Margin > maxSamples {
+		return fmt.Errorf("verify margin is %d; want %d to %d", v.Margin, -maxSamples, maxSamples)
+	}
 	switch v.OnUnsure {
 	case "", verify.OnUnsureEscalate, verify.OnUnsureFail, verify.OnUnsureAccept:
 	default:

@@ -63,12 +63,20 @@ func (v *Verifiers) Cross(ctx context.Context, spec Spec, sub Submission, c Call
 		return unsure(KindCross, "the cross-check has no test code (spec.code is empty)")
 	}
 	need := cmp.Or(spec.Min, 1)
+	share := spec.Agree
+	if share <= 0 || share > 1 {
+		share = 1
+	}
 	if spec.N < 0 || spec.N > maxVoteSamples {
 		return unsure(KindCross, fmt.Sprintf("bad cross-check n %d: want 0 to %d samples", spec.N, maxVoteSamples))
 	}
 	code, ok := submittedCode(sub)
 	if !ok {
 		return fail(KindCross, "no code in the submission: put the code in an artifact named \"code\", or in a fenced code block of the report")
+	}
+
+	if v, dropped := droppedVerdict(KindCross, sub.Task, code); dropped {
+		return v
 	}
 
 	// The submission runs first and alone, so that no other program shares
@@ -148,7 +156,9 @@ func (v *Verifiers) Cross(ctx context.Context, spec Spec, sub Submission, c Call
 	for i, o := range others {
 		switch {
 		case o.err != nil || !o.hasCode:
-		case i < len(sub.Earlier) && sameCode(o.code, code):
+		case DroppedDefs(sub.Task, o.code) != nil:
+			others[i].dropped = true
+		case i < len(sub.Earlier) && !sub.Fresh && sameCode(o.code, code):
 			// An earlier answer, seen in the history of an escalation and
 			// submitted again: a copy confirms nothing. (A fresh sample saw
 			// only the task: the same code from it is agreement.)
@@ -157,6 +167,9 @@ func (v *Verifiers) Cross(ctx context.Context, spec Spec, sub Submission, c Call
 			candidates = append(candidates, o.code)
 			idx = append(idx, i)
 		}
+	}
+	if len(idx) == 0 && spec.Net && spec.Margin <= 0 {
+		return pass(KindCross, "the tests pass; there is no independent answer to compare with, and none disagrees (net 0)")
 	}
 	if len(idx) == 0 {
 		var b strings.Builder
@@ -179,6 +192,7 @@ func (v *Verifiers) Cross(ctx context.Context, spec Spec, sub Submission, c Call
 	out.Results = append(mineOut.Results, out.Results...)
 	mine := out.Results[0]
 	var agree []string
+	dissent := 0 // answers that pass the tests and disagree
 	var b strings.Builder
 	for k, r := range out.Results[1:] {
 		o := others[idx[k]]
@@ -188,19 +202,19 @@ func (v *Verifiers) Cross(ctx context.Context, spec Spec, sub Submission, c Call
 		case len(r.Outs) != len(mine.Outs):
 			fmt.Fprintf(&b, "\n- %s could not be compared", o.who)
 		default:
-			diff := -1
+			same, diff := 0, -1
 			for i := range mine.Outs {
-				// Running out of time says nothing of what an answer
-				// computes: it agrees with nothing.
-				if r.Outs[i] != mine.Outs[i] || timedOut(mine.Outs[i]) {
+				if sameOut(r.Outs[i], mine.Outs[i], share < 1) {
+					same++
+				} else if diff < 0 {
 					diff = i
-					break
 				}
 			}
-			if diff < 0 {
+			if float64(same) >= share*float64(len(mine.Outs)) {
 				agree = append(agree, o.who)
 				continue
 			}
+			dissent++
 			if timedOut(mine.Outs[diff]) {
 				fmt.Fprintf(&b, "\n- %s passes the tests too, but this submission runs out of time on %s, so nothing can agree with it there",
 					o.who, clipLine(out.Probes[diff], 200))
@@ -211,22 +225,36 @@ func (v *Verifiers) Cross(ctx context.Context, spec Spec, sub Submission, c Call
 		}
 	}
 	for _, o := range others {
-		if o.err != nil || !o.hasCode || o.copy {
+		if o.err != nil || !o.hasCode || o.copy || o.dropped {
 			fmt.Fprintf(&b, "\n- %s", o.unusable())
 		}
 	}
-	if len(agree) >= need {
-		return pass(KindCross, fmt.Sprintf("the tests pass, and %s %s on all %d probes derived from them", strings.Join(agree, ", "), plural2(len(agree), "agrees", "agree"), len(out.Probes)))
+	on := fmt.Sprintf("all %d probes derived from them", len(out.Probes))
+	if share < 1 {
+		on = fmt.Sprintf("at least %.0f%% of %d probes derived from them", 100*share, len(out.Probes))
 	}
-	ev := fmt.Sprintf("the tests pass, but %d of the independent answers %s with this submission on %d probes derived from the tests (it needs %d):%s",
-		len(agree), plural2(len(agree), "agrees", "agree"), len(out.Probes), need, b.String())
+	if spec.Net {
+		if net := len(agree) - dissent; net >= spec.Margin {
+			return pass(KindCross, fmt.Sprintf("the tests pass; of the independent answers that pass them too, %d %s with this submission on %s and %d %s (net %d, at least %d needed)%s",
+				len(agree), plural2(len(agree), "agrees", "agree"), on, dissent, plural2(dissent, "does not", "do not"), net, spec.Margin, b.String()))
+		}
+		ev := fmt.Sprintf("the tests pass, but of the independent answers that pass them too, %d %s with this submission on %s and %d %s (net %d, at least %d needed):%s",
+			len(agree), plural2(len(agree), "agrees", "agree"), on, dissent, plural2(dissent, "does not", "do not"), len(agree)-dissent, spec.Margin, b.String())
+		return unconfirmed(headTail(ev, maxEvidence))
+	}
+	if len(agree) >= need {
+		return pass(KindCross, fmt.Sprintf("the tests pass, and %s %s on %s", strings.Join(agree, ", "), plural2(len(agree), "agrees", "agree"), on))
+	}
+	ev := fmt.Sprintf("the tests pass, but %d of the independent answers %s with this submission on %s (it needs %d):%s",
+		len(agree), plural2(len(agree), "agrees", "agree"), strings.Replace(on, "from them", "from the tests", 1), need, b.String())
 	return unconfirmed(headTail(ev, maxEvidence))
 }
 
 // crossVoter is an independent answer of a cross-check.
 type crossVoter struct {
 	voter
-	copy bool // the same code as the submission's
+	copy    bool // the same code as the submission's
+	dropped bool // its code drops a definition the task gives
 }
 
 // unusable says why o could not confirm anything.
@@ -238,8 +266,21 @@ func (o crossVoter) unusable() string {
 		return o.who + " has no code in its answer"
 	case o.copy:
 		return o.who + " is the same code as the submission, so it confirms nothing"
+	case o.dropped:
+		return o.who + " drops a function or class the task gives"
 	}
 	return o.who
+}
+
+// sameOut reports whether two results of a probe agree: equal, and
+// neither out of time (which says nothing of what an answer computes).
+// Loosely, any exception agrees with any other: on inputs outside what a
+// task specifies, right answers raise different ones.
+func sameOut(a, b string, loose bool) bool {
+	if timedOut(a) || timedOut(b) {
+		return false
+	}
+	return a == b || loose && strings.HasPrefix(a, "raises ") && strings.HasPrefix(b, "raises ")
 }
 
 // timedOut reports whether a probe's output is the driver's mark of a

@@ -175,3 +175,78 @@ func TestCrossProbes(t *testing.T) {
 		})
 	}
 }
+
+// A net vote: of the answers that pass the tests, those that agree less
+// those that do not; agreement on a share of the probes, where any
+// exception agrees with any other; a fresh submission's copy of an earlier
+// answer is agreement.
+func TestCrossNet(t *testing.T) {
+	v := newVerifiers(t)
+	const tests = "assert count_vowels('hello') == 2\nassert count_vowels('sky') == 0\n"
+	right := "def count_vowels(s):\n    return sum(c in 'aeiouAEIOU' for c in s)\n"
+	rightToo := "```python\ndef count_vowels(s):\n    n = 0\n    for c in s.lower():\n        if c in 'aeiou':\n            n += 1\n    return n\n```"
+	lowerOnly := "def count_vowels(s):\n    return sum(c in 'aeiou' for c in s)\n"
+	failsTests := "def count_vowels(s):\n    return len(s)\n"
+	// Differs from right on the empty string alone: one probe in many.
+	emptyOdd := "def count_vowels(s):\n    if s == '':\n        return -1\n    return sum(c in 'aeiouAEIOU' for c in s)\n"
+	earlier := func(reports ...string) []Answer {
+		var out []Answer
+		for i, r := range reports {
+			out = append(out, Answer{Model: string(rune('a' + i)), Report: r})
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		name     string
+		code     string
+		earlier  []Answer
+		agree    float64
+		margin   int
+		fresh    bool
+		outcome  string
+		evidence []string
+	}{
+		{"one dissent, one abstains: net -1", lowerOnly, earlier(rightToo, failsTests), 0, 0, false, Fail,
+			[]string{"0 agree", "1 does not", "net -1, at least 0 needed", "a (earlier) passes the tests too, but count_vowels('HELLO') gives 2", "b (earlier) fails the tests"}},
+		{"one for, one against: net 0 passes", right, earlier(rightToo, lowerOnly), 0, 0, false, Pass,
+			[]string{"1 agrees", "1 does not", "net 0"}},
+		{"a margin of 1 needs more", right, earlier(rightToo, lowerOnly), 0, 1, false, Fail,
+			[]string{"net 0, at least 1 needed"}},
+		{"nothing to compare: net 0", right, nil, 0, 0, false, Pass,
+			[]string{"none disagrees (net 0)"}},
+		{"all probes must agree by default", right, earlier(emptyOdd), 0, 1, false, Fail,
+			[]string{"count_vowels('') gives -1 where this submission gives 0"}},
+		{"a share of the probes", right, earlier(emptyOdd), 0.7, 1, false, Pass,
+			[]string{"at least 70% of"}},
+		{"a copy of an earlier answer is no vote", right, earlier(right), 0, 1, false, Fail,
+			[]string{"same code as the submission"}},
+		{"unless the submission never saw it", right, earlier(right), 0, 1, true, Pass,
+			[]string{"1 agrees"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			spec := Spec{Kind: KindCross, Code: tests, Net: true, Agree: tt.agree, Margin: tt.margin}
+			sub := Submission{Task: "Write count_vowels(s).", Report: tt.code, Earlier: tt.earlier, Fresh: tt.fresh}
+			checkVerdict(t, v.Verify(testCtx(t), spec, sub, nil), tt.outcome, tt.evidence...)
+		})
+	}
+}
+
+func TestSameOut(t *testing.T) {
+	for _, tt := range []struct {
+		a, b  string
+		loose bool
+		want  bool
+	}{
+		{"2", "2", false, true},
+		{"raises TypeError", "raises ValueError", false, false},
+		{"raises TypeError", "raises ValueError", true, true},
+		{"raises TypeError", "None", true, false},
+		{"time limit", "time limit", true, false},
+		{"raises Timeout", "raises TypeError", true, false},
+	} {
+		if got := sameOut(tt.a, tt.b, tt.loose); got != tt.want {
+			t.Errorf("sameOut(%q, %q, %v) = %v", tt.a, tt.b, tt.loose, got)
+		}
+	}
+}

@@ -36,8 +36,18 @@ type Spec struct {
 	N      int             `json:"n,omitempty"`        // vote, cross: samples
 	Models []string        `json:"models,omitempty"`   // vote, cross: models to sample (default the worker's)
 	Min    int             `json:"min,omitempty"`      // cross: independent answers that must agree (default 1)
-	Rubric string          `json:"rubric,omitempty"`   // judge
-	Model  string          `json:"model,omitempty"`    // judge: the judging model
+	// Agree is the share of a cross-check's probes on which two answers
+	// must give the same result to agree (default 1: all of them); below
+	// 1, any exception agrees with any other.
+	Agree float64 `json:"agree,omitempty"`
+	// Net decides a cross-check by a net vote rather than by Min: of the
+	// independent answers that pass the tests, those that agree minus
+	// those that do not must be at least Margin. An answer that fails the
+	// tests votes neither way, and with none to compare the net is 0.
+	Net    bool   `json:"net,omitempty"`
+	Margin int    `json:"margin,omitempty"`
+	Rubric string `json:"rubric,omitempty"` // judge
+	Model  string `json:"model,omitempty"`  // judge: the judging model
 	// Check names the configured check a command verifier runs
 	// ([checks.NAME] of hive.toml or the task file).
 	Check string `json:"check,omitempty"`
@@ -110,6 +120,10 @@ type Submission struct {
 	// first: by lower tiers, or attempts that failed. A cross-check
 	// compares the submission with them.
 	Earlier []Answer
+	// Fresh says the submission's model was given the task alone, not the
+	// earlier answers: the same code as one of them is then agreement,
+	// not a copy.
+	Fresh bool
 }
 
 // Answer is an earlier answer to a task.
