@@ -10,12 +10,14 @@ import (
 	"github.com/hive-swarm/hive/internal/treeview"
 )
 
-// The demo's strategies: the cross-checked cascade first, shown live, then
-// the plain cascade and each single system they are compared with.
+// The demo's strategies: the scored cascade first, shown live, then the
+// plain and the cross-checked cascades and each single system they are
+// compared with.
 var demoStrategies = []string{
-	"cross:gpt-3.5-turbo-0613>gpt-4-1106-preview>reflexion+codegen-16b*3",
+	"score:gpt-3.5-turbo-0613>gpt-4-1106-preview+codegen-16b*3",
 	"cascade:gpt-3.5-turbo-0613>gpt-4-1106-preview",
-	"single:starcoder", "single:codellama", "single:gpt-3.5-turbo-0613", "single:gpt-4-1106-preview", "single:reflexion",
+	"cross:gpt-3.5-turbo-0613>gpt-4-1106-preview+codegen-16b*3",
+	"single:starcoder", "single:codellama", "single:gpt-3.5-turbo-0613", "single:gpt-4-1106-preview",
 }
 
 func runDemo(ctx context.Context, env *Env, args []string) error {
@@ -26,11 +28,12 @@ func runDemo(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	fmt.Fprintln(env.Stderr, `Hive demo: HumanEval (164 problems) answered by real recorded model outputs.
-gpt-3.5 answers first. Its code must pass the visible tests in the sandbox and
-then agree, on inputs derived from those tests, with an independent answer:
-three cheap CodeGen samples, or an earlier tier's answer. What fails or stays
-unconfirmed moves up to gpt-4, then to Reflexion. A plain cascade (visible
-tests only) and each single system run for comparison; hidden tests score all.`)
+gpt-3.5 answers first. Its code must pass the visible tests in the sandbox, keep
+the functions the prompt gives, and not be outvoted, on inputs derived from the
+tests, by three cheap CodeGen samples that pass them too. What fails moves up to
+gpt-4. The plain cascade (visible tests only), the strict cross-check (a sample
+must agree on every input) and each single model run for comparison; hidden
+tests, which no strategy sees, score them all.`)
 	var strategies []eval.Strategy
 	for _, s := range demoStrategies {
 		st, err := eval.ParseStrategy(s)

@@ -22,7 +22,7 @@ func writeDemoData(t *testing.T) string {
 		{"Mini/0", "def add(a, b):\n    \"\"\"Return a + b.\"\"\"\n", "add", "def check(f):\n    assert f(-1, 1) == 0\n",
 			"assert add(2, 3) == 5", "    return a + b\n", "    return 5\n"},
 		{"Mini/1", "def count_vowels(s):\n    \"\"\"Count the vowels of s, in either case.\"\"\"\n", "count_vowels", "def check(f):\n    assert f('HELLO') == 2\n",
-			"assert count_vowels('hello') == 2", "    return sum(c in 'aeiou' for c in s.lower())\n", "    return sum(c in 'aeiou' for c in s)\n"},
+			"assert count_vowels('hello') == 2", "    return sum(c in 'aeiou' for c in s.lower())\n", "    return len(s) - 3 if s.islower() else 0\n"},
 	}
 	// Which systems answer right: gpt-3.5 only Mini/0; gpt-4 both.
 	right := map[string][2]bool{"starcoder": {false, false}, "codellama": {true, false}, "gpt-3.5-turbo-0613": {true, false},
@@ -67,21 +67,22 @@ func TestDemo(t *testing.T) {
 			t.Errorf("report lacks %s:\n%s", s, out)
 		}
 	}
-	// The plain cascade ships gpt-3.5's lower-case count (50%); the
-	// cross-check catches it (100%), as gpt-4 alone does.
+	// The plain cascade ships gpt-3.5's count that fits the visible test
+	// only (50%); the scored cascade catches it (100%: the samples that
+	// pass the test too outvote it on most probes), as gpt-4 alone does.
 	if !strings.Contains(tableLine(out, "cascade:gpt-3.5-turbo-0613>gpt-4-1106-preview"), "50.0% (1/2)") {
 		t.Errorf("plain cascade row: %q", tableLine(out, "cascade:gpt-3.5-turbo-0613>gpt-4-1106-preview"))
 	}
 	for _, want := range []string{
 		"The most accurate strategy is",
-		"≥:",
+		"frontier:",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
 	}
 	if !strings.Contains(tableLine(out, demoStrategies[0]), "100.0% (2/2)") {
-		t.Errorf("cross-checked cascade row: %q", tableLine(out, demoStrategies[0]))
+		t.Errorf("scored cascade row: %q", tableLine(out, demoStrategies[0]))
 	}
 }
 

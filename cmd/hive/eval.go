@@ -22,11 +22,18 @@ import (
 	"github.com/hive-swarm/hive/internal/verify"
 )
 
-// Default strategies per suite: each single model, and what beats them.
+// Default strategies per suite: each single model, and the ladders over
+// them, so that the report's frontier holds every point worth comparing
+// (Reflexion's cost is only a lower bound: its ladders are shown apart).
 var defaultStrategies = map[string][]string{
 	"humaneval": {
-		"single:starcoder", "single:codellama", "single:gpt-3.5-turbo-0613", "single:gpt-4-1106-preview",
+		"single:starcoder", "single:codellama", "single:gpt-3.5-turbo-0613", "single:gpt-4-1106-preview", "single:reflexion",
 		"cascade:gpt-3.5-turbo-0613>gpt-4-1106-preview",
+		"score:gpt-3.5-turbo-0613>gpt-4-1106-preview+codegen-16b*3",
+		"score:gpt-3.5-turbo-0613>gpt-4-1106-preview+codegen-16b*10",
+		"cross:gpt-3.5-turbo-0613>gpt-4-1106-preview+codegen-16b*3",
+		"cascade:gpt-4-1106-preview>reflexion",
+		"cascade:gpt-3.5-turbo-0613>gpt-4-1106-preview>reflexion",
 		"cross:gpt-3.5-turbo-0613>gpt-4-1106-preview>reflexion+codegen-16b*3",
 	},
 	"gsm8k": {
@@ -48,7 +55,7 @@ func runEval(ctx context.Context, env *Env, args []string) error {
 	suiteName := fs.String("suite", "humaneval", "humaneval, gsm8k, or code (any directory laid out like humaneval/, given with --data)")
 	data := fs.String("data", "", "the data directory (default: $HIVE_DATA, ../shared/data, then the cache filled by hive data fetch)")
 	var strategies strategyFlags
-	fs.Var(&strategies, "strategy", "a strategy, repeatable: single:M, cascade:A>B, cross:A>B>C, vote:A,B,C, best-of-n:M,N (default: a set per suite)")
+	fs.Var(&strategies, "strategy", "a strategy, repeatable: single:M, cascade:A>B, cross:A>B>C, score:A>B+P*N, vote:A,B,C, best-of-n:M,N (default: a set per suite)")
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
 	plotOut := fs.String("plot", "", "also draw accuracy against cost, with the Pareto frontier, as SVG to this file")
 	workers := fs.Int("workers", 16, "tasks in flight per run")
