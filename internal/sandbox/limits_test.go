@@ -24,7 +24,10 @@ func TestLimitsAccounting(t *testing.T) {
 	if res.Reason != WallTimeout {
 		t.Errorf("reason %s, want wall_timeout", res.Reason)
 	}
-	if res.CPU < 300*time.Millisecond {
+	// Starting Python and filling 64 MiB take about 50 ms of CPU; what
+	// the spinning adds depends on how busy the machine is, but over 2 s
+	// it is well past that even with every core shared many ways.
+	if res.CPU < 150*time.Millisecond {
 		t.Errorf("cpu %v of a program that spun until killed", res.CPU)
 	}
 	if res.Memory < 64<<20 || res.Memory > 256<<20 {

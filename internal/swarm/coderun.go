@@ -25,6 +25,10 @@ func (s SandboxRunner) RunCode(ctx context.Context, lang, code, stdin string) (s
 	switch res.Reason {
 	case sandbox.Exited:
 		fmt.Fprintf(&b, "exit status %d", res.ExitCode)
+	case sandbox.CPULimit:
+		// The limit, which a model can plan for, beside the wall time that
+		// a busy machine stretches.
+		fmt.Fprintf(&b, "stopped: %s, %s of CPU", res.Reason, s.Sandbox.Limits().CPU)
 	default:
 		fmt.Fprintf(&b, "stopped: %s", res.Reason)
 	}
