@@ -35,6 +35,7 @@ var defaultStrategies = map[string][]string{
 		"cascade:gpt-4-1106-preview>reflexion",
 		"cascade:gpt-3.5-turbo-0613>gpt-4-1106-preview>reflexion",
 		"cross:gpt-3.5-turbo-0613>gpt-4-1106-preview>reflexion+codegen-16b*3",
+		"cross:gpt-3.5-turbo-0613>gpt-4-1106-preview>reflexion",
 	},
 	"gsm8k": {
 		"single:gpt3-6b", "single:gpt3-175b-verifier", "single:mixtral-8x7b-instruct", "single:gpt-4-1106-preview",

@@ -270,6 +270,15 @@ func plurality(rs []taskReport) string {
 }
 
 func (ev *Evaluator) runStrategy(ctx context.Context, st Strategy, probs []problem, math bool) (*StrategyResult, error) {
+	// Each strategy sees a sampled model's samples from the first, as if
+	// alone: strategies compared in one report see the same answers.
+	for _, name := range append(slices.Clip(st.Models), st.Partner) {
+		if m, err := ev.Registry.Get(name); err == nil {
+			if r, ok := m.Client.(*replay.Model); ok {
+				r.Reset()
+			}
+		}
+	}
 	tiers, tasks, combine := plan(st, probs, math)
 	args, err := json.Marshal(map[string]any{"tasks": tasks, "wait": true})
 	if err != nil {

@@ -277,7 +277,14 @@ func (c *Code) addSeedAnswers(f codeFile) error {
 		}
 		out := *r.Solution
 		if prefixed {
-			out = strings.TrimPrefix(out, p.Prompt)
+			// The recording's own prompt, which may differ from the
+			// problem file's (LLMDebugger's HumanEval/116 has corrected
+			// examples), else the problem's.
+			if r.Prompt != "" && strings.HasPrefix(out, r.Prompt) {
+				out = out[len(r.Prompt):]
+			} else {
+				out = strings.TrimPrefix(out, p.Prompt)
+			}
 		}
 		byID[r.TaskID] = append(byID[r.TaskID], p.Complete(*r.Solution))
 		outs[r.TaskID] = append(outs[r.TaskID], out)
@@ -296,7 +303,11 @@ func (c *Code) addSeedAnswers(f codeFile) error {
 func promptPrefixed(c *Code, recs []codeRecord) bool {
 	n := 0
 	for _, r := range recs {
-		if p := c.byID[r.TaskID]; p != nil && r.Solution != nil && p.Prompt != "" && strings.HasPrefix(*r.Solution, p.Prompt) {
+		p := c.byID[r.TaskID]
+		if r.Solution == nil || p == nil {
+			continue
+		}
+		if r.Prompt != "" && strings.HasPrefix(*r.Solution, r.Prompt) || p.Prompt != "" && strings.HasPrefix(*r.Solution, p.Prompt) {
 			n++
 		}
 	}

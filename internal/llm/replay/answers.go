@@ -51,7 +51,7 @@ func MathAnswers(m *suite.Math, model string) ([]Record, error) {
 		if answers := byID[p.ID]; len(answers) > 0 {
 			r := Record{ID: p.ID, Question: p.Question, Answers: make([]Answer, len(answers))}
 			for i, a := range answers {
-				r.Answers[i] = Answer{Text: a}
+				r.Answers[i] = Answer{Text: a, Output: a}
 			}
 			recs = append(recs, r)
 		}

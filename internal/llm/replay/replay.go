@@ -67,18 +67,11 @@ type Answer struct {
 	// Text is what replay answers with.
 	Text string
 	// Output is the part of Text the model itself produced, on which its
-	// output tokens are counted; empty means all of Text. A recorded
-	// program that the recording or the suite assembled as prompt +
-	// completion has the completion here.
+	// output tokens are counted: all of Text for an answer recorded as
+	// given, the completion alone for a program that the recording or the
+	// suite assembled as prompt + completion, nothing for an empty answer
+	// shown as its prompt.
 	Output string
-}
-
-// billed returns the text a's output tokens are counted on.
-func (a Answer) billed() string {
-	if a.Output != "" {
-		return a.Output
-	}
-	return a.Text
 }
 
 // Options are a replay model's optional knobs. The zero value works.
@@ -153,6 +146,15 @@ func New(name string, records []Record, opts Options) *Model {
 		m.ids = newIndex(ids)
 	}
 	return m
+}
+
+// Reset makes m give each question's samples from the first again, as a
+// fresh model would: runs that should see the same answers (strategies
+// compared on one set) start from the same place.
+func (m *Model) Reset() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	clear(m.served)
 }
 
 // Name returns the name of the model whose answers m replays.
@@ -344,7 +346,7 @@ func (m *Model) answerTokens(tok *counter, q int32, j int) int64 {
 	if v := slot.Load(); v > 0 {
 		return v - 1
 	}
-	n := int64(len(tok.enc.EncodeOrdinary(m.answers[q][j].billed())))
+	n := int64(len(tok.enc.EncodeOrdinary(m.answers[q][j].Output)))
 	slot.Store(n + 1)
 	return n
 }

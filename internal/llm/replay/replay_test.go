@@ -225,7 +225,7 @@ func records(qa map[string][]string) []Record {
 	for q, as := range qa {
 		r := Record{Question: q}
 		for _, a := range as {
-			r.Answers = append(r.Answers, Answer{Text: a})
+			r.Answers = append(r.Answers, Answer{Text: a, Output: a})
 		}
 		out = append(out, r)
 	}
@@ -249,9 +249,9 @@ var small = records(map[string][]string{
 // names one question's id and holds another's is refused.
 func TestMatchByID(t *testing.T) {
 	recs := []Record{
-		{ID: "Set/1", Question: "def f(x):\n    \"\"\"Return x doubled.\"\"\"\n", Answers: []Answer{{Text: "one"}}},
-		{ID: "Set/2", Question: "def f(x):\n  \"\"\"Return x doubled.\"\"\"\n", Answers: []Answer{{Text: "two"}}},
-		{ID: "Set/10", Question: "def g(y):\n    return y\n", Answers: []Answer{{Text: "ten"}}},
+		{ID: "Set/1", Question: "def f(x):\n    \"\"\"Return x doubled.\"\"\"\n", Answers: []Answer{{Text: "one", Output: "one"}}},
+		{ID: "Set/2", Question: "def f(x):\n  \"\"\"Return x doubled.\"\"\"\n", Answers: []Answer{{Text: "two", Output: "two"}}},
+		{ID: "Set/10", Question: "def g(y):\n    return y\n", Answers: []Answer{{Text: "ten", Output: "ten"}}},
 	}
 	model := New("m", recs, Options{})
 	ctx := context.Background()
