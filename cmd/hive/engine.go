@@ -54,7 +54,9 @@ func (f *storeFlags) openStore(ctx context.Context, env *Env) (*session, error) 
 	if err != nil {
 		return nil, err
 	}
-	red := redactorFor(cfg, env, map[string]string{"journal-password": urlPassword(url)})
+	extra := envValues(env, f.secretEnv)
+	extra["journal-password"] = urlPassword(url)
+	red := redactorFor(cfg, env, extra)
 	store, err := journal.Open(ctx, url, log)
 	if err != nil {
 		return nil, fmt.Errorf("%s (--db and defaults.db take a file path, sqlite:PATH, or a postgres:// URL)", red.String(oneLine(err.Error())))

@@ -238,6 +238,14 @@ func (e *Engine) Start(ctx context.Context, spec Spec) (string, error) {
 			return "", &SpecError{fmt.Errorf("model %s has no known price, so a dollar budget cannot hold: add [models.%s.price] to hive.toml, or run without a dollar budget (budget 0: --budget 0, or budget_usd = 0 in [defaults] or the swarm's table), bounded by tokens instead (--budget-tokens, budget_tokens)", name, name)}
 		}
 	}
+	spec.WorkspaceBase = ""
+	if spec.Workspace != "" {
+		fp, err := baseFingerprint(ctx, spec)
+		if err != nil {
+			return "", &SpecError{err}
+		}
+		spec.WorkspaceBase = fp
+	}
 	id := NewRunID()
 	specJSON, _ := json.Marshal(spec)
 	if err := e.store.CreateRun(ctx, journal.Run{ID: id, Task: spec.Task, Status: string(StatusRunning), Spec: specJSON}); err != nil {
