@@ -103,9 +103,11 @@ func (s *session) engineOptions(ctx context.Context, env *Env) swarm.Options {
 	v := verify.New(sb, s.log)
 	v.Getenv = env.Getenv // what a check's env names, from this process's environment
 	if sb == nil {
-		return swarm.Options{Verifier: v, Redact: s.red}
+		// Checks with on_host = true still run, in a copy of a worker's tree.
+		return swarm.Options{Verifier: v, TreeChecker: swarm.SandboxRunner{Getenv: env.Getenv, Log: s.log}, Redact: s.red}
 	}
-	return swarm.Options{Verifier: v, CodeRunner: swarm.SandboxRunner{Sandbox: sb}, Redact: s.red}
+	runner := swarm.SandboxRunner{Sandbox: sb, Getenv: env.Getenv, Log: s.log}
+	return swarm.Options{Verifier: v, CodeRunner: runner, TreeChecker: runner, Redact: s.red}
 }
 
 // close stops the engine (runs still going stay resumable) and the journal.

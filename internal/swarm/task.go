@@ -13,6 +13,7 @@ import (
 	"github.com/hive-swarm/hive/internal/llm"
 	"github.com/hive-swarm/hive/internal/price"
 	"github.com/hive-swarm/hive/internal/verify"
+	"github.com/hive-swarm/hive/internal/workspace"
 )
 
 // taskResult is what a delegated task returns to the node that delegated
@@ -136,9 +137,17 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 	r.setStatus(ns, StatusRunning, "")
 
 	a := &agent{r: r, ns: ns, model: m, prio: limit.Worker, steps: steps, bud: r.pool}
-	a.req = llm.Request{System: workerSystem, MaxTokens: r.spec.CallTokens, Tools: r.workerTools(ns.Depth)}
+	a.req = llm.Request{System: r.workerSystem(), MaxTokens: r.spec.CallTokens, Tools: r.workerTools(ns.Depth)}
 	a.msgs = []llm.Message{llm.UserText(taskPrompt(t) + history)}
-	codeRuns := 0
+	// A worker's changes to the workspace: its own overlay, which its
+	// repairs continue in (see files.go).
+	var ov *workspace.Overlay
+	var tree Tree
+	if r.ws != nil {
+		ov = r.ws.NewOverlay()
+		tree = ov
+	}
+	codeRuns, toolRuns := 0, 0
 	a.handle = func(ctx context.Context, c llm.ToolCall) toolOutcome {
 		switch c.Name {
 		case toolSubmit:
@@ -157,7 +166,7 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 				return toolOutcome{content: err.Error(), isErr: true, malformed: true}
 			}
 			codeRuns++
-			out, isErr := r.runCode(ctx, fmt.Sprintf("%s/code-%d-%d", ns.ID, ns.Attempt, codeRuns), args)
+			out, isErr := r.runCode(ctx, ns, fmt.Sprintf("%s/code-%d-%d", ns.ID, ns.Attempt, codeRuns), args, tree)
 			return toolOutcome{content: out, isErr: isErr}
 		case toolDelegate:
 			if ns.Depth >= r.spec.MaxDepth {
@@ -168,6 +177,11 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 				return toolOutcome{content: err.Error(), isErr: true, malformed: true}
 			}
 			return r.delegateNested(ctx, ns, args, steps)
+		default:
+			if ov != nil && isFileTool(c.Name) {
+				toolRuns++
+				return r.fileTool(ctx, ns, fmt.Sprintf("%s/tool-%d-%d", ns.ID, ns.Attempt, toolRuns), ov, c)
+			}
 		}
 		return toolOutcome{content: fmt.Sprintf("unknown tool %q; your tools are: %s", c.Name, toolNames(a.req.Tools)), isErr: true, malformed: true}
 	}
@@ -296,7 +310,19 @@ func (r *run) workerTools(depth int) []llm.Tool {
 	if depth < r.spec.MaxDepth {
 		tools = append(tools, delegateTool)
 	}
+	if r.ws != nil {
+		tools = append(tools, workspaceTools...)
+	}
 	return tools
+}
+
+// workerSystem is a worker's system prompt: the same for every worker of
+// a run, so that providers' prompt caches hold it.
+func (r *run) workerSystem() string {
+	if r.ws != nil {
+		return workerSystem + workspaceNote
+	}
+	return workerSystem
 }
 
 // report stores a submission's artifacts and caps its report: a report
