@@ -43,6 +43,7 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 	fs.IntVar(&rf.maxWorkers, "max-workers", 0, "workers in flight at once (default: defaults.max_workers, else 100)")
 	fs.IntVar(&rf.maxDepth, "max-depth", 0, "delegation depth: 1 only the lead delegates, 2 workers may too (default: defaults.max_depth, else 2)")
 	fs.StringVar(&rf.workspace, "workspace", "", "a directory the workers read and propose changes to, as patches; DIR itself is never written, but by --apply or hive apply")
+	apply := fs.Bool("apply", false, "when the run is done, write its merged patch into the workspace (as hive apply RUN does)")
 	asJSON := fs.Bool("json", false, "print each event as one JSON line on stdout, then a result line")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -67,6 +68,9 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 		return usageErrorf(`run needs a task: hive run "TASK", or -f task.toml with a task key`)
 	}
 
+	if *apply && rf.workspace == "" && tf.Workspace == "" {
+		return usageErrorf("--apply writes a run's patch into its workspace, and this run has none: give --workspace DIR (or workspace in the task file)")
+	}
 	// The task file's servers read variables of their own: secrets too.
 	sf.secretEnv = config.MCPSecretEnv(tf.MCP)
 	sess, err := sf.openStore(ctx, env)
@@ -93,7 +97,20 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 	if !*asJSON {
 		fmt.Fprintf(env.Stderr, "run %s started; follow it with hive show %s\n", id, id)
 	}
-	return follow(ctx, env, sess, treeview.New(id), 0, spec.BudgetUSD, *asJSON)
+	err = follow(ctx, env, sess, treeview.New(id), 0, spec.BudgetUSD, *asJSON)
+	if err != nil || !*apply {
+		return err
+	}
+	jr, err := sess.findRun(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := applyRun(ctx, env, sess, jr, "", false); errors.Is(err, errNoPatch) {
+		fmt.Fprintf(env.Stderr, "run %s changed nothing: nothing to apply\n", id)
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
 
 // runFlags are the flags of hive run that override the task file.

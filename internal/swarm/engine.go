@@ -623,17 +623,26 @@ func (r *run) exhausted(err error) {
 	}
 }
 
-// verify runs the task's verifier once per key (journaled).
-func (r *run) verify(ctx context.Context, ns *nodeState, key string, spec verify.Spec, sub verify.Submission) verify.Verdict {
+// verify runs the task's verifier once per key (journaled). In a run with
+// a workspace, tree is the worker's, and a configured check runs against
+// it.
+func (r *run) verify(ctx context.Context, ns *nodeState, key string, spec verify.Spec, sub verify.Submission, tree Tree) verify.Verdict {
 	var v verify.Verdict
 	if data, ok, err := r.journaled(key); err == nil && ok && json.Unmarshal(data, &v) == nil {
 		return v
 	}
-	if r.e.opts.Verifier == nil {
-		return verify.Verdict{Outcome: verify.Unsure, Verifier: spec.Kind, Evidence: "no verifier is configured in this process"}
-	}
 	c := &verifierCaller{r: r, parent: ns, key: key}
-	v = r.e.opts.Verifier.Verify(ctx, spec, sub, c)
+	switch {
+	case tree != nil && spec.Kind == verify.KindCommand && spec.Trusted != nil:
+		if r.e.opts.TreeChecker == nil {
+			return verify.Verdict{Outcome: verify.Unsure, Verifier: spec.Kind, Evidence: "no checker of workspaces is configured in this process"}
+		}
+		v = r.e.opts.TreeChecker.CheckTree(ctx, *spec.Trusted, tree, sub.Report)
+	case r.e.opts.Verifier == nil:
+		return verify.Verdict{Outcome: verify.Unsure, Verifier: spec.Kind, Evidence: "no verifier is configured in this process"}
+	default:
+		v = r.e.opts.Verifier.Verify(ctx, spec, sub, c)
+	}
 	v.Evidence = r.e.opts.Redact.String(v.Evidence)
 	c.done(v.Outcome)
 	if ctx.Err() == nil {

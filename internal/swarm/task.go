@@ -27,11 +27,15 @@ type taskResult struct {
 	Tier   int    `json:"tier"`
 	// Report is the worker's report, capped; ReportArtifact holds the whole
 	// report when the cap cut it.
-	Report         string          `json:"report,omitempty"`
-	ReportArtifact string          `json:"report_artifact,omitempty"`
-	Artifacts      []string        `json:"artifacts,omitempty"`
-	Error          string          `json:"error,omitempty"`
-	Verdict        *verify.Verdict `json:"verdict,omitempty"`
+	Report         string   `json:"report,omitempty"`
+	ReportArtifact string   `json:"report_artifact,omitempty"`
+	Artifacts      []string `json:"artifacts,omitempty"`
+	// Patch is the artifact of the worker's changes to the workspace
+	// (NODE/patch), and PatchSummary what it changes.
+	Patch        string          `json:"patch,omitempty"`
+	PatchSummary string          `json:"patch_summary,omitempty"`
+	Error        string          `json:"error,omitempty"`
+	Verdict      *verify.Verdict `json:"verdict,omitempty"`
 	// Attempts counts model conversations spent on the task (repairs are
 	// counted in each node's Attempt).
 	Attempts  int       `json:"attempts"`
@@ -109,6 +113,9 @@ func (r *run) ladder(ctx context.Context, ns *nodeState, t TaskSpec, steps stepp
 		}
 		if sub != nil {
 			earlier = append(earlier, verify.Answer{Model: sub.Model, Report: sub.Report, Artifacts: sub.Artifacts})
+			if diff := sub.Artifacts[patchName]; diff != "" && r.ws != nil {
+				history += fmt.Sprintf("\n\nIts patch (not applied: you start from the workspace as it is):\n%s", clip(diff, 8000))
+			}
 		}
 		tier++
 		cur = r.escalationNode(cur, r.spec.Tiers[tier], tier)
@@ -159,6 +166,12 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 				return toolOutcome{content: "submit needs a report", isErr: true, malformed: true}
 			}
 			sub = &verify.Submission{Task: t.Instructions, Report: args.Report, Artifacts: args.Artifacts, Model: ns.Model}
+			if ov != nil {
+				if err := withPatch(ov, sub); err != nil {
+					sub = nil
+					return toolOutcome{content: "your changes could not be read back as a patch: " + r.e.opts.Redact.String(err.Error()), isErr: true}
+				}
+			}
 			return toolOutcome{content: "submitted", done: true}
 		case toolRunCode:
 			var args runCodeArgs
@@ -217,6 +230,10 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 		}
 		report, artifactID, names := r.report(ctx, ns, sub)
 		res.Report, res.ReportArtifact, res.Artifacts = report, artifactID, names
+		res.Patch, res.PatchSummary = "", ""
+		if diff, ok := sub.Artifacts[patchName]; ok && ov != nil {
+			res.Patch, res.PatchSummary = ns.ID+"/"+patchName, PatchSummary(diff)
+		}
 		// A gate only decides escalation: at the top tier there is nothing
 		// to escalate to, so it would be paid for and change nothing.
 		if t.Verify == nil || (t.Verify.Gate && ns.Tier >= len(r.spec.Tiers)-1) {
@@ -233,7 +250,7 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 			// an earlier answer that passed them is preferred.
 			spec.N = 0
 		}
-		v := r.verify(ctx, ns, fmt.Sprintf("%s/verify-%d", ns.ID, repair), spec, *sub)
+		v := r.verify(ctx, ns, fmt.Sprintf("%s/verify-%d", ns.ID, repair), spec, *sub, tree)
 		res.Verdict = &v
 		r.update(ns, func(n *Node) { n.Verdict = &v })
 		r.publish(Event{Type: EventVerdict, Node: ptr(ns.snapshot(r)), Text: v.Outcome})
@@ -498,6 +515,7 @@ func reportsJSON(results []taskResult) string {
 		Report         string          `json:"report,omitempty"`
 		ReportArtifact string          `json:"report_artifact,omitempty"`
 		Artifacts      []string        `json:"artifacts,omitempty"`
+		Patch          string          `json:"patch,omitempty"`
 		Verdict        *verify.Verdict `json:"verdict,omitempty"`
 		Error          string          `json:"error,omitempty"`
 	}
@@ -512,7 +530,11 @@ func reportsJSON(results []taskResult) string {
 		}
 		line.Reset()
 		// Cannot fail: strings, a string slice and a Verdict of strings.
-		enc.Encode(view{r.ID, r.Name, r.Status, r.Model, r.Report, r.ReportArtifact, r.Artifacts, r.Verdict, r.Error})
+		patch := ""
+		if r.Patch != "" {
+			patch = r.Patch + " (" + r.PatchSummary + ")"
+		}
+		enc.Encode(view{r.ID, r.Name, r.Status, r.Model, r.Report, r.ReportArtifact, r.Artifacts, patch, r.Verdict, r.Error})
 		out = append(out, '\n')
 		out = append(out, bytes.TrimSuffix(line.Bytes(), []byte("\n"))...)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hive-swarm/hive/internal/llm/llmtest"
+	"github.com/hive-swarm/hive/internal/verify"
 )
 
 // workspaceDir makes a small tree to be a run's workspace.
@@ -213,4 +214,119 @@ func TestWorkspaceResume(t *testing.T) {
 	if after != edits {
 		t.Errorf("the worker's first call was made again on resume (%d → %d)", edits, after)
 	}
+}
+
+// TestWorkspacePatches: workers' changes come back as patches named in
+// their reports; a configured check runs against the workspace with a
+// worker's changes, and a failing one is repaired in the same overlay;
+// finish refuses conflicting patches and says where, then merges the ones
+// it names into the run's patch; the directory is untouched.
+func TestWorkspacePatches(t *testing.T) {
+	dir := workspaceDir(t, map[string]string{
+		"a.txt": "one\ntwo\nthree\nfour\nfive\nsix\nseven\neight\n",
+		"b.txt": "bee\n",
+	})
+	edit := func(path, old, new string) llmtest.ToolCall {
+		return toolCall("edit_file", map[string]any{"path": path, "old_string": old, "new_string": new})
+	}
+	workers := map[string]*steps{
+		"top": {calls: []llmtest.ToolCall{
+			edit("a.txt", "one\n", "ONE\n"),
+			toolCall("submit", map[string]any{"report": "capitalised one"}),
+			edit("a.txt", "two\n", "TWO\n"), // the repair, after the check's evidence
+			toolCall("submit", map[string]any{"report": "capitalised one and two", "artifacts": map[string]string{"patch": "not what I changed"}}),
+		}},
+		"bee":   {calls: []llmtest.ToolCall{edit("b.txt", "bee", "BEE"), toolCall("submit", map[string]any{"report": "capitalised bee"})}},
+		"clash": {calls: []llmtest.ToolCall{edit("a.txt", "two\n", "2\n"), toolCall("submit", map[string]any{"report": "numbered two"})}},
+	}
+	check := &verify.Spec{Kind: verify.KindCommand, Check: "two"}
+	var refusal notes
+	h := func(c *llmtest.Call) llmtest.Reply {
+		if isLead(c) {
+			switch turns(c) {
+			case 0:
+				return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("delegate", delegateArgs{Tasks: []TaskSpec{
+					{Name: "top", Instructions: "Capitalise the first lines of a.txt.", Verify: check},
+					{Name: "bee", Instructions: "Capitalise b.txt."},
+					{Name: "clash", Instructions: "Number line two of a.txt."},
+				}})}}
+			case 1:
+				refusal.add(lastResult(c))
+				return finish("all three")
+			case 2:
+				refusal.add(lastResult(c))
+				return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("finish", finishArgs{Answer: "top and bee", Patches: []string{"1/patch", "2/patch"}})}}
+			}
+			refusal.add(lastResult(c))
+			return finish("again?")
+		}
+		return workers[taskName(c)].reply(c)
+	}
+	sb := testSandbox(t)
+	runner := SandboxRunner{Sandbox: sb}
+	hs := newHarness(t, h, Options{CodeRunner: runner, TreeChecker: runner})
+	res := hs.run(Spec{Task: "patch it", BudgetUSD: 1e9, Workspace: dir, Checks: map[string]verify.CommandCheck{
+		"two": {Name: "two", Argv: []string{"sh", "-c", "grep -q '^TWO$' a.txt || { echo 'a.txt: line two is not TWO'; exit 1; }"}},
+	}})
+	if res.Status != StatusDone || res.Answer != "top and bee" {
+		t.Fatalf("run %s: %q %q", res.Status, res.Answer, res.Error)
+	}
+	seen := refusal.all()
+	if len(seen) != 2 {
+		t.Fatalf("the lead saw %d finish results: %q", len(seen), seen)
+	}
+	reps := seen[0]
+	if !strings.Contains(reps, `"patch":"1/patch (1 file, +2 -2: a.txt)"`) || !strings.Contains(reps, `"patch":"2/patch (1 file, +1 -1: b.txt)"`) {
+		t.Errorf("the reports do not name the patches: %s", reps)
+	}
+	if !strings.Contains(seen[1], "a.txt: patches") || !strings.Contains(seen[1], "1/patch") || !strings.Contains(seen[1], "3/patch") || !strings.Contains(seen[1], "delegate a task that makes both changes") {
+		t.Errorf("the conflict was not told: %s", seen[1])
+	}
+	// The repair: the check's evidence went back, and the worker's second
+	// edit was made on top of its first.
+	if got := workers["top"].result(1); !strings.Contains(got, "line two is not TWO") {
+		t.Errorf("the repair did not carry the check's evidence: %q", got)
+	}
+	_, _, patch, err := hs.store.Artifact(context.Background(), res.RunID, "lead/patch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"+ONE", "+TWO", "+BEE", "-one", "-two", "-bee"} {
+		if !strings.Contains(string(patch), s) {
+			t.Errorf("the run's patch lacks %q:\n%s", s, patch)
+		}
+	}
+	if strings.Contains(string(patch), "+2\n") || strings.Contains(string(patch), "not what I changed") {
+		t.Errorf("the run's patch has what it should not:\n%s", patch)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "a.txt")); string(b) != "one\ntwo\nthree\nfour\nfive\nsix\nseven\neight\n" {
+		t.Errorf("the workspace was written: %q", b)
+	}
+	var top Node
+	for _, n := range hs.nodes(res.RunID) {
+		if n.ID == "1" {
+			top = n
+		}
+	}
+	if top.Attempt != 1 || top.Verdict == nil || top.Verdict.Outcome != verify.Pass {
+		t.Errorf("top: attempt %d verdict %+v", top.Attempt, top.Verdict)
+	}
+}
+
+// notes collects what scripted models saw, from the server's goroutines.
+type notes struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (n *notes) add(s string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.list = append(n.list, s)
+}
+
+func (n *notes) all() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]string(nil), n.list...)
 }
