@@ -104,10 +104,10 @@ func (s *session) engineOptions(ctx context.Context, env *Env) swarm.Options {
 	v.Getenv = env.Getenv // what a check's env names, from this process's environment
 	if sb == nil {
 		// Checks with on_host = true still run, in a copy of a worker's tree.
-		return swarm.Options{Verifier: v, TreeChecker: swarm.SandboxRunner{Getenv: env.Getenv, Log: s.log}, Redact: s.red}
+		return swarm.Options{Verifier: v, TreeChecker: swarm.SandboxRunner{Getenv: env.Getenv, Log: s.log}, Redact: s.red, Getenv: env.Getenv}
 	}
 	runner := swarm.SandboxRunner{Sandbox: sb, Getenv: env.Getenv, Log: s.log}
-	return swarm.Options{Verifier: v, CodeRunner: runner, TreeChecker: runner, Redact: s.red}
+	return swarm.Options{Verifier: v, CodeRunner: runner, TreeChecker: runner, Redact: s.red, Getenv: env.Getenv}
 }
 
 // close stops the engine (runs still going stay resumable) and the journal.

@@ -53,6 +53,9 @@ type Options struct {
 	// AppVersion pins the DBOS application version: runs are recovered
 	// only by processes of the same version. Default "hive-1".
 	AppVersion string
+	// Getenv reads the variables of Hive's environment that a run's MCP
+	// servers name (env, bearer_env, headers_env); nil means os.Getenv.
+	Getenv func(string) string
 	// Redact, when set, replaces the secrets it knows wherever text from
 	// outside enters a run (model answers, code output, verdicts, errors)
 	// and in every request sent to a model: a second line of defence
@@ -489,6 +492,7 @@ func (e *Engine) runWorkflow(dctx dbos.Context, in runInput) (Result, error) {
 		r.ws = ws
 		defer ws.Close()
 	}
+	defer r.closeMCP() // after the lead's loop, which waits for the workers
 	answer, err := r.leadLoop(dctx)
 	res := Result{RunID: r.id, Status: StatusDone, Answer: answer}
 	switch {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hive-swarm/hive/internal/limit"
 	"github.com/hive-swarm/hive/internal/llm"
+	"github.com/hive-swarm/hive/internal/mcp"
 )
 
 const leadSystem = `You are the lead of Hive, a swarm of language models. Split the user's job into tasks, dispatch them to workers with delegate (they run in parallel; each sees only its own instructions), read their reports as they arrive (await), cancel what is no longer needed, read artifacts that reports reference (read_artifact), and end with finish, giving the final answer. ` +
@@ -41,6 +42,8 @@ func (r *run) leadLoop(dctx dbos.Context) (answer string, err error) {
 			}
 		}
 	}
+	mcpTools := r.mcpToolsFor(dctx, lead, mcp.RoleLead, spec.Lead)
+	a.req.Tools = append(a.req.Tools, mcpTools...)
 	a.msgs, a.req.Messages = a.req.Messages, nil
 
 	// Once any budget is exhausted the workers stop, and the lead's next
@@ -57,7 +60,7 @@ func (r *run) leadLoop(dctx dbos.Context) (answer string, err error) {
 		return nil
 	}
 	var finished *finishArgs
-	awaits, merges := 0, 0
+	awaits, merges, toolRuns := 0, 0, 0
 	a.handle = func(ctx context.Context, c llm.ToolCall) toolOutcome {
 		switch c.Name {
 		case toolDelegate:
@@ -102,6 +105,11 @@ func (r *run) leadLoop(dctx dbos.Context) (answer string, err error) {
 			args.Answer += note
 			finished = &args
 			return toolOutcome{content: out, done: true}
+		default:
+			if offered(mcpTools, c.Name) {
+				toolRuns++
+				return r.mcpCall(ctx, lead, fmt.Sprintf("lead/tool-%d", toolRuns), c)
+			}
 		}
 		return toolOutcome{content: fmt.Sprintf("unknown tool %q; your tools are: %s", c.Name, toolNames(a.req.Tools)), isErr: true, malformed: true}
 	}

@@ -35,6 +35,8 @@ type run struct {
 	// ws is the run's workspace, nil for none: opened when the workflow
 	// starts, closed when it ends.
 	ws *workspace.Workspace
+	// mcp holds the run's MCP servers, started at their first use.
+	mcp mcpState
 	// memo holds the steps journaled by earlier executions of this run,
 	// read once when the workflow starts; read-only after.
 	memo map[string][]byte

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hive-swarm/hive/internal/limit"
 	"github.com/hive-swarm/hive/internal/llm"
+	"github.com/hive-swarm/hive/internal/mcp"
 	"github.com/hive-swarm/hive/internal/price"
 	"github.com/hive-swarm/hive/internal/verify"
 	"github.com/hive-swarm/hive/internal/workspace"
@@ -145,6 +146,8 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 
 	a := &agent{r: r, ns: ns, model: m, prio: limit.Worker, steps: steps, bud: r.pool}
 	a.req = llm.Request{System: r.workerSystem(), MaxTokens: r.spec.CallTokens, Tools: r.workerTools(ns.Depth)}
+	mcpTools := r.mcpToolsFor(ctx, ns, mcp.RoleWorker, ns.Model)
+	a.req.Tools = append(a.req.Tools, mcpTools...)
 	a.msgs = []llm.Message{llm.UserText(taskPrompt(t) + history)}
 	// A worker's changes to the workspace: its own overlay, which its
 	// repairs continue in (see files.go).
@@ -191,9 +194,13 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 			}
 			return r.delegateNested(ctx, ns, args, steps)
 		default:
-			if ov != nil && isFileTool(c.Name) {
+			switch {
+			case ov != nil && isFileTool(c.Name):
 				toolRuns++
 				return r.fileTool(ctx, ns, fmt.Sprintf("%s/tool-%d-%d", ns.ID, ns.Attempt, toolRuns), ov, c)
+			case offered(mcpTools, c.Name):
+				toolRuns++
+				return r.mcpCall(ctx, ns, fmt.Sprintf("%s/tool-%d-%d", ns.ID, ns.Attempt, toolRuns), c)
 			}
 		}
 		return toolOutcome{content: fmt.Sprintf("unknown tool %q; your tools are: %s", c.Name, toolNames(a.req.Tools)), isErr: true, malformed: true}
