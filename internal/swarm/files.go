@@ -139,7 +139,8 @@ func (r *run) fileTool(ctx context.Context, ns *nodeState, key string, ov *works
 			// Cancelled: not the model's doing, and not journaled.
 			return toolOutcome{content: c.Name + " was cancelled", isErr: true}
 		}
-		if errors.Is(err, errBadArgs) {
+		var bad badArgsError
+		if errors.As(err, &bad) {
 			return toolOutcome{content: err.Error(), isErr: true, malformed: true}
 		}
 		rec = toolRecord{Output: err.Error(), IsErr: true}
@@ -154,16 +155,16 @@ func (r *run) fileTool(ctx context.Context, ns *nodeState, key string, ov *works
 	return toolOutcome{content: rec.Output, isErr: rec.IsErr}
 }
 
-// errBadArgs marks arguments that do not parse: the model's mistake, told
+// badArgsError is arguments that do not parse: the model's mistake, told
 // to it and not journaled.
-var errBadArgs = errors.New("bad arguments")
+type badArgsError struct{ error }
 
 // doFileTool runs one workspace tool call. An error is what the model is
 // told went wrong.
 func (r *run) doFileTool(ctx context.Context, ov *workspace.Overlay, c llm.ToolCall) (toolRecord, error) {
 	parse := func(v any) error {
 		if err := decodeArgs(c, v); err != nil {
-			return fmt.Errorf("%w: %v", errBadArgs, err)
+			return badArgsError{err}
 		}
 		return nil
 	}
@@ -218,7 +219,7 @@ func (r *run) doFileTool(ctx context.Context, ov *workspace.Overlay, c llm.ToolC
 		}
 		return changed(ov, a.Path, fmt.Sprintf("replaced %s in %s (your copy of the workspace)", plural(n, "occurrence"), a.Path)), nil
 	}
-	return toolRecord{}, fmt.Errorf("%w: no tool %s", errBadArgs, c.Name)
+	return toolRecord{}, badArgsError{fmt.Errorf("no tool %s", c.Name)}
 }
 
 // changed is the record of a write to path that said out.
