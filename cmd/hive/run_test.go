@@ -44,6 +44,8 @@ type world struct {
 	slow atomic.Bool // the lead of a task with "SLOW" in it answers only after a long wait
 	// script, when set, answers every call instead of the default script.
 	script llmtest.Handler
+	// env holds more variables of the commands' environment.
+	env map[string]string
 }
 
 func newWorld(t *testing.T) *world {
@@ -117,13 +119,19 @@ func (w *world) getenv(k string) string {
 	case "HOME":
 		return w.dir
 	}
-	return ""
+	return w.env[k]
 }
 
 // hive runs a command in-process.
 func (w *world) hive(args ...string) (code int, stdout, stderr string) {
 	w.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	return w.hiveFor(30*time.Second, args...)
+}
+
+// hiveFor runs a command in-process, for at most timeout.
+func (w *world) hiveFor(timeout time.Duration, args ...string) (code int, stdout, stderr string) {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var out, errb bytes.Buffer
 	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: w.getenv}
