@@ -145,7 +145,8 @@ func (r *run) fileTool(ctx context.Context, ns *nodeState, key string, ov *works
 		}
 		rec = toolRecord{Output: err.Error(), IsErr: true}
 	}
-	rec.Output = r.e.opts.Redact.String(capText(rec.Output, maxToolOutput))
+	// Redacted before it is cut, so that no half of a secret is left.
+	rec.Output = capText(r.e.opts.Redact.String(rec.Output), maxToolOutput)
 	rec.Millis = time.Since(start).Milliseconds()
 	r.toolDone(ns, time.Since(start), rec.IsErr)
 	data, _ := json.Marshal(rec)

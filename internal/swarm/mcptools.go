@@ -28,7 +28,9 @@ import (
 // a longer one is stored as the artifact NODE/mcp-A-N. Its time and
 // whether it failed are counted on the node, and published (EventTool).
 
-// mcpState is a run's MCP servers; its fields are guarded by mu.
+// mcpState is a run's MCP servers; its fields are guarded by mu, which is
+// held while the servers start (the other nodes wait for their tools) and
+// may be held while run.mu is taken, never the other way round.
 type mcpState struct {
 	mu      sync.Mutex
 	manager *mcp.Manager // made at the first use; closed by closeMCP

@@ -148,7 +148,11 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 	a.req = llm.Request{System: r.workerSystem(), MaxTokens: r.spec.CallTokens, Tools: r.workerTools(ns.Depth)}
 	mcpTools := r.mcpToolsFor(ctx, ns, mcp.RoleWorker, ns.Model)
 	a.req.Tools = append(a.req.Tools, mcpTools...)
-	a.msgs = []llm.Message{llm.UserText(taskPrompt(t) + history)}
+	prompt := taskPrompt(t)
+	if r.ws != nil && t.Verify != nil && t.Verify.Trusted != nil {
+		prompt += fmt.Sprintf(" The check %s runs in a copy of the workspace with your changes.", t.Verify.Trusted.Name)
+	}
+	a.msgs = []llm.Message{llm.UserText(prompt + history)}
 	// A worker's changes to the workspace: its own overlay, which its
 	// repairs continue in (see files.go).
 	var ov *workspace.Overlay
