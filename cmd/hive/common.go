@@ -57,6 +57,9 @@ func (e errSilentUsage) Is(target error) bool {
 type globalFlags struct {
 	config  string
 	verbose bool
+	// secretEnv names more variables whose values are secrets: those a
+	// task file's MCP servers read. Set before load.
+	secretEnv []string
 }
 
 func (g *globalFlags) register(fs *flag.FlagSet) {
@@ -74,7 +77,7 @@ func (g *globalFlags) load(env *Env) (*config.Config, *provider.Registry, *slog.
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%w (fix the file, or point --config elsewhere)", err)
 	}
-	log := newLogger(redactorFor(cfg, env, nil).Writer(env.Stderr), g.verbose)
+	log := newLogger(redactorFor(cfg, env, envValues(env, g.secretEnv)).Writer(env.Stderr), g.verbose)
 	return cfg, provider.NewRegistry(cfg, env.Getenv, log), log, nil
 }
 
@@ -86,7 +89,7 @@ func redactorFor(cfg *config.Config, env *Env, extra map[string]string) *secret.
 	for _, m := range cfg.Models {
 		names = append(names, m.APIKeyEnv)
 	}
-	names = append(names, cfg.Secrets.Env...)
+	names = append(names, cfg.SecretEnv()...)
 	var environ []string
 	if env.Environ != nil {
 		environ = env.Environ()
@@ -101,6 +104,17 @@ func redactorFor(cfg *config.Config, env *Env, extra map[string]string) *secret.
 		named[n] = v
 	}
 	return secret.New(named)
+}
+
+// envValues returns the variables names lists that are set, by name.
+func envValues(env *Env, names []string) map[string]string {
+	out := map[string]string{}
+	for _, n := range names {
+		if v := env.Getenv(n); v != "" {
+			out[n] = v
+		}
+	}
+	return out
 }
 
 // newLogger logs warnings (debug with verbose) to w as text.

@@ -54,7 +54,9 @@ func (f *storeFlags) openStore(ctx context.Context, env *Env) (*session, error) 
 	if err != nil {
 		return nil, err
 	}
-	red := redactorFor(cfg, env, map[string]string{"journal-password": urlPassword(url)})
+	extra := envValues(env, f.secretEnv)
+	extra["journal-password"] = urlPassword(url)
+	red := redactorFor(cfg, env, extra)
 	store, err := journal.Open(ctx, url, log)
 	if err != nil {
 		return nil, fmt.Errorf("%s (--db and defaults.db take a file path, sqlite:PATH, or a postgres:// URL)", red.String(oneLine(err.Error())))
@@ -101,9 +103,11 @@ func (s *session) engineOptions(ctx context.Context, env *Env) swarm.Options {
 	v := verify.New(sb, s.log)
 	v.Getenv = env.Getenv // what a check's env names, from this process's environment
 	if sb == nil {
-		return swarm.Options{Verifier: v, Redact: s.red}
+		// Checks with on_host = true still run, in a copy of a worker's tree.
+		return swarm.Options{Verifier: v, TreeChecker: swarm.SandboxRunner{Getenv: env.Getenv, Log: s.log}, Redact: s.red, Getenv: env.Getenv}
 	}
-	return swarm.Options{Verifier: v, CodeRunner: swarm.SandboxRunner{Sandbox: sb}, Redact: s.red}
+	runner := swarm.SandboxRunner{Sandbox: sb, Getenv: env.Getenv, Log: s.log}
+	return swarm.Options{Verifier: v, CodeRunner: runner, TreeChecker: runner, Redact: s.red, Getenv: env.Getenv}
 }
 
 // close stops the engine (runs still going stay resumable) and the journal.

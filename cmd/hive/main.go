@@ -30,6 +30,7 @@ func commands() []command {
 		{"ask", "send one prompt to one model and stream the answer", runAsk},
 		{"runs", "list runs", runRuns},
 		{"show", "show a run's tree with status, tokens and cost", runShow},
+		{"apply", "write a run's patch into its workspace", runApply},
 		{"resume", "continue a run that was stopped or killed", runResume},
 		{"cancel", "cancel a run", runCancel},
 		{"eval", "evaluate strategies on recorded benchmark answers", runEval},

@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -14,6 +16,7 @@ import (
 
 	"github.com/hive-swarm/hive/internal/config"
 	"github.com/hive-swarm/hive/internal/llm"
+	"github.com/hive-swarm/hive/internal/mcp"
 	"github.com/hive-swarm/hive/internal/price"
 	"github.com/hive-swarm/hive/internal/swarm"
 	"github.com/hive-swarm/hive/internal/treeview"
@@ -31,19 +34,22 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "run", `[flags] "TASK"  (or -f task.toml)`)
 	var sf storeFlags
 	sf.register(fs)
-	file := fs.String("f", "", "read the run from a TOML file with keys task, lead, tiers, budget_usd, budget_tokens, max_workers, max_depth and [checks.NAME] tables (flags override it)")
-	lead := fs.String("lead", "", "the lead's model (default: defaults.lead in hive.toml)")
-	tiers := fs.String("tiers", "", "worker models, cheapest first: NAME,NAME,… (default: defaults.tiers)")
-	budget := fs.String("budget", "", "the run's dollar budget, e.g. 2.50; 0 for none (default: defaults.budget_usd, else 1)")
-	budgetTokens := fs.Int64("budget-tokens", 0, "the run's token budget, input and output of every call; 0 for none (default: defaults.budget_tokens)")
-	maxWorkers := fs.Int("max-workers", 0, "workers in flight at once (default: defaults.max_workers, else 100)")
-	maxDepth := fs.Int("max-depth", 0, "delegation depth: 1 only the lead delegates, 2 workers may too (default: defaults.max_depth, else 2)")
+	var rf runFlags
+	file := fs.String("f", "", "read the run from a TOML file with keys task, lead, tiers, budget_usd, budget_tokens, max_workers, max_depth, workspace and [checks.NAME] and [mcp.NAME] tables (flags override it)")
+	fs.StringVar(&rf.lead, "lead", "", "the lead's model (default: defaults.lead in hive.toml)")
+	fs.StringVar(&rf.tiers, "tiers", "", "worker models, cheapest first: NAME,NAME,… (default: defaults.tiers)")
+	fs.StringVar(&rf.budget, "budget", "", "the run's dollar budget, e.g. 2.50; 0 for none (default: defaults.budget_usd, else 1)")
+	fs.Int64Var(&rf.budgetTokens, "budget-tokens", 0, "the run's token budget, input and output of every call; 0 for none (default: defaults.budget_tokens)")
+	fs.IntVar(&rf.maxWorkers, "max-workers", 0, "workers in flight at once (default: defaults.max_workers, else 100)")
+	fs.IntVar(&rf.maxDepth, "max-depth", 0, "delegation depth: 1 only the lead delegates, 2 workers may too (default: defaults.max_depth, else 2)")
+	fs.StringVar(&rf.workspace, "workspace", "", "a directory the workers read and propose changes to, as patches; DIR itself is never written, but by --apply or hive apply")
+	apply := fs.Bool("apply", false, "when the run is done, write its merged patch into the workspace (as hive apply RUN does)")
 	asJSON := fs.Bool("json", false, "print each event as one JSON line on stdout, then a result line")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	rf.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { rf.set[f.Name] = true })
 
 	var tf taskFile
 	if *file != "" {
@@ -62,12 +68,17 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 		return usageErrorf(`run needs a task: hive run "TASK", or -f task.toml with a task key`)
 	}
 
+	if *apply && rf.workspace == "" && tf.Workspace == "" {
+		return usageErrorf("--apply writes a run's patch into its workspace, and this run has none: give --workspace DIR (or workspace in the task file)")
+	}
+	// The task file's servers read variables of their own: secrets too.
+	sf.secretEnv = config.MCPSecretEnv(tf.MCP)
 	sess, err := sf.openStore(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer sess.close()
-	spec, err := runSpec(sess.cfg, tf, set, *lead, *tiers, *budget, *budgetTokens, *maxWorkers, *maxDepth)
+	spec, err := runSpec(sess.cfg, tf, rf)
 	if err != nil {
 		return err
 	}
@@ -86,7 +97,29 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 	if !*asJSON {
 		fmt.Fprintf(env.Stderr, "run %s started; follow it with hive show %s\n", id, id)
 	}
-	return follow(ctx, env, sess, treeview.New(id), 0, spec.BudgetUSD, *asJSON)
+	err = follow(ctx, env, sess, treeview.New(id), 0, spec.BudgetUSD, *asJSON)
+	if err != nil || !*apply {
+		return err
+	}
+	jr, err := sess.findRun(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := applyRun(ctx, env, sess, jr, "", false); errors.Is(err, errNoPatch) {
+		fmt.Fprintf(env.Stderr, "run %s changed nothing: nothing to apply\n", id)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// runFlags are the flags of hive run that override the task file.
+type runFlags struct {
+	set                  map[string]bool // the flags given
+	lead, tiers, budget  string
+	budgetTokens         int64
+	maxWorkers, maxDepth int
+	workspace            string
 }
 
 // taskFile is the -f file of hive run.
@@ -99,9 +132,15 @@ type taskFile struct {
 	BudgetTokens int64 `toml:"budget_tokens"`
 	MaxWorkers   int   `toml:"max_workers"`
 	MaxDepth     int   `toml:"max_depth"`
+	// Workspace is the directory workers read and propose changes to;
+	// relative to the task file's directory.
+	Workspace string `toml:"workspace"`
 	// Checks are commands a task's verify may name, as [checks.NAME] of
 	// hive.toml; a task file's override hive.toml's of the same name.
 	Checks map[string]*config.Check `toml:"checks"`
+	// MCP are MCP servers, as [mcp.NAME] of hive.toml; a task file's
+	// override hive.toml's of the same name.
+	MCP map[string]*mcp.ServerConfig `toml:"mcp"`
 }
 
 func readTaskFile(path string) (taskFile, error) {
@@ -118,20 +157,28 @@ func readTaskFile(path string) (taskFile, error) {
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return tf, fmt.Errorf("%s: unknown key %s (a task file takes task, lead, tiers, budget_usd, budget_tokens, max_workers, max_depth and [checks.NAME] tables)", path, strings.Join(keys, ", "))
+		return tf, fmt.Errorf("%s: unknown key %s (a task file takes task, lead, tiers, budget_usd, budget_tokens, max_workers, max_depth, workspace and [checks.NAME] and [mcp.NAME] tables)", path, strings.Join(keys, ", "))
 	}
 	if err := config.ValidateChecks(tf.Checks, "checks"); err != nil {
 		return tf, fmt.Errorf("%s: %v (fix the task file)", path, err)
+	}
+	if err := config.ValidateMCP(tf.MCP, nil); err != nil {
+		return tf, fmt.Errorf("%s: %v (fix the task file)", path, err)
+	}
+	if tf.Workspace != "" && !filepath.IsAbs(tf.Workspace) {
+		tf.Workspace = filepath.Join(filepath.Dir(path), tf.Workspace)
 	}
 	return tf, nil
 }
 
 // runSpec merges the run's settings: flags over the task file over
 // hive.toml's defaults.
-func runSpec(cfg *config.Config, tf taskFile, set map[string]bool, lead, tiers, budget string, budgetTokens int64, maxWorkers, maxDepth int) (swarm.Spec, error) {
+func runSpec(cfg *config.Config, tf taskFile, f runFlags) (swarm.Spec, error) {
 	d := cfg.Defaults
+	set := f.set
 	spec := swarm.Spec{Task: tf.Task, Lead: d.Lead, Tiers: d.Tiers, MaxWorkers: d.MaxWorkers, MaxDepth: d.MaxDepth,
-		Models: cfg.ModelNames(), Checks: swarm.ChecksFrom(cfg.Checks, tf.Checks)}
+		Models: cfg.ModelNames(), Checks: swarm.ChecksFrom(cfg.Checks, tf.Checks),
+		Workspace: tf.Workspace, WorkspaceHide: cfg.Workspace.Hide, WorkspaceShow: cfg.Workspace.Show}
 	budgetText := strconv.FormatFloat(d.BudgetUSD, 'f', -1, 64)
 	if tf.Lead != "" {
 		spec.Lead = tf.Lead
@@ -147,7 +194,7 @@ func runSpec(cfg *config.Config, tf taskFile, set map[string]bool, lead, tiers, 
 		spec.MaxTokens = tf.BudgetTokens
 	}
 	if set["budget-tokens"] {
-		spec.MaxTokens = budgetTokens
+		spec.MaxTokens = f.budgetTokens
 	}
 	if tf.MaxWorkers != 0 {
 		spec.MaxWorkers = tf.MaxWorkers
@@ -156,24 +203,38 @@ func runSpec(cfg *config.Config, tf taskFile, set map[string]bool, lead, tiers, 
 		spec.MaxDepth = tf.MaxDepth
 	}
 	if set["lead"] {
-		spec.Lead = lead
+		spec.Lead = f.lead
 	}
 	if set["tiers"] {
 		spec.Tiers = nil
-		for _, t := range strings.Split(tiers, ",") {
+		for _, t := range strings.Split(f.tiers, ",") {
 			if t = strings.TrimSpace(t); t != "" {
 				spec.Tiers = append(spec.Tiers, t)
 			}
 		}
 	}
 	if set["budget"] {
-		budgetText = budget
+		budgetText = f.budget
 	}
 	if set["max-workers"] {
-		spec.MaxWorkers = maxWorkers
+		spec.MaxWorkers = f.maxWorkers
 	}
 	if set["max-depth"] {
-		spec.MaxDepth = maxDepth
+		spec.MaxDepth = f.maxDepth
+	}
+	if set["workspace"] {
+		spec.Workspace = f.workspace
+	}
+	if spec.Workspace != "" {
+		abs, err := workspaceDir(spec.Workspace)
+		if err != nil {
+			return spec, err
+		}
+		spec.Workspace = abs
+	}
+	spec.MCP = mergeMCP(cfg.MCP, tf.MCP)
+	if err := config.ValidateMCP(spec.MCP, cfg); err != nil {
+		return spec, usageErrorf("%v (fix hive.toml or the task file)", err)
 	}
 	var err error
 	if spec.BudgetUSD, err = price.ParseUSD(budgetText); err != nil {
@@ -188,6 +249,37 @@ func runSpec(cfg *config.Config, tf taskFile, set map[string]bool, lead, tiers, 
 		return spec, usageErrorf("--max-workers, --max-depth and --budget-tokens take positive numbers")
 	}
 	return spec, nil
+}
+
+// workspaceDir returns dir as an absolute path, checked to be a directory.
+func workspaceDir(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("workspace %s: %w", dir, err)
+	}
+	fi, err := os.Stat(abs)
+	switch {
+	case err != nil:
+		return "", usageErrorf("workspace %s: %v (give a directory: --workspace DIR)", dir, errors.Unwrap(err))
+	case !fi.IsDir():
+		return "", usageErrorf("workspace %s is not a directory (give the directory the workers are to read: --workspace DIR)", dir)
+	}
+	return abs, nil
+}
+
+// mergeMCP returns the servers of hive.toml and of the task file, the task
+// file's over hive.toml's of the same name; nil when there are none.
+func mergeMCP(sets ...map[string]*mcp.ServerConfig) map[string]*mcp.ServerConfig {
+	var out map[string]*mcp.ServerConfig
+	for _, set := range sets {
+		for name, s := range set {
+			if out == nil {
+				out = map[string]*mcp.ServerConfig{}
+			}
+			out[name] = s
+		}
+	}
+	return out
 }
 
 // follow shows a run until it ends — live on a terminal, as JSON lines with

@@ -44,6 +44,8 @@ type world struct {
 	slow atomic.Bool // the lead of a task with "SLOW" in it answers only after a long wait
 	// script, when set, answers every call instead of the default script.
 	script llmtest.Handler
+	// env holds more variables of the commands' environment.
+	env map[string]string
 }
 
 func newWorld(t *testing.T) *world {
@@ -117,13 +119,19 @@ func (w *world) getenv(k string) string {
 	case "HOME":
 		return w.dir
 	}
-	return ""
+	return w.env[k]
 }
 
 // hive runs a command in-process.
 func (w *world) hive(args ...string) (code int, stdout, stderr string) {
 	w.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	return w.hiveFor(30*time.Second, args...)
+}
+
+// hiveFor runs a command in-process, for at most timeout.
+func (w *world) hiveFor(timeout time.Duration, args ...string) (code int, stdout, stderr string) {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var out, errb bytes.Buffer
 	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: w.getenv}
@@ -388,6 +396,61 @@ func TestRunTaskFile(t *testing.T) {
 	}
 	if spec == nil || strings.Join(spec.Checks["lint"].Argv, " ") != "ruff check" || spec.Checks["lint"].Timeout != time.Minute || len(spec.Models) != 3 {
 		t.Fatalf("spec %+v: want the task file's check and hive.toml's models", spec)
+	}
+}
+
+// TestRunWorkspaceSettings: a task file's workspace (relative to the file)
+// and [mcp.NAME] tables reach the run's spec, with the workspace's
+// fingerprint; --workspace overrides the file's; mistakes name the table
+// or the directory and say what to do.
+func TestRunWorkspaceSettings(t *testing.T) {
+	w := newWorld(t)
+	repo := filepath.Join(w.dir, "repo")
+	os.MkdirAll(repo, 0o755)
+	os.WriteFile(filepath.Join(repo, "a.txt"), []byte("hello\n"), 0o644)
+	f := filepath.Join(w.dir, "task.toml")
+	os.WriteFile(f, []byte(`task = "with a workspace"
+workspace = "repo"
+[mcp.echo]
+command = "echo-server"
+env = ["ECHO_TOKEN"]
+allow = ["echo"]
+roles = ["worker", "lead"]
+tiers = ["strong"]
+`), 0o600)
+	if code, _, errOut := w.hive("run", "-f", f, "--json"); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	_, out, _ := w.hive("runs", "--json")
+	var runs []swarm.RunView
+	json.Unmarshal([]byte(out), &runs)
+	if len(runs) != 1 || runs[0].Spec == nil {
+		t.Fatalf("runs: %s", out)
+	}
+	spec := runs[0].Spec
+	echo := spec.MCP["echo"]
+	if spec.Workspace != repo || !strings.HasPrefix(spec.WorkspaceBase, "sha256:") || echo == nil || echo.Name != "echo" || echo.Command != "echo-server" || !echo.Offers("lead", "lead") {
+		t.Fatalf("spec: workspace %q base %q mcp %+v", spec.Workspace, spec.WorkspaceBase, echo)
+	}
+
+	other := t.TempDir()
+	for _, c := range []struct {
+		body string
+		args []string
+		code int
+		want string
+	}{
+		{"task = \"x\"\n[mcp.echo]\ncommand = \"e\"\n", nil, 1, "mcp.echo: allow is empty"},
+		{"task = \"x\"\n[mcp.echo]\ncommand = \"e\"\nallow = [\"*\"]\ntiers = [\"huge\"]\n", nil, 2, `mcp.echo: tiers names "huge"`},
+		{"task = \"x\"\nworkspace = \"nowhere\"\n", nil, 2, "workspace " + filepath.Join(w.dir, "nowhere") + ": no such file or directory (give a directory"},
+		{"task = \"x\"\nworkspace = \"task.toml\"\n", nil, 2, "is not a directory"},
+		{"task = \"x\"\nworkspace = \"nowhere\"\n", []string{"--workspace", other, "--tiers", "nosuch"}, 1, `unknown model "nosuch"`},
+	} {
+		os.WriteFile(f, []byte(c.body), 0o600)
+		code, _, errOut := w.hive(append([]string{"run", "-f", f}, c.args...)...)
+		if code != c.code || !strings.Contains(errOut, c.want) || strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
+			t.Errorf("task file %q %v: exit %d, %q; want %d and one line with %q", c.body, c.args, code, errOut, c.code, c.want)
+		}
 	}
 }
 

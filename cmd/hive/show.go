@@ -37,9 +37,13 @@ func runShow(ctx context.Context, env *Env, args []string) error {
 	tiers := verification(nodes)
 	var spec swarm.Spec
 	json.Unmarshal(jr.Spec, &spec)
+	var patch *patchJSON
+	if _, _, content, err := sess.store.Artifact(ctx, jr.ID, swarm.RunPatch); err == nil {
+		patch = &patchJSON{ID: swarm.RunPatch, Summary: swarm.PatchSummary(string(content)), Workspace: spec.Workspace}
+	}
 
 	if *asJSON {
-		out := showJSON{Run: swarm.ViewRun(jr), Nodes: nodes, Tiers: tiers, Totals: totalsJSON{
+		out := showJSON{Run: swarm.ViewRun(jr), Nodes: nodes, Tiers: tiers, Patch: patch, Totals: totalsJSON{
 			Nodes: tot.Nodes, ByStatus: tot.ByStatus, CostUSD: tot.Cost.Dollars(), CostNanos: int64(tot.Cost),
 			InputTokens: tot.Input, OutputTokens: tot.Output, Calls: tot.Calls}}
 		if out.Nodes == nil {
@@ -71,6 +75,9 @@ func runShow(ctx context.Context, env *Env, args []string) error {
 		}
 		tw.Flush()
 	}
+	if patch != nil {
+		fmt.Fprintf(w, "\npatch %s: %s\n  hive apply %s writes it into %s (hive apply --print %s shows it)\n", patch.ID, patch.Summary, jr.ID, patch.Workspace, jr.ID)
+	}
 	switch {
 	case jr.Answer != "":
 		fmt.Fprintf(w, "\nanswer:\n%s\n", strings.TrimRight(jr.Answer, "\n"))
@@ -85,6 +92,16 @@ type showJSON struct {
 	Nodes  []swarm.Node  `json:"nodes"`
 	Totals totalsJSON    `json:"totals"`
 	Tiers  []tierStats   `json:"tiers"`
+	// Patch is the run's merged patch, when it has one.
+	Patch *patchJSON `json:"patch,omitempty"`
+}
+
+// patchJSON names a run's patch: the artifact, what it changes, and the
+// workspace hive apply writes it into.
+type patchJSON struct {
+	ID        string `json:"id"`
+	Summary   string `json:"summary"`
+	Workspace string `json:"workspace"`
 }
 
 type totalsJSON struct {

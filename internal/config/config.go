@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/hive-swarm/hive/internal/mcp"
 )
 
 // Providers Hive can talk to.
@@ -50,6 +52,12 @@ type Config struct {
 	Secrets Secrets `toml:"secrets"`
 	// Sandbox bounds the code models write ([sandbox]).
 	Sandbox Sandbox `toml:"sandbox"`
+	// MCP are the MCP servers whose tools a run's models may call
+	// ([mcp.NAME]), with which tools (allow) and for whom (roles, tiers).
+	MCP map[string]*mcp.ServerConfig `toml:"mcp"`
+	// Workspace says what of a run's workspace workers may not see, or
+	// may see although .gitignore ignores it ([workspace]).
+	Workspace Workspace `toml:"workspace"`
 
 	budgetSet bool // defaults.budget_usd is in the file (0 then means none)
 }
@@ -120,6 +128,17 @@ type Check struct {
 	OnHost bool `toml:"on_host"`
 }
 
+// Workspace is the [workspace] table: what of a run's workspace (hive run
+// --workspace DIR) workers are shown. .git, the paths .gitignore ignores
+// and secrets (.env, keys, credentials) are hidden by default.
+type Workspace struct {
+	// Hide lists globs of more paths to hide as secrets ("config/prod/**").
+	Hide []string `toml:"hide"`
+	// Show lists globs of ignored paths to show all the same; a secret is
+	// shown only when named literally, and .git never.
+	Show []string `toml:"show"`
+}
+
 // Secrets is the [secrets] table.
 type Secrets struct {
 	Env []string `toml:"env"`
@@ -149,6 +168,9 @@ type Swarm struct {
 	BudgetTokens int64 `toml:"budget_tokens"`
 	MaxWorkers   int   `toml:"max_workers"`
 	MaxDepth     int   `toml:"max_depth"`
+	// Workspace is the directory the swarm's workers read and propose
+	// changes to; relative to hive.toml's directory. Empty: none.
+	Workspace string `toml:"workspace"`
 }
 
 // Serve configures hive serve.
@@ -263,6 +285,11 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	c.Path = path
+	for _, sw := range c.Swarms {
+		if sw != nil && sw.Workspace != "" && !filepath.IsAbs(sw.Workspace) {
+			sw.Workspace = filepath.Join(filepath.Dir(path), sw.Workspace)
+		}
+	}
 	return c, nil
 }
 
@@ -341,6 +368,11 @@ func (c *Config) fill() {
 	for name, ch := range c.Checks {
 		ch.Name = name
 	}
+	for name, s := range c.MCP {
+		if s != nil {
+			s.Name = name
+		}
+	}
 	for name, m := range c.Models {
 		m.Name = name
 		if m.ID == "" {
@@ -406,6 +438,14 @@ func (c *Config) validate() error {
 	if err := ValidateChecks(c.Checks, "checks"); err != nil {
 		return err
 	}
+	if err := ValidateMCP(c.MCP, c); err != nil {
+		return err
+	}
+	for _, g := range append(append([]string(nil), c.Workspace.Hide...), c.Workspace.Show...) {
+		if strings.TrimSpace(g) == "" {
+			return fmt.Errorf("workspace: hide and show take globs (like \"config/prod/**\"), not an empty string")
+		}
+	}
 	for _, e := range c.Secrets.Env {
 		if !validEnvName(e) {
 			return fmt.Errorf("secrets.env takes variable names, not %q (the value stays in the environment, never in this file)", e)
@@ -456,6 +496,65 @@ func ValidateChecks(checks map[string]*Check, prefix string) error {
 		}
 	}
 	return nil
+}
+
+// ValidateMCP checks [mcp.NAME] tables (of hive.toml or a task file): each
+// one as [mcp.ServerConfig.Validate] does, and, when cfg is not nil, the
+// models its tiers name against cfg's.
+func ValidateMCP(servers map[string]*mcp.ServerConfig, cfg *Config) error {
+	names := make([]string, 0, len(servers))
+	for n := range servers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		s := servers[name]
+		if s == nil {
+			return fmt.Errorf("mcp.%s: the table is empty: give command (a server Hive starts) or url, and allow", name)
+		}
+		s.Name = name
+		if err := s.Validate(); err != nil {
+			return err
+		}
+		for _, t := range s.Tiers {
+			if cfg == nil {
+				break
+			}
+			if _, ok := cfg.Models[t]; !ok && !strings.Contains(t, ":") {
+				return fmt.Errorf("mcp.%s: tiers names %q, which is not a model of hive.toml ([models.NAME]) nor provider:model", name, t)
+			}
+		}
+	}
+	return nil
+}
+
+// SecretEnv returns the environment variables whose values must never be
+// journaled, logged or sent to a model, besides the models' keys and the
+// token: [secrets] env, and the variables the MCP servers of the file
+// read (env, bearer_env, headers_env).
+func (c *Config) SecretEnv() []string {
+	names := append([]string(nil), c.Secrets.Env...)
+	return append(names, MCPSecretEnv(c.MCP)...)
+}
+
+// MCPSecretEnv returns the variables that servers read from Hive's
+// environment: their values are secrets.
+func MCPSecretEnv(servers map[string]*mcp.ServerConfig) []string {
+	var names []string
+	for _, s := range servers {
+		if s == nil {
+			continue
+		}
+		names = append(names, s.Env...)
+		if s.BearerEnv != "" {
+			names = append(names, s.BearerEnv)
+		}
+		for _, v := range s.HeadersEnv {
+			names = append(names, v)
+		}
+	}
+	sort.Strings(names)
+	return names
 }
 
 // ModelNames returns the configured model names, cheapest tier first.

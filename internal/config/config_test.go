@@ -82,6 +82,14 @@ func TestParseErrors(t *testing.T) {
 		{"[secrets]\nenv = [\"\"]\n", "secrets.env takes variable names"},
 		{"[sandbox]\nmemory = 128\n", "give at least 16M"},
 		{"[sandbox]\nmemory = \"1G\"\nmemory_ceiling = \"512M\"\n", "below one run's memory"},
+		{"[mcp.fs]\ncommand = \"npx\"\n", "mcp.fs: allow is empty"},
+		{"[mcp.fs]\ncommand = \"npx\"\nallow = [\"*\"]\nroles = [\"boss\"]\n", `mcp.fs: roles has "boss"`},
+		{"[mcp.fs]\ncommand = \"npx\"\nallow = [\"*\"]\ntiers = [\"nope\"]\n", `mcp.fs: tiers names "nope"`},
+		{"[mcp.fs]\ncommand = \"npx\"\nallow = [\"*\"]\nalow = 1\n", "unknown key mcp.fs.alow"},
+		{"[mcp.fs]\ncommand = \"npx\"\nallow = [\"*\"]\ntimeout = 30\n", "write it with a unit"},
+		{"[mcp.a__b]\ncommand = \"npx\"\nallow = [\"*\"]\n", "mcp.a__b: a server's name"},
+		{"[workspace]\nhide = [\"\"]\n", "workspace: hide and show take globs"},
+		{"[workspace]\nhidden = [\"x\"]\n", "unknown key workspace.hidden"},
 	}
 	for _, tt := range tests {
 		_, err := Parse([]byte(tt.in))
@@ -122,6 +130,62 @@ env = ["DATABASE_URL"]
 	}
 	if c.Secrets.Env[0] != "DATABASE_URL" {
 		t.Errorf("secrets: %+v", c.Secrets)
+	}
+}
+
+// TestMCPWorkspace: [mcp.NAME] tables are named by their key and checked;
+// the variables they read are secrets; a swarm's workspace is relative to
+// the file.
+func TestMCPWorkspace(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "hive.toml")
+	os.WriteFile(path, []byte(`
+[models.strong]
+provider = "openai"
+
+[mcp.github]
+url = "https://api.githubcopilot.com/mcp/"
+bearer_env = "GITHUB_TOKEN"
+headers_env = {X-Search-Key = "SEARCH_KEY"}
+allow = ["search_code"]
+roles = ["worker", "lead"]
+tiers = ["strong", "anthropic:claude-sonnet-4-5"]
+
+[mcp.fs]
+command = "npx"
+args = ["-y", "@modelcontextprotocol/server-filesystem", "/srv"]
+env = ["FS_ROOT_PASSWORD"]
+allow = ["*"]
+timeout = "20s"
+
+[workspace]
+hide = ["config/prod/**"]
+show = ["vendor/**"]
+
+[swarms.fix]
+workspace = "repo"
+[swarms.abs]
+workspace = "/srv/repo"
+
+[secrets]
+env = ["DATABASE_URL"]
+`), 0o600)
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gh, fs := c.MCP["github"], c.MCP["fs"]
+	if gh.Name != "github" || fs.Name != "fs" || fs.Timeout.Seconds() != 20 || !gh.Offers("lead", "x") || gh.Offers("worker", "cheap") {
+		t.Errorf("mcp: %+v %+v", gh, fs)
+	}
+	if got := strings.Join(c.SecretEnv(), " "); got != "DATABASE_URL FS_ROOT_PASSWORD GITHUB_TOKEN SEARCH_KEY" {
+		t.Errorf("secret variables: %s", got)
+	}
+	if c.Workspace.Hide[0] != "config/prod/**" || c.Workspace.Show[0] != "vendor/**" {
+		t.Errorf("workspace: %+v", c.Workspace)
+	}
+	if c.Swarms["fix"].Workspace != filepath.Join(dir, "repo") || c.Swarms["abs"].Workspace != "/srv/repo" {
+		t.Errorf("swarm workspaces: %q %q", c.Swarms["fix"].Workspace, c.Swarms["abs"].Workspace)
 	}
 }
 

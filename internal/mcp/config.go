@@ -41,6 +41,8 @@ var serverName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*(?:_[A-Za-z0-9-]+)*$`
 //	args = ["-y", "@modelcontextprotocol/server-filesystem", "/srv/data"]
 //	allow = ["*"]
 //	timeout = "20s"
+//	roles = ["worker", "lead"]   # default ["worker"]
+//	tiers = ["sonnet"]           # default every tier
 //
 // Secrets never live in the file: env, headers_env and bearer_env name
 // variables of Hive's environment, read when the server is started.
@@ -48,42 +50,70 @@ type ServerConfig struct {
 	// Name is the table's key, the NAME of mcp.NAME, and the prefix of
 	// its tools' names (NAME__tool). Whoever decodes the file sets it;
 	// New sets it from its map's key.
-	Name string `toml:"-"`
+	Name string `toml:"-" json:"name,omitempty"`
 
 	// Command runs a stdio server: the program (looked up in PATH) and
 	// its arguments.
-	Command string   `toml:"command"`
-	Args    []string `toml:"args"`
+	Command string   `toml:"command" json:"command,omitempty"`
+	Args    []string `toml:"args" json:"args,omitempty"`
 	// Env names the variables of Hive's environment the server gets.
 	// Nothing else of Hive's environment reaches it but PATH, HOME, LANG,
 	// LC_ALL and TMPDIR: no API key, no token, unless named here.
-	Env []string `toml:"env"`
+	Env []string `toml:"env" json:"env,omitempty"`
 	// Set gives the server more variables, by value (not secrets: they
 	// are in the file).
-	Set map[string]string `toml:"set"`
+	Set map[string]string `toml:"set" json:"set,omitempty"`
 
 	// URL reaches a server over streamable HTTP instead.
-	URL string `toml:"url"`
+	URL string `toml:"url" json:"url,omitempty"`
 	// HeadersEnv maps a header sent with every request to the variable of
 	// Hive's environment that holds its value:
 	// headers_env = {X-Api-Key = "SEARCH_API_KEY"}.
-	HeadersEnv map[string]string `toml:"headers_env"`
+	HeadersEnv map[string]string `toml:"headers_env" json:"headers_env,omitempty"`
 	// BearerEnv names the variable holding a token sent as
 	// "Authorization: Bearer TOKEN".
-	BearerEnv string `toml:"bearer_env"`
+	BearerEnv string `toml:"bearer_env" json:"bearer_env,omitempty"`
 
 	// Allow lists the tools (by their name on the server) that models may
 	// see and call; ["*"] allows every tool the server offers. It is
 	// required: a server's tools are actions on the world, and each one a
 	// model may take is the user's choice, not the server's.
-	Allow []string `toml:"allow"`
+	Allow []string `toml:"allow" json:"allow,omitempty"`
 	// Timeout bounds each call ("30s"), and the server's start (with
 	// the listing of its tools); default 60s.
-	Timeout time.Duration `toml:"timeout"`
+	Timeout time.Duration `toml:"timeout" json:"timeout,omitempty"`
 	// MaxOutput bounds the text of a result a model is shown ("64K", or
 	// a number of bytes); default 64 KiB. The whole output is kept apart
 	// ([Result.Full]).
-	MaxOutput Size `toml:"max_output"`
+	MaxOutput Size `toml:"max_output" json:"max_output,omitempty"`
+
+	// Roles are the roles of a run whose models are offered the server's
+	// tools: "worker" (the default) and "lead".
+	Roles []string `toml:"roles" json:"roles,omitempty"`
+	// Tiers, when set, offers the tools only to workers of these models
+	// (the names of a run's tiers); default every tier. The lead is
+	// offered them when Roles names it, whatever Tiers says.
+	Tiers []string `toml:"tiers" json:"tiers,omitempty"`
+}
+
+// Roles of a run's models that a server's tools may be offered to
+// ([ServerConfig.Roles]).
+const (
+	RoleWorker = "worker"
+	RoleLead   = "lead"
+)
+
+// Offers reports whether the server's tools are offered to a model of
+// role (RoleWorker or RoleLead) that is model (a worker's tier).
+func (c *ServerConfig) Offers(role, model string) bool {
+	roles := c.Roles
+	if len(roles) == 0 {
+		roles = []string{RoleWorker}
+	}
+	if !slices.Contains(roles, role) {
+		return false
+	}
+	return role == RoleLead || len(c.Tiers) == 0 || slices.Contains(c.Tiers, model)
 }
 
 // Validate reports the first mistake in c, naming the table and the key.
@@ -139,6 +169,16 @@ func (c *ServerConfig) Validate() error {
 			return fmt.Errorf("%s: allow has \"*\" and names: \"*\" alone allows every tool", p)
 		case strings.TrimSpace(a) == "" || strings.ContainsFunc(a, func(r rune) bool { return r < ' ' }):
 			return fmt.Errorf("%s: allow has %q, which cannot be a tool's name", p, a)
+		}
+	}
+	for _, r := range c.Roles {
+		if r != RoleWorker && r != RoleLead {
+			return fmt.Errorf("%s: roles has %q: it takes \"worker\" and \"lead\" (default [\"worker\"])", p, r)
+		}
+	}
+	for _, t := range c.Tiers {
+		if strings.TrimSpace(t) == "" {
+			return fmt.Errorf("%s: tiers has an empty name: list the models of the tiers whose workers may use the server", p)
 		}
 	}
 	switch {
@@ -200,6 +240,10 @@ func (c *ServerConfig) allows(tool string) bool {
 
 // Size is a number of bytes, written "64K", "1M", "64KiB" or as a number.
 type Size int64
+
+// MarshalText writes a size as its number of bytes, which UnmarshalText
+// reads back (a run's spec is journaled as JSON).
+func (s Size) MarshalText() ([]byte, error) { return strconv.AppendInt(nil, int64(s), 10), nil }
 
 // UnmarshalText parses a size; TOML integers arrive here as their digits.
 func (s *Size) UnmarshalText(text []byte) error {

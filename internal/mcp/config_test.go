@@ -1,6 +1,8 @@
 package mcp
 
 import (
+	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +29,8 @@ env = ["NODE_OPTIONS"]
 set = {LOG_LEVEL = "warn"}
 allow = ["*"]
 max_output = 4096
+roles = ["worker", "lead"]
+tiers = ["strong"]
 `
 	var cfg struct {
 		MCP map[string]*ServerConfig `toml:"mcp"`
@@ -43,7 +47,8 @@ max_output = 4096
 		gh.Timeout != 30*time.Second || gh.MaxOutput != 128<<10 || len(gh.Allow) != 2 {
 		t.Errorf("github: %+v", gh)
 	}
-	if fs.Command != "npx" || len(fs.Args) != 3 || fs.Env[0] != "NODE_OPTIONS" || fs.Set["LOG_LEVEL"] != "warn" || fs.MaxOutput != 4096 {
+	if fs.Command != "npx" || len(fs.Args) != 3 || fs.Env[0] != "NODE_OPTIONS" || fs.Set["LOG_LEVEL"] != "warn" || fs.MaxOutput != 4096 ||
+		len(fs.Roles) != 2 || fs.Tiers[0] != "strong" {
 		t.Errorf("fs: %+v", fs)
 	}
 	for name, c := range cfg.MCP {
@@ -120,6 +125,8 @@ func TestValidate(t *testing.T) {
 		"which the MCP transport sets":   remote(func(c *ServerConfig) { c.HeadersEnv = map[string]string{"Mcp-Session-Id": "K"} }),
 		"both bearer_env and headers":    remote(func(c *ServerConfig) { c.BearerEnv, c.HeadersEnv = "T", map[string]string{"authorization": "K"} }),
 		"which is not a variable's name": remote(func(c *ServerConfig) { c.HeadersEnv = map[string]string{"X-Key": "ghp_abc-123"} }),
+		`roles has "admin"`:              stdio(func(c *ServerConfig) { c.Roles = []string{"worker", "admin"} }),
+		"tiers has an empty name":        stdio(func(c *ServerConfig) { c.Tiers = []string{""} }),
 	} {
 		err := c.Validate()
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -128,6 +135,43 @@ func TestValidate(t *testing.T) {
 	}
 	if _, err := New(map[string]*ServerConfig{"ok": stdio(func(*ServerConfig) {}), "bad": stdio(func(c *ServerConfig) { c.Allow = nil })}, nil, Options{}); err == nil || !strings.Contains(err.Error(), "mcp.bad: allow is empty") {
 		t.Errorf("New with a bad table: %v", err)
+	}
+}
+
+// TestOffers: a server's tools go to workers by default, of every tier
+// unless tiers names some, and to the lead only when roles names it.
+func TestOffers(t *testing.T) {
+	for _, c := range []struct {
+		roles, tiers []string
+		role, model  string
+		want         bool
+	}{
+		{nil, nil, RoleWorker, "cheap", true},
+		{nil, nil, RoleLead, "sonnet", false},
+		{[]string{"lead"}, nil, RoleWorker, "cheap", false},
+		{[]string{"lead"}, nil, RoleLead, "sonnet", true},
+		{[]string{"worker", "lead"}, []string{"strong"}, RoleWorker, "cheap", false},
+		{[]string{"worker", "lead"}, []string{"strong"}, RoleWorker, "strong", true},
+		{[]string{"worker", "lead"}, []string{"strong"}, RoleLead, "sonnet", true},
+	} {
+		sc := ServerConfig{Roles: c.roles, Tiers: c.tiers}
+		if got := sc.Offers(c.role, c.model); got != c.want {
+			t.Errorf("roles %v tiers %v: offers %s %s: %v, want %v", c.roles, c.tiers, c.role, c.model, got, c.want)
+		}
+	}
+}
+
+// TestJSON: a run's spec journals its servers as JSON, and reads them back
+// the same.
+func TestJSON(t *testing.T) {
+	in := ServerConfig{Name: "fs", Command: "npx", Args: []string{"-y", "x"}, Allow: []string{"*"}, Timeout: 20 * time.Second, MaxOutput: 4 << 10, Roles: []string{"lead"}}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out ServerConfig
+	if err := json.Unmarshal(b, &out); err != nil || !reflect.DeepEqual(in, out) {
+		t.Errorf("%s read back as %+v: %v", b, out, err)
 	}
 }
 

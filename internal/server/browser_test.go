@@ -31,6 +31,9 @@ import (
 // inserted model output as HTML.
 const xssReport = `<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">`
 
+// xssPatch is a patch that adds markup.
+const xssPatch = "diff --git a/page.html b/page.html\n--- a/page.html\n+++ b/page.html\n@@ -1 +1 @@\n-hello\n+<img src=x onerror=\"window.__pwned=3\">\n"
+
 // browserOptions starts chromium headless, quiet, in userData, at a size
 // that shows the whole page.
 func browserOptions(chromium, userData string) []chromedp.ExecAllocatorOption {
@@ -143,7 +146,7 @@ func browserModels(c *llmtest.Call) llmtest.Reply {
 	case name == "add":
 		r = call("submit", map[string]any{"report": "```python\ndef add(a, b):\n    return a + b\n```"})
 	case name == "xss":
-		r = call("submit", map[string]any{"report": xssReport})
+		r = call("submit", map[string]any{"report": xssReport, "artifacts": map[string]string{"patch": xssPatch}})
 	default:
 		r = call("submit", map[string]any{"report": "The answer is `" + name + "`."})
 	}
@@ -313,6 +316,17 @@ func TestBrowser(t *testing.T) {
 	}
 	if pwned != "undefined:0" {
 		t.Errorf("the report's markup became elements: __pwned type and element count = %s", pwned)
+	}
+	// Its patch is shown as a diff, its lines coloured, its markup text.
+	if _, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`(() => { [...document.querySelectorAll("#panel .artifacts button")].find(b => b.textContent === "patch").click(); return true })()`)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS("the patch as a diff", `[...document.querySelectorAll("#panel pre.diff .diff-add")].some(s => s.textContent.includes("<img src=x"))`, 10*time.Second)
+	if got := text(`#panel pre.diff .diff-del`); got != "-hello\n" {
+		t.Errorf("the removed line = %q", got)
+	}
+	if n, _ := chromedp.Run(bctx, chromedp.Evaluate[int](`document.querySelectorAll("#panel img").length`)); n != 0 {
+		t.Errorf("the patch's markup became %d elements", n)
 	}
 	// The lead's answer is markdown: rendered as elements, not as text.
 	if got := text(`.answer strong`); got != "50" {

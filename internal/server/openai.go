@@ -87,6 +87,7 @@ func writeOpenAIError(w http.ResponseWriter, status int, typ, code, msg string) 
 // swarmSpec returns the spec of the swarm configuration named model.
 func (s *Server) swarmSpec(model string) (swarm.Spec, bool, error) {
 	d := s.cfg.Defaults
+	req := RunRequest{Task: "-"}
 	if model != DefaultSwarm {
 		sw, ok := s.cfg.Swarms[model]
 		if !ok || sw == nil {
@@ -110,8 +111,9 @@ func (s *Server) swarmSpec(model string) (swarm.Spec, bool, error) {
 		if sw.MaxDepth != 0 {
 			d.MaxDepth = sw.MaxDepth
 		}
+		req.Workspace = sw.Workspace
 	}
-	spec, err := specFrom(s.cfg, d, RunRequest{Task: "-"})
+	spec, err := specFrom(s.cfg, d, req)
 	return spec, true, err
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -26,6 +27,10 @@ type RunRequest struct {
 	BudgetTokens int64 `json:"budget_tokens,omitempty"`
 	MaxWorkers   int   `json:"max_workers,omitempty"`
 	MaxDepth     int   `json:"max_depth,omitempty"`
+	// Workspace is a directory of the server's machine, an absolute path,
+	// that the workers read and propose changes to (as hive run
+	// --workspace); hive apply RUN writes the run's patch into it.
+	Workspace string `json:"workspace,omitempty"`
 }
 
 // ArtifactRef names an artifact in a node's view.
@@ -40,7 +45,8 @@ type ArtifactRef struct {
 // any model of cfg, and its verify specs cfg's checks.
 func specFrom(cfg *config.Config, d config.Defaults, req RunRequest) (swarm.Spec, error) {
 	spec := swarm.Spec{Task: req.Task, Lead: d.Lead, Tiers: d.Tiers, MaxWorkers: d.MaxWorkers, MaxDepth: d.MaxDepth,
-		Models: cfg.ModelNames(), Checks: swarm.ChecksFrom(cfg.Checks)}
+		Models: cfg.ModelNames(), Checks: swarm.ChecksFrom(cfg.Checks), MCP: cfg.MCP,
+		Workspace: req.Workspace, WorkspaceHide: cfg.Workspace.Hide, WorkspaceShow: cfg.Workspace.Show}
 	if req.Lead != "" {
 		spec.Lead = req.Lead
 	}
@@ -74,6 +80,8 @@ func specFrom(cfg *config.Config, d config.Defaults, req RunRequest) (swarm.Spec
 		return spec, errors.New("no worker models: give tiers, or set tiers under [defaults] in hive.toml")
 	case spec.MaxWorkers < 0 || spec.MaxDepth < 0 || spec.MaxTokens < 0:
 		return spec, errors.New("max_workers, max_depth and budget_tokens take positive numbers")
+	case spec.Workspace != "" && !filepath.IsAbs(spec.Workspace):
+		return spec, fmt.Errorf("workspace %q is not an absolute path: give the directory's whole path on the server's machine", spec.Workspace)
 	}
 	return spec, nil
 }

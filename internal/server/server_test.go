@@ -328,6 +328,8 @@ func TestErrors(t *testing.T) {
 		{"empty task", "POST", "/v1/runs", `{"task":"  "}`, 400, "bad_request"},
 		{"bad budget", "POST", "/v1/runs", `{"task":"x","budget_usd":-1}`, 400, "bad_request"},
 		{"unknown model", "POST", "/v1/runs", `{"task":"x","lead":"nope"}`, 400, "bad_request"},
+		{"relative workspace", "POST", "/v1/runs", `{"task":"x","workspace":"repo"}`, 400, "bad_request"},
+		{"no such workspace", "POST", "/v1/runs", `{"task":"x","workspace":"/nonexistent/hive-repo"}`, 400, "bad_request"},
 		{"no such run", "GET", "/v1/runs/rnope", nil, 404, "not_found"},
 		{"no such endpoint", "GET", "/v1/nope", nil, 404, "not_found"},
 		{"wrong method", "DELETE", "/v1/runs", nil, 405, "method_not_allowed"},

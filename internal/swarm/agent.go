@@ -62,6 +62,8 @@ type agent struct {
 	check func() error
 	// maxTurns and maxErrs bound the loop (default: the run's spec).
 	maxTurns, maxErrs int
+	// final marks the lead's last turn, when the budget is spent.
+	final bool
 	// force asks the next call for a tool call ("required"), after a turn
 	// that answered without one: local servers (llama.cpp, vLLM) then
 	// constrain the model's output to the tools' grammar.

@@ -30,18 +30,32 @@ type Models interface {
 }
 
 // A CodeRunner runs model-written code for the run_code tool (package
-// sandbox). output is what the model sees; failed marks a non-zero exit.
+// sandbox), in a copy of tree when it is not nil (a run with a workspace).
+// output is what the model sees; failed marks a non-zero exit.
 type CodeRunner interface {
-	RunCode(ctx context.Context, lang, code, stdin string) (output string, failed bool, err error)
+	RunCode(ctx context.Context, lang, code, stdin string, tree Tree) (output string, failed bool, err error)
+}
+
+// A TreeChecker runs a configured check ({kind: command}) against a
+// worker's tree, the workspace with its changes, in place of the
+// verifier's command check, which has no workspace ([SandboxRunner]).
+type TreeChecker interface {
+	CheckTree(ctx context.Context, check verify.CommandCheck, tree Tree, report string) verify.Verdict
 }
 
 // Options are an engine's optional parts.
 type Options struct {
 	Verifier   verify.Verifier
 	CodeRunner CodeRunner
+	// TreeChecker runs the checks of runs with a workspace; without one,
+	// such a check is unsure.
+	TreeChecker TreeChecker
 	// AppVersion pins the DBOS application version: runs are recovered
 	// only by processes of the same version. Default "hive-1".
 	AppVersion string
+	// Getenv reads the variables of Hive's environment that a run's MCP
+	// servers name (env, bearer_env, headers_env); nil means os.Getenv.
+	Getenv func(string) string
 	// Redact, when set, replaces the secrets it knows wherever text from
 	// outside enters a run (model answers, code output, verdicts, errors)
 	// and in every request sent to a model: a second line of defence
@@ -238,6 +252,14 @@ func (e *Engine) Start(ctx context.Context, spec Spec) (string, error) {
 			return "", &SpecError{fmt.Errorf("model %s has no known price, so a dollar budget cannot hold: add [models.%s.price] to hive.toml, or run without a dollar budget (budget 0: --budget 0, or budget_usd = 0 in [defaults] or the swarm's table), bounded by tokens instead (--budget-tokens, budget_tokens)", name, name)}
 		}
 	}
+	spec.WorkspaceBase = ""
+	if spec.Workspace != "" {
+		fp, err := baseFingerprint(ctx, spec)
+		if err != nil {
+			return "", &SpecError{err}
+		}
+		spec.WorkspaceBase = fp
+	}
 	id := NewRunID()
 	specJSON, _ := json.Marshal(spec)
 	if err := e.store.CreateRun(ctx, journal.Run{ID: id, Task: spec.Task, Status: string(StatusRunning), Spec: specJSON}); err != nil {
@@ -396,6 +418,25 @@ func (e *Engine) Resume(ctx context.Context, id string) (string, error) {
 	case dbos.WorkflowStatusSuccess, dbos.WorkflowStatusError:
 		return jr.ID, fmt.Errorf("run %s already ended; nothing to resume", jr.ID)
 	}
+	// A cancelled execution still winding down in this process journals
+	// its end when it is over: let it, before the run is marked running
+	// again, or its end would overwrite the resumed run's status.
+	e.mu.Lock()
+	var prev chan struct{}
+	if s := e.slots[jr.ID]; s != nil && s.run != nil {
+		prev = s.finished
+	}
+	e.mu.Unlock()
+	if prev != nil {
+		select {
+		case <-prev:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+		if jr, err = e.store.Run(ctx, jr.ID); err != nil {
+			return "", err
+		}
+	}
 	jr.Status, jr.Error = string(StatusRunning), ""
 	if err := e.store.UpdateRun(ctx, jr); err != nil {
 		return "", err
@@ -437,6 +478,21 @@ func (e *Engine) runWorkflow(dctx dbos.Context, in runInput) (Result, error) {
 	// The workers stop when the workflow stops (cancel, shutdown).
 	stop := context.AfterFunc(dctx, func() { r.stopWork(context.Cause(dctx)) })
 	defer stop()
+	if in.Spec.Workspace != "" {
+		// Opened again by every execution of the run: a resumed run reads
+		// DIR as it is now, but what its workers read before comes from
+		// the journal, and hive apply checks DIR against the fingerprint
+		// Start took.
+		ws, err := openWorkspace(in.Spec)
+		if err != nil {
+			res := Result{RunID: r.id, Status: StatusFailed, Error: err.Error() + " (the run's workspace must stay where it was when the run started)"}
+			e.finish(r, res)
+			return res, nil
+		}
+		r.ws = ws
+		defer ws.Close()
+	}
+	defer r.closeMCP() // after the lead's loop, which waits for the workers
 	answer, err := r.leadLoop(dctx)
 	res := Result{RunID: r.id, Status: StatusDone, Answer: answer}
 	switch {
@@ -571,17 +627,26 @@ func (r *run) exhausted(err error) {
 	}
 }
 
-// verify runs the task's verifier once per key (journaled).
-func (r *run) verify(ctx context.Context, ns *nodeState, key string, spec verify.Spec, sub verify.Submission) verify.Verdict {
+// verify runs the task's verifier once per key (journaled). In a run with
+// a workspace, tree is the worker's, and a configured check runs against
+// it.
+func (r *run) verify(ctx context.Context, ns *nodeState, key string, spec verify.Spec, sub verify.Submission, tree Tree) verify.Verdict {
 	var v verify.Verdict
 	if data, ok, err := r.journaled(key); err == nil && ok && json.Unmarshal(data, &v) == nil {
 		return v
 	}
-	if r.e.opts.Verifier == nil {
-		return verify.Verdict{Outcome: verify.Unsure, Verifier: spec.Kind, Evidence: "no verifier is configured in this process"}
-	}
 	c := &verifierCaller{r: r, parent: ns, key: key}
-	v = r.e.opts.Verifier.Verify(ctx, spec, sub, c)
+	switch {
+	case tree != nil && spec.Kind == verify.KindCommand && spec.Trusted != nil:
+		if r.e.opts.TreeChecker == nil {
+			return verify.Verdict{Outcome: verify.Unsure, Verifier: spec.Kind, Evidence: "no checker of workspaces is configured in this process"}
+		}
+		v = r.e.opts.TreeChecker.CheckTree(ctx, *spec.Trusted, tree, sub.Report)
+	case r.e.opts.Verifier == nil:
+		return verify.Verdict{Outcome: verify.Unsure, Verifier: spec.Kind, Evidence: "no verifier is configured in this process"}
+	default:
+		v = r.e.opts.Verifier.Verify(ctx, spec, sub, c)
+	}
 	v.Evidence = r.e.opts.Redact.String(v.Evidence)
 	c.done(v.Outcome)
 	if ctx.Err() == nil {
@@ -596,23 +661,28 @@ func (r *run) verify(ctx context.Context, ns *nodeState, key string, spec verify
 type codeRecord struct {
 	Output string `json:"output"`
 	Failed bool   `json:"failed"`
+	Millis int64  `json:"ms,omitempty"`
 }
 
-// runCode runs model code once per key (journaled).
-func (r *run) runCode(ctx context.Context, key string, args runCodeArgs) (string, bool) {
+// runCode runs model code once per key (journaled), in a copy of tree
+// when it is not nil, and counts the run on the node.
+func (r *run) runCode(ctx context.Context, ns *nodeState, key string, args runCodeArgs, tree Tree) (string, bool) {
 	if r.e.opts.CodeRunner == nil {
 		return errCodeUnavailable.Error(), true
 	}
 	var rec codeRecord
 	if data, ok, err := r.journaled(key); err == nil && ok && json.Unmarshal(data, &rec) == nil {
+		r.toolDone(ns, time.Duration(rec.Millis)*time.Millisecond, rec.Failed)
 		return rec.Output, rec.Failed
 	}
-	out, failed, err := r.e.opts.CodeRunner.RunCode(ctx, args.Language, args.Code, args.Stdin)
+	start := time.Now()
+	out, failed, err := r.e.opts.CodeRunner.RunCode(ctx, args.Language, args.Code, args.Stdin, tree)
+	r.toolDone(ns, time.Since(start), failed || err != nil)
 	if err != nil {
 		return r.e.opts.Redact.String("run_code failed: " + err.Error()), true
 	}
 	out = r.e.opts.Redact.String(out)
-	rec = codeRecord{Output: out, Failed: failed}
+	rec = codeRecord{Output: out, Failed: failed, Millis: time.Since(start).Milliseconds()}
 	data, _ := json.Marshal(rec)
 	if err := r.e.store.PutStep(ctx, r.id, key, data); err != nil {
 		r.e.log.Warn("journal code run", "run", r.id, "key", key, "err", err)

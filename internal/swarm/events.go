@@ -22,6 +22,7 @@ const (
 	EventVerdict     EventType = "verdict"  // a verifier judged a node's result
 	EventBudget      EventType = "budget"   // a budget was exhausted
 	EventAnomaly     EventType = "anomaly"  // something that should not happen did (Text says what)
+	EventTool        EventType = "tool"     // a node called an MCP tool (Text: the tool, its time, its error)
 )
 
 // An Event is one state change of a run, numbered by Seq within the run.

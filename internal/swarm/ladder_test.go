@@ -50,7 +50,7 @@ func TestRepairThenEscalate(t *testing.T) {
 		return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("submit", submitArgs{Report: "```python\ndef add(a, b):\n    return a + b\n```"})}}
 	}
 	sb := testSandbox(t)
-	hs := newHarness(t, h, Options{Verifier: verify.New(sb, testLogger(t)), CodeRunner: SandboxRunner{sb}})
+	hs := newHarness(t, h, Options{Verifier: verify.New(sb, testLogger(t)), CodeRunner: SandboxRunner{Sandbox: sb}})
 	res := hs.run(Spec{Task: "add", BudgetUSD: 1e9, Repairs: 1})
 	if res.Status != StatusDone || !strings.HasPrefix(res.Answer, "done by strong") {
 		t.Fatalf("run %s: %q %q", res.Status, res.Answer, res.Error)
@@ -215,7 +215,7 @@ func TestFreshEscalation(t *testing.T) {
 		return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("submit", submitArgs{Report: "done", Artifacts: map[string]string{"code": code}})}}
 	}
 	sb := testSandbox(t)
-	hs := newHarness(t, h, Options{Verifier: verify.New(sb, testLogger(t)), CodeRunner: SandboxRunner{sb}})
+	hs := newHarness(t, h, Options{Verifier: verify.New(sb, testLogger(t)), CodeRunner: SandboxRunner{Sandbox: sb}})
 	res := hs.run(Spec{Task: "add", BudgetUSD: 1e9, Repairs: -1})
 	if res.Status != StatusDone || res.Answer != "done by strong" {
 		t.Fatalf("run %s: %q %q", res.Status, res.Answer, res.Error)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hive-swarm/hive/internal/limit"
 	"github.com/hive-swarm/hive/internal/llm"
+	"github.com/hive-swarm/hive/internal/mcp"
 )
 
 const leadSystem = `You are the lead of Hive, a swarm of language models. Split the user's job into tasks, dispatch them to workers with delegate (they run in parallel; each sees only its own instructions), read their reports as they arrive (await), cancel what is no longer needed, read artifacts that reports reference (read_artifact), and end with finish, giving the final answer. ` +
@@ -34,6 +35,15 @@ func (r *run) leadLoop(dctx dbos.Context) (answer string, err error) {
 	steps := dbosStepper{dctx: dctx}
 	a := &agent{r: r, ns: lead, model: m, prio: limit.Lead, steps: steps, bud: r.pool}
 	a.req = leadRequest(spec)
+	if spec.Workspace != "" {
+		for i, t := range a.req.Tools {
+			if t.Name == toolFinish {
+				a.req.Tools[i] = finishPatchesTool
+			}
+		}
+	}
+	mcpTools := r.mcpToolsFor(dctx, lead, mcp.RoleLead, spec.Lead)
+	a.req.Tools = append(a.req.Tools, mcpTools...)
 	a.msgs, a.req.Messages = a.req.Messages, nil
 
 	// Once any budget is exhausted the workers stop, and the lead's next
@@ -50,7 +60,7 @@ func (r *run) leadLoop(dctx dbos.Context) (answer string, err error) {
 		return nil
 	}
 	var finished *finishArgs
-	awaits := 0
+	awaits, merges, toolRuns := 0, 0, 0
 	a.handle = func(ctx context.Context, c llm.ToolCall) toolOutcome {
 		switch c.Name {
 		case toolDelegate:
@@ -83,8 +93,23 @@ func (r *run) leadLoop(dctx dbos.Context) (answer string, err error) {
 			if err := decodeArgs(c, &args); err != nil {
 				return toolOutcome{content: err.Error(), isErr: true, malformed: true}
 			}
+			if r.ws == nil {
+				finished = &args
+				return toolOutcome{content: "finished", done: true}
+			}
+			merges++
+			out, note, refused := r.mergePatches(ctx, fmt.Sprintf("lead/merge-%d", merges), args.Patches, a.final)
+			if refused {
+				return toolOutcome{content: out, isErr: true}
+			}
+			args.Answer += note
 			finished = &args
-			return toolOutcome{content: "finished", done: true}
+			return toolOutcome{content: out, done: true}
+		default:
+			if offered(mcpTools, c.Name) {
+				toolRuns++
+				return r.mcpCall(ctx, lead, fmt.Sprintf("lead/tool-%d", toolRuns), c)
+			}
 		}
 		return toolOutcome{content: fmt.Sprintf("unknown tool %q; your tools are: %s", c.Name, toolNames(a.req.Tools)), isErr: true, malformed: true}
 	}
@@ -113,7 +138,7 @@ func leadRequest(spec Spec) llm.Request {
 		System:    leadSystem,
 		MaxTokens: spec.CallTokens,
 		Tools:     []llm.Tool{delegateTool, awaitTool, cancelTool, readArtifactTool, finishTool},
-		Messages:  []llm.Message{llm.UserText(spec.Task + fmt.Sprintf("\n\n(Worker tiers, cheapest first: %s.)", strings.Join(spec.Tiers, ", ")) + checksNote(spec))},
+		Messages:  []llm.Message{llm.UserText(spec.Task + fmt.Sprintf("\n\n(Worker tiers, cheapest first: %s.)", strings.Join(spec.Tiers, ", ")) + checksNote(spec) + workspaceLeadNote(spec))},
 	}
 }
 
@@ -146,6 +171,10 @@ func (r *run) finalTurn(dctx dbos.Context, a *agent, finished **finishArgs) erro
 		a.msgs = append(a.msgs, llm.Message{Role: llm.RoleUser, Parts: []llm.Part{note}})
 	}
 	a.req.Tools = []llm.Tool{finishTool}
+	if r.ws != nil {
+		a.req.Tools = []llm.Tool{finishPatchesTool}
+	}
+	a.final = true
 	// "required" over the one tool, rather than naming it: servers that
 	// take tool_choice only as a string (llama.cpp) ignore a named one.
 	a.req.ToolChoice = llm.ToolChoice{Mode: llm.ToolAny}

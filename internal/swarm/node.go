@@ -58,8 +58,14 @@ type Node struct {
 	Usage   llm.Usage    `json:"usage"`
 	Cost    price.Amount `json:"cost_nanos"`
 	Calls   int          `json:"calls"`
-	Started time.Time    `json:"started,omitempty"`
-	Ended   time.Time    `json:"ended,omitempty"`
+	// ToolCalls counts the node's calls of tools that act (run_code, the
+	// workspace's, MCP servers'); ToolErrors those that failed, and
+	// ToolMillis the time they took.
+	ToolCalls  int       `json:"tool_calls,omitempty"`
+	ToolErrors int       `json:"tool_errors,omitempty"`
+	ToolMillis int64     `json:"tool_ms,omitempty"`
+	Started    time.Time `json:"started,omitempty"`
+	Ended      time.Time `json:"ended,omitempty"`
 	// Report is what the node reported (capped), or its final answer.
 	Report string `json:"report,omitempty"`
 	Error  string `json:"error,omitempty"`
@@ -113,6 +119,18 @@ func nodeJSON(n *Node) []byte {
 	b = strconv.AppendInt(b, int64(n.Cost), 10)
 	b = append(b, `,"calls":`...)
 	b = strconv.AppendInt(b, int64(n.Calls), 10)
+	if n.ToolCalls != 0 {
+		b = append(b, `,"tool_calls":`...)
+		b = strconv.AppendInt(b, int64(n.ToolCalls), 10)
+	}
+	if n.ToolErrors != 0 {
+		b = append(b, `,"tool_errors":`...)
+		b = strconv.AppendInt(b, int64(n.ToolErrors), 10)
+	}
+	if n.ToolMillis != 0 {
+		b = append(b, `,"tool_ms":`...)
+		b = strconv.AppendInt(b, n.ToolMillis, 10)
+	}
 	b = append(b, `,"started":`...)
 	b = appendJSONTime(b, n.Started)
 	b = append(b, `,"ended":`...)

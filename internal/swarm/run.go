@@ -11,6 +11,7 @@ import (
 	"github.com/hive-swarm/hive/internal/budget"
 	"github.com/hive-swarm/hive/internal/llm"
 	"github.com/hive-swarm/hive/internal/price"
+	"github.com/hive-swarm/hive/internal/workspace"
 )
 
 // run is the in-memory state of one run while its workflow executes.
@@ -31,6 +32,11 @@ type run struct {
 	slots      chan struct{} // MaxWorkers tokens
 	exhaustErr error         // the first budget exhaustion, guarded by mu
 	cancelled  atomic.Bool   // set by Engine.Cancel
+	// ws is the run's workspace, nil for none: opened when the workflow
+	// starts, closed when it ends.
+	ws *workspace.Workspace
+	// mcp holds the run's MCP servers, started at their first use.
+	mcp mcpState
 	// memo holds the steps journaled by earlier executions of this run,
 	// read once when the workflow starts; read-only after.
 	memo map[string][]byte

@@ -2,9 +2,11 @@ package swarm
 
 import (
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/hive-swarm/hive/internal/config"
+	"github.com/hive-swarm/hive/internal/mcp"
 	"github.com/hive-swarm/hive/internal/price"
 	"github.com/hive-swarm/hive/internal/verify"
 )
@@ -22,6 +24,25 @@ type Spec struct {
 	// by the user ([checks.NAME] of hive.toml and the task file). A model
 	// names one; it can never give a command.
 	Checks map[string]verify.CommandCheck `json:"checks,omitempty"`
+	// Workspace is the directory, an absolute path, that workers read
+	// (list_files, read_file, grep; run_code sees a copy) and change
+	// through patches (write_file, edit_file), never in place; "" for
+	// none. hive apply writes the run's merged patch into it.
+	Workspace string `json:"workspace,omitempty"`
+	// WorkspaceHide and WorkspaceShow are globs of paths of the workspace
+	// to hide as secrets, and of ignored paths to show ([workspace] of
+	// hive.toml; see workspace.Options).
+	WorkspaceHide []string `json:"workspace_hide,omitempty"`
+	WorkspaceShow []string `json:"workspace_show,omitempty"`
+	// WorkspaceBase is the workspace's fingerprint when the run started:
+	// set by [Engine.Start], journaled with the spec, and checked by hive
+	// apply, which writes nothing to a directory that changed since.
+	WorkspaceBase string `json:"workspace_base,omitempty"`
+	// MCP are the MCP servers whose allowed tools the run's models are
+	// offered ([mcp.NAME] of hive.toml and the task file): by NAME, as
+	// configured by the user. Secrets are not in it, only the names of
+	// the variables that hold them.
+	MCP map[string]*mcp.ServerConfig `json:"mcp,omitempty"`
 	// Budget bounds the whole run; zero fields are unbounded.
 	BudgetUSD price.Amount  `json:"budget_nanos"`
 	MaxTokens int64         `json:"max_tokens,omitempty"`
@@ -88,6 +109,18 @@ func (s Spec) validate() error {
 	for name, ch := range s.Checks {
 		if len(ch.Argv) == 0 || ch.Argv[0] == "" {
 			return fmt.Errorf("check %s has no command", name)
+		}
+	}
+	if s.Workspace != "" && !filepath.IsAbs(s.Workspace) {
+		return fmt.Errorf("workspace %q is not an absolute path", s.Workspace)
+	}
+	for name, c := range s.MCP {
+		if c == nil {
+			return fmt.Errorf("mcp.%s: the table is empty", name)
+		}
+		c.Name = name
+		if err := c.Validate(); err != nil {
+			return err
 		}
 	}
 	return nil

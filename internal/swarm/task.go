@@ -11,8 +11,10 @@ import (
 
 	"github.com/hive-swarm/hive/internal/limit"
 	"github.com/hive-swarm/hive/internal/llm"
+	"github.com/hive-swarm/hive/internal/mcp"
 	"github.com/hive-swarm/hive/internal/price"
 	"github.com/hive-swarm/hive/internal/verify"
+	"github.com/hive-swarm/hive/internal/workspace"
 )
 
 // taskResult is what a delegated task returns to the node that delegated
@@ -26,11 +28,15 @@ type taskResult struct {
 	Tier   int    `json:"tier"`
 	// Report is the worker's report, capped; ReportArtifact holds the whole
 	// report when the cap cut it.
-	Report         string          `json:"report,omitempty"`
-	ReportArtifact string          `json:"report_artifact,omitempty"`
-	Artifacts      []string        `json:"artifacts,omitempty"`
-	Error          string          `json:"error,omitempty"`
-	Verdict        *verify.Verdict `json:"verdict,omitempty"`
+	Report         string   `json:"report,omitempty"`
+	ReportArtifact string   `json:"report_artifact,omitempty"`
+	Artifacts      []string `json:"artifacts,omitempty"`
+	// Patch is the artifact of the worker's changes to the workspace
+	// (NODE/patch), and PatchSummary what it changes.
+	Patch        string          `json:"patch,omitempty"`
+	PatchSummary string          `json:"patch_summary,omitempty"`
+	Error        string          `json:"error,omitempty"`
+	Verdict      *verify.Verdict `json:"verdict,omitempty"`
 	// Attempts counts model conversations spent on the task (repairs are
 	// counted in each node's Attempt).
 	Attempts  int       `json:"attempts"`
@@ -108,6 +114,9 @@ func (r *run) ladder(ctx context.Context, ns *nodeState, t TaskSpec, steps stepp
 		}
 		if sub != nil {
 			earlier = append(earlier, verify.Answer{Model: sub.Model, Report: sub.Report, Artifacts: sub.Artifacts})
+			if diff := sub.Artifacts[patchName]; diff != "" && r.ws != nil {
+				history += fmt.Sprintf("\n\nIts patch (not applied: you start from the workspace as it is):\n%s", clip(diff, 8000))
+			}
 		}
 		tier++
 		cur = r.escalationNode(cur, r.spec.Tiers[tier], tier)
@@ -136,9 +145,23 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 	r.setStatus(ns, StatusRunning, "")
 
 	a := &agent{r: r, ns: ns, model: m, prio: limit.Worker, steps: steps, bud: r.pool}
-	a.req = llm.Request{System: workerSystem, MaxTokens: r.spec.CallTokens, Tools: r.workerTools(ns.Depth)}
-	a.msgs = []llm.Message{llm.UserText(taskPrompt(t) + history)}
-	codeRuns := 0
+	a.req = llm.Request{System: r.workerSystem(), MaxTokens: r.spec.CallTokens, Tools: r.workerTools(ns.Depth)}
+	mcpTools := r.mcpToolsFor(ctx, ns, mcp.RoleWorker, ns.Model)
+	a.req.Tools = append(a.req.Tools, mcpTools...)
+	prompt := taskPrompt(t)
+	if r.ws != nil && t.Verify != nil && t.Verify.Trusted != nil {
+		prompt += fmt.Sprintf(" The check %s runs in a copy of the workspace with your changes.", t.Verify.Trusted.Name)
+	}
+	a.msgs = []llm.Message{llm.UserText(prompt + history)}
+	// A worker's changes to the workspace: its own overlay, which its
+	// repairs continue in (see files.go).
+	var ov *workspace.Overlay
+	var tree Tree
+	if r.ws != nil {
+		ov = r.ws.NewOverlay()
+		tree = ov
+	}
+	codeRuns, toolRuns := 0, 0
 	a.handle = func(ctx context.Context, c llm.ToolCall) toolOutcome {
 		switch c.Name {
 		case toolSubmit:
@@ -150,6 +173,12 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 				return toolOutcome{content: "submit needs a report", isErr: true, malformed: true}
 			}
 			sub = &verify.Submission{Task: t.Instructions, Report: args.Report, Artifacts: args.Artifacts, Model: ns.Model}
+			if ov != nil {
+				if err := withPatch(ov, sub); err != nil {
+					sub = nil
+					return toolOutcome{content: "your changes could not be read back as a patch: " + r.e.opts.Redact.String(err.Error()), isErr: true}
+				}
+			}
 			return toolOutcome{content: "submitted", done: true}
 		case toolRunCode:
 			var args runCodeArgs
@@ -157,7 +186,7 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 				return toolOutcome{content: err.Error(), isErr: true, malformed: true}
 			}
 			codeRuns++
-			out, isErr := r.runCode(ctx, fmt.Sprintf("%s/code-%d-%d", ns.ID, ns.Attempt, codeRuns), args)
+			out, isErr := r.runCode(ctx, ns, fmt.Sprintf("%s/code-%d-%d", ns.ID, ns.Attempt, codeRuns), args, tree)
 			return toolOutcome{content: out, isErr: isErr}
 		case toolDelegate:
 			if ns.Depth >= r.spec.MaxDepth {
@@ -168,6 +197,15 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 				return toolOutcome{content: err.Error(), isErr: true, malformed: true}
 			}
 			return r.delegateNested(ctx, ns, args, steps)
+		default:
+			switch {
+			case ov != nil && isFileTool(c.Name):
+				toolRuns++
+				return r.fileTool(ctx, ns, fmt.Sprintf("%s/tool-%d-%d", ns.ID, ns.Attempt, toolRuns), ov, c)
+			case offered(mcpTools, c.Name):
+				toolRuns++
+				return r.mcpCall(ctx, ns, fmt.Sprintf("%s/tool-%d-%d", ns.ID, ns.Attempt, toolRuns), c)
+			}
 		}
 		return toolOutcome{content: fmt.Sprintf("unknown tool %q; your tools are: %s", c.Name, toolNames(a.req.Tools)), isErr: true, malformed: true}
 	}
@@ -203,6 +241,10 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 		}
 		report, artifactID, names := r.report(ctx, ns, sub)
 		res.Report, res.ReportArtifact, res.Artifacts = report, artifactID, names
+		res.Patch, res.PatchSummary = "", ""
+		if diff, ok := sub.Artifacts[patchName]; ok && ov != nil {
+			res.Patch, res.PatchSummary = ns.ID+"/"+patchName, PatchSummary(diff)
+		}
 		// A gate only decides escalation: at the top tier there is nothing
 		// to escalate to, so it would be paid for and change nothing.
 		if t.Verify == nil || (t.Verify.Gate && ns.Tier >= len(r.spec.Tiers)-1) {
@@ -219,7 +261,7 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 			// an earlier answer that passed them is preferred.
 			spec.N = 0
 		}
-		v := r.verify(ctx, ns, fmt.Sprintf("%s/verify-%d", ns.ID, repair), spec, *sub)
+		v := r.verify(ctx, ns, fmt.Sprintf("%s/verify-%d", ns.ID, repair), spec, *sub, tree)
 		res.Verdict = &v
 		r.update(ns, func(n *Node) { n.Verdict = &v })
 		r.publish(Event{Type: EventVerdict, Node: ptr(ns.snapshot(r)), Text: v.Outcome})
@@ -296,7 +338,19 @@ func (r *run) workerTools(depth int) []llm.Tool {
 	if depth < r.spec.MaxDepth {
 		tools = append(tools, delegateTool)
 	}
+	if r.ws != nil {
+		tools = append(tools, workspaceTools...)
+	}
 	return tools
+}
+
+// workerSystem is a worker's system prompt: the same for every worker of
+// a run, so that providers' prompt caches hold it.
+func (r *run) workerSystem() string {
+	if r.ws != nil {
+		return workerSystem + workspaceNote
+	}
+	return workerSystem
 }
 
 // report stores a submission's artifacts and caps its report: a report
@@ -472,6 +526,7 @@ func reportsJSON(results []taskResult) string {
 		Report         string          `json:"report,omitempty"`
 		ReportArtifact string          `json:"report_artifact,omitempty"`
 		Artifacts      []string        `json:"artifacts,omitempty"`
+		Patch          string          `json:"patch,omitempty"`
 		Verdict        *verify.Verdict `json:"verdict,omitempty"`
 		Error          string          `json:"error,omitempty"`
 	}
@@ -486,7 +541,11 @@ func reportsJSON(results []taskResult) string {
 		}
 		line.Reset()
 		// Cannot fail: strings, a string slice and a Verdict of strings.
-		enc.Encode(view{r.ID, r.Name, r.Status, r.Model, r.Report, r.ReportArtifact, r.Artifacts, r.Verdict, r.Error})
+		patch := ""
+		if r.Patch != "" {
+			patch = r.Patch + " (" + r.PatchSummary + ")"
+		}
+		enc.Encode(view{r.ID, r.Name, r.Status, r.Model, r.Report, r.ReportArtifact, r.Artifacts, patch, r.Verdict, r.Error})
 		out = append(out, '\n')
 		out = append(out, bytes.TrimSuffix(line.Bytes(), []byte("\n"))...)
 	}

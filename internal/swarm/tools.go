@@ -59,6 +59,9 @@ type readArtifactArgs struct {
 type finishArgs struct {
 	Answer    string   `json:"answer"`
 	Artifacts []string `json:"artifacts,omitempty"`
+	// Patches names the workers' patches to merge into the run's patch
+	// (a run with a workspace); default every done task's.
+	Patches []string `json:"patches,omitempty"`
 }
 
 type submitArgs struct {
@@ -95,6 +98,9 @@ var (
 		`{"type":"object","properties":{"id":{"type":"string"},"offset":{"type":"integer"},"limit":{"type":"integer"}},"required":["id"]}`)
 	finishTool = tool(toolFinish, "End the run with the final answer.",
 		`{"type":"object","properties":{"answer":{"type":"string"},"artifacts":{"type":"array","items":{"type":"string"}}},"required":["answer"]}`)
+	// finishPatchesTool is finish in a run with a workspace.
+	finishPatchesTool = tool(toolFinish, "End the run with the final answer. The workers' patches are merged into the run's patch: by default those of every task that ended done, in task order; patches names them instead (NODE/patch ids, in order).",
+		`{"type":"object","properties":{"answer":{"type":"string"},"artifacts":{"type":"array","items":{"type":"string"}},"patches":{"type":"array","items":{"type":"string"}}},"required":["answer"]}`)
 	submitTool = tool(toolSubmit, "Submit your result; this ends your task.",
 		`{"type":"object","properties":{"report":{"type":"string"},"artifacts":{"type":"object","additionalProperties":{"type":"string"}}},"required":["report"]}`)
 	runCodeTool = tool(toolRunCode, "Run code in a sandbox (no network) and get its exit status and output.",

@@ -342,3 +342,68 @@ func (o *Overlay) snapshot() (map[string]*change, []string) {
 	slices.Sort(paths)
 	return m, paths
 }
+
+// Change is what an overlay holds of one file: the contents it wrote, or
+// that it deleted the file. A caller that must rebuild an overlay later
+// without doing its edits again (a resumed run, where DIR may have changed
+// meanwhile) keeps the Change each edit left ([Overlay.Changed]) and puts
+// it back with [Overlay.Restore].
+type Change struct {
+	// Path is the file's real path: relative to the root, slash-separated,
+	// with the symbolic links on the way resolved.
+	Path    string      `json:"path"`
+	Content string      `json:"content,omitempty"`
+	Mode    fs.FileMode `json:"mode,omitempty"`
+	Deleted bool        `json:"deleted,omitempty"`
+}
+
+// Changed returns o's change of the file at path (as a write, edit or
+// delete named it), and false when o has not changed it.
+func (o *Overlay) Changed(path string) (Change, bool) {
+	c, err := clean("changed", path)
+	if err != nil {
+		return Change{}, false
+	}
+	real, _, err := o.w.resolve("changed", c)
+	if err != nil {
+		return Change{}, false
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	ch, ok := o.changes[real]
+	if !ok {
+		return Change{}, false
+	}
+	return Change{Path: real, Content: string(ch.data), Mode: ch.mode, Deleted: ch.deleted}, true
+}
+
+// Restore puts back into o a change that [Overlay.Changed] returned,
+// without reading DIR. Its path is checked as a write's is (inside the
+// tree, not hidden), and the overlay's bounds on size hold.
+func (o *Overlay) Restore(c Change) error {
+	const op = "restore"
+	p, err := cleanWrite(op, c.Path)
+	if err != nil {
+		return err
+	}
+	switch o.w.why(p, false) {
+	case hiddenGit, hiddenSecret, hiddenIgnored:
+		return pathErr(op, c.Path, ErrHidden, "hidden paths cannot be changed")
+	}
+	o.change.Lock()
+	defer o.change.Unlock()
+	if c.Deleted {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if old, ok := o.changes[p]; ok {
+			o.total -= int64(len(old.data))
+		}
+		o.changes[p] = &change{deleted: true}
+		return nil
+	}
+	mode := c.Mode.Perm()
+	if mode == 0 {
+		mode = 0o644
+	}
+	return o.set(op, c.Path, p, node{mode: mode}, true, c.Content)
+}

@@ -431,3 +431,57 @@ func TestMaterialize(t *testing.T) {
 		t.Error("Materialize into a directory that is not empty succeeded")
 	}
 }
+
+// TestChangedRestore: the changes an overlay's edits left, put back into a
+// new overlay, make the same diff, though DIR changed meanwhile; a link is
+// changed at its target; a restore cannot reach a hidden path.
+func TestChangedRestore(t *testing.T) {
+	files := baseFiles()
+	dir := tree(t, files)
+	symlink(t, "long.txt", filepath.Join(dir, "link.txt"))
+	w := open(t, dir, Options{})
+	o := w.NewOverlay()
+	changeAll(t, o)
+	if _, err := o.Edit("link.txt", "line 5\n", "line five\n", false); err != nil {
+		t.Fatal(err)
+	}
+	want, err := o.Diff()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var changes []Change
+	for _, p := range []string{"link.txt", "nonl.txt", "gone.txt", "gone-empty.txt", "new/file.go", "new/empty", "new/nonl", "dir/mode.sh", "dir/space x.txt", "unicode.md", "keep.txt", "query.sql"} {
+		c, ok := o.Changed(p)
+		if !ok {
+			t.Fatalf("%s: not changed", p)
+		}
+		changes = append(changes, c)
+	}
+	if c, _ := o.Changed("link.txt"); c.Path != "long.txt" || !strings.Contains(c.Content, "line five") {
+		t.Errorf("the change through the link: %+v", c)
+	}
+	if _, ok := o.Changed("long-nope.txt"); ok {
+		t.Error("a file the overlay did not change is changed")
+	}
+	// What the edits read changes in DIR: a replay of the edits would
+	// fail; a restore of their changes does not read DIR.
+	os.WriteFile(filepath.Join(dir, "unicode.md"), []byte("other\n"), 0o644)
+	o2 := w.NewOverlay()
+	for _, c := range changes {
+		if err := o2.Restore(c); err != nil {
+			t.Fatalf("restore %+v: %v", c, err)
+		}
+	}
+	got, err := o2.Diff()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(got, "+hällo") || !strings.Contains(got, "+line five") || strings.Count(got, "diff --git") != strings.Count(want, "diff --git") {
+		t.Errorf("restored diff:\n%s\nwant the changes of:\n%s", got, want)
+	}
+	for _, c := range []Change{{Path: ".git/config", Content: "x"}, {Path: ".env", Content: "x"}, {Path: "../out", Content: "x"}, {Path: "/etc/passwd", Content: "x"}} {
+		if err := o2.Restore(c); err == nil {
+			t.Errorf("restore %s: no error", c.Path)
+		}
+	}
+}

@@ -60,6 +60,23 @@ func (p Patch) Paths() []string {
 	return out
 }
 
+// Stat counts the lines p adds and removes, over all its files.
+func (p Patch) Stat() (added, removed int) {
+	for _, f := range p.files {
+		for _, h := range f.hunks {
+			for _, l := range h.lines {
+				switch l[0] {
+				case '+':
+					added++
+				case '-':
+					removed++
+				}
+			}
+		}
+	}
+	return added, removed
+}
+
 // String returns p as a git-style unified diff ("diff --git a/x b/x",
 // "---", "+++", hunks with 3 lines of context, "new file mode" and
 // "deleted file mode" for created and deleted files), which git apply

@@ -78,6 +78,16 @@ func TestParsePatchGit(t *testing.T) {
 	if p.String() != mine {
 		t.Errorf("git's diff parses as\n%s\nnot as ours\n%s", p, mine)
 	}
+	numstat := git(t, dir, "apply", "--numstat", pf)
+	wantAdded, wantRemoved := 0, 0
+	for _, l := range strings.Split(strings.TrimSpace(numstat), "\n") {
+		var a, r int
+		fmt.Sscanf(l, "%d\t%d", &a, &r)
+		wantAdded, wantRemoved = wantAdded+a, wantRemoved+r
+	}
+	if a, r := p.Stat(); a != wantAdded || r != wantRemoved {
+		t.Errorf("Stat: +%d -%d; git apply --numstat says +%d -%d", a, r, wantAdded, wantRemoved)
+	}
 	if err := w.Apply(context.Background(), p, fp); err != nil {
 		t.Fatal(err)
 	}

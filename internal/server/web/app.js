@@ -537,6 +537,7 @@
         box.appendChild(el("h5", { text: d.name || a.id }));
         const name = d.name || a.id;
         if (/\.(md|markdown)$/i.test(name) || /report$/.test(name)) box.appendChild(markdown(d.content || ""));
+        else if (name === "patch") box.appendChild(diffBlock(d.content || ""));
         else box.appendChild(codeBlock(d.content || "", langOf(name)));
       } catch (e) {
         clear(box);
@@ -742,6 +743,21 @@
     flushPlain();
     return code;
   }
+  // diffBlock shows a unified diff (a worker's patch, the run's): a line
+  // a span, coloured by what it is; the text stays text.
+  function diffBlock(src) {
+    const pre = el("pre", { class: "diff" });
+    for (const line of String(src).replace(/\n$/, "").split("\n")) {
+      let cls = "diff-ctx";
+      if (/^(diff --git|index |--- |\+\+\+ |new file mode|deleted file mode)/.test(line)) cls = "diff-file";
+      else if (line.startsWith("@@")) cls = "diff-hunk";
+      else if (line.startsWith("+")) cls = "diff-add";
+      else if (line.startsWith("-")) cls = "diff-del";
+      pre.appendChild(el("span", { class: cls, text: line + "\n" }));
+    }
+    return pre;
+  }
+
   function codeBlock(src, lang) {
     const pre = el("pre", { class: "code" + (lang ? " lang-" + lang.replace(/[^a-z0-9]/gi, "") : "") }, highlight(src, lang));
     return pre;

@@ -1,0 +1,3 @@
+module example.com/docmod
+
+go 1.22
