@@ -57,6 +57,8 @@ type env struct {
 	cfg    *config.Config
 	srv    *mcpserver.Server
 	script *script
+	// workspace is swarm fixer's, holding a.txt.
+	workspace string
 }
 
 func newEnv(t *testing.T) *env {
@@ -76,7 +78,12 @@ func newEnv(t *testing.T) *env {
 			Price: &config.Price{Input: f(p[0]), Output: f(p[1])}}
 	}
 	cfg.Defaults.Lead, cfg.Defaults.Tiers, cfg.Defaults.BudgetUSD = "lead", []string{"cheap", "strong"}, 1
-	cfg.Swarms = map[string]*config.Swarm{"fast": {Tiers: []string{"cheap"}, BudgetUSD: f(0.5), MaxWorkers: 4}}
+	e.workspace = t.TempDir()
+	if err := os.WriteFile(filepath.Join(e.workspace, "a.txt"), []byte("broken\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Swarms = map[string]*config.Swarm{"fast": {Tiers: []string{"cheap"}, BudgetUSD: f(0.5), MaxWorkers: 4},
+		"fixer": {Workspace: e.workspace}}
 	reg := provider.NewRegistry(cfg, func(string) string { return "" }, testLogger(t))
 	engine, err := swarm.New(ctx, store, reg, testLogger(t), swarm.Options{})
 	if err != nil {
@@ -258,6 +265,9 @@ func toolCall(name string, args any) llmtest.ToolCall {
 }
 
 func (sc *script) handle(c *llmtest.Call) llmtest.Reply {
+	if !isLead(c) && strings.Contains(c.LastUserText(), "FIX a.txt") && len(c.ToolResults()) == 0 {
+		return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("write_file", map[string]any{"path": "a.txt", "content": "fixed\n"})}}
+	}
 	if !isLead(c) {
 		name := "?"
 		if _, after, ok := strings.Cut(c.LastUserText(), "Task \""); ok {
@@ -270,6 +280,9 @@ func (sc *script) handle(c *llmtest.Call) llmtest.Reply {
 		if strings.Contains(m.Text(), "SLOW") {
 			return llmtest.Reply{Latency: time.Minute}
 		}
+	}
+	if len(c.ToolResults()) == 0 && strings.Contains(c.LastUserText(), "FIX") {
+		return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("delegate", map[string]any{"tasks": []map[string]string{{"name": "fix", "instructions": "FIX a.txt"}}})}}
 	}
 	if len(c.ToolResults()) == 0 {
 		tasks := []map[string]string{}

@@ -2,6 +2,8 @@ package mcpserver_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -89,6 +91,25 @@ func TestRunSwarm(t *testing.T) {
 	}
 	if n := len(c.notes()); n != before {
 		t.Errorf("%d notifications for a call without a token", n-before)
+	}
+}
+
+// TestRunSwarmPatch: a swarm with a workspace answers with the run's
+// changes as a patch, and writes nothing.
+func TestRunSwarmPatch(t *testing.T) {
+	e := newEnv(t)
+	c, _ := e.connect(context.Background())
+	res := c.call(t, context.Background(), "run_swarm", map[string]any{"task": "FIX the file.", "swarm": "fixer"}, nil)
+	var out mcpserver.RunResult
+	structured(t, res, &out)
+	if res.IsError || out.Status != "done" || out.Workspace != e.workspace || !strings.Contains(out.Patch, "-broken\n+fixed\n") {
+		t.Fatalf("run_swarm: %s %+v", text(res), out)
+	}
+	if got := text(res); !strings.Contains(got, "hive apply "+out.RunID+" writes them there") || !strings.Contains(got, "+fixed") {
+		t.Errorf("text %q", got)
+	}
+	if b, _ := os.ReadFile(filepath.Join(e.workspace, "a.txt")); string(b) != "broken\n" {
+		t.Errorf("the run wrote the workspace: %q", b)
 	}
 }
 

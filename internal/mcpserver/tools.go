@@ -49,7 +49,17 @@ type RunResult struct {
 	CostUSD   float64 `json:"cost_usd"`
 	BudgetUSD float64 `json:"budget_usd"`
 	Tokens    Tokens  `json:"tokens"`
+	// Workspace is the directory the run's workers read (a swarm's
+	// workspace), and Patch the run's changes to it as a unified diff
+	// (when it has any, up to [maxPatch]), which hive apply RUN writes
+	// there; nothing is written before.
+	Workspace string `json:"workspace,omitempty"`
+	Patch     string `json:"patch,omitempty"`
 }
+
+// maxPatch bounds the patch run_swarm answers with; a larger one is left
+// to hive apply.
+const maxPatch = 256 << 10
 
 // Tokens are the tokens a run's model calls were billed for.
 type Tokens struct {
@@ -285,13 +295,37 @@ func (s *Server) runSwarm(ctx context.Context, req *mcp.CallToolRequest, args Ru
 		return textResult(err.Error(), true), out, nil
 	}
 	out = RunResult{RunID: id, Status: string(res.Status), Answer: res.Answer, Error: res.Error,
-		CostUSD: res.Cost.Dollars(), BudgetUSD: spec.BudgetUSD.Dollars(), Tokens: tokensOf(res.Usage)}
+		CostUSD: res.Cost.Dollars(), BudgetUSD: spec.BudgetUSD.Dollars(), Tokens: tokensOf(res.Usage), Workspace: spec.Workspace}
 	spent := fmt.Sprintf("%s of %s, %d tokens", res.Cost, budgetText(spec.BudgetUSD), out.Tokens.Total)
 	if res.Status != swarm.StatusDone {
 		text := fmt.Sprintf("Run %s ended %s without an answer: %s (spent %s). run_status %s shows its tree.", id, res.Status, res.Error, spent, id)
 		return textResult(text, true), out, nil
 	}
-	return textResult(fmt.Sprintf("%s\n\n(Hive run %s: done; spent %s)", res.Answer, id, spent), false), out, nil
+	text := fmt.Sprintf("%s\n\n(Hive run %s: done; spent %s)", res.Answer, id, spent)
+	if spec.Workspace != "" {
+		var note string
+		out.Patch, note = s.patch(ctx, id, spec.Workspace)
+		text += "\n\n" + note
+	}
+	return textResult(text, false), out, nil
+}
+
+// patch returns the patch of run id, whose workspace is dir, and a note
+// that says what it is and how to apply it.
+func (s *Server) patch(ctx context.Context, id, dir string) (patch, note string) {
+	_, _, content, err := s.engine.Store().Artifact(ctx, id, swarm.RunPatch)
+	switch {
+	case errors.Is(err, journal.ErrNotFound):
+		return "", fmt.Sprintf("The run's workers changed nothing in %s.", dir)
+	case err != nil:
+		s.log.Error("read a run's patch for an MCP client", "run", id, "err", err)
+		return "", fmt.Sprintf("The run's patch could not be read (%v): hive apply --print %s prints it.", err, id)
+	case len(content) > maxPatch:
+		return "", fmt.Sprintf("The run's changes to %s are a patch of %s, too large to show: hive apply --print %s prints it, hive apply %s writes it there.",
+			dir, sizeOf(len(content)), id, id)
+	}
+	return string(content), fmt.Sprintf("The run's changes to %s, not written yet (hive apply %s writes them there, if %s has not changed since):\n\n%s",
+		dir, id, dir, content)
 }
 
 // strictArgs refuses arguments run_swarm does not take, saying what it

@@ -26,11 +26,11 @@ func MCPPlanner(cfg *config.Config) mcpserver.Planner { return mcpPlanner{cfg} }
 type mcpPlanner struct{ cfg *config.Config }
 
 func (p mcpPlanner) Plan(req mcpserver.Request) (swarm.Spec, error) {
-	d, ok := swarmDefaults(p.cfg, req.Swarm)
+	d, rr, ok := swarmDefaults(p.cfg, req.Swarm)
 	if !ok {
 		return swarm.Spec{}, fmt.Errorf("no swarm %q: use %q or a [swarms.NAME] of hive.toml", req.Swarm, DefaultSwarm)
 	}
-	rr := RunRequest{Task: req.Task, Lead: req.Lead, Tiers: req.Tiers, MaxWorkers: req.MaxWorkers}
+	rr.Task, rr.Lead, rr.Tiers, rr.MaxWorkers = req.Task, req.Lead, req.Tiers, req.MaxWorkers
 	if req.BudgetUSD != "" {
 		n := json.Number(req.BudgetUSD)
 		rr.BudgetUSD = &n
@@ -38,18 +38,19 @@ func (p mcpPlanner) Plan(req mcpserver.Request) (swarm.Spec, error) {
 	return specFrom(p.cfg, d, rr)
 }
 
-// swarmDefaults returns the defaults of the swarm called name: hive.toml's
-// defaults table, under what its swarms.NAME table sets (none for
-// [DefaultSwarm]); false when there is no such swarm. It is the merge
-// [Server.swarmSpec] makes for a chat completion's model.
-func swarmDefaults(cfg *config.Config, name string) (config.Defaults, bool) {
+// swarmDefaults returns the defaults of the swarm called name, hive.toml's
+// defaults table under what its swarms.NAME table sets (none for
+// [DefaultSwarm]), and the request its table makes (its workspace);
+// false when there is no such swarm. It is the merge [Server.swarmSpec]
+// makes for a chat completion's model.
+func swarmDefaults(cfg *config.Config, name string) (config.Defaults, RunRequest, bool) {
 	d := cfg.Defaults
 	if name == DefaultSwarm {
-		return d, true
+		return d, RunRequest{}, true
 	}
 	sw := cfg.Swarms[name]
 	if sw == nil {
-		return d, false
+		return d, RunRequest{}, false
 	}
 	if sw.Lead != "" {
 		d.Lead = sw.Lead
@@ -69,7 +70,7 @@ func swarmDefaults(cfg *config.Config, name string) (config.Defaults, bool) {
 	if sw.MaxDepth != 0 {
 		d.MaxDepth = sw.MaxDepth
 	}
-	return d, true
+	return d, RunRequest{Workspace: sw.Workspace}, true
 }
 
 // mcpHandler serves /mcp. protect has checked the token and the

@@ -13,6 +13,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/hive-swarm/hive/internal/config"
 	"github.com/hive-swarm/hive/internal/mcpserver"
 	"github.com/hive-swarm/hive/internal/swarm"
 )
@@ -218,4 +219,25 @@ func (e *testEnv) waitRunStarted() string {
 	}
 	e.t.Fatal("no run started within 10s")
 	return ""
+}
+
+// TestMCPPlanner: run_swarm is planned as POST /v1/runs plans a body,
+// over the swarm it names: the swarm's models, budget and workspace, and
+// what the caller gives instead.
+func TestMCPPlanner(t *testing.T) {
+	cfg := testConfig("http://127.0.0.1:1/v1")
+	dir := t.TempDir()
+	cfg.Swarms["fixer"] = &config.Swarm{Tiers: []string{"strong"}, Workspace: dir, MaxWorkers: 3}
+	p := MCPPlanner(cfg)
+	spec, err := p.Plan(mcpserver.Request{Task: "fix", Swarm: "fixer"})
+	if err != nil || spec.Workspace != dir || spec.Lead != "lead" || strings.Join(spec.Tiers, ",") != "strong" || spec.MaxWorkers != 3 {
+		t.Fatalf("fixer: %+v %v", spec, err)
+	}
+	spec, err = p.Plan(mcpserver.Request{Task: "fix", Swarm: "fast", Tiers: []string{"strong"}, BudgetUSD: "0.25", MaxWorkers: 2})
+	if err != nil || spec.Workspace != "" || strings.Join(spec.Tiers, ",") != "strong" || spec.BudgetUSD.String() != "$0.25" || spec.MaxWorkers != 2 {
+		t.Fatalf("fast with the caller's: %+v %v", spec, err)
+	}
+	if _, err := p.Plan(mcpserver.Request{Task: "fix", Swarm: "nope"}); err == nil || !strings.Contains(err.Error(), `no swarm "nope"`) {
+		t.Fatalf("no such swarm: %v", err)
+	}
 }
