@@ -38,6 +38,7 @@ func commands() []command {
 		{"sandbox", "check or use the code sandbox", runSandbox},
 		{"data", "fetch benchmark data sets", runData},
 		{"serve", "serve the HTTP API and the live web view", runServe},
+		{"mcp", "serve Hive's tools to an MCP client over stdio", runMCP},
 	}
 }
 

@@ -128,6 +128,7 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok"))
 	})
+	mux.Handle("/mcp", s.mcpHandler())
 	mux.Handle("/", s.page())
 	return s.protect(mux)
 }

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"golang.org/x/term"
+
+	"github.com/hive-swarm/hive/internal/mcpserver"
+	"github.com/hive-swarm/hive/internal/server"
+)
+
+// runMCP serves Hive's MCP tools (run_swarm, run_status, cancel_run) over
+// stdin and stdout, for an MCP client that starts it: Claude Code
+// ("claude mcp add hive -- hive mcp"), Claude Desktop, Cursor. Like hive
+// serve it runs the engine in-process on the journal (continuing the runs
+// a stopped process left unfinished). stdout carries only the protocol:
+// logs go to stderr. It returns when the client closes stdin.
+func runMCP(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "mcp", "[flags]")
+	var sf storeFlags
+	sf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("mcp takes no arguments; an MCP client starts it and talks to it over stdin and stdout")
+	}
+	sess, err := sf.openStore(ctx, env)
+	if err != nil {
+		return err
+	}
+	defer sess.close()
+	if err := sess.startEngine(ctx, env, ""); err != nil {
+		return err
+	}
+	if f, ok := env.Stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprintln(env.Stderr, "hive mcp: serving MCP on stdin and stdout, for an MCP client to start (claude mcp add hive -- hive mcp); Ctrl-D ends it")
+	}
+	srv := mcpserver.New(sess.engine, sess.cfg, server.MCPPlanner(sess.cfg), sess.log)
+	in, ok := env.Stdin.(io.ReadCloser)
+	if !ok {
+		in = io.NopCloser(env.Stdin)
+	}
+	return srv.Serve(ctx, &mcp.IOTransport{Reader: in, Writer: nopCloser{env.Stdout}})
+}
+
+// nopCloser keeps the session from closing stdout, which is the
+// process's, not the session's.
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
