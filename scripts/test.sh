@@ -37,6 +37,13 @@ if ! npm ci --prefix internal/mcp/testdata/servers --no-audit --no-fund --loglev
   exit 1
 fi
 
+# The official MCP TypeScript SDK, which TestMCPTypeScriptSDK drives hive mcp and /mcp with.
+echo "test.sh: the MCP TypeScript SDK (npm ci)" >&2
+if ! npm ci --prefix cmd/hive/testdata/mcp-sdk --no-audit --no-fund --loglevel=error >/dev/null; then
+  echo "test.sh: npm ci failed: @modelcontextprotocol/sdk is needed by TestMCPTypeScriptSDK (is the npm registry reachable?)" >&2
+  exit 1
+fi
+
 echo "test.sh: gofmt and go vet" >&2
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then

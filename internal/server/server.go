@@ -146,7 +146,7 @@ func (s *Server) protect(h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		api := strings.HasPrefix(r.URL.Path, "/v1/")
+		api := strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/mcp"
 		if r.URL.Path == "/" && r.URL.Query().Has("token") {
 			// The link hive serve printed: trade the token for a cookie
 			// and take it out of the address bar (and the history).
