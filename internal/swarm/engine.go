@@ -370,7 +370,10 @@ func (e *Engine) Cancel(ctx context.Context, id string) error {
 	if Status(jr.Status).Final() {
 		return fmt.Errorf("run %s is already %s", jr.ID, jr.Status)
 	}
-	if err := dbos.CancelWorkflow(e.dctx, jr.ID); err != nil {
+	// A run whose process died between writing the run and starting its
+	// workflow has no workflow: nothing ran, and there is nothing to stop
+	// but the run's status.
+	if err := dbos.CancelWorkflow(e.dctx, jr.ID); err != nil && !errors.Is(err, dbos.ErrNonExistentWorkflow) {
 		return fmt.Errorf("cancel run %s: %w", jr.ID, err)
 	}
 	e.mu.Lock()

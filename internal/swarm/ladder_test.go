@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/hive-swarm/hive/internal/journal"
 	"github.com/hive-swarm/hive/internal/llm/llmtest"
 	"github.com/hive-swarm/hive/internal/sandbox"
 	"github.com/hive-swarm/hive/internal/verify"
@@ -231,5 +232,23 @@ func TestFreshEscalation(t *testing.T) {
 	}
 	if strong != 1 {
 		t.Errorf("strong called %d times, want 1", strong)
+	}
+}
+
+// A run whose process died after writing the run and before starting its
+// workflow can still be cancelled: DBOS has no workflow to cancel, and the
+// run ends cancelled.
+func TestCancelRunWithoutWorkflow(t *testing.T) {
+	hs := newHarness(t, func(c *llmtest.Call) llmtest.Reply { return finish("x") }, Options{})
+	ctx := context.Background()
+	if err := hs.engine.store.CreateRun(ctx, journal.Run{ID: "r-orphan", Task: "t", Status: string(StatusRunning), Spec: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := hs.engine.Cancel(ctx, "r-orphan"); err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	jr, err := hs.engine.store.Run(ctx, "r-orphan")
+	if err != nil || jr.Status != string(StatusCancelled) {
+		t.Fatalf("run after cancel: %+v, %v", jr, err)
 	}
 }
