@@ -139,7 +139,7 @@ func (r *run) merge(ctx context.Context, named []string, final bool) mergeRecord
 	var patches []workspace.Patch
 	for _, id := range ids {
 		_, _, content, err := r.e.store.Artifact(ctx, r.id, id)
-		if err != nil || !strings.HasSuffix(id, "/"+patchName) {
+		if err != nil || !r.isPatch(id) {
 			return mergeRecord{Refused: fmt.Sprintf("no patch %q: patches names patch artifacts of this run (NODE/patch), as the workers' reports give them; the run did not end", id)}
 		}
 		p, err := workspace.ParsePatch(id, string(content))
@@ -170,6 +170,19 @@ func (r *run) merge(ctx context.Context, named []string, final bool) mergeRecord
 
 // donePatches returns the patches of the tasks that ended done, in the
 // order of their nodes' ids.
+// isPatch reports whether id is the patch Hive made of some worker's
+// changes: only those are merged, never an artifact a model named so.
+func (r *run) isPatch(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ns := range r.nodes {
+		if res := ns.result; res != nil && res.Patch == id {
+			return true
+		}
+	}
+	return false
+}
+
 func (r *run) donePatches() []string {
 	r.mu.Lock()
 	var ids []string

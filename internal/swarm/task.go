@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -171,6 +172,11 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 			}
 			if strings.TrimSpace(args.Report) == "" && len(args.Artifacts) == 0 {
 				return toolOutcome{content: "submit needs a report", isErr: true, malformed: true}
+			}
+			for name := range args.Artifacts {
+				if err := checkArtifactName(name); err != nil {
+					return toolOutcome{content: err.Error(), isErr: true, malformed: true}
+				}
 			}
 			sub = &verify.Submission{Task: t.Instructions, Report: args.Report, Artifacts: args.Artifacts, Model: ns.Model}
 			if ov != nil {
@@ -554,3 +560,20 @@ func reportsJSON(results []taskResult) string {
 }
 
 var errCodeUnavailable = errors.New("code execution is not available in this run")
+
+// artifactName is what a worker may name an artifact: a plain name, since
+// it becomes NODE/NAME beside the ids Hive gives its own artifacts.
+var artifactName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// checkArtifactName refuses a name a worker may not give an artifact:
+// one with a slash or other characters, or one Hive keeps for its own
+// (the report, the patch of the worker's changes).
+func checkArtifactName(name string) error {
+	if !artifactName.MatchString(name) {
+		return fmt.Errorf("artifact name %q: use letters, digits, '.', '_' and '-' (at most 64), no slashes", name)
+	}
+	if name == patchName || name == "report" {
+		return fmt.Errorf("artifact name %q is Hive's own (the worker's changes come back as the patch by themselves); pick another", name)
+	}
+	return nil
+}

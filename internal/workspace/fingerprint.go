@@ -114,7 +114,7 @@ func (w *Workspace) walkAll(ctx context.Context, dir string, fn func(p string, d
 		return 0
 	})
 	for _, de := range des {
-		if de.Name() == ".git" {
+		if isGitDir(de.Name()) {
 			continue
 		}
 		p := path.Join(dir, de.Name())

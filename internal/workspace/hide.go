@@ -21,7 +21,16 @@ var secretNames = []string{
 	"*.pem", "*.key", "*.p12", "*.pfx",
 	"id_rsa*", "id_ed25519*", "id_ecdsa*", "id_dsa*",
 	".netrc", ".npmrc", ".pypirc", ".pgpass", ".git-credentials",
-	"credentials*.json",
+	"credentials*.json", "credentials", ".envrc", ".dev.vars", "*.tfvars", "*.tfstate", "*.tfstate.*",
+	"*.keystore", "*.jks", ".htpasswd", "secrets.yml", "secrets.yaml", "service-account*.json",
+	".aws", ".kube", ".docker", ".ssh", ".gnupg",
+}
+
+// isGitDir reports whether a path element names the repository's .git,
+// on any file system: case-insensitive ones (macOS, Windows) find .git
+// under .GIT or .Git, and Windows ignores trailing dots and spaces.
+func isGitDir(e string) bool {
+	return strings.EqualFold(strings.TrimRight(e, ". "), ".git") || strings.EqualFold(e, "git~1")
 }
 
 // maxIgnoreFile bounds the bytes read of one .gitignore.
@@ -50,7 +59,7 @@ func (w *Workspace) visible(p string, isDir bool) bool { return w.why(p, isDir) 
 func (w *Workspace) why(p string, isDir bool) visibility {
 	elems := split(p)
 	for _, e := range elems {
-		if e == ".git" {
+		if isGitDir(e) {
 			return hiddenGit
 		}
 	}

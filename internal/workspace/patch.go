@@ -218,7 +218,10 @@ func parseFile(fd *diff.FileDiff) (filePatch, error) {
 			gitPath = gitHeaderPath(strings.TrimPrefix(x, "diff --git "))
 		case strings.HasPrefix(x, "new file mode "):
 			f.op = opCreate
-			f.mode = modeOf(strings.TrimPrefix(x, "new file mode "))
+			// A created file is never executable, whatever the patch
+			// says: a patch is a model's data, and an executable it wrote
+			// would be an action waiting on the host.
+			f.mode = 0o644
 		case strings.HasPrefix(x, "deleted file mode "):
 			f.op = opDelete
 			f.mode = modeOf(strings.TrimPrefix(x, "deleted file mode "))
@@ -277,7 +280,7 @@ func parseFile(fd *diff.FileDiff) (filePatch, error) {
 		return f, fmt.Errorf("%q is not a clean path (%q)", p, c)
 	}
 	for _, e := range split(c) {
-		if e == ".git" {
+		if isGitDir(e) {
 			return f, pathErr("patch", p, ErrHidden, "nothing under .git can be changed")
 		}
 	}

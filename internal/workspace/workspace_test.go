@@ -488,3 +488,47 @@ func TestReadLarge(t *testing.T) {
 		t.Errorf("Read = %d lines, %q", r.TotalLines, r.Content)
 	}
 }
+
+// A .git spelled in another case, or with Windows' trailing dots, is the
+// repository on a case-insensitive file system: as hidden as .git; and a
+// patch cannot create an executable file.
+func TestGitAnyCaseAndNoExecutables(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "a.txt"), []byte("a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ws, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	ov := ws.NewOverlay()
+	for _, p := range []string{".GIT/hooks/pre-commit", ".Git/config", ".git./config", "GIT~1/config"} {
+		if err := ov.Write(p, "x"); err == nil {
+			t.Errorf("write %s: allowed", p)
+		}
+		if _, err := ParsePatch("p", "diff --git a/"+p+" b/"+p+"\nnew file mode 100644\n--- /dev/null\n+++ b/"+p+"\n@@ -0,0 +1 @@\n+x\n"); err == nil {
+			t.Errorf("patch of %s: accepted", p)
+		}
+	}
+	for _, p := range []string{".envrc", ".aws/credentials", "deploy/prod.tfvars", ".kube/config"} {
+		if ws.visible(p, false) {
+			t.Errorf("%s is visible", p)
+		}
+	}
+	patch, err := ParsePatch("p", "diff --git a/run.sh b/run.sh\nnew file mode 100755\n--- /dev/null\n+++ b/run.sh\n@@ -0,0 +1,2 @@\n+#!/bin/sh\n+echo hi\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, err := ws.Fingerprint(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.Apply(context.Background(), patch, fp); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "run.sh"))
+	if err != nil || fi.Mode().Perm()&0o111 != 0 {
+		t.Errorf("run.sh: %v, mode %v; want a file no one can execute", err, fi.Mode())
+	}
+}
