@@ -255,14 +255,14 @@ func TestCancelRunWithoutWorkflow(t *testing.T) {
 
 // A worker names its artifacts plainly: a slash would let it place one
 // where Hive keeps its own (NODE/x/patch looks like a patch Hive made),
-// and the report and the patch are Hive's.
+// and the report is Hive's.
 func TestArtifactNames(t *testing.T) {
-	for _, ok := range []string{"code", "main.go", "notes_v2-final.md"} {
+	for _, ok := range []string{"code", "main.go", "notes_v2-final.md", "patch"} {
 		if err := checkArtifactName(ok); err != nil {
 			t.Errorf("%q refused: %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"x/patch", "patch", "report", "../a", "", ".hidden", "a b", strings.Repeat("a", 65)} {
+	for _, bad := range []string{"x/patch", "report", "../a", "", ".hidden", "a b", strings.Repeat("a", 65)} {
 		if err := checkArtifactName(bad); err == nil {
 			t.Errorf("%q allowed", bad)
 		}

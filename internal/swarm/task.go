@@ -566,14 +566,15 @@ var errCodeUnavailable = errors.New("code execution is not available in this run
 var artifactName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // checkArtifactName refuses a name a worker may not give an artifact:
-// one with a slash or other characters, or one Hive keeps for its own
-// (the report, the patch of the worker's changes).
+// one with a slash or other characters, or the report's, which Hive keeps
+// for its own. (A "patch" of the worker's is replaced by the patch of its
+// changes when it works on a workspace, and only those are ever merged.)
 func checkArtifactName(name string) error {
 	if !artifactName.MatchString(name) {
 		return fmt.Errorf("artifact name %q: use letters, digits, '.', '_' and '-' (at most 64), no slashes", name)
 	}
-	if name == patchName || name == "report" {
-		return fmt.Errorf("artifact name %q is Hive's own (the worker's changes come back as the patch by themselves); pick another", name)
+	if name == "report" {
+		return fmt.Errorf("artifact name %q is Hive's own; pick another", name)
 	}
 	return nil
 }
