@@ -183,7 +183,9 @@ func TestHostileTools(t *testing.T) {
 		t.Errorf("the run took %v", took)
 	}
 	for name, steps := range map[string][]step{"snoop": snoop, "tools": tools} {
+		mu.Lock() // the model server's goroutines wrote it; hive ran in another process
 		results := seen[name]
+		mu.Unlock()
 		if len(results) < len(steps)-1 {
 			t.Fatalf("worker %s saw %d results of %d steps: %q", name, len(results), len(steps), results)
 		}

@@ -19,14 +19,21 @@ import (
 func TestLimitsAccounting(t *testing.T) {
 	t.Parallel()
 	sb := newSandbox(t)
-	res := run(t, sb, Spec{Lang: Python, Source: "x = b'x' * (64 << 20)\nwhile True: pass",
-		Limits: Limits{Wall: 2 * time.Second, CPU: 30 * time.Second}})
+	// The program says when its 64 MiB are filled, then spins until the
+	// wall limit kills it. Filling takes about 50 ms on a quiet machine,
+	// but in a virtual machine whose host backs memory lazily, a loaded
+	// host made it take over 2 s; 5 s leaves room for that.
+	res := run(t, sb, Spec{Lang: Python, Source: "x = b'x' * (64 << 20)\nprint('filled', flush=True)\nwhile True: pass",
+		Limits: Limits{Wall: 5 * time.Second, CPU: 30 * time.Second}})
 	if res.Reason != WallTimeout {
 		t.Errorf("reason %s, want wall_timeout", res.Reason)
 	}
+	if !strings.Contains(string(res.Stdout), "filled") {
+		t.Fatalf("the program was killed before it filled its memory, in %v of wall and %v of CPU: the machine is too busy for this test", res.Wall, res.CPU)
+	}
 	// Starting Python and filling 64 MiB take about 50 ms of CPU; what
-	// the spinning adds depends on how busy the machine is, but over 2 s
-	// it is well past that even with every core shared many ways.
+	// the spinning adds depends on how busy the machine is, but over
+	// seconds it is well past that even with every core shared many ways.
 	if res.CPU < 150*time.Millisecond {
 		t.Errorf("cpu %v of a program that spun until killed", res.CPU)
 	}
