@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"golang.org/x/term"
@@ -23,6 +25,22 @@ func runMCP(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "mcp", "[flags]")
 	var sf storeFlags
 	sf.register(fs)
+	var roots []string
+	fs.Func("workspace-root", "a directory under which run_swarm's caller may name a `DIR` as its workspace (repeatable; \".\" is the directory hive mcp starts in, a project's for Claude Code), besides [workspace] roots of hive.toml",
+		func(dir string) error {
+			abs, err := filepath.Abs(dir)
+			if err != nil {
+				return err
+			}
+			if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
+				return fmt.Errorf("%s is not a directory", dir)
+			}
+			if abs == "/" {
+				return errors.New("\"/\" would let a client's model name any directory of this machine: name the directory that holds your projects")
+			}
+			roots = append(roots, abs)
+			return nil
+		})
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -34,6 +52,7 @@ func runMCP(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer sess.close()
+	sess.cfg.Workspace.Roots = append(sess.cfg.Workspace.Roots, roots...)
 	if err := sess.startEngine(ctx, env, ""); err != nil {
 		return err
 	}

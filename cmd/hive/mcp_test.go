@@ -357,3 +357,19 @@ func TestMCPTypeScriptSDK(t *testing.T) {
 		t.Errorf("without the token: %+v", got.NoToken)
 	}
 }
+
+// TestMCPWorkspaceRootFlag: a root that is not a directory, or is "/",
+// is a usage error before anything starts.
+func TestMCPWorkspaceRootFlag(t *testing.T) {
+	w := newWorld(t)
+	for dir, want := range map[string]string{
+		filepath.Join(w.dir, "missing"): "is not a directory",
+		w.cfg:                           "is not a directory",
+		"/":                             "any directory of this machine",
+	} {
+		code, _, errOut := w.hive("mcp", "--workspace-root", dir)
+		if code != 2 || !strings.Contains(errOut, want) || strings.Contains(errOut, "goroutine") {
+			t.Errorf("--workspace-root %s: exit %d, %q; want 2 and %q", dir, code, errOut, want)
+		}
+	}
+}

@@ -137,6 +137,11 @@ type Workspace struct {
 	// Show lists globs of ignored paths to show all the same; a secret is
 	// shown only when named literally, and .git never.
 	Show []string `toml:"show"`
+	// Roots are the directories under which an MCP client's run_swarm
+	// may name a workspace (relative to hive.toml's directory). A
+	// client's arguments are chosen by its model, so none may by
+	// default; hive mcp --workspace-root DIR adds more.
+	Roots []string `toml:"roots"`
 }
 
 // Secrets is the [secrets] table.
@@ -285,6 +290,11 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	c.Path = path
+	for i, r := range c.Workspace.Roots {
+		if r != "" && !filepath.IsAbs(r) {
+			c.Workspace.Roots[i] = filepath.Join(filepath.Dir(path), r)
+		}
+	}
 	for _, sw := range c.Swarms {
 		if sw != nil && sw.Workspace != "" && !filepath.IsAbs(sw.Workspace) {
 			sw.Workspace = filepath.Join(filepath.Dir(path), sw.Workspace)
@@ -444,6 +454,14 @@ func (c *Config) validate() error {
 	for _, g := range append(append([]string(nil), c.Workspace.Hide...), c.Workspace.Show...) {
 		if strings.TrimSpace(g) == "" {
 			return fmt.Errorf("workspace: hide and show take globs (like \"config/prod/**\"), not an empty string")
+		}
+	}
+	for _, r := range c.Workspace.Roots {
+		switch {
+		case strings.TrimSpace(r) == "":
+			return errors.New("workspace.roots takes directories under which MCP clients may name a workspace (like \"/home/me/src\"), not an empty string")
+		case filepath.Clean(r) == "/":
+			return errors.New("workspace.roots holds \"/\", which would let a client's model name any directory of this machine: name the directories that hold your projects")
 		}
 	}
 	for _, e := range c.Secrets.Env {

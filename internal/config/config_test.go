@@ -161,6 +161,7 @@ timeout = "20s"
 [workspace]
 hide = ["config/prod/**"]
 show = ["vendor/**"]
+roots = ["src", "/srv/repos"]
 
 [swarms.fix]
 workspace = "repo"
@@ -183,6 +184,14 @@ env = ["DATABASE_URL"]
 	}
 	if c.Workspace.Hide[0] != "config/prod/**" || c.Workspace.Show[0] != "vendor/**" {
 		t.Errorf("workspace: %+v", c.Workspace)
+	}
+	if got := c.Workspace.Roots; len(got) != 2 || got[0] != filepath.Join(dir, "src") || got[1] != "/srv/repos" {
+		t.Errorf("workspace roots: %q", got)
+	}
+	for _, bad := range []string{`roots = ["/"]`, `roots = [""]`} {
+		if _, err := Parse([]byte("[workspace]\n" + bad + "\n")); err == nil || !strings.Contains(err.Error(), "workspace.roots") {
+			t.Errorf("%s: %v", bad, err)
+		}
 	}
 	if c.Swarms["fix"].Workspace != filepath.Join(dir, "repo") || c.Swarms["abs"].Workspace != "/srv/repo" {
 		t.Errorf("swarm workspaces: %q %q", c.Swarms["fix"].Workspace, c.Swarms["abs"].Workspace)

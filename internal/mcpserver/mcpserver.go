@@ -66,6 +66,9 @@ type Request struct {
 	// budget.
 	BudgetUSD  string
 	MaxWorkers int
+	// Workspace is an absolute directory under hive.toml's [workspace]
+	// roots; empty keeps the swarm's.
+	Workspace string
 }
 
 // A Planner turns a request into the spec of a run, merged over the
@@ -88,6 +91,10 @@ type Server struct {
 	// runSwarmArgs are run_swarm's argument names, sorted.
 	runSwarmArgs []string
 
+	// roots are the directories under which a caller may name a run's
+	// workspace (cfg's [workspace] roots); none may be named when empty.
+	roots []string
+
 	// MaxTask bounds a task's bytes. Default [DefaultMaxTask].
 	MaxTask int
 	// ProgressInterval is the least time between two progress
@@ -103,7 +110,7 @@ type Server struct {
 // New returns a server that starts runs on engine, planned by plan over
 // cfg (the configuration engine's models come from).
 func New(engine *swarm.Engine, cfg *config.Config, plan Planner, log *slog.Logger) *Server {
-	s := &Server{engine: engine, cfg: cfg, plan: plan, log: log, models: configuredModels(cfg),
+	s := &Server{engine: engine, cfg: cfg, plan: plan, log: log, models: configuredModels(cfg), roots: cfg.Workspace.Roots,
 		MaxTask: DefaultMaxTask, ProgressInterval: 250 * time.Millisecond, Heartbeat: 15 * time.Second}
 	s.mcp = mcp.NewServer(&mcp.Implementation{Name: "hive", Title: "Hive", Version: "1"}, &mcp.ServerOptions{
 		Logger:       log,

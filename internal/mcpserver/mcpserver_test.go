@@ -2,6 +2,7 @@ package mcpserver_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/hive-swarm/hive/internal/mcpserver"
+	"github.com/hive-swarm/hive/internal/server"
 	"github.com/hive-swarm/hive/internal/swarm"
 )
 
@@ -110,6 +112,72 @@ func TestRunSwarmPatch(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(e.workspace, "a.txt")); string(b) != "broken\n" {
 		t.Errorf("the run wrote the workspace: %q", b)
+	}
+}
+
+// TestRunSwarmWorkspace: a caller may name a workspace only under the
+// roots hive.toml allows, links followed; the run reads it and answers
+// with a patch, writing nothing.
+func TestRunSwarmWorkspace(t *testing.T) {
+	e := newEnv(t)
+	root, outside := t.TempDir(), t.TempDir()
+	repo := filepath.Join(root, "repo")
+	for _, f := range []string{filepath.Join(repo, "a.txt"), filepath.Join(outside, "a.txt")} {
+		os.MkdirAll(filepath.Dir(f), 0o755)
+		if err := os.WriteFile(f, []byte("broken\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Symlink(outside, filepath.Join(root, "link"))
+	os.WriteFile(filepath.Join(root, "file"), nil, 0o644)
+	e.cfg.Workspace.Roots = []string{root}
+	e.srv = mcpserver.New(e.engine, e.cfg, server.MCPPlanner(e.cfg), testLogger(t))
+	c, _ := e.connect(context.Background())
+
+	var schema struct {
+		Properties map[string]struct{ Description string } `json:"properties"`
+	}
+	tools, err := c.ListTools(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(tools.Tools, func(tl *mcp.Tool) bool { return tl.Name == "run_swarm" })
+	if i < 0 {
+		t.Fatal("no run_swarm")
+	}
+	b, _ := json.Marshal(tools.Tools[i].InputSchema)
+	json.Unmarshal(b, &schema)
+	if d := schema.Properties["workspace"].Description; !strings.Contains(d, root) {
+		t.Errorf("run_swarm's workspace says %q, want the roots", d)
+	}
+
+	for _, tc := range []struct{ dir, want string }{
+		{"repo", "not an absolute path"},
+		{outside, "not under a directory Hive allows"},
+		{filepath.Join(root, "link"), "not under a directory Hive allows"},
+		{filepath.Join(root, "..", filepath.Base(outside)), "not under a directory Hive allows"},
+		{filepath.Join(root, "missing"), "no such directory"},
+		{filepath.Join(root, "file"), "not a directory"},
+	} {
+		res := c.call(t, context.Background(), "run_swarm", map[string]any{"task": "FIX the file.", "workspace": tc.dir}, nil)
+		if !res.IsError || !strings.Contains(text(res), tc.want) {
+			t.Errorf("workspace %s: error %v %q, want %q", tc.dir, res.IsError, clip(text(res)), tc.want)
+		}
+	}
+	if n := e.runs(); n != 0 {
+		t.Fatalf("%d runs started on refused workspaces", n)
+	}
+
+	res := c.call(t, context.Background(), "run_swarm", map[string]any{"task": "FIX the file.", "workspace": repo}, nil)
+	var out mcpserver.RunResult
+	structured(t, res, &out)
+	if res.IsError || out.Status != "done" || out.Workspace != repo || !strings.Contains(out.Patch, "-broken\n+fixed\n") {
+		t.Fatalf("run_swarm on %s: %s %+v", repo, text(res), out)
+	}
+	for _, f := range []string{filepath.Join(repo, "a.txt"), filepath.Join(outside, "a.txt")} {
+		if b, _ := os.ReadFile(f); string(b) != "broken\n" {
+			t.Errorf("%s was written: %q", f, b)
+		}
 	}
 }
 
@@ -269,8 +337,9 @@ func TestHostileArguments(t *testing.T) {
 		{"too many workers", map[string]any{"task": "x", "swarm": "fast", "max_workers": 50}, `max_workers 50 is over swarm "fast"'s 4`},
 		{"negative workers", map[string]any{"task": "x", "max_workers": -3}, "give a positive number"},
 		{"a verify command", map[string]any{"task": "x", "verify": map[string]any{"kind": "command", "command": "rm -rf ~"}}, `run_swarm takes no "verify": the checks a run may use are the [checks.NAME] tables of hive.toml`},
-		{"an unknown argument", map[string]any{"task": "x", "model": "gpt"}, `run_swarm takes no "model": its arguments are budget_usd, lead, max_workers, swarm, task, tiers, wait`},
+		{"an unknown argument", map[string]any{"task": "x", "model": "gpt"}, `run_swarm takes no "model": its arguments are budget_usd, lead, max_workers, swarm, task, tiers, wait, workspace`},
 		{"wrong type", map[string]any{"task": 7}, "task"},
+		{"a workspace with no roots", map[string]any{"task": "x", "workspace": "/etc"}, "no workspace may be named here"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := c.call(t, context.Background(), "run_swarm", tc.args, nil)

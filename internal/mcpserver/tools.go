@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,6 +31,7 @@ type RunSwarmArgs struct {
 	Tiers      []string `json:"tiers,omitempty"`
 	BudgetUSD  *float64 `json:"budget_usd,omitempty"`
 	MaxWorkers int      `json:"max_workers,omitempty"`
+	Workspace  string   `json:"workspace,omitempty"`
 	Wait       *bool    `json:"wait,omitempty"`
 }
 
@@ -158,6 +161,7 @@ func (s *Server) runSwarmSchema() *jsonschema.Schema {
 		"budget_usd": "The run's dollar budget, at most the swarm's own (set in hive.toml); default the swarm's. " +
 			"No call starts that the budget cannot cover.",
 		"max_workers": "How many workers may run at once; at most the swarm's own.",
+		"workspace":   s.workspaceDesc(),
 		"wait":        "Wait for the run's answer (default true). With false, return the run id at once; the run goes on.",
 	}
 	for name, d := range desc {
@@ -225,9 +229,13 @@ func (s *Server) planRun(args RunSwarmArgs) (swarm.Spec, error) {
 	if slices.Contains(args.Tiers, "") {
 		return swarm.Spec{}, errors.New("tiers holds an empty model name")
 	}
+	dir, err := s.workspace(args.Workspace)
+	if err != nil {
+		return swarm.Spec{}, err
+	}
 	// The swarm as configured, with the caller's models: its budget and
 	// workers are what a caller may lower, never raise.
-	req := Request{Task: args.Task, Swarm: name, Lead: args.Lead, Tiers: args.Tiers}
+	req := Request{Task: args.Task, Swarm: name, Lead: args.Lead, Tiers: args.Tiers, Workspace: dir}
 	base, err := s.plan.Plan(req)
 	if err != nil {
 		return swarm.Spec{}, err
@@ -519,4 +527,48 @@ func clip(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
+}
+
+// workspaceDesc describes run_swarm's workspace argument.
+func (s *Server) workspaceDesc() string {
+	d := "The absolute path of a directory on Hive's machine for the workers to read (a repository, a folder of documents); " +
+		"they propose changes as a patch, returned with the answer and never written (hive apply RUN writes it). " +
+		"Instead of the swarm's own workspace. "
+	if len(s.roots) == 0 {
+		return d + "None may be named here: Hive allows no directory to MCP clients ([workspace] roots in hive.toml, or hive mcp --workspace-root DIR)."
+	}
+	return d + "It must be one of these directories or under one: " + strings.Join(s.roots, ", ") + "."
+}
+
+// workspace checks a caller's workspace: an absolute path of a directory
+// under one of the roots, after links are followed (a link
+// under a root may point anywhere). It returns the directory as named.
+func (s *Server) workspace(dir string) (string, error) {
+	if dir == "" {
+		return "", nil
+	}
+	roots := strings.Join(s.roots, ", ")
+	switch {
+	case len(s.roots) == 0:
+		return "", errors.New("no workspace may be named here: Hive allows MCP clients no directory (its operator lists them in [workspace] roots of hive.toml, or with hive mcp --workspace-root DIR); leave workspace out")
+	case !filepath.IsAbs(dir) || strings.ContainsRune(dir, 0):
+		return "", fmt.Errorf("workspace %q is not an absolute path: give the directory's whole path, under %s", dir, roots)
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", fmt.Errorf("workspace %q: no such directory (it must be one under %s)", dir, roots)
+	}
+	if fi, err := os.Stat(real); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("workspace %q is not a directory", dir)
+	}
+	for _, root := range s.roots {
+		r, err := filepath.EvalSymlinks(root)
+		if err != nil {
+			continue
+		}
+		if rel, err := filepath.Rel(r, real); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return filepath.Clean(dir), nil
+		}
+	}
+	return "", fmt.Errorf("workspace %q is not under a directory Hive allows MCP clients to name (%s): name one under them, or leave workspace out", dir, roots)
 }

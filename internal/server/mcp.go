@@ -31,6 +31,9 @@ func (p mcpPlanner) Plan(req mcpserver.Request) (swarm.Spec, error) {
 		return swarm.Spec{}, fmt.Errorf("no swarm %q: use %q or a [swarms.NAME] of hive.toml", req.Swarm, DefaultSwarm)
 	}
 	rr.Task, rr.Lead, rr.Tiers, rr.MaxWorkers = req.Task, req.Lead, req.Tiers, req.MaxWorkers
+	if req.Workspace != "" {
+		rr.Workspace = req.Workspace
+	}
 	if req.BudgetUSD != "" {
 		n := json.Number(req.BudgetUSD)
 		rr.BudgetUSD = &n
