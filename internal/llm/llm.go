@@ -19,6 +19,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"time"
 )
 
 // A Model answers requests. Implementations are safe for concurrent use.
@@ -144,6 +145,15 @@ type Request struct {
 	// CacheSystem marks a prompt-cache breakpoint after the tools and the
 	// system prompt.
 	CacheSystem bool
+	// CacheTTL is how long the breakpoints' entries should live: zero is
+	// the provider's default (Anthropic's 5 minutes), an hour or more
+	// asks for Anthropic's 1-hour entries (written at 2x input, not
+	// 1.25x). Providers with automatic caching ignore it.
+	CacheTTL time.Duration
+	// CacheKey groups requests that share a prefix, for providers that
+	// route by it (OpenAI's prompt_cache_key): requests with the same key
+	// and prefix tend to reach the same cache.
+	CacheKey string
 }
 
 // StopReason is why the model stopped.

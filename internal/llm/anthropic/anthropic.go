@@ -18,7 +18,8 @@
 //
 // Prompt caching is explicit, as Anthropic bills it: [llm.Request].CacheSystem
 // puts a cache_control breakpoint after the tools and the system prompt,
-// and [llm.Message].Cache one after that message's last block.
+// and [llm.Message].Cache one after that message's last block; a
+// [llm.Request].CacheTTL of an hour or more makes them 1-hour entries.
 package anthropic
 
 import (

@@ -305,6 +305,8 @@ func TestCache(t *testing.T) {
 			{Role: llm.RoleUser, Parts: []llm.Part{llm.ToolResult{CallID: "toolu_1", Content: "big output"}}, Cache: true},
 		}}, []string{"messages.2.content.0"}},
 		{"none", llm.Request{System: "sys", Messages: conv[1:]}, nil},
+		{"an hour", llm.Request{System: "sys", CacheSystem: true, CacheTTL: time.Hour, Messages: conv},
+			[]string{"system.0", "messages.0.content.1"}},
 	}
 	for _, mode := range modes {
 		for _, tt := range tests {
@@ -321,8 +323,12 @@ func TestCache(t *testing.T) {
 				if got := llmtest.AnthropicCacheMarks(c); !reflect.DeepEqual(got, tt.marks) {
 					t.Errorf("cache marks = %q, want %q", got, tt.marks)
 				}
-				if len(tt.marks) > 0 && !strings.Contains(string(c.Body), `"cache_control":{"type":"ephemeral"}`) {
-					t.Errorf("body lacks an ephemeral cache_control: %s", c.Body)
+				want := `"cache_control":{"type":"ephemeral"}`
+				if tt.req.CacheTTL >= time.Hour {
+					want = `"cache_control":{"ttl":"1h","type":"ephemeral"}`
+				}
+				if n := strings.Count(string(c.Body), want); n != len(tt.marks) || strings.Count(string(c.Body), `"cache_control"`) != n {
+					t.Errorf("body has %d of %s, want %d: %s", n, want, len(tt.marks), c.Body)
 				}
 			})
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	sdk "github.com/anthropics/anthropic-sdk-go"
 	"github.com/anthropics/anthropic-sdk-go/packages/param"
@@ -42,20 +43,21 @@ func (m *Model) params(req *llm.Request) (sdk.MessageNewParams, error) {
 	if req.System != "" {
 		p.System = []sdk.TextBlockParam{{Text: req.System}}
 	}
+	cc := cacheControl(req.CacheTTL)
 	if req.CacheSystem {
 		// The cached prefix runs tools, then system, then messages: the
 		// breakpoint goes on the last of these that exists.
 		switch {
 		case len(p.System) > 0:
-			p.System[len(p.System)-1].CacheControl = sdk.NewCacheControlEphemeralParam()
+			p.System[len(p.System)-1].CacheControl = cc
 		case len(p.Tools) > 0:
-			p.Tools[len(p.Tools)-1].OfTool.CacheControl = sdk.NewCacheControlEphemeralParam()
+			p.Tools[len(p.Tools)-1].OfTool.CacheControl = cc
 		}
 	}
 	p.ToolChoice = toolChoice(req)
 
 	for i, msg := range req.Messages {
-		mp, err := message(msg)
+		mp, err := message(msg, cc)
 		if err != nil {
 			return p, badRequest(fmt.Sprintf("message %d: %v", i, err))
 		}
@@ -97,7 +99,17 @@ func inputSchema(schema json.RawMessage) sdk.ToolInputSchemaParam {
 	return param.Override[sdk.ToolInputSchemaParam](json.RawMessage(schema))
 }
 
-func message(msg llm.Message) (sdk.MessageParam, error) {
+// cacheControl is a breakpoint of entries that live ttl: Anthropic's
+// 1-hour entries for an hour or more, else its default 5 minutes.
+func cacheControl(ttl time.Duration) sdk.CacheControlEphemeralParam {
+	cc := sdk.NewCacheControlEphemeralParam()
+	if ttl >= time.Hour {
+		cc.TTL = sdk.CacheControlEphemeralTTLTTL1h
+	}
+	return cc
+}
+
+func message(msg llm.Message, cc sdk.CacheControlEphemeralParam) (sdk.MessageParam, error) {
 	var blocks []sdk.ContentBlockParamUnion
 	for _, part := range msg.Parts {
 		switch p := part.(type) {
@@ -130,8 +142,8 @@ func message(msg llm.Message) (sdk.MessageParam, error) {
 		}
 	}
 	if msg.Cache && len(blocks) > 0 {
-		if cc := blocks[len(blocks)-1].GetCacheControl(); cc != nil {
-			*cc = sdk.NewCacheControlEphemeralParam()
+		if p := blocks[len(blocks)-1].GetCacheControl(); p != nil {
+			*p = cc
 		}
 	}
 	role := sdk.MessageParamRoleUser

@@ -100,6 +100,10 @@ func (r *wireRequest) encode() ([]byte, error) {
 		b = strconv.AppendBool(b, r.StreamOptions.IncludeUsage)
 		b = append(b, '}')
 	}
+	if r.PromptCacheKey != "" {
+		b = append(b, `,"prompt_cache_key":`...)
+		b = jsonstr.Append(b, r.PromptCacheKey, false)
+	}
 	return append(b, '}'), nil
 }
 

@@ -48,6 +48,7 @@ func TestEncodeMatchesEncodingJSON(t *testing.T) {
 			MaxTokens:         77,
 			Temperature:       &temp,
 			Stop:              []string{"\n\n", tricky},
+			CacheKey:          tricky,
 		},
 		{Messages: []llm.Message{llm.UserText("x")}, Tools: []llm.Tool{{Name: "a"}}, ToolChoice: llm.ToolChoice{Mode: llm.ToolAny}, ParallelToolCalls: &yes, Temperature: &tiny},
 		{Messages: []llm.Message{llm.UserText("x")}, Tools: []llm.Tool{{Name: "a"}}, ToolChoice: llm.ToolChoice{Mode: llm.ToolNone}},

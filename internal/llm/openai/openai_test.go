@@ -401,10 +401,10 @@ func TestRunawayStream(t *testing.T) {
 // choice as "required" over that tool alone (it ignores an object, with a
 // warning) and parallel_tool_calls on (its default is off); Ollama gets no
 // tool_choice (not a field of its request); OpenAI's and vLLM's requests
-// are as they were.
+// are as they were, but that only OpenAI's carries prompt_cache_key.
 func TestDialects(t *testing.T) {
 	tools := []llm.Tool{{Name: "finish", Schema: json.RawMessage(`{"type":"object"}`)}, {Name: "delegate", Schema: json.RawMessage(`{"type":"object"}`)}}
-	req := &llm.Request{Messages: []llm.Message{llm.UserText("hi")}, Tools: tools, ToolChoice: llm.ToolChoice{Mode: llm.ToolName, Name: "finish"}}
+	req := &llm.Request{Messages: []llm.Message{llm.UserText("hi")}, Tools: tools, ToolChoice: llm.ToolChoice{Mode: llm.ToolName, Name: "finish"}, CacheKey: "run-1/wave-1"}
 	tests := []struct {
 		name     string
 		start    func(llmtest.Handler) *llmtest.Server
@@ -435,11 +435,16 @@ func TestDialects(t *testing.T) {
 			var body struct {
 				ToolChoice json.RawMessage `json:"tool_choice"`
 				Parallel   *bool           `json:"parallel_tool_calls"`
+				CacheKey   string          `json:"prompt_cache_key"`
 			}
 			json.Unmarshal(c.Body, &body)
 			choice := c.ToolChoice
 			if choice != tt.choice || len(c.Tools) != tt.tools || (body.Parallel != nil && *body.Parallel) != tt.parallel || (len(c.Warnings) > 0) != tt.warned {
 				t.Errorf("tool choice %q, %d tools, parallel %v, warnings %q; body %s", choice, len(c.Tools), body.Parallel, c.Warnings, c.Body)
+			}
+			// Only OpenAI's API takes prompt_cache_key.
+			if openAI := tt.dialect == "openai" || tt.name == "openai asked"; (body.CacheKey == req.CacheKey) != openAI {
+				t.Errorf("prompt_cache_key %q in dialect %q", body.CacheKey, tt.name)
 			}
 			if strings.HasPrefix(tt.name, "ollama") && len(body.ToolChoice) > 0 {
 				t.Errorf("Ollama was sent tool_choice %s", body.ToolChoice)

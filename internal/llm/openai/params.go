@@ -54,6 +54,11 @@ func (m *Model) request(req *llm.Request) (*wireRequest, error) {
 	}
 	tools, choice := req.Tools, req.ToolChoice
 	dialect := m.dialect()
+	if dialect == DialectOpenAI {
+		// Only OpenAI's API routes by it; local servers cache on their
+		// own (llama.cpp's cache_prompt, vLLM's prefix caching).
+		w.PromptCacheKey = req.CacheKey
+	}
 	if dialect == DialectLlamaCpp && choice.Mode == llm.ToolName {
 		// llama.cpp reads tool_choice only as a string: a named function
 		// is "required" over that function alone.
