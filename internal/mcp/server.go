@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -224,12 +225,41 @@ func (s *server) connect(ctx context.Context) (*session, error) {
 
 // listTools lists the server's tools and keeps those its allow list names,
 // under their Hive names.
+// Bounds on what a server's tools add to every request of the models
+// offered them: a description is cut at maxDescription bytes (or the
+// server's max_output, if less), and a server offers at most maxTools
+// tools of at most maxToolBytes of descriptions and schemas in all, in
+// name order. Of a longer list, maxListed tools are read.
+const (
+	maxDescription = 2 << 10
+	maxTools       = 64
+	maxToolBytes   = 256 << 10
+	maxListed      = 4096
+)
+
+// capDescription cuts a tool's description at max bytes.
+func capDescription(d string, limit int) string {
+	if len(d) <= limit {
+		return d
+	}
+	cut := max(limit-len("…"), 0)
+	for cut > 0 && !utf8.RuneStart(d[cut]) {
+		cut--
+	}
+	return d[:cut] + "…"
+}
+
 func (s *server) listTools(ctx context.Context, sess *session) ([]Tool, error) {
 	byName := map[string][]Tool{}
 	offered := map[string]bool{}
+	listed := 0
 	for t, err := range sess.cs.Tools(ctx, nil) {
 		if err != nil {
 			return nil, err
+		}
+		if listed++; listed > maxListed {
+			s.m.log.Warn("mcp: a server lists too many tools; the rest are left out", "server", s.cfg.Name, "listed", maxListed)
+			break
 		}
 		offered[t.Name] = true
 		if !s.cfg.allows(t.Name) {
@@ -249,11 +279,12 @@ func (s *server) listTools(ctx context.Context, sess *session) ([]Tool, error) {
 			Name:        name,
 			Server:      s.cfg.Name,
 			Remote:      t.Name,
-			Description: s.m.redact(t.Description),
+			Description: s.m.redact(capDescription(t.Description, min(maxDescription, int(s.cfg.MaxOutput)))),
 			Schema:      json.RawMessage(s.m.redact(string(schema))),
 		})
 	}
 	var tools []Tool
+	size := 0
 	for _, name := range slices.Sorted(maps.Keys(byName)) {
 		if ts := byName[name]; len(ts) > 1 {
 			remotes := make([]string, len(ts))
@@ -263,10 +294,17 @@ func (s *server) listTools(ctx context.Context, sess *session) ([]Tool, error) {
 			s.m.log.Warn("mcp: tools whose names collide as Hive names are left out", "server", s.cfg.Name, "name", name, "tools", remotes)
 			continue
 		}
-		if !json.Valid(byName[name][0].Schema) {
+		t := byName[name][0]
+		if !json.Valid(t.Schema) {
 			continue // redaction broke it
 		}
-		tools = append(tools, byName[name][0])
+		// Every request of a model that may call them carries them all.
+		if size += len(t.Description) + len(t.Schema); len(tools) == maxTools || size > maxToolBytes {
+			s.m.log.Warn("mcp: a server offers more tools than a request can carry; the rest are left out (name the ones models need in allow)",
+				"server", s.cfg.Name, "kept", len(tools), "max_tools", maxTools, "max_bytes", maxToolBytes)
+			break
+		}
+		tools = append(tools, t)
 	}
 	for _, a := range s.cfg.Allow {
 		if a != "*" && !offered[a] {

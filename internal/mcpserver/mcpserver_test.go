@@ -196,7 +196,7 @@ func TestStatusAndCancel(t *testing.T) {
 	}
 	waitFor(t, "calling the lead", func() bool { return e.script.leadCalls.Load() > 0 })
 
-	res = c.call(t, ctx, "run_status", map[string]any{"run_id": out.RunID[:8]}, nil)
+	res = c.call(t, ctx, "run_status", map[string]any{"run_id": out.RunID}, nil)
 	var st mcpserver.RunStatus
 	structured(t, res, &st)
 	if res.IsError || st.RunID != out.RunID || st.Status != "running" || st.Task != "SLOW job" || st.Nodes.Total != 1 ||
@@ -218,6 +218,7 @@ func TestStatusAndCancel(t *testing.T) {
 	for _, tc := range []struct{ tool, id, want string }{
 		{"cancel_run", out.RunID, "already ended (cancelled): nothing to cancel"},
 		{"run_status", "r99999999", `no run "r99999999"`},
+		{"run_status", out.RunID[:8], "give the whole id"},
 		{"cancel_run", "", "run_id is empty"},
 	} {
 		res := c.call(t, ctx, tc.tool, map[string]any{"run_id": tc.id}, nil)

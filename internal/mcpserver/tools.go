@@ -157,7 +157,7 @@ func (s *Server) runSwarmSchema() *jsonschema.Schema {
 			sizeOf(s.MaxTask) + ".",
 		"swarm": fmt.Sprintf("Which configured swarm runs it: %s (default %q).", strings.Join(quoted(s.swarmNames()), ", "), DefaultSwarm),
 		"lead":  "The lead model, instead of the swarm's; one of " + models + ".",
-		"tiers": "The worker models from cheap to strong, instead of the swarm's; each one of " + models + ".",
+		"tiers": fmt.Sprintf("The worker models from cheap to strong (at most %d), instead of the swarm's; each one of %s.", maxTiers, models),
 		"budget_usd": "The run's dollar budget, at most the swarm's own (set in hive.toml); default the swarm's. " +
 			"No call starts that the budget cannot cover.",
 		"max_workers": "How many workers may run at once; at most the swarm's own.",
@@ -180,7 +180,7 @@ func runIDSchema() *jsonschema.Schema {
 	if err != nil {
 		panic(err)
 	}
-	sc.Properties["run_id"].Description = "The run's id (as run_swarm returned it), or a unique prefix of at least 4 characters."
+	sc.Properties["run_id"].Description = "The run's whole id, as run_swarm returned it."
 	return sc
 }
 
@@ -229,6 +229,9 @@ func (s *Server) planRun(args RunSwarmArgs) (swarm.Spec, error) {
 	if slices.Contains(args.Tiers, "") {
 		return swarm.Spec{}, errors.New("tiers holds an empty model name")
 	}
+	if len(args.Tiers) > maxTiers {
+		return swarm.Spec{}, fmt.Errorf("tiers names %d models: give at most %d, cheapest first", len(args.Tiers), maxTiers)
+	}
 	dir, err := s.workspace(args.Workspace)
 	if err != nil {
 		return swarm.Spec{}, err
@@ -262,8 +265,15 @@ func (s *Server) planRun(args RunSwarmArgs) (swarm.Spec, error) {
 		return swarm.Spec{}, fmt.Errorf("max_workers %d is over swarm %q's %d: ask for at most that (max_workers in hive.toml raises it)",
 			args.MaxWorkers, name, limit)
 	}
-	return s.plan.Plan(req)
+	spec, err := s.plan.Plan(req)
+	spec.Origin = swarm.OriginMCP
+	return spec, err
 }
+
+// maxTiers bounds the worker tiers a caller may name: a ladder longer
+// than this escalates a failing task too many times to be what anyone
+// meant.
+const maxTiers = 8
 
 // engineMaxWorkers is the engine's max_workers when a spec sets none.
 const engineMaxWorkers = 100
@@ -499,21 +509,30 @@ func (s *Server) cancelRun(ctx context.Context, req *mcp.CallToolRequest, args R
 	return textResult(fmt.Sprintf("Run %s is %s; it spent %s.", v.ID, v.Status, price.Amount(v.CostNanos)), false), out, nil
 }
 
-// lookup finds a run by id or unique prefix.
+// lookup finds a run an MCP client started, by its whole id.
 func (s *Server) lookup(ctx context.Context, id string) (journal.Run, error) {
 	id = strings.TrimSpace(id)
 	if id == "" {
 		return journal.Run{}, errors.New("run_id is empty: give the id run_swarm returned")
 	}
+	// A caller's model chooses the id: only whole ids of runs that MCP
+	// clients started are found, so that no caller can find, read or
+	// cancel the runs of hive run or the HTTP API, nor learn by prefixes
+	// which exist.
+	notFound := fmt.Errorf("no run %q started by an MCP client: give the whole id run_swarm returned", id)
 	jr, err := s.engine.Store().Run(ctx, id)
 	switch {
-	case errors.Is(err, journal.ErrNotFound):
-		return jr, fmt.Errorf("no run %q: give the id run_swarm returned (hive runs lists them)", id)
-	case errors.Is(err, journal.ErrAmbiguous):
-		return jr, fmt.Errorf("more than one run starts with %q: give more of the id", id)
+	case errors.Is(err, journal.ErrNotFound), errors.Is(err, journal.ErrAmbiguous):
+		return journal.Run{}, notFound
 	case err != nil:
 		s.log.Error("look up a run for an MCP client", "run", id, "err", err)
-		return jr, fmt.Errorf("look up run %q: %v", id, err)
+		return journal.Run{}, fmt.Errorf("look up run %q: %v", id, err)
+	}
+	var spec struct {
+		Origin string `json:"origin"`
+	}
+	if jr.ID != id || json.Unmarshal(jr.Spec, &spec) != nil || spec.Origin != swarm.OriginMCP {
+		return journal.Run{}, notFound
 	}
 	return jr, nil
 }

@@ -12,10 +12,17 @@ import (
 )
 
 // Spec is what a run is asked to do and within which limits.
+// OriginMCP is the [Spec].Origin of a run an MCP client started.
+const OriginMCP = "mcp"
+
 type Spec struct {
-	Task  string   `json:"task"`
-	Lead  string   `json:"lead"`  // the lead's model name
-	Tiers []string `json:"tiers"` // worker model names, cheapest first
+	// Origin says who started the run: empty for hive run and the HTTP
+	// API, [OriginMCP] for an MCP client, which may read and cancel only
+	// the runs of that origin.
+	Origin string   `json:"origin,omitempty"`
+	Task   string   `json:"task"`
+	Lead   string   `json:"lead"`  // the lead's model name
+	Tiers  []string `json:"tiers"` // worker model names, cheapest first
 	// Models are further models the run's models may name (a judge, the
 	// voters and confirmers of a verify spec); the lead and the tiers are
 	// always allowed, and no other model is ever called.
