@@ -68,6 +68,9 @@ type agent struct {
 	// that answered without one: local servers (llama.cpp, vLLM) then
 	// constrain the model's output to the tools' grammar.
 	force bool
+	// wave is the delegate call of a worker's task, whose first call to
+	// each model goes ahead of the rest (cache.go); nil for the lead.
+	wave *wave
 }
 
 // loop runs turns until a tool call ends the conversation, the turn limit
@@ -224,11 +227,15 @@ func (a *agent) reject(text string) {
 // before it is sent and settled after.
 func (a *agent) call(ctx context.Context) (*llm.Response, error) {
 	req := a.req
-	req.Messages = redactMessages(a.msgs, a.r.e.opts.Redact)
+	req.Messages = cacheTail(redactMessages(a.msgs, a.r.e.opts.Redact))
 	if a.force && req.ToolChoice.Mode == llm.ToolAuto && len(req.Tools) > 0 {
 		req.ToolChoice = llm.ToolChoice{Mode: llm.ToolAny}
 	}
 	key := fmt.Sprintf("%s/call-%d", a.ns.ID, a.turn)
+	release := a.staggered(ctx, &req)
+	if release != nil {
+		defer release() // also when the call fails, or was journaled
+	}
 	a.turn++
 	rec, live, err := a.steps.call(ctx, key, func(ctx context.Context) (callRecord, error) {
 		usd, tokens, err := worstCase(a.model, &req)
@@ -239,7 +246,14 @@ func (a *agent) call(ctx context.Context) (*llm.Response, error) {
 		if err != nil {
 			return callRecord{Exhausted: err.Error()}, nil
 		}
-		resp, err := a.model.Admitted(a.prio).Generate(ctx, &req)
+		var resp *llm.Response
+		if release != nil {
+			// The wave's first call: the rest of the wave goes once its
+			// answer begins, when the provider has cached the prefix.
+			resp, err = a.model.Admitted(a.prio).Stream(ctx, &req, func(llm.Delta) { release() })
+		} else {
+			resp, err = a.model.Admitted(a.prio).Generate(ctx, &req)
+		}
 		if err != nil {
 			res.Release()
 			return callRecord{}, err
@@ -255,7 +269,7 @@ func (a *agent) call(ctx context.Context) (*llm.Response, error) {
 	if !live {
 		a.bud.Charge(price.Amount(rec.CostNanos), rec.Usage.Total(), 1)
 	}
-	a.r.charge(a.ns, rec.Usage, price.Amount(rec.CostNanos))
+	a.r.charge(a.ns, rec.Usage, price.Amount(rec.CostNanos), cacheSaved(a.model, rec.Usage, price.Amount(rec.CostNanos)))
 	if rec.Anomaly != "" {
 		a.r.anomaly(a.ns, rec.Anomaly, live)
 	}

@@ -74,7 +74,7 @@ func (c *verifierCaller) Call(ctx context.Context, model string, req *llm.Reques
 	if !live {
 		c.r.pool.Charge(price.Amount(rec.CostNanos), rec.Usage.Total(), 1)
 	}
-	c.r.charge(ns, rec.Usage, price.Amount(rec.CostNanos))
+	c.r.charge(ns, rec.Usage, price.Amount(rec.CostNanos), cacheSaved(m, rec.Usage, price.Amount(rec.CostNanos)))
 	if rec.Anomaly != "" {
 		c.r.anomaly(ns, rec.Anomaly, live)
 	}

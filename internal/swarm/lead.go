@@ -135,10 +135,11 @@ func (r *run) leadLoop(dctx dbos.Context) (answer string, err error) {
 // leadRequest is the lead's first request.
 func leadRequest(spec Spec) llm.Request {
 	return llm.Request{
-		System:    leadSystem,
-		MaxTokens: spec.CallTokens,
-		Tools:     []llm.Tool{delegateTool, awaitTool, cancelTool, readArtifactTool, finishTool},
-		Messages:  []llm.Message{llm.UserText(spec.Task + fmt.Sprintf("\n\n(Worker tiers, cheapest first: %s.)", strings.Join(spec.Tiers, ", ")) + checksNote(spec) + workspaceLeadNote(spec))},
+		System:      leadSystem,
+		CacheSystem: true,
+		MaxTokens:   spec.CallTokens,
+		Tools:       []llm.Tool{delegateTool, awaitTool, cancelTool, readArtifactTool, finishTool},
+		Messages:    []llm.Message{llm.UserText(spec.Task + fmt.Sprintf("\n\n(Worker tiers, cheapest first: %s.)", strings.Join(spec.Tiers, ", ")) + checksNote(spec) + workspaceLeadNote(spec))},
 	}
 }
 
@@ -205,8 +206,13 @@ func (r *run) delegate(dctx dbos.Context, lead *nodeState, args delegateArgs) to
 	}
 	kids := make([]*nodeState, len(args.Tasks))
 	ids := make([]string, len(args.Tasks))
+	var w *wave
 	for i, t := range args.Tasks {
 		k := r.newNode(lead.ID, RoleWorker, t.Name, r.tierModel(t.Tier), tierOf(t.Tier, len(r.spec.Tiers)), 1)
+		if w == nil {
+			w = newWave(r.id, r.spec.Task, k.ID, args)
+		}
+		t.wave = w
 		kids[i], ids[i] = k, k.ID
 		r.launch(k, t)
 	}

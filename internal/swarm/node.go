@@ -57,7 +57,11 @@ type Node struct {
 	Attempt int          `json:"attempt,omitempty"`
 	Usage   llm.Usage    `json:"usage"`
 	Cost    price.Amount `json:"cost_nanos"`
-	Calls   int          `json:"calls"`
+	// CacheSaved is what prompt caching saved the node's calls: their
+	// prompts' price uncached less what they cost (negative while cache
+	// writes, priced above input, outweigh the reads).
+	CacheSaved price.Amount `json:"cache_saved_nanos,omitempty"`
+	Calls      int          `json:"calls"`
 	// ToolCalls counts the node's calls of tools that act (run_code, the
 	// workspace's, MCP servers'); ToolErrors those that failed, and
 	// ToolMillis the time they took.
@@ -117,6 +121,10 @@ func nodeJSON(n *Node) []byte {
 	}
 	b = append(b, `},"cost_nanos":`...)
 	b = strconv.AppendInt(b, int64(n.Cost), 10)
+	if n.CacheSaved != 0 {
+		b = append(b, `,"cache_saved_nanos":`...)
+		b = strconv.AppendInt(b, int64(n.CacheSaved), 10)
+	}
 	b = append(b, `,"calls":`...)
 	b = strconv.AppendInt(b, int64(n.Calls), 10)
 	if n.ToolCalls != 0 {

@@ -149,10 +149,11 @@ func (r *run) update(ns *nodeState, f func(n *Node)) {
 }
 
 // charge adds a call's bill to a node and the run.
-func (r *run) charge(ns *nodeState, u llm.Usage, cost price.Amount) {
+func (r *run) charge(ns *nodeState, u llm.Usage, cost, cacheSaved price.Amount) {
 	r.mu.Lock()
 	ns.Usage = ns.Usage.Add(u)
 	ns.Cost += cost
+	ns.CacheSaved += cacheSaved
 	ns.Calls++
 	r.usage = r.usage.Add(u)
 	r.cost += cost

@@ -145,8 +145,11 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 	defer r.release()
 	r.setStatus(ns, StatusRunning, "")
 
-	a := &agent{r: r, ns: ns, model: m, prio: limit.Worker, steps: steps, bud: r.pool}
-	a.req = llm.Request{System: r.workerSystem(), MaxTokens: r.spec.CallTokens, Tools: r.workerTools(ns.Depth)}
+	a := &agent{r: r, ns: ns, model: m, prio: limit.Worker, steps: steps, bud: r.pool, wave: t.wave}
+	// The shared part first and unchanging (tools, system, the wave's
+	// context), then the task: see cache.go.
+	a.req = llm.Request{System: t.wave.system(r.workerSystem()), MaxTokens: r.spec.CallTokens, Tools: r.workerTools(ns.Depth),
+		CacheSystem: true, CacheKey: t.wave.cacheKey()}
 	mcpTools := r.mcpToolsFor(ctx, ns, mcp.RoleWorker, ns.Model)
 	a.req.Tools = append(a.req.Tools, mcpTools...)
 	prompt := taskPrompt(t)
@@ -421,6 +424,10 @@ func (r *run) delegateNested(ctx context.Context, parent *nodeState, args delega
 	kids := make([]*nodeState, len(args.Tasks))
 	for i, t := range args.Tasks {
 		kids[i] = r.newNode(parent.ID, RoleWorker, t.Name, r.tierModel(t.Tier), tierOf(t.Tier, len(r.spec.Tiers)), parent.Depth+1)
+	}
+	w := newWave(r.id, r.spec.Task, kids[0].ID, args)
+	for i := range args.Tasks {
+		args.Tasks[i].wave = w
 	}
 	r.release()
 	results := make([]taskResult, len(kids))

@@ -32,11 +32,22 @@ type TaskSpec struct {
 	// cheaper, and it is what an answer recorded for the task alone
 	// (package replay) was given; a live model may do better with them.
 	FreshEscalation bool `json:"fresh_escalation,omitempty"`
+
+	// wave is the delegate call the task came in (its shared context and
+	// cache key); nil for tasks a run starts itself.
+	wave *wave
 }
 
 type delegateArgs struct {
 	Tasks []TaskSpec `json:"tasks"`
-	Wait  *bool      `json:"wait,omitempty"`
+	// Context is what every task of the call needs (a document, a spec, a
+	// style guide): each worker gets it ahead of its own instructions, as
+	// a prefix providers cache, so that it is paid for about once.
+	Context string `json:"context,omitempty"`
+	// ShareTask gives every worker the run's whole task (the job the
+	// lead was given, with any material in it) the same way.
+	ShareTask bool  `json:"share_task,omitempty"`
+	Wait      *bool `json:"wait,omitempty"`
 }
 
 type awaitArgs struct {
@@ -88,8 +99,8 @@ func tool(name, desc, schema string) llm.Tool {
 }
 
 var (
-	delegateTool = tool(toolDelegate, "Dispatch tasks to workers that run in parallel. With wait (default true) returns their reports; without, returns their node ids at once (use await).",
-		`{"type":"object","properties":{"tasks":{"type":"array","items":`+taskSchema+`},"wait":{"type":"boolean"}},"required":["tasks"]}`)
+	delegateTool = tool(toolDelegate, "Dispatch tasks to workers that run in parallel. With wait (default true) returns their reports; without, returns their node ids at once (use await). Put material every task needs in context, once, rather than in each task's instructions: it is sent ahead of each task and cached, at a tenth of the price.",
+		`{"type":"object","properties":{"tasks":{"type":"array","items":`+taskSchema+`},"context":{"type":"string","description":"material every task needs (a document, a spec, a style guide); each worker sees it before its own instructions"},"share_task":{"type":"boolean","description":"give every worker the whole job you were given (with any document in it) before its own instructions, instead of copying parts of it into each task"},"wait":{"type":"boolean"}},"required":["tasks"]}`)
 	awaitTool = tool(toolAwait, "Wait for workers started with wait=false. mode all (default) or any; timeout_s bounds the wait.",
 		`{"type":"object","properties":{"ids":{"type":"array","items":{"type":"string"}},"mode":{"type":"string","enum":["all","any"]},"timeout_s":{"type":"number"}},"required":["ids"]}`)
 	cancelTool = tool(toolCancel, "Cancel running workers.",
