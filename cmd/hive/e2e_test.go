@@ -259,4 +259,10 @@ func TestRunEverythingServer(t *testing.T) {
 	if n := descendants(); n > 0 {
 		t.Errorf("%d processes (the server?) are left after the run", n)
 	}
+	// The run ended and its process exited with it: the next process
+	// finds nothing of it to continue.
+	code, _, errOut = w.hiveFor(2*time.Minute, "run", "add")
+	if code != 0 || strings.Contains(errOut, "also continuing") {
+		t.Errorf("the next run: exit %d\n%s", code, errOut)
+	}
 }

@@ -86,6 +86,12 @@ type Engine struct {
 	// released counts the goroutines that cancel each started run's
 	// context once DBOS has its outcome; Close waits for them.
 	released sync.WaitGroup
+	// recording holds, for each run started here, a channel closed once
+	// DBOS has recorded its outcome (guarded by mu): Close lets a run
+	// that has ended, but whose workflow has not yet returned, return
+	// before it cancels, or DBOS would find it unfinished at the next
+	// start and continue it.
+	recording map[string]chan struct{}
 
 	mu sync.Mutex
 	// slots holds the runs that execute or are waited for in this
@@ -185,6 +191,26 @@ func (e *Engine) Close(ctx context.Context) error {
 	e.closeOnce.Do(func() {
 		e.closing.Store(true)
 		e.mu.Lock()
+		// Runs that ended here (their slots let go) and whose workflows
+		// are returning: a few seconds at most.
+		var ending []chan struct{}
+		for id, ch := range e.recording {
+			if e.slots[id] == nil {
+				ending = append(ending, ch)
+			}
+		}
+		e.mu.Unlock()
+		deadline := time.NewTimer(10 * time.Second)
+	wait:
+		for _, ch := range ending {
+			select {
+			case <-ch:
+			case <-deadline.C:
+				break wait
+			}
+		}
+		deadline.Stop()
+		e.mu.Lock()
 		for _, s := range e.slots {
 			if s.cancel != nil {
 				s.cancel()
@@ -277,6 +303,11 @@ func (e *Engine) Start(ctx context.Context, spec Spec) (string, error) {
 	// Under mu, which Close takes after it sets closing: no Add after
 	// Close has begun waiting.
 	e.released.Add(1)
+	recorded := make(chan struct{})
+	if e.recording == nil {
+		e.recording = map[string]chan struct{}{}
+	}
+	e.recording[id] = recorded
 	e.mu.Unlock()
 	h, err := dbos.RunWorkflow(cctx, e.runWorkflow, runInput{RunID: id, Spec: spec}, dbos.WithWorkflowID(id))
 	if err != nil {
@@ -286,6 +317,7 @@ func (e *Engine) Start(ctx context.Context, spec Spec) (string, error) {
 		if e.slots[id] == s {
 			delete(e.slots, id)
 		}
+		delete(e.recording, id)
 		e.mu.Unlock()
 		return "", fmt.Errorf("start the run: %w", err)
 	}
@@ -296,6 +328,10 @@ func (e *Engine) Start(ctx context.Context, spec Spec) (string, error) {
 	go func() {
 		defer e.released.Done()
 		h.GetResult() // returns at the run's end, or when Close cancels cctx
+		e.mu.Lock()
+		delete(e.recording, id)
+		e.mu.Unlock()
+		close(recorded)
 		cancel()
 	}()
 	return id, nil
@@ -495,8 +531,12 @@ func (e *Engine) runWorkflow(dctx dbos.Context, in runInput) (Result, error) {
 		r.ws = ws
 		defer ws.Close()
 	}
-	defer r.closeMCP() // after the lead's loop, which waits for the workers
+	defer r.closeMCP() // on every way out; at once below, normally
 	answer, err := r.leadLoop(dctx)
+	// The lead's loop has waited for the workers: the servers stop
+	// before the run ends, so that a process that exits at its end
+	// leaves none running and the workflow returns at once.
+	r.closeMCP()
 	res := Result{RunID: r.id, Status: StatusDone, Answer: answer}
 	switch {
 	case r.cancelled.Load():

@@ -111,11 +111,12 @@ func (r *run) mcpToolsFor(ctx context.Context, ns *nodeState, role, model string
 	return out
 }
 
-// closeMCP stops the run's MCP servers and waits for them.
+// closeMCP stops the run's MCP servers and waits for them; once is
+// enough.
 func (r *run) closeMCP() {
 	r.mcp.mu.Lock()
 	m := r.mcp.manager
-	r.mcp.closed = true
+	r.mcp.manager, r.mcp.closed = nil, true
 	r.mcp.mu.Unlock()
 	if m != nil {
 		m.Close()
