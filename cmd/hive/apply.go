@@ -59,7 +59,7 @@ func applyRun(ctx context.Context, env *Env, sess *session, jr journal.Run, dir 
 	}
 	target := spec.Workspace
 	if dir != "" {
-		if target, err = workspaceDir(dir); err != nil {
+		if target, err = workspaceDir(dir, "--dir"); err != nil {
 			return err
 		}
 	}
@@ -70,7 +70,8 @@ func applyRun(ctx context.Context, env *Env, sess *session, jr journal.Run, dir 
 	defer ws.Close()
 	if err := ws.Apply(ctx, p, spec.WorkspaceBase); err != nil {
 		if errors.Is(err, workspace.ErrChanged) {
-			return fmt.Errorf("%s: %v; or rebase the patch yourself: hive apply --print %s > %s.patch, then git apply --3way %s.patch in %s", target, err, jr.ID, jr.ID, jr.ID, target)
+			return fmt.Errorf("%s: %v; or apply what still fits yourself: hive apply --print %s > %s.patch, then in %s git apply --reject %s.patch (it writes the hunks that no longer fit to .rej files)",
+				target, err, jr.ID, jr.ID, target, jr.ID)
 		}
 		return fmt.Errorf("%s: %w (nothing was written)", target, err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -69,9 +70,24 @@ func TestApply(t *testing.T) {
 	}
 	// Applied, the directory is no longer as the run found it.
 	code, _, errOut := w.hive("apply", id)
-	if code != 1 || !strings.Contains(errOut, "changed since the run began") || !strings.Contains(errOut, "git apply --3way") || strings.Count(errOut, "\n") != 1 {
+	if code != 1 || !strings.Contains(errOut, "changed since the run began") || !strings.Contains(errOut, "git apply --reject") || strings.Count(errOut, "\n") != 1 {
 		t.Errorf("a second apply: exit %d: %q", code, errOut)
 	}
+	// The advice works on a tree that changed elsewhere.
+	os.WriteFile(filepath.Join(repo, "greeting.txt"), []byte("hello\n"), 0o644)
+	os.WriteFile(filepath.Join(repo, "notes.txt"), []byte("new\n"), 0o644)
+	if code, _, _ := w.hive("apply", id); code != 1 {
+		t.Fatalf("apply to a changed tree: exit %d", code)
+	}
+	_, patch, _ := w.hive("apply", "--print", id)
+	os.WriteFile(filepath.Join(w.dir, id+".patch"), []byte(patch), 0o644)
+	if out, err := exec.Command("git", "-C", repo, "apply", "--reject", filepath.Join(w.dir, id+".patch")).CombinedOutput(); err != nil {
+		t.Errorf("git apply --reject, as the advice says: %v\n%s", err, out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(repo, "greeting.txt")); string(b) != "HELLO\n" {
+		t.Errorf("after git apply --reject: %q", b)
+	}
+	os.Remove(filepath.Join(repo, "notes.txt"))
 
 	// --apply at the end of the run.
 	os.WriteFile(filepath.Join(repo, "greeting.txt"), []byte("hello\n"), 0o644)

@@ -24,15 +24,15 @@ func newFlags(env *Env, name, usage string) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args; -h is not an error, other flag errors are usage
-// errors.
+// parseFlags parses args; -h ends the command with code 0 once the flags
+// are printed, other flag errors are usage errors.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	// Let flags follow positional arguments too ("hive ask 'hi' -m x").
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if err == flag.ErrHelp {
-				return errSilent
+				return &exitError{code: 0, err: errSilent} // asked for: the flags were printed
 			}
 			return &exitError{code: 2, err: errSilentUsage{err}}
 		}

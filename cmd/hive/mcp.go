@@ -11,6 +11,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"golang.org/x/term"
 
+	"github.com/hive-swarm/hive/internal/config"
 	"github.com/hive-swarm/hive/internal/mcpserver"
 	"github.com/hive-swarm/hive/internal/server"
 )
@@ -53,6 +54,9 @@ func runMCP(ctx context.Context, env *Env, args []string) error {
 	}
 	defer sess.close()
 	sess.cfg.Workspace.Roots = append(sess.cfg.Workspace.Roots, roots...)
+	if noLead(sess.cfg) {
+		fmt.Fprintf(env.Stderr, "hive mcp: %s names no lead model ([defaults] lead, or a [swarms.NAME] lead), so run_swarm cannot start a run: configure one (see the README's hive.toml)\n", configName(sess.cfg))
+	}
 	if err := sess.startEngine(ctx, env, ""); err != nil {
 		return err
 	}
@@ -72,3 +76,24 @@ func runMCP(ctx context.Context, env *Env, args []string) error {
 type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
+
+// noLead reports whether cfg gives no swarm a lead model.
+func noLead(cfg *config.Config) bool {
+	if cfg.Defaults.Lead != "" {
+		return false
+	}
+	for _, sw := range cfg.Swarms {
+		if sw != nil && sw.Lead != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// configName names cfg's file for a message.
+func configName(cfg *config.Config) string {
+	if cfg.Path == "" {
+		return "the built-in configuration (no hive.toml found)"
+	}
+	return cfg.Path
+}

@@ -226,7 +226,7 @@ func runSpec(cfg *config.Config, tf taskFile, f runFlags) (swarm.Spec, error) {
 		spec.Workspace = f.workspace
 	}
 	if spec.Workspace != "" {
-		abs, err := workspaceDir(spec.Workspace)
+		abs, err := workspaceDir(spec.Workspace, "--workspace")
 		if err != nil {
 			return spec, err
 		}
@@ -251,8 +251,9 @@ func runSpec(cfg *config.Config, tf taskFile, f runFlags) (swarm.Spec, error) {
 	return spec, nil
 }
 
-// workspaceDir returns dir as an absolute path, checked to be a directory.
-func workspaceDir(dir string) (string, error) {
+// workspaceDir returns dir, given with flag, as an absolute path, checked
+// to be a directory.
+func workspaceDir(dir, flag string) (string, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return "", fmt.Errorf("workspace %s: %w", dir, err)
@@ -260,9 +261,9 @@ func workspaceDir(dir string) (string, error) {
 	fi, err := os.Stat(abs)
 	switch {
 	case err != nil:
-		return "", usageErrorf("workspace %s: %v (give a directory: --workspace DIR)", dir, errors.Unwrap(err))
+		return "", usageErrorf("workspace %s: %v (give a directory: %s DIR)", dir, errors.Unwrap(err), flag)
 	case !fi.IsDir():
-		return "", usageErrorf("workspace %s is not a directory (give the directory the workers are to read: --workspace DIR)", dir)
+		return "", usageErrorf("workspace %s is not a directory (give a directory: %s DIR)", dir, flag)
 	}
 	return abs, nil
 }

@@ -583,3 +583,15 @@ func TestRecoveredRunsNoted(t *testing.T) {
 		t.Fatalf("stderr lacks %q:\n%s", want, errOut)
 	}
 }
+
+// TestHelpExitsZero: -h is asked for, not a mistake: the flags are
+// printed and the exit code is 0.
+func TestHelpExitsZero(t *testing.T) {
+	w := newWorld(t)
+	for _, cmd := range []string{"run", "show", "apply", "mcp", "serve", "eval"} {
+		code, _, errOut := w.hive(cmd, "-h")
+		if code != 0 || !strings.Contains(errOut, "Usage: hive "+cmd) {
+			t.Errorf("hive %s -h: exit %d\n%s", cmd, code, errOut)
+		}
+	}
+}

@@ -300,6 +300,11 @@ func (s *Server) runSwarm(ctx context.Context, req *mcp.CallToolRequest, args Ru
 			s.log.Error("start a run for an MCP client", "err", err)
 			return nil, RunResult{}, fmt.Errorf("the run did not start: %v (Hive's log on stderr says more)", err)
 		}
+		if args.BudgetUSD != nil {
+			// The advice names hive.toml and flags, which are the
+			// operator's, not the caller's.
+			return nil, RunResult{}, fmt.Errorf("the run did not start: %w. As an MCP client, leave budget_usd out to run within the swarm's own bounds", err)
+		}
 		return nil, RunResult{}, fmt.Errorf("the run did not start: %w", err)
 	}
 	out := RunResult{RunID: id, Status: string(swarm.StatusRunning), BudgetUSD: spec.BudgetUSD.Dollars()}
