@@ -45,7 +45,9 @@ func runShow(ctx context.Context, env *Env, args []string) error {
 	if *asJSON {
 		out := showJSON{Run: swarm.ViewRun(jr), Nodes: nodes, Tiers: tiers, Patch: patch, Totals: totalsJSON{
 			Nodes: tot.Nodes, ByStatus: tot.ByStatus, CostUSD: tot.Cost.Dollars(), CostNanos: int64(tot.Cost),
-			InputTokens: tot.Input, OutputTokens: tot.Output, Calls: tot.Calls}}
+			InputTokens: tot.Input, OutputTokens: tot.Output, Calls: tot.Calls,
+			CacheReadTokens: tot.CacheRead, CacheWriteTokens: tot.CacheWrite, CacheHitRate: tot.CacheHitRate(),
+			CacheSavedUSD: tot.CacheSaved.Dollars(), CacheSavedNanos: int64(tot.CacheSaved)}}
 		if out.Nodes == nil {
 			out.Nodes = []swarm.Node{}
 		}
@@ -112,6 +114,13 @@ type totalsJSON struct {
 	InputTokens  int64                `json:"input_tokens"`
 	OutputTokens int64                `json:"output_tokens"`
 	Calls        int                  `json:"calls"`
+	// The input tokens read from and written to prompt caches (counted in
+	// input_tokens), the share read, and what caching saved.
+	CacheReadTokens  int64   `json:"cache_read_tokens"`
+	CacheWriteTokens int64   `json:"cache_write_tokens"`
+	CacheHitRate     float64 `json:"cache_hit_rate"`
+	CacheSavedUSD    float64 `json:"cache_saved_usd"`
+	CacheSavedNanos  int64   `json:"cache_saved_nanos"`
 }
 
 // tierStats are the verification counts of a tier's worker nodes.

@@ -227,7 +227,10 @@ func (a *agent) reject(text string) {
 // before it is sent and settled after.
 func (a *agent) call(ctx context.Context) (*llm.Response, error) {
 	req := a.req
-	req.Messages = cacheTail(redactMessages(a.msgs, a.r.e.opts.Redact))
+	req.Messages = redactMessages(a.msgs, a.r.e.opts.Redact)
+	if !a.r.e.opts.NoPromptCache {
+		req.Messages = cacheTail(req.Messages)
+	}
 	if a.force && req.ToolChoice.Mode == llm.ToolAuto && len(req.Tools) > 0 {
 		req.ToolChoice = llm.ToolChoice{Mode: llm.ToolAny}
 	}

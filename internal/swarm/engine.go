@@ -61,6 +61,10 @@ type Options struct {
 	// and in every request sent to a model: a second line of defence
 	// behind the sandbox, which never sees Hive's environment.
 	Redact *secret.Redactor
+	// NoPromptCache sends requests as a swarm that knows nothing of
+	// prompt caching would: no breakpoints, no cache keys, no stagger
+	// (the wave's context still comes first). For comparison.
+	NoPromptCache bool
 }
 
 // Engine runs swarms: each run a DBOS workflow over a journal store.

@@ -35,6 +35,10 @@ func (r *run) leadLoop(dctx dbos.Context) (answer string, err error) {
 	steps := dbosStepper{dctx: dctx}
 	a := &agent{r: r, ns: lead, model: m, prio: limit.Lead, steps: steps, bud: r.pool}
 	a.req = leadRequest(spec)
+	a.req.CacheKey = r.id + "/lead"
+	if r.e.opts.NoPromptCache {
+		a.req.CacheSystem, a.req.CacheKey = false, ""
+	}
 	if spec.Workspace != "" {
 		for i, t := range a.req.Tools {
 			if t.Name == toolFinish {

@@ -150,6 +150,9 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 	// context), then the task: see cache.go.
 	a.req = llm.Request{System: t.wave.system(r.workerSystem()), MaxTokens: r.spec.CallTokens, Tools: r.workerTools(ns.Depth),
 		CacheSystem: true, CacheKey: t.wave.cacheKey()}
+	if r.e.opts.NoPromptCache {
+		a.req.CacheSystem, a.req.CacheKey, a.wave = false, "", nil
+	}
 	mcpTools := r.mcpToolsFor(ctx, ns, mcp.RoleWorker, ns.Model)
 	a.req.Tools = append(a.req.Tools, mcpTools...)
 	prompt := taskPrompt(t)

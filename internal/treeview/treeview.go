@@ -117,6 +117,20 @@ type Totals struct {
 	Input    int64                `json:"input_tokens"`
 	Output   int64                `json:"output_tokens"`
 	Calls    int                  `json:"calls"`
+	// CacheRead and CacheWrite are the input tokens read from and
+	// written to providers' prompt caches (counted in Input too), and
+	// CacheSaved what that saved ([swarm.Node].CacheSaved).
+	CacheRead  int64        `json:"cache_read_tokens"`
+	CacheWrite int64        `json:"cache_write_tokens"`
+	CacheSaved price.Amount `json:"cache_saved_nanos"`
+}
+
+// CacheHitRate is the share of input tokens read from a prompt cache.
+func (t Totals) CacheHitRate() float64 {
+	if t.Input == 0 {
+		return 0
+	}
+	return float64(t.CacheRead) / float64(t.Input)
 }
 
 // Totals sums the nodes. Cost is the larger of the nodes' sum and
@@ -130,6 +144,9 @@ func (t *Tree) Totals() Totals {
 		tot.Input += n.Usage.InputTokens + n.Usage.CacheReadTokens + n.Usage.CacheWriteTokens
 		tot.Output += n.Usage.OutputTokens
 		tot.Calls += n.Calls
+		tot.CacheRead += n.Usage.CacheReadTokens
+		tot.CacheWrite += n.Usage.CacheWriteTokens
+		tot.CacheSaved += n.CacheSaved
 	}
 	tot.Cost = max(tot.Cost, t.Spent)
 	return tot
@@ -388,6 +405,9 @@ func (t *Tree) header(b *strings.Builder, o Options) {
 		h.WriteString(" of " + o.Budget.String())
 	}
 	fmt.Fprintf(&h, " · %s in / %s out tokens", tokens(tot.Input), tokens(tot.Output))
+	if tot.CacheRead+tot.CacheWrite > 0 {
+		fmt.Fprintf(&h, " · cache %.0f%% read, saved %s", 100*tot.CacheHitRate(), tot.CacheSaved)
+	}
 	writeLine(b, h.String(), "", 0, o)
 }
 

@@ -59,6 +59,7 @@
   function usd(n) {
     if (n == null || isNaN(n)) return "$0";
     if (n === 0) return "$0";
+    if (n < 0) return "-" + usd(-n);
     if (n < 0.01) return "$" + n.toFixed(5);
     if (n < 1) return "$" + n.toFixed(4);
     return "$" + n.toFixed(2);
@@ -377,13 +378,21 @@
       for (const [key, row] of st.rows) if (!keep.has(key)) row.remove();
       st.rows = keep;
       st.dirty.clear();
-      let done = 0, failed = 0, running = 0;
+      let done = 0, failed = 0, running = 0, input = 0, cached = 0, written = 0, saved = 0;
       for (const n of st.nodes.values()) {
         if (n.status === "done") done++;
         else if (n.status === "failed") failed++;
         else if (!FINAL.has(n.status)) running++;
+        const u = n.usage || {};
+        input += (u.input_tokens || 0) + (u.cache_read_tokens || 0) + (u.cache_write_tokens || 0);
+        cached += u.cache_read_tokens || 0;
+        written += u.cache_write_tokens || 0;
+        saved += n.cache_saved_nanos || 0;
       }
-      counts.textContent = st.nodes.size + " nodes · " + running + " active · " + done + " done" + (failed ? " · " + failed + " failed" : "");
+      // Prompt caching: the share of input read from providers' caches and
+      // the dollars that saved (hive show gives the same).
+      const cache = cached + written > 0 ? " · cache " + Math.round(100 * cached / input) + "% read, saved " + usd(nanosUSD(saved)) : "";
+      counts.textContent = st.nodes.size + " nodes · " + running + " active · " + done + " done" + (failed ? " · " + failed + " failed" : "") + cache;
     }
 
     function nodeRow() {
@@ -497,7 +506,7 @@
         fact("role", n.role), fact("model", n.model + (n.tier != null ? " (tier " + n.tier + ")" : "")),
         fact("parent", n.parent), fact("tokens", "in " + (u.input_tokens || 0) + " · out " + (u.output_tokens || 0) +
           (u.cache_read_tokens ? " · cache read " + u.cache_read_tokens : "") + (u.cache_write_tokens ? " · cache write " + u.cache_write_tokens : "")),
-        fact("cost", usd(nanosUSD(n.cost_nanos)) + " in " + (n.calls || 0) + " calls"),
+        fact("cost", usd(nanosUSD(n.cost_nanos)) + " in " + (n.calls || 0) + " calls" + (n.cache_saved_nanos ? " · caching saved " + usd(nanosUSD(n.cache_saved_nanos)) : "")),
         fact("repairs", String(n.attempt || 0)), fact("time", duration(n))));
       if (n.verdict && n.verdict.outcome) {
         p.appendChild(el("section", { class: "verdict-box v-" + n.verdict.outcome },
