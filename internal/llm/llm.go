@@ -177,6 +177,10 @@ type Usage struct {
 	OutputTokens     int64 `json:"output_tokens"`
 	CacheWriteTokens int64 `json:"cache_write_tokens,omitempty"`
 	CacheReadTokens  int64 `json:"cache_read_tokens,omitempty"`
+	// CacheWrite1hTokens are those of CacheWriteTokens written to 1-hour
+	// entries ([Request].CacheTTL), which Anthropic bills at 2x input
+	// rather than the 5-minute entries' 1.25x.
+	CacheWrite1hTokens int64 `json:"cache_write_1h_tokens,omitempty"`
 }
 
 // Add returns u + v.
@@ -184,8 +188,9 @@ func (u Usage) Add(v Usage) Usage {
 	return Usage{
 		InputTokens:      u.InputTokens + v.InputTokens,
 		OutputTokens:     u.OutputTokens + v.OutputTokens,
-		CacheWriteTokens: u.CacheWriteTokens + v.CacheWriteTokens,
-		CacheReadTokens:  u.CacheReadTokens + v.CacheReadTokens,
+		CacheWriteTokens:   u.CacheWriteTokens + v.CacheWriteTokens,
+		CacheReadTokens:    u.CacheReadTokens + v.CacheReadTokens,
+		CacheWrite1hTokens: u.CacheWrite1hTokens + v.CacheWrite1hTokens,
 	}
 }
 

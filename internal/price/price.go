@@ -55,6 +55,8 @@ type Price struct {
 	Input  Amount // uncached input tokens
 	Output Amount // output tokens, reasoning tokens included
 	// CacheWrite is the 5-minute cache write rate. Zero: bill at Input.
+	// A 1-hour entry's write is billed at twice Input, Anthropic's rate
+	// for every model that has it (the only provider with such entries).
 	CacheWrite Amount
 	// CacheRead is the cache hit rate. Zero: bill at Input.
 	CacheRead Amount
@@ -92,15 +94,21 @@ func (p Price) cost(u llm.Usage, discountPct int) Amount {
 	if cr == 0 {
 		cr = p.Input
 	}
+	// Of the writes, those to 1-hour entries at their own rate.
+	hour := min(max(u.CacheWrite1hTokens, 0), max(u.CacheWriteTokens, 0))
 	var total Amount
 	for _, c := range [...]struct {
 		n    int64
 		rate Amount
-	}{{u.InputTokens, p.Input}, {u.OutputTokens, p.Output}, {u.CacheWriteTokens, cw}, {u.CacheReadTokens, cr}} {
+	}{{u.InputTokens, p.Input}, {u.OutputTokens, p.Output}, {u.CacheWriteTokens - hour, cw}, {hour, p.hourWrite()}, {u.CacheReadTokens, cr}} {
 		total = addSat(total, tokensCost(c.n, c.rate, keep))
 	}
 	return total
 }
+
+// hourWrite is the rate of a write to a 1-hour cache entry: twice Input
+// (Anthropic's prompt caching pricing), and never less than CacheWrite.
+func (p Price) hourWrite() Amount { return max(addSat(p.Input, p.Input), p.CacheWrite) }
 
 // WorstCase returns the most a call can cost with inputTokens of prompt,
 // however the provider splits them between uncached input, cache writes
@@ -113,6 +121,12 @@ func (p Price) WorstCase(inputTokens, maxOutput int64) Amount {
 		in = max(in, r) // a zero rate bills at Input, already counted
 	}
 	return addSat(tokensCost(inputTokens, in, 100), tokensCost(maxOutput, p.Output, 100))
+}
+
+// WorstCaseHour is WorstCase for a request that may write 1-hour cache
+// entries, which cost more than any other input.
+func (p Price) WorstCaseHour(inputTokens, maxOutput int64) Amount {
+	return max(p.WorstCase(inputTokens, maxOutput), addSat(tokensCost(inputTokens, p.hourWrite(), 100), tokensCost(maxOutput, p.Output, 100)))
 }
 
 // tokensCost returns ceil(n × rate × keep / (1e6 × 100)) nano-dollars,

@@ -125,6 +125,9 @@ func TestCostExact(t *testing.T) {
 		{"a fraction of a nano-dollar rounds up", Price{Model: "x", Input: MustParseUSD("0.0000015")}, llm.Usage{InputTokens: 1}, 1, 1},
 		{"all four kinds", sonnet, llm.Usage{InputTokens: 1000, OutputTokens: 500, CacheWriteTokens: 2000, CacheReadTokens: 10_000},
 			3_000_000 + 7_500_000 + 7_500_000 + 3_000_000, (3_000_000 + 7_500_000 + 7_500_000 + 3_000_000) / 2},
+		{"1-hour writes at twice input", sonnet, llm.Usage{CacheWriteTokens: 3000, CacheWrite1hTokens: 1000},
+			7_500_000 + 6_000_000, (7_500_000 + 6_000_000) / 2},
+		{"1-hour writes beyond the writes count as writes", sonnet, llm.Usage{CacheWriteTokens: 1000, CacheWrite1hTokens: 5000}, 6_000_000, 3_000_000},
 		{"zero cache rates bill at input", noCache, llm.Usage{CacheWriteTokens: 100, CacheReadTokens: 100}, 2_000_000, 2_000_000},
 		{"negative tokens count as zero", sonnet, llm.Usage{InputTokens: -5, OutputTokens: 1}, 15_000, 7_500},
 		{"empty usage", sonnet, llm.Usage{}, 0, 0},
@@ -327,6 +330,11 @@ func TestWorstCase(t *testing.T) {
 			u := llm.Usage{InputTokens: a, CacheWriteTokens: b, CacheReadTokens: in - a - b, OutputTokens: rng.Int64N(out + 1)}
 			if c := p.Cost(u); c > w {
 				t.Fatalf("%s: cost %d of %+v exceeds worst case %d", p.Model, c, u, w)
+			}
+			// With 1-hour writes among them, WorstCaseHour holds it.
+			u.CacheWrite1hTokens = rng.Int64N(b + 1)
+			if c, wh := p.Cost(u), p.WorstCaseHour(in, out); c > wh || wh < w {
+				t.Fatalf("%s: cost %d of %+v exceeds worst case %d (or under %d)", p.Model, c, u, wh, w)
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/hive-swarm/hive/internal/budget"
 	"github.com/hive-swarm/hive/internal/limit"
@@ -71,6 +72,8 @@ type agent struct {
 	// wave is the delegate call of a worker's task, whose first call to
 	// each model goes ahead of the rest (cache.go); nil for the lead.
 	wave *wave
+	// lastCall is when the conversation's last call was sent.
+	lastCall time.Time
 }
 
 // loop runs turns until a tool call ends the conversation, the turn limit
@@ -226,6 +229,10 @@ func (a *agent) reject(text string) {
 // call makes one model call, journaled, reserved against the node's budget
 // before it is sent and settled after.
 func (a *agent) call(ctx context.Context) (*llm.Response, error) {
+	if !a.r.e.opts.NoPromptCache && longGap(a.lastCall, time.Now()) {
+		a.req.CacheTTL = time.Hour // from now on: see longGap
+	}
+	a.lastCall = time.Now()
 	req := a.req
 	req.Messages = redactMessages(a.msgs, a.r.e.opts.Redact)
 	if !a.r.e.opts.NoPromptCache {
@@ -350,6 +357,9 @@ func worstCase(m *provider.Model, req *llm.Request) (usd price.Amount, tokens in
 		// Start refuses unpriced models under a dollar budget; without
 		// one, only tokens and calls are held.
 		return 0, in + out, nil
+	}
+	if req.CacheTTL >= time.Hour {
+		return m.Price.WorstCaseHour(in, out), in + out, nil
 	}
 	return m.Price.WorstCase(in, out), in + out, nil
 }

@@ -141,6 +141,20 @@ func cacheTail(msgs []llm.Message) []llm.Message {
 	return out
 }
 
+// hourGap is how far apart a conversation's calls may come before its
+// cache entries should live an hour: Anthropic's default entries live 5
+// minutes from their last use, so a lead that waits longer than that for
+// a wave would write its whole conversation again at every turn.
+const hourGap = 4 * time.Minute
+
+// longGap reports whether a call at now comes too long after the last
+// one, at last, for 5-minute cache entries to hold. A conversation that
+// had such a gap asks for 1-hour entries from then on (written at 2x
+// input instead of 1.25x, and read at the same 0.1x).
+func longGap(last, now time.Time) bool {
+	return !last.IsZero() && now.Sub(last) > hourGap
+}
+
 // cacheSaved is what prompt caching saved on a call billed u at cost: what
 // its prompt would have cost with every token uncached, less what it did
 // cost. It is negative when cache writes (priced above input) have not

@@ -119,6 +119,10 @@ func nodeJSON(n *Node) []byte {
 		b = append(b, `,"cache_read_tokens":`...)
 		b = strconv.AppendInt(b, n.Usage.CacheReadTokens, 10)
 	}
+	if n.Usage.CacheWrite1hTokens != 0 {
+		b = append(b, `,"cache_write_1h_tokens":`...)
+		b = strconv.AppendInt(b, n.Usage.CacheWrite1hTokens, 10)
+	}
 	b = append(b, `},"cost_nanos":`...)
 	b = strconv.AppendInt(b, int64(n.Cost), 10)
 	if n.CacheSaved != 0 {

@@ -167,8 +167,9 @@ func fromMessage(msg *sdk.Message) *llm.Response {
 		Usage: llm.Usage{
 			InputTokens:      msg.Usage.InputTokens,
 			OutputTokens:     msg.Usage.OutputTokens,
-			CacheWriteTokens: msg.Usage.CacheCreationInputTokens,
-			CacheReadTokens:  msg.Usage.CacheReadInputTokens,
+			CacheWriteTokens:   msg.Usage.CacheCreationInputTokens,
+			CacheReadTokens:    msg.Usage.CacheReadInputTokens,
+			CacheWrite1hTokens: msg.Usage.CacheCreation.Ephemeral1hInputTokens,
 		},
 	}
 	for _, b := range msg.Content {

@@ -39,8 +39,9 @@ func (a *assembler) add(ev sdk.MessageStreamEventUnion, fn func(llm.Delta)) erro
 		a.resp.Usage = llm.Usage{
 			InputTokens:      msg.Usage.InputTokens,
 			OutputTokens:     msg.Usage.OutputTokens,
-			CacheWriteTokens: msg.Usage.CacheCreationInputTokens,
-			CacheReadTokens:  msg.Usage.CacheReadInputTokens,
+			CacheWriteTokens:   msg.Usage.CacheCreationInputTokens,
+			CacheReadTokens:    msg.Usage.CacheReadInputTokens,
+			CacheWrite1hTokens: msg.Usage.CacheCreation.Ephemeral1hInputTokens,
 		}
 	case "content_block_start":
 		if ev.Index != int64(len(a.blocks)) {
