@@ -186,8 +186,8 @@ type Usage struct {
 // Add returns u + v.
 func (u Usage) Add(v Usage) Usage {
 	return Usage{
-		InputTokens:      u.InputTokens + v.InputTokens,
-		OutputTokens:     u.OutputTokens + v.OutputTokens,
+		InputTokens:        u.InputTokens + v.InputTokens,
+		OutputTokens:       u.OutputTokens + v.OutputTokens,
 		CacheWriteTokens:   u.CacheWriteTokens + v.CacheWriteTokens,
 		CacheReadTokens:    u.CacheReadTokens + v.CacheReadTokens,
 		CacheWrite1hTokens: u.CacheWrite1hTokens + v.CacheWrite1hTokens,

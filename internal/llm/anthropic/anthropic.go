@@ -165,8 +165,8 @@ func fromMessage(msg *sdk.Message) *llm.Response {
 		Model:      string(msg.Model),
 		StopReason: stopReason(msg.StopReason),
 		Usage: llm.Usage{
-			InputTokens:      msg.Usage.InputTokens,
-			OutputTokens:     msg.Usage.OutputTokens,
+			InputTokens:        msg.Usage.InputTokens,
+			OutputTokens:       msg.Usage.OutputTokens,
 			CacheWriteTokens:   msg.Usage.CacheCreationInputTokens,
 			CacheReadTokens:    msg.Usage.CacheReadInputTokens,
 			CacheWrite1hTokens: msg.Usage.CacheCreation.Ephemeral1hInputTokens,

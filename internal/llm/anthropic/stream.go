@@ -37,8 +37,8 @@ func (a *assembler) add(ev sdk.MessageStreamEventUnion, fn func(llm.Delta)) erro
 		a.resp.ID = msg.ID
 		a.resp.Model = string(msg.Model)
 		a.resp.Usage = llm.Usage{
-			InputTokens:      msg.Usage.InputTokens,
-			OutputTokens:     msg.Usage.OutputTokens,
+			InputTokens:        msg.Usage.InputTokens,
+			OutputTokens:       msg.Usage.OutputTokens,
 			CacheWriteTokens:   msg.Usage.CacheCreationInputTokens,
 			CacheReadTokens:    msg.Usage.CacheReadInputTokens,
 			CacheWrite1hTokens: msg.Usage.CacheCreation.Ephemeral1hInputTokens,
