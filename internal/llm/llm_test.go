@@ -84,8 +84,9 @@ func TestResponseHelpers(t *testing.T) {
 	if r.Text() != "ab" || len(r.ToolCalls()) != 1 || r.Message().Role != RoleAssistant {
 		t.Fatalf("helpers wrong: %q %v", r.Text(), r.ToolCalls())
 	}
-	u := Usage{1, 2, 3, 4}.Add(Usage{1, 1, 1, 1})
-	if u != (Usage{2, 3, 4, 5}) || u.Total() != 14 {
+	u := Usage{InputTokens: 1, OutputTokens: 2, CacheWriteTokens: 3, CacheReadTokens: 4, CacheWrite1hTokens: 1}.
+		Add(Usage{InputTokens: 1, OutputTokens: 1, CacheWriteTokens: 1, CacheReadTokens: 1, CacheWrite1hTokens: 2})
+	if u != (Usage{InputTokens: 2, OutputTokens: 3, CacheWriteTokens: 4, CacheReadTokens: 5, CacheWrite1hTokens: 3}) || u.Total() != 14 {
 		t.Fatalf("usage add: %+v", u)
 	}
 }
