@@ -205,8 +205,11 @@ func (l *Limiter) Do(ctx context.Context, p Priority, estTokens int64, call func
 	p = max(Worker, min(p, Lead))
 	var seq uint64 // set by the first acquire; retries keep their place
 	var lastErr error
+	tr := traceOf(ctx)
 	for attempt := 1; ; attempt++ {
+		start := tr.start()
 		t, err := l.acquire(ctx, p, &seq, estTokens)
+		tr.since(start)
 		if err != nil {
 			if lastErr != nil {
 				return fmt.Errorf("limit %s: waiting to retry (after %d attempts, last: %v): %w", l.name, attempt-1, lastErr, err)
@@ -236,7 +239,13 @@ func (l *Limiter) Do(ctx context.Context, p Priority, estTokens int64, call func
 		l.mu.Lock()
 		l.stats.Retries++
 		l.mu.Unlock()
-		if err := sleep(ctx, wait); err != nil {
+		if tr != nil {
+			tr.retries.Add(1)
+		}
+		start = tr.start()
+		err = sleep(ctx, wait)
+		tr.since(start)
+		if err != nil {
 			return fmt.Errorf("limit %s: waiting to retry (after %d attempts, last: %v): %w", l.name, attempt, lastErr, err)
 		}
 	}

@@ -10,7 +10,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,6 +143,9 @@ func browserModels(c *llmtest.Call) llmtest.Reply {
 	latency := time.Duration(100+len(name)*37%200) * time.Millisecond
 	var r llmtest.Reply
 	switch {
+	case name == "count-7" && refusedOnce.CompareAndSwap(false, true):
+		// The provider refuses one call: the timeline marks the retry.
+		return llmtest.Reply{Status: 429, RetryAfter: "1"}
 	case name == "add" && c.Model == "cheap":
 		r = call("submit", map[string]any{"report": "done", "artifacts": map[string]string{"code": "def add(a, b):\n    return a - b\n"}})
 	case name == "add":
@@ -151,8 +156,15 @@ func browserModels(c *llmtest.Call) llmtest.Reply {
 		r = call("submit", map[string]any{"report": "The answer is `" + name + "`."})
 	}
 	r.Latency = latency
+	if n, err := strconv.Atoi(strings.TrimPrefix(name, "count-")); err == nil && n%2 == 0 {
+		// Half the workers read most of their prompt from a cache.
+		r.Usage = &llm.Usage{InputTokens: 100, CacheReadTokens: 300, OutputTokens: 10}
+	}
 	return r
 }
+
+// refusedOnce is set once the provider has refused count-7's first call.
+var refusedOnce atomic.Bool
 
 // TestBrowser drives the page in headless Chromium through a whole run:
 // start it from the form, watch the tree fill in live, open the escalated
@@ -164,6 +176,7 @@ func TestBrowser(t *testing.T) {
 	}
 	chromium := chromiumPath(t)
 	log := browserLogger(t)
+	refusedOnce.Store(false)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
@@ -332,6 +345,57 @@ func TestBrowser(t *testing.T) {
 	if got := text(`.answer strong`); got != "50" {
 		t.Errorf("answer markdown: strong = %q", got)
 	}
+
+	// The timeline: a row for every node, each bar inside the axis; the
+	// worker the provider refused once is marked with its retry and the
+	// second it waited; prompts read from a cache are shaded.
+	runID, err := chromedp.Run(bctx, chromedp.Evaluate[string](`decodeURIComponent(location.hash.split("/")[2])`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := store.Nodes(ctx, runID)
+	if err != nil || len(nodes) < 52 {
+		t.Fatalf("run %s: %d nodes, %v", runID, len(nodes), err)
+	}
+	if _, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`(() => { document.querySelector(".tabs .tab[data-view=timeline]").click(); return true })()`)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS("the timeline", fmt.Sprintf(`document.querySelectorAll("#timeline .tl-row").length === %d`, len(nodes)), 10*time.Second)
+	if hidden, _ := chromedp.Run(bctx, chromedp.Evaluate[bool](`document.querySelector("#tree").offsetParent === null`)); !hidden {
+		t.Error("the tree is still shown beside the timeline")
+	}
+	bad, err := chromedp.Run(bctx, chromedp.Evaluate[string](`(() => {
+		const out = [];
+		for (const r of document.querySelectorAll("#timeline .tl-row")) {
+			const t = r.querySelector(".tl-track").getBoundingClientRect(), b = r.querySelector(".tl-bar").getBoundingClientRect();
+			if (b.width < 1 || b.left < t.left - 1 || b.right > t.right + 1) out.push(r.dataset.id + ": bar " + b.left + "-" + b.right + " track " + t.left + "-" + t.right);
+		}
+		return out.join("; ");
+	})()`))
+	if err != nil || bad != "" {
+		t.Errorf("bars outside their track: %s %v", bad, err)
+	}
+	row := `[...document.querySelectorAll("#timeline .tl-row")].find(r => r.querySelector(".tl-name").textContent.endsWith(" count-7"))`
+	got, err := chromedp.Run(bctx, chromedp.Evaluate[string](`(() => { const r = ` + row + `; return r.querySelector(".tl-mark.retry").textContent + " " + r.querySelector(".tl-wait").getBoundingClientRect().width + " " + r.title })()`))
+	if err != nil || !strings.HasPrefix(got, "↻1 ") || strings.HasPrefix(got, "↻1 0 ") || !strings.Contains(got, "for rate limits") {
+		t.Errorf("count-7's row = %q (%v), want a retry mark, a wait segment and the wait in its title", got, err)
+	}
+	shaded, err := chromedp.Run(bctx, chromedp.Evaluate[string](`[...document.querySelectorAll("#timeline .tl-row")].filter(r => !r.querySelector(".tl-cache").hidden).map(r => r.querySelector(".tl-cache").style.opacity).join(",")`))
+	if err != nil || strings.Count(shaded, "0.75") < 20 {
+		t.Errorf("cache shading on rows = %q (%v), want 25 rows at 0.75 (300 of 400 prompt tokens read)", shaded, err)
+	}
+	if got := text(`#timeline .tl-row.st-escalated .tl-mark.up`); got != "↑" {
+		t.Errorf("escalated row's mark = %q", got)
+	}
+	if _, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`(() => { ` + row + `.click(); return true })()`)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS("count-7's panel", `[...document.querySelectorAll("#panel dd")].some(d => /^waited [1-9][0-9.]*s · 1 retries$/.test(d.textContent))`, 10*time.Second)
+	png, err = chromedp.Run(bctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	saveArtifact(t, "timeline.png", png)
 
 	mu.Lock()
 	defer mu.Unlock()

@@ -248,7 +248,26 @@ func (a *agent) call(ctx context.Context) (*llm.Response, error) {
 	}
 	a.turn++
 	rec, live, err := a.steps.call(ctx, key, func(ctx context.Context) (callRecord, error) {
-		usd, tokens, err := worstCase(a.model, &req)
+		return traced(ctx, a.send(&req, release))
+	})
+	if err != nil {
+		return nil, err
+	}
+	if rec.Exhausted != "" {
+		return nil, &exhaustedError{msg: rec.Exhausted}
+	}
+	if !live {
+		a.bud.Charge(price.Amount(rec.CostNanos), rec.Usage.Total(), 1)
+	}
+	a.r.chargeCall(a.ns, a.model, &rec, live)
+	return rec.response()
+}
+
+// send returns the step that sends req: reserved against the budget,
+// admitted by the model's limiter, settled with the bill.
+func (a *agent) send(req *llm.Request, release func()) func(ctx context.Context) (callRecord, error) {
+	return func(ctx context.Context) (callRecord, error) {
+		usd, tokens, err := worstCase(a.model, req)
 		if err != nil {
 			return callRecord{}, err
 		}
@@ -260,30 +279,16 @@ func (a *agent) call(ctx context.Context) (*llm.Response, error) {
 		if release != nil {
 			// The wave's first call: the rest of the wave goes once its
 			// answer begins, when the provider has cached the prefix.
-			resp, err = a.model.Admitted(a.prio).Stream(ctx, &req, func(llm.Delta) { release() })
+			resp, err = a.model.Admitted(a.prio).Stream(ctx, req, func(llm.Delta) { release() })
 		} else {
-			resp, err = a.model.Admitted(a.prio).Generate(ctx, &req)
+			resp, err = a.model.Admitted(a.prio).Generate(ctx, req)
 		}
 		if err != nil {
 			res.Release()
 			return callRecord{}, err
 		}
-		return settle(res, a.model, &req, resp, a.r.e.opts.Redact), nil
-	})
-	if err != nil {
-		return nil, err
+		return settle(res, a.model, req, resp, a.r.e.opts.Redact), nil
 	}
-	if rec.Exhausted != "" {
-		return nil, &exhaustedError{msg: rec.Exhausted}
-	}
-	if !live {
-		a.bud.Charge(price.Amount(rec.CostNanos), rec.Usage.Total(), 1)
-	}
-	a.r.charge(a.ns, rec.Usage, price.Amount(rec.CostNanos), cacheSaved(a.model, rec.Usage, price.Amount(rec.CostNanos)))
-	if rec.Anomaly != "" {
-		a.r.anomaly(a.ns, rec.Anomaly, live)
-	}
-	return rec.response()
 }
 
 // settle ends a call's reservation with the bill the server reports. The

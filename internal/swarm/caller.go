@@ -49,20 +49,22 @@ func (c *verifierCaller) Call(ctx context.Context, model string, req *llm.Reques
 		r.MaxTokens = c.r.spec.CallTokens
 	}
 	rec, live, err := memoStepper{r: c.r}.call(ctx, key, func(ctx context.Context) (callRecord, error) {
-		usd, tokens, err := worstCase(m, &r)
-		if err != nil {
-			return callRecord{}, err
-		}
-		res, err := c.r.pool.Reserve(usd, tokens)
-		if err != nil {
-			return callRecord{Exhausted: err.Error()}, nil
-		}
-		resp, err := m.Admitted(limit.Verifier).Generate(ctx, &r)
-		if err != nil {
-			res.Release()
-			return callRecord{}, err
-		}
-		return settle(res, m, &r, resp, c.r.e.opts.Redact), nil
+		return traced(ctx, func(ctx context.Context) (callRecord, error) {
+			usd, tokens, err := worstCase(m, &r)
+			if err != nil {
+				return callRecord{}, err
+			}
+			res, err := c.r.pool.Reserve(usd, tokens)
+			if err != nil {
+				return callRecord{Exhausted: err.Error()}, nil
+			}
+			resp, err := m.Admitted(limit.Verifier).Generate(ctx, &r)
+			if err != nil {
+				res.Release()
+				return callRecord{}, err
+			}
+			return settle(res, m, &r, resp, c.r.e.opts.Redact), nil
+		})
 	})
 	if err != nil {
 		return nil, err
@@ -74,10 +76,7 @@ func (c *verifierCaller) Call(ctx context.Context, model string, req *llm.Reques
 	if !live {
 		c.r.pool.Charge(price.Amount(rec.CostNanos), rec.Usage.Total(), 1)
 	}
-	c.r.charge(ns, rec.Usage, price.Amount(rec.CostNanos), cacheSaved(m, rec.Usage, price.Amount(rec.CostNanos)))
-	if rec.Anomaly != "" {
-		c.r.anomaly(ns, rec.Anomaly, live)
-	}
+	c.r.chargeCall(ns, m, &rec, live)
 	return rec.response()
 }
 

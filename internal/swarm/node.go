@@ -62,6 +62,11 @@ type Node struct {
 	// writes, priced above input, outweigh the reads).
 	CacheSaved price.Amount `json:"cache_saved_nanos,omitempty"`
 	Calls      int          `json:"calls"`
+	// WaitMillis is the time the node's model calls waited for their
+	// models' rate limits (admission, a 429's retry-after, backoff);
+	// Retries how many of its calls were sent again.
+	WaitMillis int64 `json:"wait_ms,omitempty"`
+	Retries    int   `json:"retries,omitempty"`
 	// ToolCalls counts the node's calls of tools that act (run_code, the
 	// workspace's, MCP servers'); ToolErrors those that failed, and
 	// ToolMillis the time they took.
@@ -131,6 +136,14 @@ func nodeJSON(n *Node) []byte {
 	}
 	b = append(b, `,"calls":`...)
 	b = strconv.AppendInt(b, int64(n.Calls), 10)
+	if n.WaitMillis != 0 {
+		b = append(b, `,"wait_ms":`...)
+		b = strconv.AppendInt(b, n.WaitMillis, 10)
+	}
+	if n.Retries != 0 {
+		b = append(b, `,"retries":`...)
+		b = strconv.AppendInt(b, int64(n.Retries), 10)
+	}
 	if n.ToolCalls != 0 {
 		b = append(b, `,"tool_calls":`...)
 		b = strconv.AppendInt(b, int64(n.ToolCalls), 10)

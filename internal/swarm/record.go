@@ -1,9 +1,11 @@
 package swarm
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 
+	"github.com/hive-swarm/hive/internal/limit"
 	"github.com/hive-swarm/hive/internal/llm"
 )
 
@@ -19,6 +21,20 @@ type callRecord struct {
 	// Anomaly, when set, says the server's bill could not be true (more
 	// than the request's worst case); Usage and CostNanos were capped.
 	Anomaly string `json:"anomaly,omitempty"`
+	// WaitMillis is the time the call waited for the model's rate limits
+	// (admission, a 429's retry-after, backoff); Retries how many times it
+	// was sent again.
+	WaitMillis int64 `json:"wait_ms,omitempty"`
+	Retries    int   `json:"retries,omitempty"`
+}
+
+// traced runs a model call with a limiter trace and notes on rec what the
+// limiter did to it.
+func traced(ctx context.Context, call func(ctx context.Context) (callRecord, error)) (callRecord, error) {
+	var tr limit.Trace
+	rec, err := call(limit.WithTrace(ctx, &tr))
+	rec.WaitMillis, rec.Retries = tr.Waited().Milliseconds(), tr.Retries()
+	return rec, err
 }
 
 // partRecord is the JSON form of an llm.Part.

@@ -11,6 +11,7 @@ import (
 	"github.com/hive-swarm/hive/internal/budget"
 	"github.com/hive-swarm/hive/internal/llm"
 	"github.com/hive-swarm/hive/internal/price"
+	"github.com/hive-swarm/hive/internal/provider"
 	"github.com/hive-swarm/hive/internal/workspace"
 )
 
@@ -148,12 +149,17 @@ func (r *run) update(ns *nodeState, f func(n *Node)) {
 	r.publishNode(ns)
 }
 
-// charge adds a call's bill to a node and the run.
-func (r *run) charge(ns *nodeState, u llm.Usage, cost, cacheSaved price.Amount) {
+// chargeCall bills ns a model call of m, as journaled in rec, and notes
+// what the rate limits did to it and any anomaly of its bill.
+func (r *run) chargeCall(ns *nodeState, m *provider.Model, rec *callRecord, live bool) {
+	u, cost := rec.Usage, price.Amount(rec.CostNanos)
+	saved := cacheSaved(m, u, cost)
 	r.mu.Lock()
 	ns.Usage = ns.Usage.Add(u)
 	ns.Cost += cost
-	ns.CacheSaved += cacheSaved
+	ns.CacheSaved += saved
+	ns.WaitMillis += rec.WaitMillis
+	ns.Retries += rec.Retries
 	ns.Calls++
 	r.usage = r.usage.Add(u)
 	r.cost += cost
@@ -163,6 +169,9 @@ func (r *run) charge(ns *nodeState, u llm.Usage, cost, cacheSaved price.Amount) 
 	// turns are long apart, at once.
 	if lead {
 		r.publishType(ns, EventUsage)
+	}
+	if rec.Anomaly != "" {
+		r.anomaly(ns, rec.Anomaly, live)
 	}
 }
 

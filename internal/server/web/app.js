@@ -233,6 +233,7 @@
       frame: 0,
       costNanos: 0,
       selected: openNode,
+      view: "tree",         // or "timeline"
     };
 
     const head = el("div", { class: "run-head" });
@@ -256,11 +257,33 @@
     const spacer = el("div", { class: "spacer" });
     const tree = el("div", { class: "tree", id: "tree" }, spacer);
     const panel = el("aside", { class: "panel", id: "panel" }, el("p", { class: "muted", text: "Click a node to see its conversation, verdict and artifacts." }));
+    // The timeline: a row per node, a bar from dispatch to report.
+    const tlAxis = el("div", { class: "tl-axis" });
+    const tlSpacer = el("div", { class: "spacer" });
+    const tlBody = el("div", { class: "tree timeline", id: "timeline" }, tlSpacer);
+    const tlWrap = el("div", { class: "tl-wrap", hidden: true }, tlAxis, tlBody);
+    const treeWrap = el("div", { class: "tree-view" }, treeHead, tree);
+    const tabs = el("div", { class: "tabs" },
+      el("button", { class: "tab on", "data-view": "tree", text: "Tree" }),
+      el("button", { class: "tab", "data-view": "timeline", text: "Timeline" }));
+    tabs.addEventListener("click", (ev) => { const v = ev.target.dataset && ev.target.dataset.view; if (v) setView(v); });
     main.append(el("section", { class: "run-view" }, head, errBox,
-      el("div", { class: "split" }, el("div", { class: "tree-wrap" }, treeHead, tree), panel)));
+      el("div", { class: "split" }, el("div", { class: "tree-wrap" }, tabs, treeWrap, tlWrap), panel)));
 
     tree.addEventListener("scroll", () => schedule());
+    tlBody.addEventListener("scroll", () => schedule());
     window.addEventListener("resize", schedule);
+    let tlTimer = 0;
+    function setView(v) {
+      st.view = v;
+      for (const b of tabs.children) b.classList.toggle("on", b.dataset.view === v);
+      treeWrap.hidden = v !== "tree";
+      tlWrap.hidden = v !== "timeline";
+      clearInterval(tlTimer);
+      // Bars of running nodes grow with the clock.
+      if (v === "timeline") tlTimer = setInterval(() => { if (st.run && !FINAL.has(st.run.status)) schedule(); }, 1000);
+      schedule();
+    }
 
     function setRun(r) {
       st.run = r;
@@ -354,6 +377,7 @@
     function flush() {
       st.frame = 0;
       if (st.rollDirty) { st.rollDirty = false; rollup(); }
+      if (st.view === "timeline") timeline();
       if (st.structure) { st.structure = false; flatten(); }
       spacer.style.height = st.flat.length * ROW_H + "px";
       const top = tree.scrollTop, h = tree.clientHeight || 600;
@@ -462,6 +486,114 @@
       r.firstChild.style.paddingLeft = f.depth * 16 + "px";
     }
 
+    // ---------- timeline ----------
+
+    const ms = (s) => (s && !s.startsWith("0001") ? Date.parse(s) : NaN);
+    let tlRows = new Map();
+    // timeline draws the nodes that are in view, sorted by when they were
+    // dispatched, on one time axis from the first dispatch to the last
+    // report (or now, while the run goes on).
+    function timeline() {
+      const order = [...st.nodes.values()].filter((n) => !isNaN(ms(n.started)));
+      order.sort((a, b) => ms(a.started) - ms(b.started) || cmpKey(idKey(a.id), idKey(b.id)));
+      let t0 = Infinity, t1 = -Infinity;
+      const live = st.run && !FINAL.has(st.run.status) && st.run.status !== "interrupted";
+      for (const n of order) {
+        t0 = Math.min(t0, ms(n.started));
+        const e = ms(n.ended);
+        t1 = Math.max(t1, isNaN(e) ? (live ? Date.now() : ms(n.started)) : e);
+      }
+      if (live) t1 = Math.max(t1, Date.now());
+      const span = Math.max(1, t1 - t0);
+      axis(span);
+      tlSpacer.style.height = order.length * ROW_H + "px";
+      const top = tlBody.scrollTop, h = tlBody.clientHeight || 600;
+      const first = Math.max(0, Math.floor(top / ROW_H) - OVERSCAN);
+      const last = Math.min(order.length, Math.ceil((top + h) / ROW_H) + OVERSCAN);
+      const keep = new Map();
+      for (let i = first; i < last; i++) {
+        const n = order[i];
+        let row = tlRows.get(n.id);
+        if (!row) { row = tlRow(); tlBody.appendChild(row); }
+        row.style.top = i * ROW_H + "px";
+        fillTl(row, n, t0, span, live);
+        keep.set(n.id, row);
+      }
+      for (const [id, row] of tlRows) if (!keep.has(id)) row.remove();
+      tlRows = keep;
+    }
+    function axis(span) {
+      // About eight ticks at 1, 2 or 5 times a power of ten.
+      const raw = span / 8, p = Math.pow(10, Math.floor(Math.log10(raw)));
+      const step = [1, 2, 5, 10].map((m) => m * p).find((x) => x >= raw);
+      const key = span + ":" + step;
+      if (tlAxis._key === key) return;
+      tlAxis._key = key;
+      clear(tlAxis);
+      tlAxis.appendChild(el("span", { class: "tl-name muted", text: "node" }));
+      const track = el("span", { class: "tl-track" });
+      for (let t = 0; t <= span; t += step) {
+        const tick = el("span", { class: "tl-tick", text: t < 1000 ? t + "ms" : (t / 1000) + "s" });
+        tick.style.left = (100 * t / span).toFixed(2) + "%";
+        track.appendChild(tick);
+      }
+      tlAxis.appendChild(track);
+    }
+    function tlRow() {
+      const r = el("div", { class: "row tl-row" });
+      const c = r._c = {
+        name: el("span", { class: "tl-name" }),
+        track: el("span", { class: "tl-track" }),
+        bar: el("span", { class: "tl-bar" }),
+        wait: el("span", { class: "tl-wait" }),
+        cache: el("span", { class: "tl-cache" }),
+        marks: el("span", { class: "tl-marks" }),
+      };
+      c.bar.append(c.wait, c.cache);
+      c.track.append(c.bar, c.marks);
+      r.append(c.name, c.track);
+      r.addEventListener("click", () => select(r._id));
+      return r;
+    }
+    function fillTl(r, n, t0, span, live) {
+      const c = r._c;
+      r._id = n.id;
+      r.dataset.id = n.id;
+      r.className = "row tl-row st-" + n.status + (n.id === st.selected ? " sel" : "");
+      c.name.textContent = n.id + "  " + (n.name || "");
+      const a = ms(n.started), e0 = ms(n.ended);
+      const e = isNaN(e0) ? (live ? Date.now() : a) : e0;
+      const dur = Math.max(0, e - a);
+      const left = 100 * (a - t0) / span, width = Math.max(0.3, 100 * dur / span);
+      c.bar.style.left = left.toFixed(3) + "%";
+      c.bar.style.width = width.toFixed(3) + "%";
+      c.marks.style.left = "calc(" + (left + width).toFixed(3) + "% + 4px)";
+      // The time the node's calls waited for rate limits, drawn from the
+      // start of its bar (a share of the bar, not where in it they waited).
+      const wait = Math.min(dur, n.wait_ms || 0);
+      c.wait.style.width = dur > 0 ? (100 * wait / dur).toFixed(1) + "%" : "0";
+      // Shaded by the share of its prompt tokens read from a cache.
+      const u = n.usage || {};
+      const input = (u.input_tokens || 0) + (u.cache_read_tokens || 0) + (u.cache_write_tokens || 0);
+      const hit = input > 0 ? (u.cache_read_tokens || 0) / input : 0;
+      c.cache.style.opacity = hit.toFixed(2);
+      c.cache.hidden = hit === 0;
+      clear(c.marks);
+      const marks = [];
+      if (n.retries) marks.push(el("span", { class: "tl-mark retry", text: "↻" + n.retries }));
+      if (n.hedges) marks.push(el("span", { class: "tl-mark hedge", text: "⑂" + n.hedges }));
+      if (n.attempt) marks.push(el("span", { class: "tl-mark fix", text: "✎" + n.attempt }));
+      if (n.status === "escalated") marks.push(el("span", { class: "tl-mark up", text: "↑" }));
+      add(c.marks, marks);
+      const facts = [n.id + " " + (n.name || ""), n.status, (dur / 1000).toFixed(1) + "s", n.model || ""];
+      if (wait) facts.push("waited " + (wait / 1000).toFixed(1) + "s for rate limits");
+      if (n.retries) facts.push(n.retries + (n.retries === 1 ? " retry" : " retries"));
+      if (n.hedges) facts.push(n.hedges + " hedged");
+      if (hit) facts.push("cache " + Math.round(100 * hit) + "% read");
+      facts.push(usd(nanosUSD(n.cost_nanos)));
+      r.title = facts.join(" · ");
+    }
+
     // ---------- node panel ----------
 
     let panelSeq = 0, refreshTimer = 0;
@@ -507,6 +639,7 @@
         fact("parent", n.parent), fact("tokens", "in " + (u.input_tokens || 0) + " · out " + (u.output_tokens || 0) +
           (u.cache_read_tokens ? " · cache read " + u.cache_read_tokens : "") + (u.cache_write_tokens ? " · cache write " + u.cache_write_tokens : "")),
         fact("cost", usd(nanosUSD(n.cost_nanos)) + " in " + (n.calls || 0) + " calls" + (n.cache_saved_nanos ? " · caching saved " + usd(nanosUSD(n.cache_saved_nanos)) : "")),
+        fact("rate limits", n.wait_ms || n.retries ? "waited " + ((n.wait_ms || 0) / 1000).toFixed(1) + "s · " + (n.retries || 0) + " retries" : ""),
         fact("repairs", String(n.attempt || 0)), fact("time", duration(n))));
       if (n.verdict && n.verdict.outcome) {
         p.appendChild(el("section", { class: "verdict-box v-" + n.verdict.outcome },
@@ -618,6 +751,7 @@
         es = null;
         if (st.frame) cancelAnimationFrame(st.frame);
         clearTimeout(refreshTimer);
+        clearInterval(tlTimer);
         window.removeEventListener("resize", schedule);
       },
     };
