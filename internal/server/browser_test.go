@@ -9,8 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -376,7 +376,7 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("bars outside their track: %s %v", bad, err)
 	}
 	row := `[...document.querySelectorAll("#timeline .tl-row")].find(r => r.querySelector(".tl-name").textContent.endsWith(" count-7"))`
-	got, err := chromedp.Run(bctx, chromedp.Evaluate[string](`(() => { const r = ` + row + `; return r.querySelector(".tl-mark.retry").textContent + " " + r.querySelector(".tl-wait").getBoundingClientRect().width + " " + r.title })()`))
+	got, err := chromedp.Run(bctx, chromedp.Evaluate[string](`(() => { const r = `+row+`; return r.querySelector(".tl-mark.retry").textContent + " " + r.querySelector(".tl-wait").getBoundingClientRect().width + " " + r.title })()`))
 	if err != nil || !strings.HasPrefix(got, "↻1 ") || strings.HasPrefix(got, "↻1 0 ") || !strings.Contains(got, "for rate limits") {
 		t.Errorf("count-7's row = %q (%v), want a retry mark, a wait segment and the wait in its title", got, err)
 	}
@@ -387,7 +387,7 @@ func TestBrowser(t *testing.T) {
 	if got := text(`#timeline .tl-row.st-escalated .tl-mark.up`); got != "↑" {
 		t.Errorf("escalated row's mark = %q", got)
 	}
-	if _, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`(() => { ` + row + `.click(); return true })()`)); err != nil {
+	if _, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`(() => { `+row+`.click(); return true })()`)); err != nil {
 		t.Fatal(err)
 	}
 	waitJS("count-7's panel", `[...document.querySelectorAll("#panel dd")].some(d => /^waited [1-9][0-9.]*s · 1 retries$/.test(d.textContent))`, 10*time.Second)
