@@ -23,6 +23,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/hive-swarm/hive/internal/hedge"
 	"github.com/hive-swarm/hive/internal/mcp"
 )
 
@@ -222,6 +223,24 @@ type Model struct {
 	// negotiated: "openai", "llama.cpp", "vllm" or "ollama"; empty asks
 	// the server once.
 	Dialect string `toml:"dialect"`
+	// Hedge, when set, sends a second copy of a call that is slower than
+	// most and takes the first answer (package hedge). Off by default:
+	// every hedge is a call billed in full.
+	Hedge *Hedge `toml:"hedge"`
+}
+
+// Hedge is a model's [models.NAME.hedge] table.
+type Hedge struct {
+	// After is when a call is hedged: a quantile of the model's recent
+	// latencies ("p95", "p99") or a duration ("2s").
+	After string `toml:"after"`
+	// To names the model that receives the hedge (another endpoint of the
+	// same model, say); empty sends it to this one.
+	To string `toml:"to"`
+	// MinSamples is how many calls are timed before a quantile is trusted
+	// (default 20); MaxShare caps the share of calls hedged (default 0.1).
+	MinSamples int     `toml:"min_samples"`
+	MaxShare   float64 `toml:"max_share"`
 }
 
 // Price overrides the built-in price table, in USD per million tokens.
@@ -413,6 +432,24 @@ func (c *Config) fill() {
 	}
 }
 
+func validateHedge(name string, h *Hedge, c *Config) error {
+	if strings.TrimSpace(h.After) == "" {
+		return fmt.Errorf("models.%s.hedge.after is missing: say when a call is hedged, as a quantile of the model's latencies (\"p95\") or a duration (\"2s\")", name)
+	}
+	if _, err := hedge.Parse(h.After); err != nil {
+		return fmt.Errorf("models.%s.%v", name, err)
+	}
+	if h.To != "" {
+		if _, ok := c.Models[h.To]; !ok {
+			return fmt.Errorf("models.%s.hedge.to names %q, which is not a model of this file", name, h.To)
+		}
+	}
+	if h.MinSamples < 0 || h.MaxShare < 0 || h.MaxShare > 1 {
+		return fmt.Errorf("models.%s.hedge: min_samples is a count and max_share a share between 0 and 1", name)
+	}
+	return nil
+}
+
 func (c *Config) validate() error {
 	for _, name := range c.ModelNames() {
 		m := c.Models[name]
@@ -433,6 +470,11 @@ func (c *Config) validate() error {
 		}
 		if strings.Contains(name, ":") {
 			return fmt.Errorf("models.%s: a model name may not contain ':' (it is reserved for provider:model)", name)
+		}
+		if h := m.Hedge; h != nil {
+			if err := validateHedge(name, h, c); err != nil {
+				return err
+			}
 		}
 		if m.Price != nil {
 			for k, v := range map[string]*float64{"input": m.Price.Input, "output": m.Price.Output, "cache_write": m.Price.CacheWrite, "cache_read": m.Price.CacheRead} {

@@ -34,6 +34,10 @@ model = "qwen2.5-coder"
 [models.local.price]
 input = 0.1
 output = 0.3
+[models.local.hedge]
+after = "p95"
+to = "haiku"
+max_share = 0.05
 `
 
 func TestParse(t *testing.T) {
@@ -54,6 +58,9 @@ func TestParse(t *testing.T) {
 	l := c.Models["local"]
 	if l.APIKeyEnv != "" || *l.Price.Input != 0.1 || formatUSD(*l.Price.Output) != "0.3" {
 		t.Fatalf("local: %+v", l)
+	}
+	if l.Hedge == nil || l.Hedge.After != "p95" || l.Hedge.To != "haiku" || l.Hedge.MaxShare != 0.05 || h.Hedge != nil {
+		t.Fatalf("hedges: local %+v, haiku %+v", l.Hedge, h.Hedge)
 	}
 	if got := strings.Join(c.ModelNames(), ","); got != "haiku,local,sonnet" {
 		t.Fatalf("ModelNames = %s", got)
@@ -76,6 +83,10 @@ func TestParseErrors(t *testing.T) {
 		{"[secrets]\nenv = 3\n", "line 2: secrets.env takes a list, not a number"},
 		{"[models.a]\nprovider = \"openai\"\ndialect = \"lmstudio\"\n", `takes openai, llama.cpp, vllm or ollama`},
 		{"[models.a]\nprovider = \"anthropic\"\ndialect = \"vllm\"\n", "dialect is for provider openai"},
+		{"[models.a]\nprovider = \"openai\"\n[models.a.hedge]\nto = \"a\"\n", "hedge.after is missing"},
+		{"[models.a]\nprovider = \"openai\"\n[models.a.hedge]\nafter = \"soon\"\n", "models.a.hedge after \"soon\""},
+		{"[models.a]\nprovider = \"openai\"\n[models.a.hedge]\nafter = \"p95\"\nto = \"b\"\n", "hedge.to names \"b\""},
+		{"[models.a]\nprovider = \"openai\"\n[models.a.hedge]\nafter = \"p95\"\nmax_share = 2\n", "max_share a share"},
 		{"[checks.pytest]\ncommand = \"pytest -q\"\n", "line 2: checks.pytest.command takes a list, not a string"},
 		{"[checks]\npytest = [\"a\"]\n", "line 2: checks.pytest takes a table, not a list"},
 		{"[secrets]\nenv = [\"DATABASE_URL=postgres://u:pw@h/db\"]\n", "secrets.env takes variable names"},

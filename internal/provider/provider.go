@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/hive-swarm/hive/internal/config"
+	"github.com/hive-swarm/hive/internal/hedge"
 	"github.com/hive-swarm/hive/internal/limit"
 	"github.com/hive-swarm/hive/internal/llm"
 	"github.com/hive-swarm/hive/internal/llm/anthropic"
@@ -38,6 +39,11 @@ type Model struct {
 	// (recorded replays, base completion models): a worker on it sends no
 	// tools and takes its answer as the report.
 	Plain bool
+	// Latency times the calls of a configured model (its Client is
+	// wrapped to feed it); Hedge, when set, says when a slow call gets a
+	// second copy.
+	Latency *hedge.Tracker
+	Hedge   *hedge.Policy
 }
 
 // Admitted returns the model admitted through its limiter at priority p.
@@ -130,7 +136,16 @@ func (r *Registry) Get(name string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{Name: name, ID: mc.ID, Config: mc, Client: client, Limiter: r.limits.Get(name, LimitConfig(mc.Limits)), Price: p, PriceKnown: known}
+	lat := new(hedge.Tracker)
+	m := &Model{Name: name, ID: mc.ID, Config: mc, Client: hedge.Timed(client, lat), Latency: lat, Limiter: r.limits.Get(name, LimitConfig(mc.Limits)), Price: p, PriceKnown: known}
+	if h := mc.Hedge; h != nil {
+		pol, err := hedge.Parse(h.After)
+		if err != nil {
+			return nil, fmt.Errorf("model %s: %w", name, err)
+		}
+		pol.To, pol.MinSamples, pol.MaxShare = h.To, h.MinSamples, h.MaxShare
+		m.Hedge = &pol
+	}
 	r.models[name] = m
 	return m, nil
 }

@@ -257,7 +257,8 @@ func (a *agent) call(ctx context.Context) (*llm.Response, error) {
 		return nil, &exhaustedError{msg: rec.Exhausted}
 	}
 	if !live {
-		a.bud.Charge(price.Amount(rec.CostNanos), rec.Usage.Total(), 1)
+		cost, tokens := rec.billed()
+		a.bud.Charge(cost, tokens, 1)
 	}
 	a.r.chargeCall(a.ns, a.model, &rec, live)
 	return rec.response()
@@ -274,6 +275,11 @@ func (a *agent) send(req *llm.Request, release func()) func(ctx context.Context)
 		res, err := a.bud.Reserve(usd, tokens)
 		if err != nil {
 			return callRecord{Exhausted: err.Error()}, nil
+		}
+		if release == nil && a.model.Hedge != nil {
+			if delay, ok := a.model.Latency.Delay(*a.model.Hedge); ok {
+				return a.hedged(ctx, req, res, delay)
+			}
 		}
 		var resp *llm.Response
 		if release != nil {

@@ -7,7 +7,6 @@ import (
 
 	"github.com/hive-swarm/hive/internal/limit"
 	"github.com/hive-swarm/hive/internal/llm"
-	"github.com/hive-swarm/hive/internal/price"
 )
 
 // verifierCaller makes the model calls of one verification (votes, a
@@ -74,7 +73,8 @@ func (c *verifierCaller) Call(ctx context.Context, model string, req *llm.Reques
 		return nil, &exhaustedError{msg: rec.Exhausted}
 	}
 	if !live {
-		c.r.pool.Charge(price.Amount(rec.CostNanos), rec.Usage.Total(), 1)
+		cost, tokens := rec.billed()
+		c.r.pool.Charge(cost, tokens, 1)
 	}
 	c.r.chargeCall(ns, m, &rec, live)
 	return rec.response()

@@ -67,6 +67,13 @@ type Node struct {
 	// Retries how many of its calls were sent again.
 	WaitMillis int64 `json:"wait_ms,omitempty"`
 	Retries    int   `json:"retries,omitempty"`
+	// Hedges counts the node's calls that were sent twice (package
+	// hedge), HedgeWins those whose second copy answered first, and
+	// HedgeCost what the copies whose answers were not taken cost
+	// (included in Cost).
+	Hedges    int          `json:"hedges,omitempty"`
+	HedgeWins int          `json:"hedge_wins,omitempty"`
+	HedgeCost price.Amount `json:"hedge_cost_nanos,omitempty"`
 	// ToolCalls counts the node's calls of tools that act (run_code, the
 	// workspace's, MCP servers'); ToolErrors those that failed, and
 	// ToolMillis the time they took.
@@ -143,6 +150,18 @@ func nodeJSON(n *Node) []byte {
 	if n.Retries != 0 {
 		b = append(b, `,"retries":`...)
 		b = strconv.AppendInt(b, int64(n.Retries), 10)
+	}
+	if n.Hedges != 0 {
+		b = append(b, `,"hedges":`...)
+		b = strconv.AppendInt(b, int64(n.Hedges), 10)
+	}
+	if n.HedgeWins != 0 {
+		b = append(b, `,"hedge_wins":`...)
+		b = strconv.AppendInt(b, int64(n.HedgeWins), 10)
+	}
+	if n.HedgeCost != 0 {
+		b = append(b, `,"hedge_cost_nanos":`...)
+		b = strconv.AppendInt(b, int64(n.HedgeCost), 10)
 	}
 	if n.ToolCalls != 0 {
 		b = append(b, `,"tool_calls":`...)

@@ -26,6 +26,8 @@ type callRecord struct {
 	// was sent again.
 	WaitMillis int64 `json:"wait_ms,omitempty"`
 	Retries    int   `json:"retries,omitempty"`
+	// Hedge, when set, is the call's second copy (see agent.hedged).
+	Hedge *hedgeRecord `json:"hedge,omitempty"`
 }
 
 // traced runs a model call with a limiter trace and notes on rec what the

@@ -153,8 +153,23 @@ func (r *run) update(ns *nodeState, f func(n *Node)) {
 // what the rate limits did to it and any anomaly of its bill.
 func (r *run) chargeCall(ns *nodeState, m *provider.Model, rec *callRecord, live bool) {
 	u, cost := rec.Usage, price.Amount(rec.CostNanos)
+	h := rec.Hedge
+	if h != nil && h.Won {
+		if hm, err := r.e.models.Get(h.Model); err == nil {
+			m = hm // the answer taken came from the hedge's model
+		}
+	}
 	saved := cacheSaved(m, u, cost)
 	r.mu.Lock()
+	if h != nil {
+		u = u.Add(h.Usage)
+		cost += price.Amount(h.CostNanos)
+		ns.HedgeCost += price.Amount(h.CostNanos)
+		ns.Hedges++
+		if h.Won {
+			ns.HedgeWins++
+		}
+	}
 	ns.Usage = ns.Usage.Add(u)
 	ns.Cost += cost
 	ns.CacheSaved += saved
