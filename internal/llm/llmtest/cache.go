@@ -133,9 +133,11 @@ type cacheMark struct {
 // A cachePrompt is a request's prompt as the cache sees it.
 type cachePrompt struct {
 	points []cachePoint // in prompt order, tokens increasing
-	// marks are the Anthropic breakpoints, in prompt order. Without marks
-	// caching is automatic: the longest live prefix among points is read
-	// and every point after it written.
+	// automatic caching (OpenAI's) reads the longest live prefix among
+	// points and writes every point after it.
+	automatic bool
+	// marks are the breakpoints of explicit caching (Anthropic's), in
+	// prompt order: only they are read and written.
 	marks []cacheMark
 	// lookback, with marks, is how many points (the mark's own first)
 	// are searched for an entry at each mark.
@@ -197,7 +199,7 @@ func (pc *promptCache) lookup(p *cachePrompt) *cacheUse {
 	u := &cacheUse{}
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
-	if p.marks == nil {
+	if p.automatic {
 		// OpenAI: "the longest prefix of a prompt that has been previously
 		// computed" is read; the rest of the prompt is cached for the next.
 		hit := -1

@@ -396,6 +396,21 @@ func TestAnthropicCacheToolChoice(t *testing.T) {
 	}
 }
 
+// TestAnthropicCacheNoBreakpoints: Anthropic caches only at breakpoints;
+// a request without any reads and writes nothing, however long.
+func TestAnthropicCacheNoBreakpoints(t *testing.T) {
+	srv := newCached(t, CacheRules{})
+	req := anthropicReq{System: []map[string]any{block(filler("system", 3000), "")}, Messages: []map[string]any{user(block("hi", ""))}}
+	for i := range 2 {
+		if u := anthropicCall(t, srv, req); u.CacheCreationInputTokens != 0 || u.CacheReadInputTokens != 0 {
+			t.Errorf("request %d: %+v, want nothing cached without a breakpoint", i, u)
+		}
+	}
+	if st := srv.CacheStats(); st.Requests != 2 || st.Hits != 0 || st.WriteTokens != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
 // TestCacheOff: without SimulateCache usage is what it always was.
 func TestCacheOff(t *testing.T) {
 	srv := NewAnthropic(Sequence(Reply{Text: "ok"}))
@@ -536,5 +551,26 @@ func TestOpenAICacheRules(t *testing.T) {
 	u := openAIUsage(t, srv, openAIReq(t, "run-1", long, "q", false))
 	if c := u.Details.CachedTokens; c < 2944 || (c-1024)%128 != 0 {
 		t.Errorf("same key: cached %d, want the longest 1024+128k prefix", c)
+	}
+}
+
+// TestAnthropicCacheAutomatic: a top-level cache_control is a breakpoint
+// on the last block.
+func TestAnthropicCacheAutomatic(t *testing.T) {
+	srv := newCached(t, CacheRules{})
+	sys := filler("system", 2000)
+	body := fmt.Sprintf(`{"model":"claude-test","max_tokens":64,"cache_control":{"type":"ephemeral"},"system":%q,"messages":[{"role":"user","content":"hi"}]}`, sys)
+	want := int64((len(fmt.Sprintf("%q", sys)) + len(`"hi"`)) / 4)
+	for i, read := range []bool{false, true} {
+		_, b := anthropicPost(t, srv, body, nil)
+		var msg struct{ Usage wireCacheUsage }
+		json.Unmarshal(b, &msg)
+		got := msg.Usage.CacheCreationInputTokens
+		if read {
+			got = msg.Usage.CacheReadInputTokens
+		}
+		if got != want {
+			t.Errorf("request %d: %+v, want %d %s", i, msg.Usage, want, map[bool]string{false: "written", true: "read"}[read])
+		}
 	}
 }

@@ -249,7 +249,7 @@ func (*openAI) cachePrompt(c *Call, r CacheRules) (*cachePrompt, error) {
 		prompt = append(prompt, compactJSON(m)...)
 	}
 	h := newPrefixHasher("openai", req.Model, req.PromptCacheKey)
-	p := &cachePrompt{}
+	p := &cachePrompt{automatic: true}
 	done := 0
 	for t := r.MinTokens; 4*t <= len(prompt); t += openAIIncrement {
 		h.stream(prompt[done : 4*t])
