@@ -238,10 +238,11 @@ func (pc *promptCache) lookup(p *cachePrompt) *cacheUse {
 	}
 	// Each breakpoint past the read prefix writes an entry, the tokens
 	// between the previous entry and it billed at its TTL's price: with
-	// mixed TTLs, "the 1-hour write is charged for tokens between A and B,
-	// the 5-minute write for those between B and C" (docs.anthropic.com,
-	// prompt-caching, "Mixing different TTLs"). A prefix shorter than
-	// MinTokens "will not be cached", with no error.
+	// mixed TTLs the 1-hour writes are the tokens from the read prefix to
+	// the last 1-hour breakpoint, the 5-minute writes the rest up to the
+	// last breakpoint (docs.anthropic.com, prompt-caching, "Mixing
+	// different TTLs"). A prefix shorter than MinTokens is processed
+	// without caching, and without an error ("Cache limitations").
 	prev := u.read
 	for _, m := range p.marks {
 		pt := p.points[m.point]

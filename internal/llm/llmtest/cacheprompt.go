@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"strings"
 )
 
 // anthropicMaxBreakpoints is how many cache_control blocks a Messages
@@ -31,8 +30,8 @@ const anthropicLookback = 20
 //     1-hour entry, "5m" (the default) a 5-minute one; a top-level
 //     cache_control (automatic caching) is a breakpoint on the last block;
 //   - more than 4 breakpoints is a 400 invalid_request_error, and so is a
-//     1-hour breakpoint after a 5-minute one ("cache entries with longer
-//     TTL must appear before shorter TTLs");
+//     1-hour breakpoint after a 5-minute one (with mixed TTLs the longer
+//     must come first, "Mixing different TTLs");
 //   - an entry is the exact prefix, for this model: a change to the tools
 //     invalidates everything, to the system the system and messages, and
 //     a change of tool_choice or of the thinking parameters only the
@@ -216,21 +215,21 @@ func anthropicCacheBlock(path string, raw json.RawMessage) (anthropicCached, err
 	return b, nil
 }
 
-// openAIIncrement is the granularity of OpenAI's cache: "cache hits occur
-// in increments of 128 tokens" past the first 1024
+// openAIIncrement is the granularity of OpenAI's cache: cached prefixes
+// grow in 128-token increments past the first 1024
 // (platform.openai.com/docs/guides/prompt-caching).
 const openAIIncrement = 128
 
 // cachePrompt reads a Chat Completions request as OpenAI's cache sees it
 // (platform.openai.com/docs/guides/prompt-caching): caching is automatic
 // for prompts of MinTokens (1024) or more; the prompt is the tools, then
-// the messages in order ("tools must be identical between requests"; the
-// prefix "can include messages, images, tools and structured outputs");
-// what can be read is the longest prefix computed before, in 128-token
-// increments (1024, 1152, ...); entries are per model and, when the
-// request names one, per prompt_cache_key, which "is combined with the
-// prefix hash" to route it (here a different key always misses, where
-// OpenAI's routing would sometimes still find the prefix).
+// the messages in order (images and tools "must be identical between
+// requests"); what is read is "the longest prefix of a prompt that has
+// been previously computed", in 128-token increments from 1024 (1024,
+// 1152, ...); entries are per model and, when the request names one, per
+// prompt_cache_key, which OpenAI combines with the prefix hash to route
+// the request (here a different key always misses, where OpenAI's
+// routing might still find the prefix).
 func (*openAI) cachePrompt(c *Call, r CacheRules) (*cachePrompt, error) {
 	var req struct {
 		Model          string            `json:"model"`
@@ -242,8 +241,8 @@ func (*openAI) cachePrompt(c *Call, r CacheRules) (*cachePrompt, error) {
 		return nil, fmt.Errorf("invalid JSON body: %v", err)
 	}
 	var prompt []byte
-	if t := bytes.TrimSpace(req.Tools); len(t) > 0 && string(t) != "null" && !strings.HasPrefix(string(t), "[]") {
-		prompt = append(prompt, compactJSON(t)...)
+	if t := compactJSON(bytes.TrimSpace(req.Tools)); len(t) > 0 && string(t) != "null" && string(t) != "[]" {
+		prompt = append(prompt, t...)
 	}
 	for _, m := range req.Messages {
 		prompt = append(prompt, compactJSON(m)...)

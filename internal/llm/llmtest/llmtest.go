@@ -13,6 +13,12 @@
 // protocol (tool_choice, history they refuse, context overflow, error
 // bodies), each departure documented with its source, and
 // [Server.ContextTokens] gives the model a context size.
+//
+// [Server.SimulateCache] gives a server the provider's prompt cache, as
+// documented: Anthropic's cache_control breakpoints, OpenAI's automatic
+// prefix caching. Usage then reports cache reads and writes, and
+// [Server.CacheStats] sums them, so that tests and benchmarks measure
+// cache hits and what they save.
 package llmtest
 
 import (
@@ -96,7 +102,8 @@ type Reply struct {
 	// end_turn.
 	StopReason llm.StopReason
 	// Usage defaults to a count of about four bytes a token of the request
-	// body and the reply.
+	// body and the reply, the prompt split into uncached input, cache
+	// reads and cache writes when the server simulates a cache.
 	Usage *llm.Usage
 	// Latency is waited before the answer starts (the request's context
 	// ends it early).
