@@ -3,6 +3,7 @@ package anthropic
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -439,5 +440,47 @@ func TestRunawayAnswer(t *testing.T) {
 				t.Fatalf("err = %v", err)
 			}
 		})
+	}
+}
+
+// TestSimulatedCache runs the adapter against llmtest's cache simulator:
+// a second identical request with a system breakpoint reads what the
+// first wrote, a 1-hour breakpoint's write is CacheWrite1hTokens, and
+// every usage adds up to the prompt the server counted.
+func TestSimulatedCache(t *testing.T) {
+	system := strings.Repeat("You are a careful reviewer. ", 300) // ~2000 tokens
+	for _, mode := range modes {
+		for _, ttl := range []time.Duration{0, time.Hour} {
+			t.Run(fmt.Sprintf("%s/ttl=%v", mode.name, ttl), func(t *testing.T) {
+				srv, m := start(t, reply(llmtest.Reply{Text: "ok"}))
+				srv.SimulateCache(llmtest.CacheRules{})
+				req := &llm.Request{System: system, CacheSystem: true, CacheTTL: ttl, Messages: []llm.Message{llm.UserText("review this")}}
+				var us []llm.Usage
+				for i := range 2 {
+					resp, _, err := call(context.Background(), m, mode.stream, req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					u := resp.Usage
+					if total := int64(len(srv.Calls()[i].Body)/4 + 1); u.InputTokens+u.CacheReadTokens+u.CacheWriteTokens != total {
+						t.Errorf("request %d: usage %+v does not add up to %d", i, u, total)
+					}
+					us = append(us, u)
+				}
+				first, second := us[0], us[1]
+				if first.CacheWriteTokens < 1024 || first.CacheReadTokens != 0 {
+					t.Errorf("first: %+v, want the system written", first)
+				}
+				if want := map[bool]int64{true: first.CacheWriteTokens}[ttl == time.Hour]; first.CacheWrite1hTokens != want {
+					t.Errorf("first: 1h writes %d, want %d", first.CacheWrite1hTokens, want)
+				}
+				if second.CacheReadTokens != first.CacheWriteTokens || second.CacheWriteTokens != 0 || second.CacheWrite1hTokens != 0 {
+					t.Errorf("second: %+v, want the %d written read back", second, first.CacheWriteTokens)
+				}
+				if st := srv.CacheStats(); st.Requests != 2 || st.Hits != 1 {
+					t.Errorf("stats %+v", st)
+				}
+			})
+		}
 	}
 }

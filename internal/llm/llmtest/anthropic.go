@@ -316,7 +316,32 @@ type anthropicUsage struct {
 	InputTokens              int64 `json:"input_tokens"`
 	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
-	OutputTokens             int64 `json:"output_tokens"`
+	// CacheCreation splits the cache writes by TTL. It is sent when the
+	// server simulates a cache or a scripted usage has 1-hour writes.
+	CacheCreation *anthropicCacheCreation `json:"cache_creation,omitempty"`
+	OutputTokens  int64                   `json:"output_tokens"`
+}
+
+type anthropicCacheCreation struct {
+	Ephemeral5m int64 `json:"ephemeral_5m_input_tokens"`
+	Ephemeral1h int64 `json:"ephemeral_1h_input_tokens"`
+}
+
+// anthropicUsageOf is the usage object for u, with output tokens out.
+func anthropicUsageOf(c *Call, u llm.Usage, out int64) anthropicUsage {
+	au := anthropicUsage{
+		InputTokens:              u.InputTokens,
+		CacheCreationInputTokens: u.CacheWriteTokens,
+		CacheReadInputTokens:     u.CacheReadTokens,
+		OutputTokens:             out,
+	}
+	if c.cache != nil || u.CacheWrite1hTokens > 0 {
+		au.CacheCreation = &anthropicCacheCreation{
+			Ephemeral5m: max(u.CacheWriteTokens-u.CacheWrite1hTokens, 0),
+			Ephemeral1h: u.CacheWrite1hTokens,
+		}
+	}
+	return au
 }
 
 // anthropicToolInput returns a scripted input as the JSON a whole message
@@ -365,7 +390,7 @@ func (p anthropicProto) write(w http.ResponseWriter, c *Call, rep Reply) {
 		body, _ := json.Marshal(map[string]any{
 			"id": id, "type": "message", "role": "assistant", "model": c.Model,
 			"content": content, "stop_reason": stop, "stop_sequence": stopSeq,
-			"usage": anthropicUsage{u.InputTokens, u.CacheWriteTokens, u.CacheReadTokens, u.OutputTokens},
+			"usage": anthropicUsageOf(c, u, u.OutputTokens),
 		})
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(body)
@@ -376,7 +401,7 @@ func (p anthropicProto) write(w http.ResponseWriter, c *Call, rep Reply) {
 	s.event("message_start", map[string]any{"type": "message_start", "message": map[string]any{
 		"id": id, "type": "message", "role": "assistant", "model": c.Model,
 		"content": []any{}, "stop_reason": nil, "stop_sequence": nil,
-		"usage": anthropicUsage{u.InputTokens, u.CacheWriteTokens, u.CacheReadTokens, min(u.OutputTokens, 1)},
+		"usage": anthropicUsageOf(c, u, min(u.OutputTokens, 1)),
 	}})
 	index := 0
 	if rep.Text != "" {

@@ -13,6 +13,12 @@
 // protocol (tool_choice, history they refuse, context overflow, error
 // bodies), each departure documented with its source, and
 // [Server.ContextTokens] gives the model a context size.
+//
+// [Server.SimulateCache] gives a server the provider's prompt cache, as
+// documented: Anthropic's cache_control breakpoints, OpenAI's automatic
+// prefix caching. Usage then reports cache reads and writes, and
+// [Server.CacheStats] sums them, so that tests and benchmarks measure
+// cache hits and what they save.
 package llmtest
 
 import (
@@ -46,6 +52,10 @@ type Call struct {
 	Warnings []string
 	Header   http.Header
 	Body     []byte
+
+	// cache is what the request reads from and writes to the simulated
+	// cache; nil when caching is off.
+	cache *cacheUse
 }
 
 // LastUserText returns the text of the last user message.
@@ -92,7 +102,8 @@ type Reply struct {
 	// end_turn.
 	StopReason llm.StopReason
 	// Usage defaults to a count of about four bytes a token of the request
-	// body and the reply.
+	// body and the reply, the prompt split into uncached input, cache
+	// reads and cache writes when the server simulates a cache.
 	Usage *llm.Usage
 	// Latency is waited before the answer starts (the request's context
 	// ends it early).
@@ -151,6 +162,10 @@ type protocol interface {
 	// it cannot render), before the handler is asked, and reports whether
 	// it did.
 	refuse(w http.ResponseWriter, c *Call, contextTokens int) bool
+	// cachePrompt reads a parsed request as the provider's prompt cache
+	// sees it; an error is the 400 the provider answers (too many
+	// breakpoints).
+	cachePrompt(c *Call, r CacheRules) (*cachePrompt, error)
 }
 
 // A Server is a local model API server.
@@ -176,6 +191,7 @@ type Server struct {
 	handler Handler
 	slots   chan struct{} // made at the first request when Slots > 0
 	once    sync.Once
+	cache   atomic.Pointer[promptCache] // nil unless SimulateCache
 
 	requests atomic.Int64
 	inFlight atomic.Int64
@@ -240,6 +256,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.proto.writeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
 		return
 	}
+	cache := s.cache.Load()
+	var prompt *cachePrompt
+	if cache != nil {
+		if prompt, err = s.proto.cachePrompt(c, cache.rules); err != nil {
+			s.proto.writeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
+			return
+		}
+	}
 	s.mu.Lock()
 	s.calls = append(s.calls, c)
 	s.mu.Unlock()
@@ -258,6 +282,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		}
+	}
+	if cache != nil {
+		// The prompt is looked up when its processing starts (past the
+		// slot queue), and its entries written when its answer starts: a
+		// request arriving in between misses them.
+		c.cache = cache.lookup(prompt)
+		c.cache.clamp(promptTotal(c))
 	}
 	rep := s.handler(c)
 	if !sleep(r, rep.Latency) {
@@ -289,6 +320,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"id":"broken","choices":[{"mess`)
 	default:
+		if cache != nil {
+			cache.commit(c.cache, promptTotal(c))
+		}
 		s.proto.write(w, c, rep)
 	}
 }
@@ -347,12 +381,22 @@ func usageFor(c *Call, rep Reply) llm.Usage {
 	for _, tc := range rep.ToolCalls {
 		out += len(tc.Name) + len(tc.Input)
 	}
-	u := llm.Usage{InputTokens: int64(len(c.Body)/4 + 1), OutputTokens: int64(out/4 + 1)}
+	u := llm.Usage{InputTokens: promptTotal(c), OutputTokens: int64(out/4 + 1)}
 	if c.MaxTokens > 0 {
 		u.OutputTokens = min(u.OutputTokens, int64(c.MaxTokens))
 	}
+	if cu := c.cache; cu != nil {
+		u.CacheReadTokens = cu.read
+		u.CacheWriteTokens = cu.write5m + cu.write1h
+		u.CacheWrite1hTokens = cu.write1h
+		u.InputTokens = cu.uncached(u.InputTokens)
+	}
 	return u
 }
+
+// promptTotal is the input tokens usage reports for c's prompt, cached
+// or not.
+func promptTotal(c *Call) int64 { return int64(len(c.Body)/4 + 1) }
 
 // stopReason returns rep's stop reason with its default.
 func stopReason(rep Reply) llm.StopReason {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -448,6 +449,45 @@ func TestDialects(t *testing.T) {
 			}
 			if strings.HasPrefix(tt.name, "ollama") && len(body.ToolChoice) > 0 {
 				t.Errorf("Ollama was sent tool_choice %s", body.ToolChoice)
+			}
+		})
+	}
+}
+
+// TestSimulatedCache runs the adapter against llmtest's cache simulator:
+// a second request with the same long prefix and prompt_cache_key reads
+// it, CacheReadTokens being cached_tokens (1024 and up, in steps of 128)
+// and InputTokens the rest of prompt_tokens.
+func TestSimulatedCache(t *testing.T) {
+	system := strings.Repeat("You are a careful reviewer. ", 300) // ~2000 tokens
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprint("stream=", stream), func(t *testing.T) {
+			srv, m := start(t, llmtest.Sequence(llmtest.Reply{Text: "ok"}))
+			srv.SimulateCache(llmtest.CacheRules{})
+			req := &llm.Request{System: system, CacheKey: "run-1", Messages: []llm.Message{llm.UserText("review this")}}
+			var us []llm.Usage
+			for i := range 2 {
+				var resp *llm.Response
+				var err error
+				if stream {
+					resp, err = m.Stream(context.Background(), req, nil)
+				} else {
+					resp, err = m.Generate(context.Background(), req)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				u := resp.Usage
+				if total := int64(len(srv.Calls()[i].Body)/4 + 1); u.InputTokens+u.CacheReadTokens != total || u.CacheWriteTokens != 0 {
+					t.Errorf("request %d: usage %+v, want input + cached = prompt_tokens %d", i, u, total)
+				}
+				us = append(us, u)
+			}
+			if us[0].CacheReadTokens != 0 {
+				t.Errorf("first: %+v", us[0])
+			}
+			if c := us[1].CacheReadTokens; c < 1024 || (c-1024)%128 != 0 {
+				t.Errorf("second: cached %d, want 1024+128k", c)
 			}
 		})
 	}
