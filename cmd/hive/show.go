@@ -47,7 +47,9 @@ func runShow(ctx context.Context, env *Env, args []string) error {
 			Nodes: tot.Nodes, ByStatus: tot.ByStatus, CostUSD: tot.Cost.Dollars(), CostNanos: int64(tot.Cost),
 			InputTokens: tot.Input, OutputTokens: tot.Output, Calls: tot.Calls,
 			CacheReadTokens: tot.CacheRead, CacheWriteTokens: tot.CacheWrite, CacheHitRate: tot.CacheHitRate(),
-			CacheSavedUSD: tot.CacheSaved.Dollars(), CacheSavedNanos: int64(tot.CacheSaved)}}
+			CacheSavedUSD: tot.CacheSaved.Dollars(), CacheSavedNanos: int64(tot.CacheSaved),
+			Hedges: tot.Hedges, HedgeWins: tot.HedgeWins, HedgeCostUSD: tot.HedgeCost.Dollars(),
+			Retries: tot.Retries, WaitMillis: tot.WaitMillis}}
 		if out.Nodes == nil {
 			out.Nodes = []swarm.Node{}
 		}
@@ -121,6 +123,14 @@ type totalsJSON struct {
 	CacheHitRate     float64 `json:"cache_hit_rate"`
 	CacheSavedUSD    float64 `json:"cache_saved_usd"`
 	CacheSavedNanos  int64   `json:"cache_saved_nanos"`
+	// Calls sent twice (hedged), those whose second copy won, and what
+	// the copies not taken cost (in cost_usd); retries and time waited
+	// for rate limits.
+	Hedges       int     `json:"hedges"`
+	HedgeWins    int     `json:"hedge_wins"`
+	HedgeCostUSD float64 `json:"hedge_cost_usd"`
+	Retries      int     `json:"retries"`
+	WaitMillis   int64   `json:"wait_ms"`
 }
 
 // tierStats are the verification counts of a tier's worker nodes.

@@ -22,6 +22,8 @@ import (
 // by one local OpenAI-compatible llmtest server.
 type harness struct {
 	t      *testing.T
+	// configure, when set, changes the models' configuration.
+	configure func(*config.Config)
 	srv    *llmtest.Server
 	store  *journal.Store
 	reg    *provider.Registry
@@ -41,10 +43,16 @@ func testConfig(baseURL string) *config.Config {
 }
 
 func newHarness(t *testing.T, h llmtest.Handler, opts Options) *harness {
+	return newHarnessWith(t, h, opts, nil)
+}
+
+// newHarnessWith is newHarness with configure applied to the models'
+// configuration.
+func newHarnessWith(t *testing.T, h llmtest.Handler, opts Options, configure func(*config.Config)) *harness {
 	t.Helper()
 	srv := llmtest.NewOpenAI(h)
 	t.Cleanup(srv.Close)
-	hs := &harness{t: t, srv: srv, dbPath: filepath.Join(t.TempDir(), "hive.db")}
+	hs := &harness{t: t, srv: srv, dbPath: filepath.Join(t.TempDir(), "hive.db"), configure: configure}
 	hs.open(opts)
 	return hs
 }
@@ -68,7 +76,11 @@ func (hs *harness) open(opts Options) {
 		t.Fatal(err)
 	}
 	hs.store = store
-	hs.reg = provider.NewRegistry(testConfig(hs.srv.URL+"/v1"), func(string) string { return "" }, testLogger(t))
+	cfg := testConfig(hs.srv.URL + "/v1")
+	if hs.configure != nil {
+		hs.configure(cfg)
+	}
+	hs.reg = provider.NewRegistry(cfg, func(string) string { return "" }, testLogger(t))
 	e, err := New(ctx, store, hs.reg, testLogger(t), opts)
 	if err != nil {
 		t.Fatal(err)

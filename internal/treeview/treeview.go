@@ -123,6 +123,14 @@ type Totals struct {
 	CacheRead  int64        `json:"cache_read_tokens"`
 	CacheWrite int64        `json:"cache_write_tokens"`
 	CacheSaved price.Amount `json:"cache_saved_nanos"`
+	// Hedges are the calls sent twice, HedgeWins those whose second copy
+	// answered first, and HedgeCost what the copies not taken cost
+	// (counted in Cost); Retries and WaitMillis what rate limits did.
+	Hedges     int          `json:"hedges"`
+	HedgeWins  int          `json:"hedge_wins"`
+	HedgeCost  price.Amount `json:"hedge_cost_nanos"`
+	Retries    int          `json:"retries"`
+	WaitMillis int64        `json:"wait_ms"`
 }
 
 // CacheHitRate is the share of input tokens read from a prompt cache.
@@ -147,6 +155,11 @@ func (t *Tree) Totals() Totals {
 		tot.CacheRead += n.Usage.CacheReadTokens
 		tot.CacheWrite += n.Usage.CacheWriteTokens
 		tot.CacheSaved += n.CacheSaved
+		tot.Hedges += n.Hedges
+		tot.HedgeWins += n.HedgeWins
+		tot.HedgeCost += n.HedgeCost
+		tot.Retries += n.Retries
+		tot.WaitMillis += n.WaitMillis
 	}
 	tot.Cost = max(tot.Cost, t.Spent)
 	return tot
@@ -407,6 +420,12 @@ func (t *Tree) header(b *strings.Builder, o Options) {
 	fmt.Fprintf(&h, " · %s in / %s out tokens", tokens(tot.Input), tokens(tot.Output))
 	if tot.CacheRead+tot.CacheWrite > 0 {
 		fmt.Fprintf(&h, " · cache %.0f%% read, saved %s", 100*tot.CacheHitRate(), tot.CacheSaved)
+	}
+	if tot.Hedges > 0 {
+		fmt.Fprintf(&h, " · %d hedged (%d won), %s extra", tot.Hedges, tot.HedgeWins, tot.HedgeCost)
+	}
+	if tot.Retries > 0 {
+		fmt.Fprintf(&h, " · %d retried", tot.Retries)
 	}
 	writeLine(b, h.String(), "", 0, o)
 }

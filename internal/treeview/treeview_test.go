@@ -367,3 +367,26 @@ func BenchmarkLiveDraw(b *testing.B) {
 		l.Draw()
 	}
 }
+
+// The header tells what prompt caching saved, what hedging cost and how
+// often rate limits sent calls again, from the nodes' own counts.
+func TestHeaderEconomics(t *testing.T) {
+	lead := node("lead", "", swarm.StatusDone, 3000)
+	a := node("1", "lead", swarm.StatusDone, 1000)
+	a.Usage = llm.Usage{InputTokens: 200, CacheReadTokens: 600, CacheWriteTokens: 200, OutputTokens: 10}
+	a.CacheSaved = 500
+	a.Hedges, a.HedgeWins, a.HedgeCost, a.Retries, a.WaitMillis = 2, 1, 400, 3, 1500
+	b := node("2", "lead", swarm.StatusDone, 1000)
+	b.Hedges, b.HedgeCost = 1, 100
+	tr := FromNodes("r1", []swarm.Node{lead, a, b})
+	tot := tr.Totals()
+	if tot.Hedges != 3 || tot.HedgeWins != 1 || tot.HedgeCost != 500 || tot.Retries != 3 || tot.WaitMillis != 1500 {
+		t.Fatalf("totals: %+v", tot)
+	}
+	first, _, _ := strings.Cut(tr.String(), "\n")
+	for _, want := range []string{" · cache 18% read, saved $0.000001", " · 3 hedged (1 won), $0.000001 extra", " · 3 retried"} {
+		if !strings.Contains(first, want) {
+			t.Errorf("header %q lacks %q", first, want)
+		}
+	}
+}

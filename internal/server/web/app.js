@@ -639,6 +639,7 @@
         fact("parent", n.parent), fact("tokens", "in " + (u.input_tokens || 0) + " · out " + (u.output_tokens || 0) +
           (u.cache_read_tokens ? " · cache read " + u.cache_read_tokens : "") + (u.cache_write_tokens ? " · cache write " + u.cache_write_tokens : "")),
         fact("cost", usd(nanosUSD(n.cost_nanos)) + " in " + (n.calls || 0) + " calls" + (n.cache_saved_nanos ? " · caching saved " + usd(nanosUSD(n.cache_saved_nanos)) : "")),
+        fact("hedges", n.hedges ? n.hedges + " sent · " + (n.hedge_wins || 0) + " answered first · " + usd(nanosUSD(n.hedge_cost_nanos)) + " for the copies not taken" : ""),
         fact("rate limits", n.wait_ms || n.retries ? "waited " + ((n.wait_ms || 0) / 1000).toFixed(1) + "s · " + (n.retries || 0) + " retries" : ""),
         fact("repairs", String(n.attempt || 0)), fact("time", duration(n))));
       if (n.verdict && n.verdict.outcome) {
