@@ -1,6 +1,6 @@
 # The README's two commands are ./scripts/demo.sh and ./scripts/test.sh;
 # these targets are shortcuts for them.
-.PHONY: demo test build bench
+.PHONY: demo test build bench bench-cache bench-hedge
 
 build:
 	go build -o bin/hive ./cmd/hive
@@ -13,3 +13,13 @@ test:
 
 bench:
 	go test -run '^$$' -bench . -benchtime 3x ./...
+
+# Prompt caching: a 100-worker wave over a 20k-token shared context on a
+# server that caches as Anthropic does, with and without caching.
+bench-cache:
+	go test -run '^$$' -bench BenchmarkPromptCacheWave -benchtime 3x ./internal/swarm/
+
+# Hedged requests: six waves of 100 workers on a heavy-tailed model,
+# hedged at p95 and not.
+bench-hedge:
+	go test -run '^$$' -bench BenchmarkHedgedWaves -benchtime 3x ./internal/swarm/

@@ -21,7 +21,7 @@ import (
 // harness is an engine over a temporary journal, whose models are served
 // by one local OpenAI-compatible llmtest server.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	// configure, when set, changes the models' configuration.
 	configure func(*config.Config)
 	srv    *llmtest.Server
@@ -50,18 +50,23 @@ func newHarness(t *testing.T, h llmtest.Handler, opts Options) *harness {
 // configuration.
 func newHarnessWith(t *testing.T, h llmtest.Handler, opts Options, configure func(*config.Config)) *harness {
 	t.Helper()
-	srv := llmtest.NewOpenAI(h)
+	return newHarnessOn(t, llmtest.NewOpenAI(h), opts, configure)
+}
+
+// newHarnessOn is newHarnessWith on a server of any protocol.
+func newHarnessOn(t testing.TB, srv *llmtest.Server, opts Options, configure func(*config.Config)) *harness {
+	t.Helper()
 	t.Cleanup(srv.Close)
 	hs := &harness{t: t, srv: srv, dbPath: filepath.Join(t.TempDir(), "hive.db"), configure: configure}
 	hs.open(opts)
 	return hs
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-type tWriter struct{ t *testing.T }
+type tWriter struct{ t testing.TB }
 
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))

@@ -1,12 +1,17 @@
 package swarm
 
 import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hive-swarm/hive/internal/config"
 	"github.com/hive-swarm/hive/internal/llm/llmtest"
+	"github.com/hive-swarm/hive/internal/price"
 )
 
 // A worker whose call straggles gets a second copy after the model's hedge
@@ -67,4 +72,96 @@ func TestHedgedStraggler(t *testing.T) {
 	if sum != int64(res.Cost) {
 		t.Errorf("node costs sum to %d, the run's cost is %d", sum, res.Cost)
 	}
+}
+
+// tailLatency draws a model call's latency from a heavy-tailed
+// distribution: 94% 80-120 ms, 5% 0.5-1 s, 1% 3-5 s.
+func tailLatency(r *rand.Rand) time.Duration {
+	u := r.Float64()
+	switch {
+	case u < 0.01:
+		return 3*time.Second + time.Duration(r.Int64N(int64(2*time.Second)))
+	case u < 0.06:
+		return 500*time.Millisecond + time.Duration(r.Int64N(int64(500*time.Millisecond)))
+	}
+	return 80*time.Millisecond + time.Duration(r.Int64N(int64(40*time.Millisecond)))
+}
+
+// BenchmarkHedgedWaves runs a lead that sends 6 waves of 100 workers, one
+// after the other, to a model whose latency is heavy-tailed (tailLatency),
+// hedged at its p95 (at most 10% of calls) and not, in the same
+// iteration. It reports for waves 2-6 (the first teaches the tracker the
+// model's latencies) the mean time a wave took, the p99 of a worker's
+// time, and the workers' cost, hedged over unhedged. make bench-hedge
+// runs it.
+func BenchmarkHedgedWaves(b *testing.B) {
+	const waves, width = 6, 100
+	run := func(seed uint64, hedged bool) (wave, p99 time.Duration, cost price.Amount, hedges int) {
+		var mu sync.Mutex
+		rng := rand.New(rand.NewPCG(seed, 1))
+		h := func(c *llmtest.Call) llmtest.Reply {
+			if !isLead(c) {
+				mu.Lock()
+				d := tailLatency(rng)
+				mu.Unlock()
+				return llmtest.Reply{Latency: d, ToolCalls: []llmtest.ToolCall{toolCall("submit", submitArgs{Report: "ok"})}}
+			}
+			if k := turns(c); k < waves {
+				return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("delegate", delegateArgs{Tasks: tasks(width, fmt.Sprintf("w%d", k))})}}
+			}
+			return finish("done")
+		}
+		hs := newHarnessOn(b, llmtest.NewOpenAI(h), Options{}, func(c *config.Config) {
+			c.Models["cheap"].Limits.Concurrency = 2 * width
+			if hedged {
+				c.Models["cheap"].Hedge = &config.Hedge{After: "p95"}
+			}
+		})
+		defer hs.close()
+		res := hs.run(Spec{Task: "waves", BudgetUSD: 100 * price.Dollar, MaxWorkers: 2 * width})
+		if res.Status != StatusDone {
+			b.Fatalf("run ended %s: %s", res.Status, res.Error)
+		}
+		first, last := map[string]time.Time{}, map[string]time.Time{}
+		var durs []time.Duration
+		for _, n := range hs.nodes(res.RunID) {
+			w, _, _ := strings.Cut(n.Name, "-")
+			if n.Role != RoleWorker || w == "w0" {
+				continue
+			}
+			if f, ok := first[w]; !ok || n.Started.Before(f) {
+				first[w] = n.Started
+			}
+			if n.Ended.After(last[w]) {
+				last[w] = n.Ended
+			}
+			durs = append(durs, n.Ended.Sub(n.Started))
+			cost += n.Cost
+			hedges += n.Hedges
+		}
+		var sum time.Duration
+		for w := range first {
+			sum += last[w].Sub(first[w])
+		}
+		slices.Sort(durs)
+		return sum / time.Duration(len(first)), durs[len(durs)*99/100], cost, hedges
+	}
+	var hw, pw, hp, pp time.Duration
+	var hc, pc price.Amount
+	var hedges int
+	seed := uint64(0)
+	for b.Loop() {
+		seed++
+		w, p, c, n := run(seed, true)
+		hw, hp, hc, hedges = hw+w, hp+p, hc+c, hedges+n
+		w, p, c, _ = run(seed, false)
+		pw, pp, pc = pw+w, pp+p, pc+c
+	}
+	b.ReportMetric((hw / time.Duration(b.N)).Seconds(), "wave-s-hedged")
+	b.ReportMetric((pw / time.Duration(b.N)).Seconds(), "wave-s-unhedged")
+	b.ReportMetric(float64(hw)/float64(pw), "wave-ratio")
+	b.ReportMetric(float64(hp.Milliseconds())/float64(b.N), "p99-ms-hedged")
+	b.ReportMetric(float64(pp.Milliseconds())/float64(b.N), "p99-ms-unhedged")
+	b.ReportMetric(float64(hc)/float64(pc), "cost-ratio")
+	b.ReportMetric(float64(hedges)/float64(b.N*(waves-1)*width), "hedged-share")
 }
