@@ -78,11 +78,11 @@ const window = 512
 // A Tracker keeps a model's recent call latencies and counts its calls
 // and hedges. It is safe for concurrent use.
 type Tracker struct {
-	mu      sync.Mutex
-	ring    [window]time.Duration
-	n       int // latencies seen, of which the last min(n, window) are kept
-	calls   int64
-	hedges  int64
+	mu     sync.Mutex
+	ring   [window]time.Duration
+	n      int // latencies seen, of which the last min(n, window) are kept
+	calls  int64
+	hedges int64
 }
 
 // Observe records the latency of a call that completed.

@@ -21,14 +21,14 @@ import (
 // harness is an engine over a temporary journal, whose models are served
 // by one local OpenAI-compatible llmtest server.
 type harness struct {
-	t      testing.TB
+	t testing.TB
 	// configure, when set, changes the models' configuration.
 	configure func(*config.Config)
-	srv    *llmtest.Server
-	store  *journal.Store
-	reg    *provider.Registry
-	engine *Engine
-	dbPath string
+	srv       *llmtest.Server
+	store     *journal.Store
+	reg       *provider.Registry
+	engine    *Engine
+	dbPath    string
 }
 
 // testConfig names three models on the server: "lead", "cheap", "strong",
