@@ -61,6 +61,7 @@ func (a *agent) hedged(ctx context.Context, req *llm.Request, res *budget.Reserv
 		ctx = hedge.WithSent(ctx, func() { reached.Store(true) })
 		usd, tokens, err := worstCase(hm, req)
 		if err != nil {
+			a.r.e.log.Warn("a hedge cannot be priced; the call goes unhedged", "model", a.model.Name, "to", hm.Name, "err", err)
 			return copyOf{}, false, err
 		}
 		hres, err := a.bud.Reserve(usd, tokens)
