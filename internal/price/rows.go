@@ -14,7 +14,7 @@ const (
 	srcMistral        = "https://mistral.ai/technology/#pricing (open-mixtral-8x7b, as reproduced 2024-03-04 in https://gist.github.com/sj82516/862bed5e43648beef473a0635111c65f)"
 	srcTogether       = "https://www.together.ai/pricing (serverless price by model size)"
 
-	noteAnthropic = "5-minute cache writes; 1-hour writes cost 2x input and are not modelled. Batch 50% per https://docs.anthropic.com/en/docs/build-with-claude/batch-processing."
+	noteAnthropic = "CacheWrite is the 5-minute write rate; 1-hour writes are billed at 2x input (https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching). Batch 50% per https://docs.anthropic.com/en/docs/build-with-claude/batch-processing."
 	noteOpenAI    = "No explicit cache writes (CacheWrite 0 bills at Input); CacheRead is the cached-input rate. Batch API 50%."
 )
 
