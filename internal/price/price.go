@@ -116,17 +116,31 @@ func (p Price) hourWrite() Amount { return max(addSat(p.Input, p.Input), p.Cache
 // before the call is sent. It is never less than Cost of any usage with
 // those totals.
 func (p Price) WorstCase(inputTokens, maxOutput int64) Amount {
-	in := p.Input
-	for _, r := range [...]Amount{p.CacheWrite, p.CacheRead} {
-		in = max(in, r) // a zero rate bills at Input, already counted
-	}
-	return addSat(tokensCost(inputTokens, in, 100), tokensCost(maxOutput, p.Output, 100))
+	return p.worstCase(inputTokens, maxOutput, false, 100)
 }
 
 // WorstCaseHour is WorstCase for a request that may write 1-hour cache
 // entries, which cost more than any other input.
 func (p Price) WorstCaseHour(inputTokens, maxOutput int64) Amount {
-	return max(p.WorstCase(inputTokens, maxOutput), addSat(tokensCost(inputTokens, p.hourWrite(), 100), tokensCost(maxOutput, p.Output, 100)))
+	return p.worstCase(inputTokens, maxOutput, true, 100)
+}
+
+// BatchWorstCase is WorstCase (or WorstCaseHour, when hour is set) for a
+// call sent through the provider's batch API, at its discount: never less
+// than BatchCost of any usage with those totals.
+func (p Price) BatchWorstCase(inputTokens, maxOutput int64, hour bool) Amount {
+	return p.worstCase(inputTokens, maxOutput, hour, uint64(100-min(max(p.BatchDiscountPct, 0), 100)))
+}
+
+func (p Price) worstCase(inputTokens, maxOutput int64, hour bool, keep uint64) Amount {
+	in := p.Input
+	for _, r := range [...]Amount{p.CacheWrite, p.CacheRead} {
+		in = max(in, r) // a zero rate bills at Input, already counted
+	}
+	if hour {
+		in = max(in, p.hourWrite())
+	}
+	return addSat(tokensCost(inputTokens, in, keep), tokensCost(maxOutput, p.Output, keep))
 }
 
 // tokensCost returns ceil(n × rate × keep / (1e6 × 100)) nano-dollars,

@@ -336,10 +336,21 @@ func TestWorstCase(t *testing.T) {
 			if c, wh := p.Cost(u), p.WorstCaseHour(in, out); c > wh || wh < w {
 				t.Fatalf("%s: cost %d of %+v exceeds worst case %d (or under %d)", p.Model, c, u, wh, w)
 			}
+			// Through the batch API, at its discount.
+			if c, wb := p.BatchCost(u), p.BatchWorstCase(in, out, true); c > wb || (p.BatchDiscountPct > 0 && in+out > 1000 && wb >= p.WorstCaseHour(in, out)) {
+				t.Fatalf("%s: batch cost %d of %+v exceeds batch worst case %d, or it is no cheaper than %d", p.Model, c, u, wb, p.WorstCaseHour(in, out))
+			}
+			u.CacheWrite1hTokens = 0
+			if c, wb := p.BatchCost(u), p.BatchWorstCase(in, out, false); c > wb {
+				t.Fatalf("%s: batch cost %d of %+v exceeds batch worst case %d", p.Model, c, u, wb)
+			}
 		}
 	}
 	s, _ := Lookup("claude-sonnet-4-5")
 	if got := s.WorstCase(1_000_000, 1_000_000); got != MustParseUSD("18.75") { // writes at $3.75 + output $15
 		t.Errorf("sonnet worst case %s; want $18.75", got)
+	}
+	if got := s.BatchWorstCase(1_000_000, 1_000_000, false); got != MustParseUSD("9.375") { // half
+		t.Errorf("sonnet batch worst case %s; want $9.375", got)
 	}
 }
