@@ -143,6 +143,11 @@ func (r *run) merge(ctx context.Context, named []string, final bool) mergeRecord
 			return mergeRecord{Refused: fmt.Sprintf("no patch %q: patches names patch artifacts of this run (NODE/patch), as the workers' reports give them; the run did not end", id)}
 		}
 		p, err := workspace.ParsePatch(id, string(content))
+		if err == nil && r.ws != nil {
+			// What hive apply would refuse is refused now: a hidden path,
+			// or another name of one on some file system.
+			err = r.ws.CheckPatch(p)
+		}
 		if err != nil {
 			return mergeRecord{Refused: fmt.Sprintf("patch %s cannot be read: %v; leave it out of patches", id, err)}
 		}
