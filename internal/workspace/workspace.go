@@ -22,8 +22,9 @@
 // memory, confined like reads (no hidden path, nothing under .git) and
 // bounded in size, and the overlay's reads see them. [Overlay.Diff] says
 // what changed as a git-style unified diff; [Overlay.Materialize] writes
-// the tree with the changes into a fresh directory, where tests can run in
-// the sandbox.
+// the tree with the changes, as the overlay's reads see it (nothing
+// hidden) and within a budget of bytes, into a fresh directory, where
+// tests can run in the sandbox.
 //
 // At the end of a run, [ParsePatch] reads the workers' diffs back,
 // [Merge] combines them (changes to different files, or to different
@@ -87,7 +88,8 @@ type Options struct {
 	// A glob that matches a directory hides everything in it.
 	Hide []string
 	// Show lists globs, of the same syntax, of paths the .gitignore files
-	// ignore that should be visible all the same. A secret path (built in
+	// ignore that should be visible all the same: to reads, and in the copy
+	// [Overlay.Materialize] makes, where code runs. A secret path (built in
 	// or from Hide) is shown only when Show names it literally, without
 	// wildcards; .git is never shown.
 	Show []string
