@@ -136,7 +136,11 @@ type Workspace struct {
 	// Hide lists globs of more paths to hide as secrets ("config/prod/**").
 	Hide []string `toml:"hide"`
 	// Show lists globs of ignored paths to show all the same; a secret is
-	// shown only when named literally, and .git never.
+	// shown only when named literally, and .git never. It also says what
+	// the copy of the workspace that run_code and the checks run in
+	// holds: what workers see, and so what .gitignore ignores only when
+	// Show shows it (a build that needs generated or installed files
+	// names them here).
 	Show []string `toml:"show"`
 	// Roots are the directories under which an MCP client's run_swarm
 	// may name a workspace (relative to hive.toml's directory). A

@@ -10,17 +10,21 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/hive-swarm/hive/internal/sandbox"
 	"github.com/hive-swarm/hive/internal/verify"
+	"github.com/hive-swarm/hive/internal/workspace"
 )
 
 // A Tree is a workspace with a worker's changes, as programs see it:
-// written out whole into a directory ([workspace.Overlay] is one).
+// written out into a directory ([workspace.Overlay] is one), what the
+// worker can see of it and nothing more, at most max bytes (more is an
+// error that wraps [workspace.ErrTooLarge]).
 type Tree interface {
-	Materialize(ctx context.Context, dst string) error
+	Materialize(ctx context.Context, dst string, max int64) error
 }
 
 // SandboxRunner runs the run_code tool's programs in a sandbox, and the
@@ -31,6 +35,21 @@ type SandboxRunner struct {
 	Getenv func(string) string
 	// Log, when set, gets a warning at every check run on the host.
 	Log *slog.Logger
+	// MaxTree bounds the bytes of a worker's tree copied for run_code or
+	// a check; default [workspace.DefaultMaxMaterialize], 1 GiB. In the
+	// sandbox the copy also takes at most half its disk. A tree too large
+	// is a tool error of run_code, and fails a check.
+	MaxTree int64
+}
+
+// maxTree returns the budget of a tree's copy, at most limit when limit
+// is positive.
+func (s SandboxRunner) maxTree(limit int64) int64 {
+	m := cmp.Or(s.MaxTree, workspace.DefaultMaxMaterialize)
+	if limit > 0 {
+		m = min(m, limit)
+	}
+	return m
 }
 
 // RunCode runs code and describes the outcome as a model reads it. With a
@@ -44,9 +63,13 @@ func (s SandboxRunner) RunCode(ctx context.Context, lang, code, stdin string, tr
 	spec := sandbox.Spec{Lang: l, Source: code, Stdin: []byte(stdin)}
 	note := ""
 	if tree != nil {
-		files, err := treeFiles(ctx, tree, s.Sandbox.Limits().Disk/2)
+		max := s.maxTree(s.Sandbox.Limits().Disk / 2)
+		files, err := treeFiles(ctx, tree, max)
+		if errors.Is(err, workspace.ErrTooLarge) {
+			return fmt.Sprintf("run_code did not run: the workspace with your changes is over %d MiB, more than is copied for code to run in; read it with read_file and grep instead", max>>20), true, nil
+		}
 		if err != nil {
-			return err.Error(), true, nil
+			return "run_code did not run: the workspace could not be copied: " + err.Error(), true, nil
 		}
 		main := "main." + map[sandbox.Lang]string{sandbox.Python: "py", sandbox.Shell: "sh", sandbox.JavaScript: "js"}[l]
 		if _, ok := files[main]; ok {
@@ -57,7 +80,7 @@ func (s SandboxRunner) RunCode(ctx context.Context, lang, code, stdin string, tr
 	}
 	res, err := s.Sandbox.Run(ctx, spec)
 	if err != nil {
-		return "", true, err
+		return "", true, &scrubbedError{scrubTemp(err.Error()), err}
 	}
 	var b strings.Builder
 	b.WriteString(note)
@@ -76,7 +99,7 @@ func (s SandboxRunner) RunCode(ctx context.Context, lang, code, stdin string, tr
 		if len(data) == 0 {
 			return
 		}
-		fmt.Fprintf(&b, "--- %s ---\n%s", name, clip(string(data), 8000))
+		fmt.Fprintf(&b, "--- %s ---\n%s", name, clip(scrubTemp(string(data)), 8000))
 		if cut {
 			b.WriteString("\n[truncated]")
 		}
@@ -87,9 +110,33 @@ func (s SandboxRunner) RunCode(ctx context.Context, lang, code, stdin string, tr
 	return b.String(), !res.OK(), nil
 }
 
-// checkReport is where a check run against a tree finds the report, in
-// its working directory (a dot directory, which build tools skip).
-const checkReport = ".hive/report.txt"
+// checkReport is the name of the report's file in the working directory
+// of a check run in the sandbox against a tree: a dot file, which build
+// tools skip. Should the tree have a path of that name (a worker may
+// write one, to forge the report or to make the check fail), the report
+// takes the first of .hive-report-2, .hive-report-3, ... that is free.
+const checkReport = ".hive-report"
+
+// reportName returns a name for the report's file that is no path of
+// files and no directory above one.
+func reportName(files map[string][]byte) string {
+	taken := func(name string) bool {
+		if _, ok := files[name]; ok {
+			return true
+		}
+		for p := range files {
+			if strings.HasPrefix(p, name+"/") {
+				return true
+			}
+		}
+		return false
+	}
+	name := checkReport
+	for i := 2; taken(name); i++ {
+		name = fmt.Sprintf("%s-%d", checkReport, i)
+	}
+	return name
+}
 
 // CheckTree runs a configured check, a command of the user's, in a copy
 // of tree: in the sandbox, the copy is the working directory (on the
@@ -119,19 +166,24 @@ func (s SandboxRunner) CheckTree(ctx context.Context, ch verify.CommandCheck, tr
 	if s.Sandbox == nil {
 		return checkVerdict(verify.Unsure, fmt.Sprintf("check %s runs in the sandbox, and this process has none (hive sandbox check says why)", ch.Name))
 	}
-	files, err := treeFiles(ctx, tree, s.Sandbox.Limits().Disk/2)
-	if err != nil {
-		return checkVerdict(verify.Unsure, fmt.Sprintf("check %s: %v", ch.Name, err))
+	max := s.maxTree(s.Sandbox.Limits().Disk / 2)
+	files, err := treeFiles(ctx, tree, max)
+	if errors.Is(err, workspace.ErrTooLarge) {
+		return tooLarge(ch, max)
 	}
-	files[checkReport] = []byte(report)
+	if err != nil {
+		return checkVerdict(verify.Unsure, fmt.Sprintf("check %s: the workspace could not be copied: %v", ch.Name, err))
+	}
+	reportFile := reportName(files)
+	files[reportFile] = []byte(report)
 	lim := sandbox.Limits{Wall: timeout, CPU: timeout, Output: 64 << 10}
 	start := time.Now()
 	res, err := s.Sandbox.Run(ctx, sandbox.Spec{Lang: sandbox.Exec, Argv: ch.Argv, Files: files, Stdin: []byte(report),
-		Env: append(env, verify.ReportFileEnv+"="+checkReport), Limits: lim})
+		Env: append(env, verify.ReportFileEnv+"="+reportFile), Limits: lim})
 	if err != nil {
-		return checkVerdict(verify.Unsure, fmt.Sprintf("check %s could not be run: %v", ch.Name, err))
+		return checkVerdict(verify.Unsure, fmt.Sprintf("check %s could not be run: %s", ch.Name, scrubTemp(err.Error())))
 	}
-	out := strings.TrimRight(string(res.Stdout)+string(res.Stderr), "\n")
+	out := strings.TrimRight(scrubTemp(string(res.Stdout)+string(res.Stderr)), "\n")
 	switch {
 	case res.Reason == sandbox.Canceled || ctx.Err() != nil:
 		return checkVerdict(verify.Unsure, "the verification was cancelled while the check ran")
@@ -160,9 +212,13 @@ func (s SandboxRunner) checkOnHost(ctx context.Context, ch verify.CommandCheck, 
 	}
 	defer os.RemoveAll(tmp)
 	dir := filepath.Join(tmp, "tree")
-	if err := tree.Materialize(ctx, dir); err != nil {
-		return checkVerdict(verify.Unsure, fmt.Sprintf("check %s: %v", ch.Name, err))
+	max := s.maxTree(0)
+	if err := tree.Materialize(ctx, dir, max); errors.Is(err, workspace.ErrTooLarge) {
+		return tooLarge(ch, max)
+	} else if err != nil {
+		return checkVerdict(verify.Unsure, fmt.Sprintf("check %s: the workspace could not be copied: %s", ch.Name, scrub(err.Error(), tmp)))
 	}
+	// Outside the copy: the tree cannot hold a file of its name.
 	reportFile := filepath.Join(tmp, "report.txt")
 	if err := os.WriteFile(reportFile, []byte(report), 0o600); err != nil {
 		return checkVerdict(verify.Unsure, "write the report file: "+err.Error())
@@ -181,7 +237,9 @@ func (s SandboxRunner) checkOnHost(ctx context.Context, ch verify.CommandCheck, 
 	cmd.WaitDelay = 2 * time.Second
 	start := time.Now()
 	b, err := cmd.CombinedOutput()
-	out := strings.TrimRight(string(b), "\n")
+	// The check's output goes to the worker: its paths are told relative
+	// to the copy, never as the host's.
+	out := strings.TrimRight(scrub(string(b), dir, tmp), "\n")
 	var exitErr *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
@@ -193,7 +251,56 @@ func (s SandboxRunner) checkOnHost(ctx context.Context, ch verify.CommandCheck, 
 	case errors.As(err, &exitErr):
 		return checkVerdict(verify.Fail, withTail(fmt.Sprintf("check %s: %s failed (%s)", ch.Name, ch.Argv[0], exitErr.ProcessState), out))
 	}
-	return checkVerdict(verify.Unsure, fmt.Sprintf("check %s could not be run: %v", ch.Name, err))
+	return checkVerdict(verify.Unsure, fmt.Sprintf("check %s could not be run: %s", ch.Name, scrub(err.Error(), dir, tmp)))
+}
+
+// tooLarge is the verdict of a check whose tree is too large to copy: a
+// failure, since what cannot be checked must not pass.
+func tooLarge(ch verify.CommandCheck, max int64) verify.Verdict {
+	return checkVerdict(verify.Fail, fmt.Sprintf("check %s did not run: the workspace with the changes is over %d MiB, more than is copied for a check; make the change smaller, or leave large files out of it", ch.Name, max>>20))
+}
+
+// scrub rewrites the host's directories dirs (a copy of the tree, the
+// temporary directory around it) in s, a message a model will read, as
+// paths relative to the first; and any other of Hive's temporary
+// directories as "[temporary directory]".
+func scrub(s string, dirs ...string) string {
+	var pairs []string
+	for i, d := range dirs {
+		rel := func(d string) {
+			if i == 0 {
+				pairs = append(pairs, d+string(filepath.Separator), "", d, ".")
+			} else {
+				pairs = append(pairs, d, "[temporary directory]")
+			}
+		}
+		rel(d)
+		if real, err := filepath.EvalSymlinks(d); err == nil && real != d {
+			rel(real)
+		}
+	}
+	// A replacer tries its pairs in order: the copy (under tmp) first.
+	return scrubTemp(strings.NewReplacer(pairs...).Replace(s))
+}
+
+// scrubbedError is an error whose message is told a model: scrubbed of
+// the host's paths.
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.err }
+
+// hiveTemp matches the temporary directories Hive and its sandbox make
+// (hive-tree-, hive-check-, hive-sandbox-...), with the path below them.
+var hiveTemp = regexp.MustCompile(regexp.QuoteMeta(filepath.Clean(os.TempDir())) + `/hive-[^/\s'"]*(/[^\s'":]*)?`)
+
+// scrubTemp rewrites Hive's temporary directories in s as
+// "[temporary directory]".
+func scrubTemp(s string) string {
+	return hiveTemp.ReplaceAllString(s, "[temporary directory]")
 }
 
 func checkVerdict(outcome, evidence string) verify.Verdict {
@@ -219,9 +326,10 @@ func withTail(head, out string) string {
 
 // treeFiles writes tree out and reads it back as a sandbox's files: every
 // regular file (a link to one inside the tree, as a copy), at most max
-// bytes in all (half the sandbox's disk: the rest is for what the program
-// writes, a build's cache say). Permission bits are not kept: the sandbox's files are
-// plain files of its user.
+// bytes in all (at most half the sandbox's disk: the rest is for what the
+// program writes, a build's cache say); more is an error that wraps
+// [workspace.ErrTooLarge]. Permission bits are not kept: the sandbox's
+// files are plain files of its user. Its errors name no host path.
 func treeFiles(ctx context.Context, tree Tree, max int64) (map[string][]byte, error) {
 	tmp, err := os.MkdirTemp("", "hive-tree-")
 	if err != nil {
@@ -229,8 +337,8 @@ func treeFiles(ctx context.Context, tree Tree, max int64) (map[string][]byte, er
 	}
 	defer os.RemoveAll(tmp)
 	dir := filepath.Join(tmp, "tree")
-	if err := tree.Materialize(ctx, dir); err != nil {
-		return nil, err
+	if err := tree.Materialize(ctx, dir, max); err != nil {
+		return nil, &scrubbedError{scrub(err.Error(), dir, tmp), err}
 	}
 	files := map[string][]byte{}
 	var total int64
@@ -243,7 +351,8 @@ func treeFiles(ctx context.Context, tree Tree, max int64) (map[string][]byte, er
 			return nil
 		}
 		if total += fi.Size(); total > max {
-			return fmt.Errorf("the workspace with your changes is over %d MiB, more than the sandbox's disk takes (%d MiB): read it with read_file and grep instead", max>>20, max>>20)
+			// Each link to a file counts as a copy, as it will be one.
+			return fmt.Errorf("the workspace with your changes is over %d MiB: %w", max>>20, workspace.ErrTooLarge)
 		}
 		b, err := os.ReadFile(p)
 		if err != nil {
@@ -254,7 +363,7 @@ func treeFiles(ctx context.Context, tree Tree, max int64) (map[string][]byte, er
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, &scrubbedError{scrub(err.Error(), dir, tmp), err}
 	}
 	return files, nil
 }

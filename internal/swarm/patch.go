@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,8 +22,10 @@ import (
 // lead/patch, which the user writes into the directory with hive apply
 // (only if the directory is as the run found it). Which patches: those
 // finish names (patches: [ids]), in that order; by default, that of every
-// task that ended done, in the order of the tasks' ids. A failed task's
-// patch is merged only when named. Patches that change the same lines of
+// task that ended done with its check passed (or with no check), in the
+// order of the tasks' ids. A failed task's patch, and one whose check was
+// not a pass (unsure: the sandbox failed, say, and the task's policy let
+// it stand), is merged only when named; the answer lists those left out. Patches that change the same lines of
 // a file (or one deletes a file another changes) conflict, and then
 // finish does not end the run: the lead gets a tool error that names each
 // conflict, and resolves it (delegates a task that makes both changes,
@@ -90,7 +93,7 @@ func workspaceLeadNote(spec Spec) string {
 }
 
 const leadWorkspaceNote = "\n(The workers share a workspace, a directory they read and change in copies of their own. A worker that changed files reports its patch, an artifact you can read with read_artifact. " +
-	"finish merges into the run's patch the patches of every task that ended done, in task order, or those you name in its patches argument; the user applies the run's patch to the directory. " +
+	"finish merges into the run's patch the patches of every task that ended done with its check passed, in task order, or those you name in its patches argument (name one whose check was unsure to merge it all the same); the user applies the run's patch to the directory. " +
 	"Patches that change the same lines conflict: finish then fails and says where; resolve it by delegating a task that makes both changes, then finish naming its patch instead of the two, or by leaving one out.)"
 
 // mergeRecord is a finish's merge as journaled: a resumed lead sees the
@@ -99,7 +102,10 @@ type mergeRecord struct {
 	Patches   []string `json:"patches,omitempty"` // merged, in order
 	Summary   string   `json:"summary,omitempty"`
 	Conflicts []string `json:"conflicts,omitempty"`
-	Refused   string   `json:"refused,omitempty"` // why finish was refused
+	// LeftOut lists the patches of done tasks not merged by default, as
+	// "ID (check OUTCOME)".
+	LeftOut []string `json:"left_out,omitempty"`
+	Refused string   `json:"refused,omitempty"` // why finish was refused
 }
 
 // mergePatches merges the patches a finish takes into the run's patch
@@ -116,25 +122,31 @@ func (r *run) mergePatches(ctx context.Context, key string, named []string, fina
 			r.e.log.Warn("journal merge", "run", r.id, "key", key, "err", err)
 		}
 	}
-	switch {
-	case rec.Refused != "":
+	if rec.Refused != "" {
 		return rec.Refused, "", true
-	case len(rec.Patches) == 0:
+	}
+	if len(rec.LeftOut) > 0 {
+		note = "\n\n[Patches left out, their checks not passed: " + strings.Join(rec.LeftOut, ", ") + "; finish's patches argument may name one to merge it]"
+	}
+	if len(rec.Patches) == 0 {
+		if note != "" {
+			return "finished; no patch merged, so the run has no patch" + note, note, false
+		}
 		return "finished; no worker changed the workspace, so the run has no patch", "", false
 	}
 	result = fmt.Sprintf("finished; merged %s (%s) into the run's patch %s: %s", plural(len(rec.Patches), "patch"), strings.Join(rec.Patches, ", "), RunPatch, rec.Summary)
 	if len(rec.Conflicts) > 0 {
-		note = "\n\n[The run's patch leaves out conflicting changes: " + strings.Join(rec.Conflicts, "; ") + "]"
-		result += note
+		note += "\n\n[The run's patch leaves out conflicting changes: " + strings.Join(rec.Conflicts, "; ") + "]"
 	}
-	return result, note, false
+	return result + note, note, false
 }
 
 // merge does mergePatches' work.
 func (r *run) merge(ctx context.Context, named []string, final bool) mergeRecord {
 	ids := named
+	var leftOut []string
 	if len(ids) == 0 {
-		ids = r.donePatches()
+		ids, leftOut = r.donePatches()
 	}
 	var patches []workspace.Patch
 	for _, id := range ids {
@@ -143,13 +155,18 @@ func (r *run) merge(ctx context.Context, named []string, final bool) mergeRecord
 			return mergeRecord{Refused: fmt.Sprintf("no patch %q: patches names patch artifacts of this run (NODE/patch), as the workers' reports give them; the run did not end", id)}
 		}
 		p, err := workspace.ParsePatch(id, string(content))
+		if err == nil && r.ws != nil {
+			// What hive apply would refuse is refused now: a hidden path,
+			// or another name of one on some file system.
+			err = r.ws.CheckPatch(p)
+		}
 		if err != nil {
 			return mergeRecord{Refused: fmt.Sprintf("patch %s cannot be read: %v; leave it out of patches", id, err)}
 		}
 		patches = append(patches, p)
 	}
 	if len(patches) == 0 {
-		return mergeRecord{}
+		return mergeRecord{LeftOut: leftOut}
 	}
 	merged, conflicts := workspace.Merge(patches...)
 	var cs []string
@@ -165,11 +182,9 @@ func (r *run) merge(ctx context.Context, named []string, final bool) mergeRecord
 		return mergeRecord{Refused: "the run's patch could not be stored: " + err.Error() + "; call finish again"}
 	}
 	r.publish(Event{Type: EventArtifact, Text: RunPatch})
-	return mergeRecord{Patches: ids, Summary: statOf(merged), Conflicts: cs}
+	return mergeRecord{Patches: ids, Summary: statOf(merged), Conflicts: cs, LeftOut: leftOut}
 }
 
-// donePatches returns the patches of the tasks that ended done, in the
-// order of their nodes' ids.
 // isPatch reports whether id is the patch Hive made of some worker's
 // changes: only those are merged, never an artifact a model named so.
 func (r *run) isPatch(id string) bool {
@@ -183,17 +198,28 @@ func (r *run) isPatch(id string) bool {
 	return false
 }
 
-func (r *run) donePatches() []string {
+// donePatches returns the patches of the tasks that ended done, in the
+// order of their nodes' ids: those whose check passed, or that had none,
+// and, apart, those whose check did not pass (as "ID (check OUTCOME)").
+func (r *run) donePatches() (ids, leftOut []string) {
 	r.mu.Lock()
-	var ids []string
+	outcome := map[string]string{} // of the patches left out
 	for _, ns := range r.nodes {
-		if res := ns.result; res != nil && res.Status == StatusDone && res.Patch != "" {
+		res := ns.result
+		switch {
+		case res == nil || res.Status != StatusDone || res.Patch == "":
+		case res.Verdict != nil && res.Verdict.Outcome != verify.Pass:
+			outcome[res.Patch] = res.Verdict.Outcome
+		default:
 			ids = append(ids, res.Patch)
 		}
 	}
 	r.mu.Unlock()
 	slices.SortFunc(ids, compareIDs)
-	return ids
+	for _, id := range slices.SortedFunc(maps.Keys(outcome), compareIDs) {
+		leftOut = append(leftOut, fmt.Sprintf("%s (check %s)", id, outcome[id]))
+	}
+	return ids, leftOut
 }
 
 // compareIDs orders node ids (and the artifact ids they start) as a tree

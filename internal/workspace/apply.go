@@ -43,7 +43,7 @@ func (w *Workspace) Apply(ctx context.Context, p Patch, baseFingerprint string) 
 	}
 	var writes []write
 	for _, f := range p.files {
-		c, err := cleanWrite("apply", f.path)
+		c, err := w.writable("apply", f.path)
 		if err != nil {
 			return fail(err)
 		}
@@ -53,9 +53,6 @@ func (w *Workspace) Apply(ctx context.Context, p Patch, baseFingerprint string) 
 		}
 		if real != c {
 			return fail(pathErr("apply", c, ErrNotRegular, "the path passes through a symbolic link (to %s); a patch names real paths", real))
-		}
-		if w.why(c, false) != visible {
-			return fail(pathErr("apply", c, ErrHidden, "a patch may not change a hidden path (.git, gitignored or secret)"))
 		}
 		var old []byte
 		mode := f.mode
@@ -91,6 +88,34 @@ func (w *Workspace) Apply(ctx context.Context, p Patch, baseFingerprint string) 
 		done = append(done, wr.path)
 	}
 	return nil
+}
+
+// CheckPatch returns an error when p changes a path that
+// [Workspace.Apply] would refuse for its name alone: a malformed path, or
+// a hidden one (.git, gitignored or secret), or a name that some file
+// system takes for a hidden one (.GIT, ".env.", ".git\u200c", GIT~1,
+// ".git::$INDEX_ALLOCATION"). It reads no file.
+func (w *Workspace) CheckPatch(p Patch) error {
+	for _, f := range p.files {
+		if _, err := w.writable("apply", f.path); err != nil {
+			return fmt.Errorf("patch %s: %w", p.Name, err)
+		}
+	}
+	return nil
+}
+
+// writable checks the path p of a patch to be applied and returns it
+// clean: a path that may be written ([cleanWrite]) and that is not hidden,
+// its names compared folded.
+func (w *Workspace) writable(op, p string) (string, error) {
+	c, err := cleanWrite(op, p)
+	if err != nil {
+		return "", err
+	}
+	if w.why(c, false) != visible {
+		return "", pathErr(op, c, ErrHidden, "a patch may not change a hidden path (.git, gitignored or secret), nor another name of one")
+	}
+	return c, nil
 }
 
 // replace writes data with permission bits perm to the path p of DIR,

@@ -61,15 +61,28 @@ func (w *Workspace) base(p string) ([]byte, bool, fs.FileMode, error) {
 	return b, true, fi.Mode().Perm(), nil
 }
 
+// DefaultMaxMaterialize is the budget in bytes of [Overlay.Materialize]
+// when its max is not positive: 1 GiB.
+const DefaultMaxMaterialize = 1 << 30
+
 // Materialize writes the tree with o's changes into dst, a directory that
 // must not exist or be empty, for a build or tests to run there (in the
-// sandbox). It copies all of DIR but .git and secret paths: what
-// .gitignore ignores is copied, since a build may need it (generated
-// code, vendored or installed dependencies). Permission bits are kept
-// (directories are made writable by their owner); FIFOs, devices and
-// sockets are left out, and so are symbolic links that lead outside the
-// tree or to a secret.
-func (o *Overlay) Materialize(ctx context.Context, dst string) error {
+// sandbox). It copies what the overlay's reads see, and nothing else:
+// never .git, secrets or the configured hidden paths, and what .gitignore
+// ignores only when [Options.Show] shows it (code run in the copy may
+// print whatever it finds there). Permission bits are kept (directories
+// are made writable by their owner); FIFOs, devices and sockets are left
+// out, and so are symbolic links that lead outside the tree or to a path
+// that is not visible.
+//
+// The files copied total at most max bytes (DefaultMaxMaterialize when max
+// is not positive): past it, Materialize stops copying at once and
+// returns an error that wraps [ErrTooLarge]. On any error dst holds part
+// of the tree, and the caller removes it.
+func (o *Overlay) Materialize(ctx context.Context, dst string, max int64) error {
+	if max <= 0 {
+		max = DefaultMaxMaterialize
+	}
 	if err := os.Mkdir(dst, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("materialize: %w", err)
 	}
@@ -84,13 +97,14 @@ func (o *Overlay) Materialize(ctx context.Context, dst string) error {
 	changes, paths := o.snapshot()
 	done := map[string]bool{}
 	w := o.w
-	err = w.walkAll(ctx, ".", func(p string, de fs.DirEntry) error {
-		if w.secretPath(p) {
-			if de.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
+	left := max // bytes the copy may still take
+	take := func(p string, n int64) error {
+		if left -= n; left < 0 {
+			return fmt.Errorf("the workspace with the changes is over %s, the most that is copied (at %s): %w", size(max), p, ErrTooLarge)
 		}
+		return nil
+	}
+	err = w.walkAll(ctx, ".", func(p string, de fs.DirEntry) error {
 		fi, err := de.Info()
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
@@ -100,6 +114,16 @@ func (o *Overlay) Materialize(ctx context.Context, dst string) error {
 		}
 		switch {
 		case fi.IsDir():
+			switch w.why(p, true) {
+			case visible:
+			case hiddenIgnored:
+				if !w.mayShowBelow(p) {
+					return fs.SkipDir
+				}
+				// Walked for what Show shows in it.
+			default:
+				return fs.SkipDir
+			}
 			return out.Mkdir(p, fi.Mode().Perm()|0o700)
 		case fi.Mode().IsRegular():
 			if ch, ok := changes[p]; ok {
@@ -107,12 +131,25 @@ func (o *Overlay) Materialize(ctx context.Context, dst string) error {
 				if ch.deleted {
 					return nil
 				}
+				if err := take(p, int64(len(ch.data))); err != nil {
+					return err
+				}
 				return writeNew(out, p, ch.data, ch.mode)
 			}
-			return w.copyFile(out, p, fi.Mode().Perm())
+			if !w.visible(p, false) {
+				return nil
+			}
+			return w.copyFile(out, p, fi.Mode().Perm(), take)
 		case fi.Mode()&fs.ModeSymlink != 0:
+			if !w.visible(p, false) {
+				return nil
+			}
 			real, exists, err := w.resolve("materialize", p)
-			if err != nil || !exists || w.secretPath(real) || w.why(real, false) == hiddenGit {
+			if err != nil || !exists {
+				return nil
+			}
+			rfi, err := w.root.Stat(real)
+			if err != nil || !w.visible(real, rfi.IsDir()) {
 				return nil
 			}
 			if ch, ok := changes[real]; ok && ch.deleted {
@@ -131,6 +168,9 @@ func (o *Overlay) Materialize(ctx context.Context, dst string) error {
 	}
 	for _, p := range paths {
 		if ch := changes[p]; !done[p] && !ch.deleted {
+			if err := take(p, int64(len(ch.data))); err != nil {
+				return fmt.Errorf("materialize: %w", err)
+			}
 			if err := out.MkdirAll(path.Dir(p), 0o755); err != nil {
 				return fmt.Errorf("materialize: %w", err)
 			}
@@ -142,18 +182,23 @@ func (o *Overlay) Materialize(ctx context.Context, dst string) error {
 	return nil
 }
 
-// copyFile copies the regular file p of DIR to the same path in out.
-func (w *Workspace) copyFile(out *os.Root, p string, perm fs.FileMode) error {
-	in, _, err := w.openRegular(p)
+// copyFile copies the regular file p of DIR to the same path in out,
+// once take has taken its size from the budget.
+func (w *Workspace) copyFile(out *os.Root, p string, perm fs.FileMode, take func(p string, n int64) error) error {
+	in, fi, err := w.openRegular(p)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
+	if err := take(p, fi.Size()); err != nil {
+		return err
+	}
 	f, err := out.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(f, in)
+	// No more than the size taken, should the file grow meanwhile.
+	_, err = io.Copy(f, io.LimitReader(in, fi.Size()))
 	return closeChmod(f, perm, err)
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"path"
 	"strings"
+	"unicode"
 
 	"github.com/bmatcuk/doublestar/v4"
 	// go-git's matcher, not github.com/sabhiram/go-gitignore: it is
@@ -15,7 +16,7 @@ import (
 )
 
 // secretNames are globs of the names of files that commonly hold secrets,
-// matched against the lower-cased name of every element of a path.
+// matched against the folded name (see [fold]) of every element of a path.
 var secretNames = []string{
 	".env", ".env.*",
 	"*.pem", "*.key", "*.p12", "*.pfx",
@@ -27,10 +28,67 @@ var secretNames = []string{
 }
 
 // isGitDir reports whether a path element names the repository's .git,
-// on any file system: case-insensitive ones (macOS, Windows) find .git
-// under .GIT or .Git, and Windows ignores trailing dots and spaces.
+// on any file system: compared folded (see [fold]), so that .GIT, ".git."
+// and ".git\u200c" name it too, and GIT~1, its Windows short name.
 func isGitDir(e string) bool {
-	return strings.EqualFold(strings.TrimRight(e, ". "), ".git") || strings.EqualFold(e, "git~1")
+	f := fold(e)
+	return f == ".git" || f == "git~1"
+}
+
+// fold returns the path element e as the most lenient file system in use
+// compares names, so that two elements that some file system takes for
+// the same name fold to the same string: case folded (NTFS, APFS and
+// HFS+ ignore case; every rune maps to the least rune of its Unicode
+// folding orbit, lower-cased, so that "ſ" and "K" (Kelvin) fold as "s"
+// and "k" do), without Unicode default-ignorable code points such as
+// U+200C, U+200D and U+FEFF (HFS+ skips some of them), without what
+// follows a colon (on NTFS, "NAME:STREAM" and "NAME::$INDEX_ALLOCATION"
+// are streams of NAME), and without trailing dots and spaces (Windows
+// drops them). Hiding compares folded names, so that no alias of a
+// hidden name gets past it.
+func fold(e string) string {
+	if i := strings.IndexByte(e, ':'); i >= 0 {
+		e = e[:i]
+	}
+	return strings.TrimRight(foldRunes(e), ". ")
+}
+
+// ignorable reports whether r is a Unicode default-ignorable code point,
+// or near enough: a format character (Cf, which holds the zero-width
+// joiners, the bidirectional marks and the byte order mark), a variation
+// selector, or another default-ignorable code point (the Hangul fillers,
+// U+034F). It errs on the side of ignoring: a name folded too far only
+// hides more.
+func ignorable(r rune) bool {
+	return r >= 0x80 && (unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Variation_Selector, r) ||
+		unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r))
+}
+
+// foldPath folds each element of the slash-separated path p.
+func foldPath(p string) string {
+	elems := split(p)
+	for i, e := range elems {
+		elems[i] = fold(e)
+	}
+	return join(elems)
+}
+
+// foldRunes folds s as [fold] folds a name, but for trailing dots and
+// spaces: case and ignorable code points. It folds Hide globs, which may
+// end in a dot.
+func foldRunes(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if ignorable(r) {
+			continue
+		}
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		b.WriteRune(unicode.ToLower(least))
+	}
+	return b.String()
 }
 
 // maxIgnoreFile bounds the bytes read of one .gitignore.
@@ -81,16 +139,22 @@ func (w *Workspace) why(p string, isDir bool) visibility {
 }
 
 // secret reports whether the path q, whose last element is name, is a
-// secret: a built-in name or a Hide glob.
+// secret: a built-in name or a Hide glob. Names are compared folded (see
+// [fold]): .ENV, ".env." and ".e\u200dnv" are secrets as .env is, since
+// some file system takes them for it.
 func (w *Workspace) secret(q, name string) bool {
-	lower := strings.ToLower(name)
+	folded := fold(name)
+	if shortName(folded) {
+		return true // a Windows short name may stand for any secret
+	}
 	for _, g := range secretNames {
-		if ok, _ := path.Match(g, lower); ok {
+		if ok, _ := path.Match(g, folded); ok {
 			return true
 		}
 	}
-	for _, g := range w.hide {
-		if doublestar.MatchUnvalidated(g, q) {
+	fq := foldPath(q)
+	for i, g := range w.hide {
+		if doublestar.MatchUnvalidated(g, q) || doublestar.MatchUnvalidated(w.hideFolded[i], fq) {
 			return true
 		}
 	}

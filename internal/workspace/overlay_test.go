@@ -333,7 +333,7 @@ func TestDiffGitApply(t *testing.T) {
 	git(t, dir, "apply", "--check", patch)
 	git(t, dir, "apply", patch)
 	mat := filepath.Join(t.TempDir(), "m")
-	if err := o.Materialize(context.Background(), mat); err != nil {
+	if err := o.Materialize(context.Background(), mat, 0); err != nil {
 		t.Fatal(err)
 	}
 	sameTree(t, dir, mat)
@@ -393,20 +393,30 @@ func sameTree(t testing.TB, a, b string) {
 	}
 }
 
+// TestMaterialize: the copy holds what the overlay's reads see and
+// nothing else: no .git (nor .GIT), secret, configured hidden path, or
+// ignored file that Show does not show, and no link to one.
 func TestMaterialize(t *testing.T) {
 	dir := tree(t, map[string]string{
-		"src/a.go":         "package a\n",
-		".gitignore":       "gen/\n",
-		"gen/z.go":         "package gen\n",
-		".env":             "KEY=secret\n",
-		"keys/server.pem":  "secret",
-		".git/config":      "[core]\n",
-		"private/notes.md": "mine",
+		"src/a.go":          "package a\n",
+		".gitignore":        "gen/\n*.local\nbuild/\n",
+		"gen/z.go":          "package gen\n",
+		"app.local":         "PASSWORD=hunter2\n",
+		"build/out/big.bin": "compiled",
+		"build/keep.txt":    "shown",
+		".env":              "KEY=secret\n",
+		".ENV.":             "KEY=secret\n",
+		"keys/server.pem":   "secret",
+		".git/config":       "[core]\n",
+		".GIT/config":       "[core]\n",
+		"private/notes.md":  "mine",
 	})
 	symlink(t, "src/a.go", filepath.Join(dir, "link"))
 	symlink(t, ".env", filepath.Join(dir, "env-link"))
+	symlink(t, "app.local", filepath.Join(dir, "local-link"))
+	symlink(t, "build/out", filepath.Join(dir, "out-dir-link"))
 	symlink(t, "/etc/passwd", filepath.Join(dir, "out-link"))
-	w := open(t, dir, Options{Hide: []string{"private/**"}})
+	w := open(t, dir, Options{Hide: []string{"private/**"}, Show: []string{"build/keep.txt"}})
 	o := w.NewOverlay()
 	if err := o.Write("src/b.go", "package a // b\n"); err != nil {
 		t.Fatal(err)
@@ -415,20 +425,58 @@ func TestMaterialize(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := filepath.Join(t.TempDir(), "m")
-	if err := o.Materialize(context.Background(), dst); err != nil {
+	if err := o.Materialize(context.Background(), dst, 0); err != nil {
 		t.Fatal(err)
 	}
 	got := snapshotTree(t, dst)
 	want := map[string]string{
-		".gitignore": "-rw-r--r-- gen/\n",
-		"gen/z.go":   "-rw-r--r-- package gen\n",
-		"src/b.go":   "-rw-r--r-- package a // b\n",
+		".gitignore":     "-rw-r--r-- gen/\n*.local\nbuild/\n",
+		"build/keep.txt": "-rw-r--r-- shown",
+		"src/b.go":       "-rw-r--r-- package a // b\n",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("Materialize made\n%v\nwant\n%v", got, want)
 	}
-	if err := o.Materialize(context.Background(), dst); err == nil {
+	if err := o.Materialize(context.Background(), dst, 0); err == nil {
 		t.Error("Materialize into a directory that is not empty succeeded")
+	}
+}
+
+// TestMaterializeBudget: a tree over the budget is not copied whole; the
+// error says so (ErrTooLarge), and the copy stops there.
+func TestMaterializeBudget(t *testing.T) {
+	dir := tree(t, map[string]string{
+		"a.txt": strings.Repeat("a", 600),
+		"b.txt": strings.Repeat("b", 600),
+		"c.txt": strings.Repeat("c", 600),
+	})
+	w := open(t, dir, Options{})
+	o := w.NewOverlay()
+	ctx := context.Background()
+	dst := filepath.Join(t.TempDir(), "m")
+	if err := o.Materialize(ctx, dst, 1000); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Materialize of 1800 bytes with a budget of 1000: %v, want ErrTooLarge", err)
+	}
+	var copied int64
+	filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			fi, _ := d.Info()
+			copied += fi.Size()
+		}
+		return nil
+	})
+	if copied > 1000 {
+		t.Errorf("%d bytes were copied, over the budget of 1000", copied)
+	}
+	// The overlay's writes count.
+	if err := o.Write("d.txt", strings.Repeat("d", 2000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Materialize(ctx, filepath.Join(t.TempDir(), "m"), 3000); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Materialize of 3800 bytes with a budget of 3000: %v, want ErrTooLarge", err)
+	}
+	if err := o.Materialize(ctx, filepath.Join(t.TempDir(), "m"), 3800); err != nil {
+		t.Errorf("Materialize of 3800 bytes with a budget of 3800: %v", err)
 	}
 }
 

@@ -92,7 +92,7 @@ func TestParsePatchGit(t *testing.T) {
 		t.Fatal(err)
 	}
 	mat := filepath.Join(t.TempDir(), "m")
-	if err := o.Materialize(context.Background(), mat); err != nil {
+	if err := o.Materialize(context.Background(), mat, 0); err != nil {
 		t.Fatal(err)
 	}
 	sameTree(t, dir, mat)
@@ -348,7 +348,7 @@ func TestApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	mat := filepath.Join(t.TempDir(), "m")
-	if err := o.Materialize(ctx, mat); err != nil {
+	if err := o.Materialize(ctx, mat, 0); err != nil {
 		t.Fatal(err)
 	}
 	applied := snapshotTree(t, dir)

@@ -22,8 +22,9 @@
 // memory, confined like reads (no hidden path, nothing under .git) and
 // bounded in size, and the overlay's reads see them. [Overlay.Diff] says
 // what changed as a git-style unified diff; [Overlay.Materialize] writes
-// the tree with the changes into a fresh directory, where tests can run in
-// the sandbox.
+// the tree with the changes, as the overlay's reads see it (nothing
+// hidden) and within a budget of bytes, into a fresh directory, where
+// tests can run in the sandbox.
 //
 // At the end of a run, [ParsePatch] reads the workers' diffs back,
 // [Merge] combines them (changes to different files, or to different
@@ -87,7 +88,8 @@ type Options struct {
 	// A glob that matches a directory hides everything in it.
 	Hide []string
 	// Show lists globs, of the same syntax, of paths the .gitignore files
-	// ignore that should be visible all the same. A secret path (built in
+	// ignore that should be visible all the same: to reads, and in the copy
+	// [Overlay.Materialize] makes, where code runs. A secret path (built in
 	// or from Hide) is shown only when Show names it literally, without
 	// wildcards; .git is never shown.
 	Show []string
@@ -109,7 +111,10 @@ type Workspace struct {
 	root *os.Root
 	opts Options
 	hide []string // opts.Hide, each glob anchored ("**/" added to one without a slash)
-	show []string // opts.Show, anchored the same way
+	// hideFolded holds the globs of hide folded (see [foldRunes]), matched
+	// against folded paths.
+	hideFolded []string
+	show       []string // opts.Show, anchored the same way
 
 	mu      sync.Mutex
 	ignores map[string][]gitignore.Pattern // guarded by mu: patterns of each directory's .gitignore, by directory
@@ -151,7 +156,11 @@ func Open(dir string, opts Options) (*Workspace, error) {
 	opts.MaxGrepBytes = cmp.Or(opts.MaxGrepBytes, DefaultMaxGrepBytes)
 	opts.MaxFileSize = cmp.Or(opts.MaxFileSize, DefaultMaxFileSize)
 	opts.MaxOverlayBytes = cmp.Or(opts.MaxOverlayBytes, DefaultMaxOverlayBytes)
-	return &Workspace{root: root, opts: opts, hide: hide, show: show, ignores: map[string][]gitignore.Pattern{}}, nil
+	var hideFolded []string
+	for _, g := range hide {
+		hideFolded = append(hideFolded, foldRunes(g))
+	}
+	return &Workspace{root: root, opts: opts, hide: hide, hideFolded: hideFolded, show: show, ignores: map[string][]gitignore.Pattern{}}, nil
 }
 
 // Close releases the directory. Overlays of w must not be used after.
@@ -250,11 +259,40 @@ func cleanWrite(op, p string) (string, error) {
 		return "", pathErr(op, p, ErrInvalidPath, "name a file")
 	}
 	for _, r := range c {
-		if r < 0x20 || r == 0x7f || r == '"' || r == '\\' {
+		switch {
+		case r < 0x20 || r == 0x7f || r == '"' || r == '\\':
 			return "", pathErr(op, p, ErrInvalidPath, "control characters, quotes and backslashes cannot be written in a file name")
+		case r == ':':
+			// On Windows, "NAME:STREAM" and "NAME::$INDEX_ALLOCATION" name
+			// a stream of NAME, or NAME itself: .git::$INDEX_ALLOCATION is
+			// .git.
+			return "", pathErr(op, p, ErrInvalidPath, "a colon cannot be written in a file name (on Windows it names a stream of another file)")
+		}
+	}
+	for _, e := range split(c) {
+		if shortName(fold(e)) {
+			return "", pathErr(op, p, ErrInvalidPath, "%s has the shape of a Windows short name (like GIT~1), which may stand for another file; choose another name", e)
 		}
 	}
 	return c, nil
+}
+
+// shortName reports whether the folded path element e has the shape of a
+// Windows 8.3 short name made up for a longer one, such as git~1 (.git)
+// or gi7eba~1: at most 8 characters, a tilde and digits, then at most a
+// dot and 3 characters.
+func shortName(e string) bool {
+	base, ext, _ := strings.Cut(e, ".")
+	i := strings.LastIndexByte(base, '~')
+	if i <= 0 || i == len(base)-1 || len(base) > 8 || len(ext) > 3 || strings.Contains(ext, ".") {
+		return false
+	}
+	for _, r := range base[i+1:] {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // resolve follows the symbolic links on the clean path p, as the kernel
