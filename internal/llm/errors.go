@@ -18,10 +18,11 @@ const (
 	KindAuth                // 401/403: the key is missing, wrong or lacks permission
 	KindBadRequest          // 400/404/422/501, or a 500 that blames the request: retrying will not help
 	KindTransient           // network error, other 5xx, malformed or truncated answer
-	KindCancelled           // the caller's context ended
+	KindCancelled           // the caller's context ended, or the caller cancelled the batch that held the call
+	KindExpired             // a batched call the provider did not run before its batch expired: submit it again
 )
 
-var kindNames = [...]string{"unknown", "rate_limited", "overloaded", "context_too_long", "auth", "bad_request", "transient", "cancelled"}
+var kindNames = [...]string{"unknown", "rate_limited", "overloaded", "context_too_long", "auth", "bad_request", "transient", "cancelled", "expired"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -31,9 +32,10 @@ func (k Kind) String() string {
 }
 
 // Retryable reports whether a call that failed this way may succeed if sent
-// again unchanged.
+// again unchanged. An expired batched call was never run: sent again, in a
+// new batch or alone, it may succeed.
 func (k Kind) Retryable() bool {
-	return k == KindRateLimited || k == KindOverloaded || k == KindTransient
+	return k == KindRateLimited || k == KindOverloaded || k == KindTransient || k == KindExpired
 }
 
 // Error is a classified model call failure.
@@ -88,6 +90,7 @@ var (
 	ErrBadRequest     error = kindSentinel(KindBadRequest)
 	ErrTransient      error = kindSentinel(KindTransient)
 	ErrCancelled      error = kindSentinel(KindCancelled)
+	ErrExpired        error = kindSentinel(KindExpired)
 )
 
 // KindOf returns the kind of err: its [*Error]'s kind, KindCancelled for a
