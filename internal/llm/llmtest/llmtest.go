@@ -52,6 +52,10 @@ type Call struct {
 	Warnings []string
 	Header   http.Header
 	Body     []byte
+	// Batch is the id of the batch the call came in, empty for a direct
+	// call; CustomID is its custom id there.
+	Batch    string
+	CustomID string
 
 	// cache is what the request reads from and writes to the simulated
 	// cache; nil when caching is off.
@@ -199,6 +203,8 @@ type Server struct {
 
 	mu    sync.Mutex
 	calls []*Call // guarded by mu
+
+	batches batchState
 }
 
 func newServer(p protocol, h Handler) *Server {
@@ -207,7 +213,9 @@ func newServer(p protocol, h Handler) *Server {
 	return s
 }
 
-// Requests returns how many requests arrived, whatever their answer.
+// Requests returns how many model calls arrived, whatever their answer:
+// direct calls and the items of batches that ran, not the requests that
+// manage batches and files.
 func (s *Server) Requests() int { return int(s.requests.Load()) }
 
 // InFlight returns how many requests are being answered now.
@@ -230,6 +238,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		o.models(w)
 		return
 	}
+	if s.serveBatch(w, r) {
+		return
+	}
+	s.answer(w, r, nil)
+}
+
+// answer serves a model call: a direct one, or the item of a batch when
+// item is not nil.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, item *batchItem) {
 	n := s.requests.Add(1)
 	in := s.inFlight.Add(1)
 	defer s.inFlight.Add(-1)
@@ -252,6 +269,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &Call{N: int(n), Path: r.URL.Path, Header: r.Header.Clone(), Body: body}
+	if item != nil {
+		c.Batch, c.CustomID = item.batch, item.customID
+	}
 	if err := s.proto.parse(body, c); err != nil {
 		s.proto.writeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
 		return
