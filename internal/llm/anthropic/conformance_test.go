@@ -17,3 +17,14 @@ func TestConformance(t *testing.T) {
 		},
 	})
 }
+
+// TestBatchConformance runs the suite every llm.Batcher adapter passes.
+func TestBatchConformance(t *testing.T) {
+	llmtest.TestBatcher(t, llmtest.Provider{
+		Name:      "anthropic",
+		NewServer: llmtest.NewAnthropic,
+		NewModel: func(baseURL, apiKey string) llm.Model {
+			return New(Config{Model: "claude-test", BaseURL: baseURL, APIKey: apiKey})
+		},
+	})
+}
