@@ -79,6 +79,8 @@ func (p Provider) testBatchResults(t *testing.T) {
 			return Reply{Status: http.StatusBadRequest, ErrorMessage: "messages.0: unsupported block"}
 		case "boom":
 			return Reply{Status: http.StatusInternalServerError, ErrorType: "api_error", ErrorMessage: "kaput"}
+		case "slow":
+			return Reply{Status: http.StatusTooManyRequests, ErrorMessage: "rate limit reached"}
 		}
 		return Reply{Text: "answer to " + c.LastUserText(), Usage: &usage}
 	}
@@ -86,7 +88,7 @@ func (p Provider) testBatchResults(t *testing.T) {
 	srv, b := p.batcher(t, h, BatchRules{Delay: delay, Expire: func(id string) bool { return id == "late" }})
 	ctx := context.Background()
 	start := time.Now()
-	id, err := b.SubmitBatch(ctx, batchOf("ok-1", "bad", "ok_2", "boom", "late"))
+	id, err := b.SubmitBatch(ctx, batchOf("ok-1", "bad", "ok_2", "boom", "slow", "late"))
 	if err != nil {
 		t.Fatalf("SubmitBatch: %v", err)
 	}
@@ -99,8 +101,8 @@ func (p Provider) testBatchResults(t *testing.T) {
 		t.Fatalf("PollBatch: %v", err)
 	}
 	if time.Since(start) < delay {
-		if st.Ended || st.Results != nil || st.Counts != (llm.BatchCounts{Processing: 5}) || st.ID != id {
-			t.Errorf("before the delay: %+v, want in progress with 5 processing", st)
+		if st.Ended || st.Results != nil || st.Counts != (llm.BatchCounts{Processing: 6}) || st.ID != id {
+			t.Errorf("before the delay: %+v, want in progress with 6 processing", st)
 		}
 		if n := len(srv.Calls()); n != 0 {
 			t.Errorf("before the delay: %d items ran", n)
@@ -108,11 +110,11 @@ func (p Provider) testBatchResults(t *testing.T) {
 	}
 
 	st = pollUntilEnded(t, b, id)
-	if want := (llm.BatchCounts{Succeeded: 2, Errored: 2, Expired: 1}); st.Counts != want {
+	if want := (llm.BatchCounts{Succeeded: 2, Errored: 3, Expired: 1}); st.Counts != want {
 		t.Errorf("counts %+v, want %+v", st.Counts, want)
 	}
-	if len(st.Results) != 5 {
-		t.Fatalf("%d results, want 5: %v", len(st.Results), st.Results)
+	if len(st.Results) != 6 {
+		t.Fatalf("%d results, want 6: %v", len(st.Results), st.Results)
 	}
 	for _, cid := range []string{"ok-1", "ok_2"} {
 		r := st.Results[cid]
@@ -124,7 +126,7 @@ func (p Provider) testBatchResults(t *testing.T) {
 			t.Errorf("%s: text %q, usage %+v, stop %q", cid, r.Response.Text(), r.Response.Usage, r.Response.StopReason)
 		}
 	}
-	for cid, want := range map[string]llm.Kind{"bad": llm.KindBadRequest, "boom": llm.KindTransient, "late": llm.KindExpired} {
+	for cid, want := range map[string]llm.Kind{"bad": llm.KindBadRequest, "boom": llm.KindTransient, "slow": llm.KindRateLimited, "late": llm.KindExpired} {
 		r := st.Results[cid]
 		var e *llm.Error
 		if r.Response != nil || !errors.As(r.Err, &e) || e.Kind != want || e.Provider == "" {
@@ -139,8 +141,8 @@ func (p Provider) testBatchResults(t *testing.T) {
 	}
 
 	calls := srv.Calls()
-	if len(calls) != 4 {
-		t.Fatalf("%d calls ran, want 4 (the expired one does not run)", len(calls))
+	if len(calls) != 5 {
+		t.Fatalf("%d calls ran, want 5 (the expired one does not run)", len(calls))
 	}
 	for _, c := range calls {
 		if c.Batch != id || c.CustomID != c.LastUserText() || c.Stream {
@@ -149,7 +151,7 @@ func (p Provider) testBatchResults(t *testing.T) {
 	}
 	// Polling an ended batch again changes nothing and runs nothing.
 	again := pollUntilEnded(t, b, id)
-	if again.Counts != st.Counts || len(again.Results) != 5 || len(srv.Calls()) != 4 {
+	if again.Counts != st.Counts || len(again.Results) != 6 || len(srv.Calls()) != 5 {
 		t.Errorf("second poll: %+v, %d calls", again.Counts, len(srv.Calls()))
 	}
 }

@@ -93,6 +93,9 @@ const (
 type Model struct {
 	cfg Config
 	svc openai.ChatCompletionService
+	// files and batches serve the Batch API (batch.go).
+	files   openai.FileService
+	batches openai.BatchService
 	// completionTokens sends max_completion_tokens instead of max_tokens.
 	completionTokens bool
 	// dialect is Config.Dialect, or what the server said it is.
@@ -125,6 +128,8 @@ func New(cfg Config) *Model {
 	m := &Model{
 		cfg:              cfg,
 		svc:              openai.NewChatCompletionService(opts...),
+		files:            openai.NewFileService(opts...),
+		batches:          openai.NewBatchService(opts...),
 		completionTokens: wantsCompletionTokens(cfg.BaseURL),
 	}
 	m.dialect = sync.OnceValue(func() string {

@@ -492,3 +492,9 @@ func TestSimulatedCache(t *testing.T) {
 		})
 	}
 }
+
+// TestBatchConformance runs the suite every llm.Batcher adapter passes,
+// against OpenAI's Batch API (the compatible servers have none).
+func TestBatchConformance(t *testing.T) {
+	llmtest.TestBatcher(t, llmtest.Provider{Name: "openai", NewServer: llmtest.NewOpenAI, NewModel: newModel})
+}
