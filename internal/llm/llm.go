@@ -5,13 +5,16 @@
 // [Tool]s the model may call, and sampling knobs. A [Response] carries the
 // model's parts, why it stopped, and the [Usage] it was billed for.
 //
-// A [Model] answers requests, whole or streamed. Adapters over the vendor
+// A [Model] answers requests, whole or streamed. A [Batcher] sends them
+// through the provider's batch API instead, for answers within hours at
+// half the price; both adapters are one. Adapters over the vendor
 // SDKs live in the subpackages anthropic and openai; replay answers from
 // recorded real outputs; llmtest serves the wire protocols locally for tests.
 //
 // Failures are [*Error] values with a [Kind] that callers branch on
 // (rate-limited with the server's retry-after, overloaded, context too long,
-// auth, bad request, transient, cancelled), so that retry and admission
+// auth, bad request, transient, cancelled, and for batched requests
+// expired), so that retry and admission
 // logic (package limit) never parses provider messages.
 package llm
 

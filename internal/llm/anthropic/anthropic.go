@@ -20,6 +20,9 @@
 // puts a cache_control breakpoint after the tools and the system prompt,
 // and [llm.Message].Cache one after that message's last block; a
 // [llm.Request].CacheTTL of an hour or more makes them 1-hour entries.
+//
+// A [Model] is also an [llm.Batcher] over the Message Batches API
+// (batch.go): each request of a batch is the body Generate would send.
 package anthropic
 
 import (
@@ -221,14 +224,23 @@ func stopReason(r sdk.StopReason) llm.StopReason {
 }
 
 // maxBody bounds how much of an answer is read, as the OpenAI adapter
-// does: a runaway or hostile server cannot make Hive hold more.
-const maxBody = 64 << 20
+// does: a runaway or hostile server cannot make Hive hold more. A batch's
+// results, read a line at a time, may be longer: up to maxResults.
+const (
+	maxBody    = 64 << 20
+	maxResults = 1 << 30
+)
 
-// limitBody is SDK middleware that cuts every answer's body at maxBody.
+// limitBody is SDK middleware that cuts every answer's body at maxBody,
+// or maxResults for a batch's results.
 func limitBody(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
 	res, err := next(req)
 	if res != nil && res.Body != nil {
-		res.Body = llm.CapBody(res.Body, maxBody)
+		max := int64(maxBody)
+		if req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/results") {
+			max = maxResults
+		}
+		res.Body = llm.CapBody(res.Body, max)
 	}
 	return res, err
 }

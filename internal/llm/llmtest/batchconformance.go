@@ -22,6 +22,7 @@ import (
 func TestBatcher(t *testing.T, p Provider) {
 	t.Run("Results", p.testBatchResults)
 	t.Run("SameRequestAsGenerate", p.testBatchSameRequest)
+	t.Run("Cache", p.testBatchCache)
 	t.Run("Cancel", p.testBatchCancel)
 	t.Run("RefusedBeforeSending", p.testBatchRefused)
 	t.Run("UnknownBatch", p.testBatchUnknown)
@@ -189,6 +190,36 @@ func (p Provider) testBatchSameRequest(t *testing.T) {
 	}
 	if !reflect.DeepEqual(direct, batched) {
 		t.Errorf("batched body differs from Generate's:\n%s\n%s", calls[0].Body, calls[1].Body)
+	}
+}
+
+// testBatchCache checks that a batch's items go through the server's
+// simulated cache in order: the second of two items with the same long
+// prefix reads what the first wrote.
+func (p Provider) testBatchCache(t *testing.T) {
+	srv, b := p.batcher(t, func(c *Call) Reply { return Reply{Text: "ok"} }, BatchRules{})
+	srv.SimulateCache(CacheRules{MinTokens: 256})
+	system := strings.Repeat("The hive keeps its rules here. ", 200)
+	var reqs []llm.BatchRequest
+	for _, cid := range []string{"first", "second"} {
+		reqs = append(reqs, llm.BatchRequest{CustomID: cid, Request: &llm.Request{
+			Model: testModelID, System: system, CacheSystem: true, Messages: []llm.Message{llm.UserText(cid)},
+		}})
+	}
+	id, err := b.SubmitBatch(context.Background(), reqs)
+	if err != nil {
+		t.Fatalf("SubmitBatch: %v", err)
+	}
+	st := pollUntilEnded(t, b, id)
+	first, second := st.Results["first"], st.Results["second"]
+	if first.Err != nil || second.Err != nil {
+		t.Fatalf("results: %+v, %+v", first, second)
+	}
+	if first.Response.Usage.CacheReadTokens != 0 || second.Response.Usage.CacheReadTokens == 0 {
+		t.Errorf("cache reads: first %+v, second %+v; want the second to read", first.Response.Usage, second.Response.Usage)
+	}
+	if cs := srv.CacheStats(); cs.Requests != 2 || cs.Hits != 1 {
+		t.Errorf("cache stats %+v, want 2 requests and 1 hit", cs)
 	}
 }
 

@@ -19,6 +19,12 @@
 // prefix caching. Usage then reports cache reads and writes, and
 // [Server.CacheStats] sums them, so that tests and benchmarks measure
 // cache hits and what they save.
+//
+// [NewAnthropic] also serves the Message Batches API and [NewOpenAI] the
+// Batch API with its files: each item of a batch is answered by the
+// [Handler] as a direct call would be, when the batch ends
+// ([BatchRules]); [TestBatcher] is the conformance suite of the adapters'
+// [llm.Batcher].
 package llmtest
 
 import (

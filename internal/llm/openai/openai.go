@@ -26,6 +26,10 @@
 // prompt_tokens_details.cached_tokens (CacheReadTokens) and less
 // prompt_tokens_details.cache_write_tokens (CacheWriteTokens) where the
 // server reports cache writes.
+//
+// A [Model] is also an [llm.Batcher] over OpenAI's Batch API (batch.go):
+// each request of a batch is the body Generate would send, uploaded as a
+// line of a JSONL file.
 package openai
 
 import (
