@@ -35,7 +35,7 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 	var sf storeFlags
 	sf.register(fs)
 	var rf runFlags
-	file := fs.String("f", "", "read the run from a TOML file with keys task, lead, tiers, budget_usd, budget_tokens, max_workers, max_depth, workspace and [checks.NAME] and [mcp.NAME] tables (flags override it)")
+	file := fs.String("f", "", "read the run from a TOML file with keys task, lead, tiers, budget_usd, budget_tokens, max_workers, max_depth, workspace, urgency, batch_tiers and [checks.NAME] and [mcp.NAME] tables (flags override it)")
 	fs.StringVar(&rf.lead, "lead", "", "the lead's model (default: defaults.lead in hive.toml)")
 	fs.StringVar(&rf.tiers, "tiers", "", "worker models, cheapest first: NAME,NAME,… (default: defaults.tiers)")
 	fs.StringVar(&rf.budget, "budget", "", "the run's dollar budget, e.g. 2.50; 0 for none (default: defaults.budget_usd, else 1)")
@@ -43,6 +43,7 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 	fs.IntVar(&rf.maxWorkers, "max-workers", 0, "workers in flight at once (default: defaults.max_workers, else 100)")
 	fs.IntVar(&rf.maxDepth, "max-depth", 0, "delegation depth: 1 only the lead delegates, 2 workers may too (default: defaults.max_depth, else 2)")
 	fs.StringVar(&rf.workspace, "workspace", "", "a directory the workers read and propose changes to, as patches; DIR itself is never written, but by --apply or hive apply")
+	fs.BoolVar(&rf.batch, "batch", false, "not urgent: send the workers' calls through the providers' batch APIs, at half price, answered within 24 hours (urgency = \"batch\" in a task file)")
 	apply := fs.Bool("apply", false, "when the run is done, write its merged patch into the workspace (as hive apply RUN does)")
 	asJSON := fs.Bool("json", false, "print each event as one JSON line on stdout, then a result line")
 	if err := parseFlags(fs, args); err != nil {
@@ -120,6 +121,7 @@ type runFlags struct {
 	budgetTokens         int64
 	maxWorkers, maxDepth int
 	workspace            string
+	batch                bool
 }
 
 // taskFile is the -f file of hive run.
@@ -141,6 +143,10 @@ type taskFile struct {
 	// MCP are MCP servers, as [mcp.NAME] of hive.toml; a task file's
 	// override hive.toml's of the same name.
 	MCP map[string]*mcp.ServerConfig `toml:"mcp"`
+	// Urgency "batch" sends the workers' calls (of BatchTiers, or all)
+	// through the providers' batch APIs.
+	Urgency    string `toml:"urgency"`
+	BatchTiers []int  `toml:"batch_tiers"`
 }
 
 func readTaskFile(path string) (taskFile, error) {
@@ -157,7 +163,7 @@ func readTaskFile(path string) (taskFile, error) {
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return tf, fmt.Errorf("%s: unknown key %s (a task file takes task, lead, tiers, budget_usd, budget_tokens, max_workers, max_depth, workspace and [checks.NAME] and [mcp.NAME] tables)", path, strings.Join(keys, ", "))
+		return tf, fmt.Errorf("%s: unknown key %s (a task file takes task, lead, tiers, budget_usd, budget_tokens, max_workers, max_depth, workspace, urgency, batch_tiers and [checks.NAME] and [mcp.NAME] tables)", path, strings.Join(keys, ", "))
 	}
 	if err := config.ValidateChecks(tf.Checks, "checks"); err != nil {
 		return tf, fmt.Errorf("%s: %v (fix the task file)", path, err)
@@ -224,6 +230,10 @@ func runSpec(cfg *config.Config, tf taskFile, f runFlags) (swarm.Spec, error) {
 	}
 	if set["workspace"] {
 		spec.Workspace = f.workspace
+	}
+	spec.Urgency, spec.BatchTiers = tf.Urgency, tf.BatchTiers
+	if f.batch {
+		spec.Urgency = swarm.UrgencyBatch
 	}
 	if spec.Workspace != "" {
 		abs, err := workspaceDir(spec.Workspace, "--workspace")

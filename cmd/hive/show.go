@@ -49,7 +49,7 @@ func runShow(ctx context.Context, env *Env, args []string) error {
 			CacheReadTokens: tot.CacheRead, CacheWriteTokens: tot.CacheWrite, CacheHitRate: tot.CacheHitRate(),
 			CacheSavedUSD: tot.CacheSaved.Dollars(), CacheSavedNanos: int64(tot.CacheSaved),
 			Hedges: tot.Hedges, HedgeWins: tot.HedgeWins, HedgeCostUSD: tot.HedgeCost.Dollars(),
-			Retries: tot.Retries, WaitMillis: tot.WaitMillis}}
+			Retries: tot.Retries, WaitMillis: tot.WaitMillis, BatchCalls: tot.BatchCalls}}
 		if out.Nodes == nil {
 			out.Nodes = []swarm.Node{}
 		}
@@ -131,6 +131,8 @@ type totalsJSON struct {
 	HedgeCostUSD float64 `json:"hedge_cost_usd"`
 	Retries      int     `json:"retries"`
 	WaitMillis   int64   `json:"wait_ms"`
+	// Calls sent through a batch API, at its price.
+	BatchCalls int `json:"batch_calls"`
 }
 
 // tierStats are the verification counts of a tier's worker nodes.

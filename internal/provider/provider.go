@@ -44,10 +44,22 @@ type Model struct {
 	// second copy.
 	Latency *hedge.Tracker
 	Hedge   *hedge.Policy
+	// Batch sends requests through the provider's batch API; nil when
+	// the provider has none.
+	Batch llm.Batcher
 }
 
 // Admitted returns the model admitted through its limiter at priority p.
 func (m *Model) Admitted(p limit.Priority) llm.Model { return m.Limiter.Wrap(m.Client, p) }
+
+// BatchCost returns the cost of u through the batch API, and false when
+// the price is unknown.
+func (m *Model) BatchCost(u llm.Usage) (price.Amount, bool) {
+	if !m.PriceKnown {
+		return 0, false
+	}
+	return m.Price.BatchCost(u), true
+}
 
 // Cost returns the cost of u, and false when the price is unknown.
 func (m *Model) Cost(u llm.Usage) (price.Amount, bool) {
@@ -138,6 +150,9 @@ func (r *Registry) Get(name string) (*Model, error) {
 	}
 	lat := new(hedge.Tracker)
 	m := &Model{Name: name, ID: mc.ID, Config: mc, Client: hedge.Timed(client, lat), Latency: lat, Limiter: r.limits.Get(name, LimitConfig(mc.Limits)), Price: p, PriceKnown: known}
+	if b, ok := client.(llm.Batcher); ok {
+		m.Batch = b
+	}
 	if h := mc.Hedge; h != nil {
 		pol, err := hedge.Parse(h.After)
 		if err != nil {

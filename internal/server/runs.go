@@ -31,6 +31,10 @@ type RunRequest struct {
 	// that the workers read and propose changes to (as hive run
 	// --workspace); hive apply RUN writes the run's patch into it.
 	Workspace string `json:"workspace,omitempty"`
+	// Urgency "batch" sends the workers' calls (of the tiers BatchTiers
+	// names, or all) through the providers' batch APIs, at half price.
+	Urgency    string `json:"urgency,omitempty"`
+	BatchTiers []int  `json:"batch_tiers,omitempty"`
 }
 
 // ArtifactRef names an artifact in a node's view.
@@ -46,7 +50,8 @@ type ArtifactRef struct {
 func specFrom(cfg *config.Config, d config.Defaults, req RunRequest) (swarm.Spec, error) {
 	spec := swarm.Spec{Task: req.Task, Lead: d.Lead, Tiers: d.Tiers, MaxWorkers: d.MaxWorkers, MaxDepth: d.MaxDepth,
 		Models: cfg.ModelNames(), Checks: swarm.ChecksFrom(cfg.Checks), MCP: cfg.MCP,
-		Workspace: req.Workspace, WorkspaceHide: cfg.Workspace.Hide, WorkspaceShow: cfg.Workspace.Show}
+		Workspace: req.Workspace, WorkspaceHide: cfg.Workspace.Hide, WorkspaceShow: cfg.Workspace.Show,
+		Urgency: req.Urgency, BatchTiers: req.BatchTiers}
 	if req.Lead != "" {
 		spec.Lead = req.Lead
 	}

@@ -74,6 +74,8 @@ type agent struct {
 	wave *wave
 	// lastCall is when the conversation's last call was sent.
 	lastCall time.Time
+	// batch sends the calls through the model's batch API (batch.go).
+	batch bool
 }
 
 // loop runs turns until a tool call ends the conversation, the turn limit
@@ -242,12 +244,18 @@ func (a *agent) call(ctx context.Context) (*llm.Response, error) {
 		req.ToolChoice = llm.ToolChoice{Mode: llm.ToolAny}
 	}
 	key := fmt.Sprintf("%s/call-%d", a.ns.ID, a.turn)
-	release := a.staggered(ctx, &req)
+	var release func()
+	if !a.batch { // a batch is answered when the provider gets to it
+		release = a.staggered(ctx, &req)
+	}
 	if release != nil {
 		defer release() // also when the call fails, or was journaled
 	}
 	a.turn++
 	rec, live, err := a.steps.call(ctx, key, func(ctx context.Context) (callRecord, error) {
+		if a.batch {
+			return a.sendBatch(ctx, key, &req)
+		}
 		return traced(ctx, a.send(&req, release))
 	})
 	if err != nil {
@@ -297,6 +305,32 @@ func (a *agent) send(req *llm.Request, release func()) func(ctx context.Context)
 	}
 }
 
+// sendBatch sends req, the call of journal key key, in a batch of the
+// model's (batch.go), reserved and billed at the batch price. The worker
+// gives up its slot while it waits: a batch may take hours, and the
+// rest of the run's workers may go on meanwhile.
+func (a *agent) sendBatch(ctx context.Context, key string, req *llm.Request) (callRecord, error) {
+	in, out := requestBytes(req), int64(req.MaxTokens)
+	var usd price.Amount
+	if a.model.PriceKnown {
+		usd = a.model.Price.BatchWorstCase(in, out, req.CacheTTL >= time.Hour)
+	}
+	res, err := a.bud.Reserve(usd, in+out)
+	if err != nil {
+		return callRecord{Exhausted: err.Error()}, nil
+	}
+	a.r.release()
+	resp, err := a.r.batchesOf().do(ctx, a.model, key, req)
+	a.r.acquire(context.WithoutCancel(ctx)) // the caller releases it
+	if err != nil {
+		res.Release()
+		return callRecord{}, err
+	}
+	rec := settleAt(res, a.model, req, resp, a.r.e.opts.Redact, true)
+	rec.Batch = true
+	return rec, nil
+}
+
 // settle ends a call's reservation with the bill the server reports. The
 // reservation held the request's worst case (every prompt byte a token and
 // all of MaxTokens), so usage beyond it cannot be true: a broken or hostile
@@ -305,6 +339,11 @@ func (a *agent) send(req *llm.Request, release func()) func(ctx context.Context)
 //
 // Known secrets in the answer are redacted before anything else sees it.
 func settle(res *budget.Reservation, m *provider.Model, req *llm.Request, resp *llm.Response, red *secret.Redactor) callRecord {
+	return settleAt(res, m, req, resp, red, false)
+}
+
+// settleAt is settle at the batch price when batch is set.
+func settleAt(res *budget.Reservation, m *provider.Model, req *llm.Request, resp *llm.Response, red *secret.Redactor, batch bool) callRecord {
 	u := resp.Usage
 	maxIn, maxOut := requestBytes(req), int64(req.MaxTokens)
 	in := u.InputTokens + u.CacheWriteTokens + u.CacheReadTokens
@@ -321,6 +360,9 @@ func settle(res *budget.Reservation, m *provider.Model, req *llm.Request, resp *
 		}
 	}
 	cost, _ := m.Cost(u)
+	if batch {
+		cost, _ = m.BatchCost(u)
+	}
 	if cost > res.USD() {
 		if anomaly == "" {
 			anomaly = fmt.Sprintf("the bill of %d input and %d output tokens came to more than the call's worst case", in, u.OutputTokens)

@@ -159,12 +159,15 @@ func longGap(last, now time.Time) bool {
 // its prompt would have cost with every token uncached, less what it did
 // cost. It is negative when cache writes (priced above input) have not
 // been read back yet.
-func cacheSaved(m *provider.Model, u llm.Usage, cost price.Amount) price.Amount {
+func cacheSaved(m *provider.Model, u llm.Usage, cost price.Amount, batch bool) price.Amount {
 	if (u.CacheReadTokens == 0 && u.CacheWriteTokens == 0) || !m.PriceKnown {
 		return 0
 	}
 	flat := u
 	flat.InputTokens += u.CacheReadTokens + u.CacheWriteTokens
-	flat.CacheReadTokens, flat.CacheWriteTokens = 0, 0
+	flat.CacheReadTokens, flat.CacheWriteTokens, flat.CacheWrite1hTokens = 0, 0, 0
+	if batch {
+		return m.Price.BatchCost(flat) - cost
+	}
 	return m.Price.Cost(flat) - cost
 }

@@ -65,6 +65,12 @@ type Options struct {
 	// prompt caching would: no breakpoints, no cache keys, no stagger
 	// (the wave's context still comes first). For comparison.
 	NoPromptCache bool
+	// BatchWindow is how long a run collects batch calls to one model
+	// before it sends them as one batch (default 2 s); BatchPoll how
+	// often a batch that has not ended is asked about (default 10 s,
+	// doubling to 1 min).
+	BatchWindow time.Duration
+	BatchPoll   time.Duration
 }
 
 // Engine runs swarms: each run a DBOS workflow over a journal store.
@@ -273,13 +279,18 @@ func (e *Engine) Start(ctx context.Context, spec Spec) (string, error) {
 	if err := spec.validate(); err != nil {
 		return "", &SpecError{err}
 	}
-	for _, name := range append([]string{spec.Lead}, spec.Tiers...) {
+	for i, name := range append([]string{spec.Lead}, spec.Tiers...) {
 		m, err := e.models.Get(name)
 		if err != nil {
 			return "", &SpecError{err}
 		}
 		if !m.PriceKnown && spec.BudgetUSD > 0 {
 			return "", &SpecError{fmt.Errorf("model %s has no known price, so a dollar budget cannot hold: add [models.%s.price] to hive.toml, or run without a dollar budget (budget 0: --budget 0, or budget_usd = 0 in [defaults] or the swarm's table), bounded by tokens instead (--budget-tokens, budget_tokens)", name, name)}
+		}
+		if i > 0 && spec.batched(i-1) {
+			if m.Batch == nil {
+				return "", &SpecError{fmt.Errorf("model %s (tier %d) has no batch API, so its calls cannot go as a batch: name the tiers that do with batch_tiers, or leave urgency unset", name, i-1)}
+			}
 		}
 	}
 	spec.WorkspaceBase = ""

@@ -38,7 +38,7 @@ func TestNodeJSONMatchesMarshal(t *testing.T) {
 		{},
 		{ID: "lead", RunID: "r1", Role: RoleLead, Name: "lead", Model: "big", Status: StatusRunning, Started: time.Unix(5, 0)},
 		{ID: "3^1", RunID: "r\"1", Parent: "lead", Role: RoleWorker, Name: "t<3>&\u2028é\x01", Model: "cheap", Tier: 1, Depth: 2,
-			Status: StatusDone, Attempt: 2, Cost: -7, CacheSaved: -3, Calls: 3, WaitMillis: 2500, Retries: 2, Hedges: 3, HedgeWins: 1, HedgeCost: 77, ToolCalls: 4, ToolErrors: 1, ToolMillis: 1234, Started: at, Ended: at.Add(time.Second),
+			Status: StatusDone, Attempt: 2, Cost: -7, CacheSaved: -3, Calls: 3, WaitMillis: 2500, Retries: 2, BatchCalls: 4, Hedges: 3, HedgeWins: 1, HedgeCost: 77, ToolCalls: 4, ToolErrors: 1, ToolMillis: 1234, Started: at, Ended: at.Add(time.Second),
 			Usage:  llm.Usage{InputTokens: 1, OutputTokens: 2, CacheWriteTokens: 3, CacheReadTokens: 4, CacheWrite1hTokens: 2},
 			Report: "line\nnext \"q\" \\ \t", Error: "bad\x7f\xff",
 			Verdict: &verify.Verdict{Outcome: verify.Fail, Verifier: "tests", Evidence: "<x>", Unconfirmed: true}},

@@ -71,9 +71,11 @@ type Node struct {
 	// hedge), HedgeWins those whose second copy answered first, and
 	// HedgeCost what the copies whose answers were not taken cost
 	// (included in Cost).
-	Hedges    int          `json:"hedges,omitempty"`
-	HedgeWins int          `json:"hedge_wins,omitempty"`
-	HedgeCost price.Amount `json:"hedge_cost_nanos,omitempty"`
+	// BatchCalls counts the node's calls sent through a batch API.
+	BatchCalls int          `json:"batch_calls,omitempty"`
+	Hedges     int          `json:"hedges,omitempty"`
+	HedgeWins  int          `json:"hedge_wins,omitempty"`
+	HedgeCost  price.Amount `json:"hedge_cost_nanos,omitempty"`
 	// ToolCalls counts the node's calls of tools that act (run_code, the
 	// workspace's, MCP servers'); ToolErrors those that failed, and
 	// ToolMillis the time they took.
@@ -150,6 +152,10 @@ func nodeJSON(n *Node) []byte {
 	if n.Retries != 0 {
 		b = append(b, `,"retries":`...)
 		b = strconv.AppendInt(b, int64(n.Retries), 10)
+	}
+	if n.BatchCalls != 0 {
+		b = append(b, `,"batch_calls":`...)
+		b = strconv.AppendInt(b, int64(n.BatchCalls), 10)
 	}
 	if n.Hedges != 0 {
 		b = append(b, `,"hedges":`...)

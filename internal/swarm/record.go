@@ -28,6 +28,8 @@ type callRecord struct {
 	Retries    int   `json:"retries,omitempty"`
 	// Hedge, when set, is the call's second copy (see agent.hedged).
 	Hedge *hedgeRecord `json:"hedge,omitempty"`
+	// Batch marks a call sent through a batch API, billed at its price.
+	Batch bool `json:"batch,omitempty"`
 }
 
 // traced runs a model call with a limiter trace and notes on rec what the

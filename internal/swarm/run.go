@@ -38,6 +38,8 @@ type run struct {
 	ws *workspace.Workspace
 	// mcp holds the run's MCP servers, started at their first use.
 	mcp mcpState
+	// batch holds the run's batch calls in flight; made at the first.
+	batch *batches // guarded by mu
 	// memo holds the steps journaled by earlier executions of this run,
 	// read once when the workflow starts; read-only after.
 	memo map[string][]byte
@@ -159,7 +161,7 @@ func (r *run) chargeCall(ns *nodeState, m *provider.Model, rec *callRecord, live
 			m = hm // the answer taken came from the hedge's model
 		}
 	}
-	saved := cacheSaved(m, u, cost)
+	saved := cacheSaved(m, u, cost, rec.Batch)
 	r.mu.Lock()
 	if h != nil {
 		u = u.Add(h.Usage)
@@ -175,6 +177,9 @@ func (r *run) chargeCall(ns *nodeState, m *provider.Model, rec *callRecord, live
 	ns.CacheSaved += saved
 	ns.WaitMillis += rec.WaitMillis
 	ns.Retries += rec.Retries
+	if rec.Batch {
+		ns.BatchCalls++
+	}
 	ns.Calls++
 	r.usage = r.usage.Add(u)
 	r.cost += cost

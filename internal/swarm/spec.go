@@ -3,6 +3,7 @@ package swarm
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/hive-swarm/hive/internal/config"
@@ -75,6 +76,25 @@ type Spec struct {
 	Repairs int `json:"repairs"`
 	// CallTokens is the max output tokens of each call.
 	CallTokens int `json:"call_tokens"`
+	// Urgency is UrgencyBatch for a run whose workers may wait hours (the
+	// providers answer batches within 24): their calls go through the
+	// providers' batch APIs at the batch prices, on the tiers BatchTiers
+	// names (indexes into Tiers; all when empty). Empty: every call is
+	// sent at once.
+	Urgency    string `json:"urgency,omitempty"`
+	BatchTiers []int  `json:"batch_tiers,omitempty"`
+}
+
+// UrgencyBatch is the [Spec].Urgency of a run sent through batch APIs.
+const UrgencyBatch = "batch"
+
+// batched reports whether the calls of workers on tier go through a
+// batch API.
+func (s Spec) batched(tier int) bool {
+	if s.Urgency != UrgencyBatch {
+		return false
+	}
+	return len(s.BatchTiers) == 0 || slices.Contains(s.BatchTiers, tier)
 }
 
 // withDefaults fills the zero knobs of s.
@@ -116,6 +136,19 @@ func (s Spec) validate() error {
 	for name, ch := range s.Checks {
 		if len(ch.Argv) == 0 || ch.Argv[0] == "" {
 			return fmt.Errorf("check %s has no command", name)
+		}
+	}
+	switch s.Urgency {
+	case "", "now", UrgencyBatch:
+	default:
+		return fmt.Errorf("urgency %q: it is \"now\" (the default) or \"batch\"", s.Urgency)
+	}
+	if len(s.BatchTiers) > 0 && s.Urgency != UrgencyBatch {
+		return fmt.Errorf("batch_tiers is set but urgency is not \"batch\": set urgency = \"batch\" too")
+	}
+	for _, t := range s.BatchTiers {
+		if t < 0 || t >= len(s.Tiers) {
+			return fmt.Errorf("batch_tiers names tier %d, and the run has tiers 0 to %d", t, len(s.Tiers)-1)
 		}
 	}
 	if s.Workspace != "" && !filepath.IsAbs(s.Workspace) {

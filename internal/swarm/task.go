@@ -145,7 +145,7 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 	defer r.release()
 	r.setStatus(ns, StatusRunning, "")
 
-	a := &agent{r: r, ns: ns, model: m, prio: limit.Worker, steps: steps, bud: r.pool, wave: t.wave}
+	a := &agent{r: r, ns: ns, model: m, prio: limit.Worker, steps: steps, bud: r.pool, wave: t.wave, batch: r.spec.batched(ns.Tier) && m.Batch != nil}
 	// The shared part first and unchanging (tools, system, the wave's
 	// context), then the task: see cache.go.
 	a.req = llm.Request{System: t.wave.system(r.workerSystem()), MaxTokens: r.spec.CallTokens, Tools: r.workerTools(ns.Depth),
@@ -446,7 +446,9 @@ func (r *run) delegateNested(ctx context.Context, parent *nodeState, args delega
 			return toolOutcome{content: "cancelled while waiting for sub-tasks", isErr: true}
 		}
 	}
-	if err := r.acquire(ctx); err != nil {
+	// The slot is taken back whatever ctx says: the caller releases it.
+	r.acquire(context.WithoutCancel(ctx))
+	if ctx.Err() != nil {
 		return toolOutcome{content: "cancelled while waiting for sub-tasks", isErr: true}
 	}
 	return toolOutcome{content: reportsJSON(results)}

@@ -131,6 +131,8 @@ type Totals struct {
 	HedgeCost  price.Amount `json:"hedge_cost_nanos"`
 	Retries    int          `json:"retries"`
 	WaitMillis int64        `json:"wait_ms"`
+	// BatchCalls are the calls sent through a batch API.
+	BatchCalls int `json:"batch_calls"`
 }
 
 // CacheHitRate is the share of input tokens read from a prompt cache.
@@ -160,6 +162,7 @@ func (t *Tree) Totals() Totals {
 		tot.HedgeCost += n.HedgeCost
 		tot.Retries += n.Retries
 		tot.WaitMillis += n.WaitMillis
+		tot.BatchCalls += n.BatchCalls
 	}
 	tot.Cost = max(tot.Cost, t.Spent)
 	return tot
@@ -426,6 +429,9 @@ func (t *Tree) header(b *strings.Builder, o Options) {
 	}
 	if tot.Retries > 0 {
 		fmt.Fprintf(&h, " · %d retried", tot.Retries)
+	}
+	if tot.BatchCalls > 0 {
+		fmt.Fprintf(&h, " · %d by batch", tot.BatchCalls)
 	}
 	writeLine(b, h.String(), "", 0, o)
 }

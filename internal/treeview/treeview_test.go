@@ -375,7 +375,7 @@ func TestHeaderEconomics(t *testing.T) {
 	a := node("1", "lead", swarm.StatusDone, 1000)
 	a.Usage = llm.Usage{InputTokens: 200, CacheReadTokens: 600, CacheWriteTokens: 200, OutputTokens: 10}
 	a.CacheSaved = 500
-	a.Hedges, a.HedgeWins, a.HedgeCost, a.Retries, a.WaitMillis = 2, 1, 400, 3, 1500
+	a.Hedges, a.HedgeWins, a.HedgeCost, a.Retries, a.WaitMillis, a.BatchCalls = 2, 1, 400, 3, 1500, 1
 	b := node("2", "lead", swarm.StatusDone, 1000)
 	b.Hedges, b.HedgeCost = 1, 100
 	tr := FromNodes("r1", []swarm.Node{lead, a, b})
@@ -384,7 +384,7 @@ func TestHeaderEconomics(t *testing.T) {
 		t.Fatalf("totals: %+v", tot)
 	}
 	first, _, _ := strings.Cut(tr.String(), "\n")
-	for _, want := range []string{" · cache 18% read, saved $0.000001", " · 3 hedged (1 won), $0.000001 extra", " · 3 retried"} {
+	for _, want := range []string{" · cache 18% read, saved $0.000001", " · 3 hedged (1 won), $0.000001 extra", " · 3 retried", " · 1 by batch"} {
 		if !strings.Contains(first, want) {
 			t.Errorf("header %q lacks %q", first, want)
 		}

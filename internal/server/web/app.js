@@ -581,6 +581,7 @@
       clear(c.marks);
       const marks = [];
       if (n.retries) marks.push(el("span", { class: "tl-mark retry", text: "↻" + n.retries }));
+      if (n.batch_calls) marks.push(el("span", { class: "tl-mark batch", title: "calls sent as a batch", text: "▤" + n.batch_calls }));
       if (n.hedges) marks.push(el("span", { class: "tl-mark hedge", text: "⑂" + n.hedges }));
       if (n.attempt) marks.push(el("span", { class: "tl-mark fix", text: "✎" + n.attempt }));
       if (n.status === "escalated") marks.push(el("span", { class: "tl-mark up", text: "↑" }));
@@ -589,6 +590,7 @@
       if (wait) facts.push("waited " + (wait / 1000).toFixed(1) + "s for rate limits");
       if (n.retries) facts.push(n.retries + (n.retries === 1 ? " retry" : " retries"));
       if (n.hedges) facts.push(n.hedges + " hedged");
+      if (n.batch_calls) facts.push(n.batch_calls + " by batch");
       if (hit) facts.push("cache " + Math.round(100 * hit) + "% read");
       facts.push(usd(nanosUSD(n.cost_nanos)));
       r.title = facts.join(" · ");
@@ -639,6 +641,7 @@
         fact("parent", n.parent), fact("tokens", "in " + (u.input_tokens || 0) + " · out " + (u.output_tokens || 0) +
           (u.cache_read_tokens ? " · cache read " + u.cache_read_tokens : "") + (u.cache_write_tokens ? " · cache write " + u.cache_write_tokens : "")),
         fact("cost", usd(nanosUSD(n.cost_nanos)) + " in " + (n.calls || 0) + " calls" + (n.cache_saved_nanos ? " · caching saved " + usd(nanosUSD(n.cache_saved_nanos)) : "")),
+        fact("batch", n.batch_calls ? n.batch_calls + " of " + (n.calls || 0) + " calls sent as a batch, at the batch price" : ""),
         fact("hedges", n.hedges ? n.hedges + " sent · " + (n.hedge_wins || 0) + " answered first · " + usd(nanosUSD(n.hedge_cost_nanos)) + " for the copies not taken" : ""),
         fact("rate limits", n.wait_ms || n.retries ? "waited " + ((n.wait_ms || 0) / 1000).toFixed(1) + "s · " + (n.retries || 0) + " retries" : ""),
         fact("repairs", String(n.attempt || 0)), fact("time", duration(n))));
