@@ -566,7 +566,8 @@ func (s *Server) workspaceDesc() string {
 
 // workspace checks a caller's workspace: an absolute path of a directory
 // under one of the roots, after links are followed (a link
-// under a root may point anywhere). It returns the directory as named.
+// under a root may point anywhere). It returns the directory links lead
+// to.
 func (s *Server) workspace(dir string) (string, error) {
 	if dir == "" {
 		return "", nil
@@ -591,7 +592,9 @@ func (s *Server) workspace(dir string) (string, error) {
 			continue
 		}
 		if rel, err := filepath.Rel(r, real); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
-			return filepath.Clean(dir), nil
+			// The directory checked is the one used: a link named here
+			// could be changed to point elsewhere before the run opens it.
+			return real, nil
 		}
 	}
 	return "", fmt.Errorf("workspace %q is not under a directory Hive allows MCP clients to name (%s): name one under them, or leave workspace out", dir, roots)

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -122,5 +125,45 @@ func TestFold(t *testing.T) {
 		if got := shortName(c.in); got != c.want {
 			t.Errorf("shortName(%q) = %v, want %v", c.in, got, c.want)
 		}
+	}
+}
+
+// A workspace that is itself hidden is refused: inside it no path element
+// would be hidden any more (a repository's .git with its config and
+// hooks, a secret directory, a directory the repository ignores).
+func TestHiddenWorkspaceRefused(t *testing.T) {
+	root := t.TempDir()
+	repo := filepath.Join(root, "repo")
+	for _, d := range []string{".git/hooks", ".GIT", "node_modules/x", "src", ".ssh"} {
+		if err := os.MkdirAll(filepath.Join(repo, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(repo, ".gitignore"), []byte("node_modules/\n"), 0o644)
+	os.Symlink(filepath.Join(repo, ".git"), filepath.Join(root, "innocent"))
+	for dir, want := range map[string]string{
+		filepath.Join(repo, ".git"):           ".git directory",
+		filepath.Join(repo, ".git", "hooks"):  ".git directory",
+		filepath.Join(repo, ".GIT"):           ".git directory",
+		filepath.Join(root, "innocent"):       ".git directory",
+		filepath.Join(repo, ".ssh"):           "secret directory",
+		filepath.Join(repo, "node_modules"):   "hidden in the repository",
+		filepath.Join(repo, "node_modules/x"): "hidden in the repository",
+	} {
+		w, err := Open(dir, Options{})
+		if err == nil {
+			w.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Open(%s) = %v, want an error about the %s", dir, err, want)
+		}
+	}
+	for _, dir := range []string{repo, filepath.Join(repo, "src")} {
+		w, err := Open(dir, Options{})
+		if err != nil {
+			t.Errorf("Open(%s): %v", dir, err)
+			continue
+		}
+		w.Close()
 	}
 }

@@ -46,6 +46,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -143,6 +144,9 @@ func Open(dir string, opts Options) (*Workspace, error) {
 	}
 	show, err := anchor("show", opts.Show)
 	if err != nil {
+		return nil, err
+	}
+	if err := hiddenDir(dir, opts); err != nil {
 		return nil, err
 	}
 	root, err := os.OpenRoot(dir)
@@ -366,3 +370,58 @@ func split(p string) []string {
 // isNotDir reports whether err says an element of a path is a file where
 // a directory should be.
 func isNotDir(err error) bool { return errors.Is(err, syscall.ENOTDIR) }
+
+// hiddenDir refuses a workspace that is itself hidden: a repository's
+// .git or a directory under it, a secret directory (~/.ssh, ~/.aws) or one
+// under it, or a directory that the repository it is in hides (ignores,
+// or hides as a secret). Inside such a directory no path element is
+// hidden any more, so workers would read what they must not (the
+// credentials of .git/config, keys) and a patch could write it (.git's
+// hooks and config run commands). Links are followed first.
+func hiddenDir(dir string, opts Options) error {
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return fmt.Errorf("workspace: open %s: %w", dir, err)
+	}
+	real, err = filepath.Abs(real)
+	if err != nil {
+		return fmt.Errorf("workspace: %w", err)
+	}
+	for _, e := range strings.Split(filepath.ToSlash(real), "/") {
+		if e == "" {
+			continue
+		}
+		if isGitDir(e) {
+			return fmt.Errorf("workspace %s is a repository's .git directory or inside one, which workers may never see: name the repository's work tree instead", dir)
+		}
+		f := fold(e)
+		for _, g := range secretNames {
+			if ok, _ := path.Match(g, f); ok {
+				return fmt.Errorf("workspace %s is a secret directory (%s) or inside one, which workers may never see: name a directory of project files", dir, e)
+			}
+		}
+	}
+	// The repository around it, if any, may hide it.
+	for top := filepath.Dir(real); ; top = filepath.Dir(top) {
+		if fi, err := os.Lstat(filepath.Join(top, ".git")); err == nil && (fi.IsDir() || fi.Mode().IsRegular()) {
+			rel, err := filepath.Rel(top, real)
+			if err != nil {
+				return nil
+			}
+			o := opts
+			o.Show, o.Hide = nil, nil // the repository's own rules, and the built-in ones
+			w, err := Open(top, o)
+			if err != nil {
+				return nil // not readable as a workspace: nothing to compare with
+			}
+			defer w.Close()
+			if why := w.why(filepath.ToSlash(rel), true); why != visible {
+				return fmt.Errorf("workspace %s is hidden in the repository %s (a .gitignore ignores it, or it is a secret), so workers may not see it: name the repository, or a directory it does not hide", dir, top)
+			}
+			return nil
+		}
+		if top == filepath.Dir(top) {
+			return nil
+		}
+	}
+}
