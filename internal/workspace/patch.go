@@ -189,7 +189,9 @@ func filePatchOf(p string, old, new []byte, oldExists, newExists bool, mode fs.F
 // on it, and Apply checks every path against DIR as an overlay's writes
 // are checked.
 func ParsePatch(name, text string) (Patch, error) {
-	fds, err := diff.ParseMultiFileDiff([]byte(text))
+	// KeepCR: a line of a CRLF file ends in \r, and what is applied must
+	// be the bytes the worker wrote and the check ran on.
+	fds, err := diff.ParseMultiFileDiffOptions([]byte(text), diff.ParseOptions{KeepCR: true})
 	if err != nil {
 		return Patch{}, fmt.Errorf("parse patch %s: %w", name, err)
 	}

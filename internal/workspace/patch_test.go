@@ -406,3 +406,51 @@ func TestApplyRefuses(t *testing.T) {
 		}
 	}
 }
+
+// A worker's CRLF lines stay CRLF from the overlay through the patch to
+// the directory: hive apply writes the bytes the check ran on.
+func TestCRLFPatch(t *testing.T) {
+	dir := tree(t, map[string]string{"win.txt": "a\r\nb\r\nc\r\n"})
+	w := open(t, dir, Options{})
+	ctx := context.Background()
+	fp, err := w.Fingerprint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := w.NewOverlay()
+	if err := o.Write("new.sh", "echo safe\r\nexit 0\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := o.Diff()
+	p, err := ParsePatch("w", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.String() != d {
+		t.Errorf("round trip differs:\n%q\n%q", d, p.String())
+	}
+	if err := w.Apply(ctx, p, fp); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "new.sh"))
+	if string(got) != "echo safe\r\nexit 0\r\n" {
+		t.Errorf("applied %q, the overlay (and the check) had %q", got, "echo safe\r\nexit 0\r\n")
+	}
+
+	// A change to an existing CRLF file.
+	fp, _ = w.Fingerprint(ctx)
+	o = w.NewOverlay()
+	if _, err := o.Edit("win.txt", "b", "B", false); err != nil {
+		t.Fatal(err)
+	}
+	d, _ = o.Diff()
+	p, err = ParsePatch("w", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Apply(ctx, p, fp); err != nil {
+		t.Errorf("apply of an edit to a CRLF file: %v", err)
+	}
+}
+
+
