@@ -93,6 +93,11 @@ type editFileArgs struct {
 	ReplaceAll bool   `json:"replace_all,omitempty"`
 }
 
+// maxJournaledWrites bounds the bytes of file changes one node journals:
+// twice what its overlay may hold, so that a task that rewrites files as
+// it works is not stopped, and one that rewrites a big file for ever is.
+const maxJournaledWrites = 2 * workspace.DefaultMaxOverlayBytes
+
 // toolRecord is a tool call as journaled: what the model was told, and for
 // a write the change it left in the overlay.
 type toolRecord struct {
@@ -121,6 +126,9 @@ func (r *run) fileTool(ctx context.Context, ns *nodeState, key string, ov *works
 		var rec toolRecord
 		if json.Unmarshal(data, &rec) == nil {
 			if rec.Change != nil {
+				r.mu.Lock()
+				ns.journaledWrites += int64(len(rec.Change.Content))
+				r.mu.Unlock()
 				if err := ov.Restore(*rec.Change); err != nil {
 					// The journal holds what the change was; a workspace
 					// that now hides its path cannot take it back.
@@ -129,6 +137,16 @@ func (r *run) fileTool(ctx context.Context, ns *nodeState, key string, ov *works
 			}
 			r.toolDone(ns, time.Duration(rec.Millis)*time.Millisecond, rec.IsErr)
 			return toolOutcome{content: rec.Output, isErr: rec.IsErr}
+		}
+	}
+	if c.Name == toolWriteFile || c.Name == toolEditFile {
+		r.mu.Lock()
+		over := ns.journaledWrites >= maxJournaledWrites
+		r.mu.Unlock()
+		if over {
+			// Each write is journaled whole: without a bound, a model
+			// rewriting a big file call after call fills the disk.
+			return toolOutcome{content: fmt.Sprintf("this task has written %d MiB of file changes, the most one task may: submit what you have", maxJournaledWrites>>20), isErr: true}
 		}
 	}
 	start := time.Now()
@@ -149,6 +167,11 @@ func (r *run) fileTool(ctx context.Context, ns *nodeState, key string, ov *works
 	rec.Output = capText(r.e.opts.Redact.String(rec.Output), maxToolOutput)
 	rec.Millis = time.Since(start).Milliseconds()
 	r.toolDone(ns, time.Since(start), rec.IsErr)
+	if rec.Change != nil {
+		r.mu.Lock()
+		ns.journaledWrites += int64(len(rec.Change.Content))
+		r.mu.Unlock()
+	}
 	data, _ := json.Marshal(rec)
 	if err := r.e.store.PutStep(ctx, r.id, key, data); err != nil {
 		r.e.log.Warn("journal tool call", "run", r.id, "key", key, "err", err)

@@ -61,6 +61,9 @@ type nodeState struct {
 	cancel context.CancelCauseFunc
 	done   chan struct{} // closed when the node's task is over
 	result *taskResult   // set before done is closed
+	// journaledWrites are the bytes of file changes journaled (files.go);
+	// guarded by run.mu.
+	journaledWrites int64
 }
 
 func (r *run) node(id string) *nodeState {
