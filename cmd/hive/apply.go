@@ -50,6 +50,9 @@ func applyRun(ctx context.Context, env *Env, sess *session, jr journal.Run, dir 
 		return err
 	}
 	if print {
+		if isTerminal(env.Stdout) { // piped, the patch goes as it is, for git apply
+			content = []byte(termSafe(string(content)))
+		}
 		_, err := env.Stdout.Write(content)
 		return err
 	}

@@ -110,3 +110,16 @@ func TestApply(t *testing.T) {
 		}
 	}
 }
+
+// Model text reaches a terminal with its escape sequences and
+// bidirectional controls shown, not acted on.
+func TestTermSafe(t *testing.T) {
+	in := "ok\x1b]52;c;Y3VybA==\x07\x1b[2K\rharmless\u202Ehs.txt\u009b31m\ttab\nnaïve"
+	want := `ok\u001b]52;c;Y3VybA==\u0007\u001b[2K\u000dharmless\u202ehs.txt\u009b31m` + "\ttab\nnaïve"
+	if got := termSafe(in); got != want {
+		t.Errorf("termSafe = %q, want %q", got, want)
+	}
+	if s := "plain text\n"; termSafe(s) != s {
+		t.Error("plain text changed")
+	}
+}

@@ -340,7 +340,7 @@ func follow(ctx context.Context, env *Env, sess *session, tree *treeview.Tree, a
 			tree.Render(env.Stderr, treeview.Options{MaxLines: 40, Budget: budget, Hint: hint})
 		}
 		if res.Answer != "" {
-			fmt.Fprintln(env.Stdout, strings.TrimRight(res.Answer, "\n"))
+			fmt.Fprintln(env.Stdout, termSafe(strings.TrimRight(res.Answer, "\n")))
 		}
 		fmt.Fprintf(env.Stderr, "run %s %s · %s · %d nodes\n", id, res.Status, res.Cost, tree.Len())
 	}

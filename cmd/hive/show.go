@@ -84,7 +84,7 @@ func runShow(ctx context.Context, env *Env, args []string) error {
 	}
 	switch {
 	case jr.Answer != "":
-		fmt.Fprintf(w, "\nanswer:\n%s\n", strings.TrimRight(jr.Answer, "\n"))
+		fmt.Fprintf(w, "\nanswer:\n%s\n", termSafe(strings.TrimRight(jr.Answer, "\n")))
 	case jr.Error != "":
 		fmt.Fprintf(w, "\nerror: %s\n", oneLine(jr.Error))
 	}

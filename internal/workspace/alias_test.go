@@ -167,3 +167,19 @@ func TestHiddenWorkspaceRefused(t *testing.T) {
 		w.Close()
 	}
 }
+
+// Names that would display as other names are refused: a right-to-left
+// override turns "readme\u202Ehs.txt" into "readmetxt.sh" on screen, a C1
+// CSI starts a terminal escape.
+func TestDisplayNamesRefused(t *testing.T) {
+	w := open(t, tree(t, map[string]string{"a.txt": "a\n"}), Options{})
+	o := w.NewOverlay()
+	for _, name := range []string{"docs/readme\u202Ehs.txt", "x\u009b31m.txt", "a\u200b.txt", "\u2066b.txt"} {
+		if err := o.Write(name, "x\n"); !errors.Is(err, ErrInvalidPath) {
+			t.Errorf("Write(%q) = %v, want ErrInvalidPath", name, err)
+		}
+	}
+	if err := o.Write("naïve/日本.txt", "x\n"); err != nil {
+		t.Errorf("a plain Unicode name: %v", err)
+	}
+}

@@ -266,6 +266,10 @@ func cleanWrite(op, p string) (string, error) {
 		switch {
 		case r < 0x20 || r == 0x7f || r == '"' || r == '\\':
 			return "", pathErr(op, p, ErrInvalidPath, "control characters, quotes and backslashes cannot be written in a file name")
+		case (r >= 0x80 && r <= 0x9f) || ignorable(r):
+			// C1 controls, bidirectional marks and zero-width characters
+			// make a name display as another (in a review, a terminal).
+			return "", pathErr(op, p, ErrInvalidPath, "invisible characters (C1 controls, bidirectional marks, zero-width characters) cannot be written in a file name")
 		case r == ':':
 			// On Windows, "NAME:STREAM" and "NAME::$INDEX_ALLOCATION" name
 			// a stream of NAME, or NAME itself: .git::$INDEX_ALLOCATION is
