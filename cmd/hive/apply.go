@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/hive-swarm/hive/internal/journal"
 	"github.com/hive-swarm/hive/internal/swarm"
@@ -65,6 +66,9 @@ func applyRun(ctx context.Context, env *Env, sess *session, jr journal.Run, dir 
 		if target, err = workspaceDir(dir, "--dir"); err != nil {
 			return err
 		}
+	}
+	if fi, err := os.Stat(target); err != nil || !fi.IsDir() {
+		return fmt.Errorf("workspace %s no longer exists (or is not a directory): apply the patch to a copy with hive apply --dir DIR %s, or print it with hive apply --print %s", target, jr.ID, jr.ID)
 	}
 	ws, err := workspace.Open(target, workspace.Options{Hide: spec.WorkspaceHide, Show: spec.WorkspaceShow})
 	if err != nil {

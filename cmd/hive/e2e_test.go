@@ -136,6 +136,9 @@ func TestDocCommentsEndToEnd(t *testing.T) {
 		t.Fatalf("run: exit %d, %q\n%s", code, out, errOut)
 	}
 	t.Logf("the run took %v", time.Since(start))
+	if !strings.Contains(errOut, "patch lead/patch: ") || !strings.Contains(errOut, "writes it into the workspace") {
+		t.Errorf("hive run did not say how to apply its patch:\n%s", errOut)
+	}
 	_, list, _ := w.hive("runs", "--json")
 	var runs []swarm.RunView
 	json.Unmarshal([]byte(list), &runs)

@@ -343,6 +343,9 @@ func follow(ctx context.Context, env *Env, sess *session, tree *treeview.Tree, a
 			fmt.Fprintln(env.Stdout, termSafe(strings.TrimRight(res.Answer, "\n")))
 		}
 		fmt.Fprintf(env.Stderr, "run %s %s · %s · %d nodes\n", id, res.Status, res.Cost, tree.Len())
+		if _, _, content, err := sess.store.Artifact(ctx, id, swarm.RunPatch); err == nil {
+			fmt.Fprintf(env.Stderr, "patch %s: %s\n  hive apply %s writes it into the workspace (hive apply --print %s shows it)\n", swarm.RunPatch, swarm.PatchSummary(string(content)), id, id)
+		}
 	}
 	return outcome(res)
 }

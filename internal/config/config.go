@@ -448,8 +448,11 @@ func validateHedge(name string, h *Hedge, c *Config) error {
 			return fmt.Errorf("models.%s.hedge.to names %q, which is not a model of this file", name, h.To)
 		}
 	}
-	if h.MinSamples < 0 || h.MaxShare < 0 || h.MaxShare > 1 {
-		return fmt.Errorf("models.%s.hedge: min_samples is a count and max_share a share between 0 and 1", name)
+	if h.MinSamples < 0 {
+		return fmt.Errorf("models.%s.hedge.min_samples is %d: give how many calls to time before a quantile is trusted (default 20)", name, h.MinSamples)
+	}
+	if h.MaxShare < 0 || h.MaxShare > 1 {
+		return fmt.Errorf("models.%s.hedge.max_share is %g: give the share of calls that may be hedged, between 0 and 1 (default 0.1)", name, h.MaxShare)
 	}
 	return nil
 }

@@ -86,7 +86,7 @@ func TestParseErrors(t *testing.T) {
 		{"[models.a]\nprovider = \"openai\"\n[models.a.hedge]\nto = \"a\"\n", "hedge.after is missing"},
 		{"[models.a]\nprovider = \"openai\"\n[models.a.hedge]\nafter = \"soon\"\n", "models.a.hedge after \"soon\""},
 		{"[models.a]\nprovider = \"openai\"\n[models.a.hedge]\nafter = \"p95\"\nto = \"b\"\n", "hedge.to names \"b\""},
-		{"[models.a]\nprovider = \"openai\"\n[models.a.hedge]\nafter = \"p95\"\nmax_share = 2\n", "max_share a share"},
+		{"[models.a]\nprovider = \"openai\"\n[models.a.hedge]\nafter = \"p95\"\nmax_share = 2\n", "hedge.max_share is 2: give the share"},
 		{"[checks.pytest]\ncommand = \"pytest -q\"\n", "line 2: checks.pytest.command takes a list, not a string"},
 		{"[checks]\npytest = [\"a\"]\n", "line 2: checks.pytest takes a table, not a list"},
 		{"[secrets]\nenv = [\"DATABASE_URL=postgres://u:pw@h/db\"]\n", "secrets.env takes variable names"},
