@@ -452,5 +452,3 @@ func TestCRLFPatch(t *testing.T) {
 		t.Errorf("apply of an edit to a CRLF file: %v", err)
 	}
 }
-
-
