@@ -68,7 +68,7 @@ func stdioConfig(t *testing.T, kind string) ServerConfig {
 
 func start(t *testing.T, m *Manager) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := m.Start(ctx); err != nil {
 		t.Fatal(err)

@@ -433,7 +433,7 @@ func TestRunawayAnswer(t *testing.T) {
 			}))
 			defer srv.Close()
 			m := New(Config{Model: "claude-test", BaseURL: srv.URL, APIKey: testKey})
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // 64 MiB of SSE through the SDK under -race on a loaded machine
 			defer cancel()
 			_, _, err := call(ctx, m, mode.stream, &llm.Request{Messages: []llm.Message{llm.UserText("hi")}})
 			if err == nil || !strings.Contains(err.Error(), "longer than 64 MiB") {
