@@ -86,7 +86,9 @@ func TestProgram(t *testing.T) {
 		// CPU time, not wall time, ends it, however loaded the machine.
 		{"spin", Spec{Lang: "testprog", Source: "spin", Limits: Limits{Wall: 30 * time.Second, CPU: time.Second}}, CPULimit,
 			func(r *Result) bool { return r.CPU < 2*time.Second }},
-		{"alloc past limit", Spec{Lang: "testprog", Source: "alloc 400", Limits: lim}, MemoryLimit,
+		// Memory, not CPU, ends it: filling pages under -race on a loaded
+		// machine took over the 1 s of CPU the other cases get.
+		{"alloc past limit", Spec{Lang: "testprog", Source: "alloc 400", Limits: Limits{Wall: 30 * time.Second, CPU: 20 * time.Second, Memory: lim.Memory}}, MemoryLimit,
 			func(r *Result) bool { return r.Memory < 400<<20 }},
 		{"wall", Spec{Lang: "testprog", Source: "spin", Limits: Limits{Wall: 500 * time.Millisecond}}, WallTimeout,
 			func(r *Result) bool { return r.Wall < 2*time.Second }},
@@ -469,7 +471,9 @@ func TestProgramThreads(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := sb.Run(context.Background(), Spec{Lang: JavaScript, Source: src, Limits: Limits{Procs: 1 + i%4}})
+			// Twelve at once under -race on two cores take more than the
+			// default 10 s of wall: the test is of threads, not of time.
+			res, err := sb.Run(context.Background(), Spec{Lang: JavaScript, Source: src, Limits: Limits{Procs: 1 + i%4, Wall: 2 * time.Minute, CPU: time.Minute}})
 			if err != nil {
 				t.Errorf("procs %d: %v", 1+i%4, err)
 			} else if !res.OK() {
