@@ -387,7 +387,9 @@ func TestCeiling(t *testing.T) {
 	if sb.MemoryCeiling() != 2<<30 {
 		t.Fatalf("ceiling %d", sb.MemoryCeiling())
 	}
-	lim := Limits{Memory: 1 << 30}
+	// Long enough that the two overlap however slowly a loaded machine
+	// starts them (1.5 s did not, under -race on two busy cores).
+	lim := Limits{Memory: 1 << 30, Wall: 30 * time.Second}
 	var wg sync.WaitGroup
 	var firstEnd time.Time
 	var mu sync.Mutex
@@ -395,7 +397,7 @@ func TestCeiling(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := sb.Run(context.Background(), Spec{Lang: Shell, Source: "sleep 1.5", Limits: lim})
+			res, err := sb.Run(context.Background(), Spec{Lang: Shell, Source: "sleep 6.5", Limits: lim})
 			if err != nil || !res.OK() {
 				t.Errorf("%s %v", summary(res), err)
 			}
@@ -429,12 +431,12 @@ func TestCeiling(t *testing.T) {
 	}
 }
 
-// sleepers counts the processes on this machine running "sleep 1.5".
+// sleepers counts the processes on this machine running "sleep 6.5".
 func sleepers() int {
 	n := 0
 	dirs, _ := os.ReadDir("/proc")
 	for _, d := range dirs {
-		if b, err := os.ReadFile("/proc/" + d.Name() + "/cmdline"); err == nil && string(b) == "sleep\x001.5\x00" {
+		if b, err := os.ReadFile("/proc/" + d.Name() + "/cmdline"); err == nil && string(b) == "sleep\x006.5\x00" {
 			n++
 		}
 	}

@@ -22,8 +22,9 @@ import (
 // run asks the provider for that batch's results and never submits the
 // call again. A batch is polled by one of the calls waiting on it at a
 // time, ever less often while it runs. An item that expires (the
-// provider did not get to it in time) is sent in a new batch once, then
-// fails as any call does.
+// provider did not get to it in time) or fails in a way a retry can fix
+// (overloaded, a server error) is sent in a new batch once, then fails as
+// any call does.
 
 const (
 	defaultBatchWindow = 2 * time.Second
@@ -116,10 +117,10 @@ func (bs *batches) do(ctx context.Context, m *provider.Model, key string, req *l
 		}
 		var resp *llm.Response
 		resp, err = bs.wait(ctx, m.Batch, place)
-		if err == nil || llm.KindOf(err) != llm.KindExpired {
+		if err == nil || !llm.KindOf(err).Retryable() {
 			return resp, err
 		}
-		bs.r.e.log.Info("a batch call expired; sending it in a new batch", "run", bs.r.id, "call", key, "batch", place.Batch)
+		bs.r.e.log.Info("a batch call expired or failed in a way a retry can fix; sending it in a new batch", "run", bs.r.id, "call", key, "batch", place.Batch, "err", err)
 	}
 	return nil, err
 }

@@ -122,11 +122,18 @@ func TestBatchResume(t *testing.T) {
 	}
 }
 
-// Expired items are sent again in a new batch and then succeed.
+// Expired items, and items that failed in a way a retry fixes, are sent
+// again in a new batch and then succeed.
 func TestBatchExpiredResent(t *testing.T) {
 	const n = 3
-	var leads atomic.Int32
-	srv := llmtest.NewAnthropic(batchHandler(n, &leads))
+	var leads, failed atomic.Int32
+	h := batchHandler(n, &leads)
+	srv := llmtest.NewAnthropic(func(c *llmtest.Call) llmtest.Reply {
+		if !isLead(c) && taskName(c) == "item-2" && failed.Add(1) == 1 {
+			return llmtest.Reply{Status: 529} // overloaded
+		}
+		return h(c)
+	})
 	var expired atomic.Int32
 	srv.SetBatchRules(llmtest.BatchRules{Delay: 100 * time.Millisecond, Expire: func(string) bool { return expired.Add(1) == 1 }})
 	hs := newHarnessOn(t, srv, batchOpts, anthropicModels(srv))
