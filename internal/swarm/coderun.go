@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -225,16 +226,11 @@ func (s SandboxRunner) checkOnHost(ctx context.Context, ch verify.CommandCheck, 
 	}
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(rctx, ch.Argv[0], ch.Argv[1:]...)
+	// The copy holds the worker's files: a check such as go test runs
+	// code a model wrote, on the host, which is what on_host asks for.
+	cmd := verify.HostCommand(rctx, ch.Argv, getenv, append(slices.Clip(env), verify.ReportFileEnv+"="+reportFile))
 	cmd.Dir = dir
 	cmd.Stdin = strings.NewReader(report)
-	for _, name := range []string{"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR"} {
-		if v := getenv(name); v != "" {
-			cmd.Env = append(cmd.Env, name+"="+v)
-		}
-	}
-	cmd.Env = append(append(cmd.Env, env...), verify.ReportFileEnv+"="+reportFile)
-	cmd.WaitDelay = 2 * time.Second
 	start := time.Now()
 	b, err := cmd.CombinedOutput()
 	// The check's output goes to the worker: its paths are told relative

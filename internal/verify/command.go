@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +27,26 @@ const reportFile = "report.txt"
 // hostEnv are the variables a check on the host gets from Hive's
 // environment besides the ones it names.
 var hostEnv = []string{"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR"}
+
+// HostCommand returns the command of a check that runs on the host
+// (on_host = true, the user's configuration, never a model's): argv as
+// configured, an environment of PATH, HOME, LANG and the like read with
+// getenv plus env (the variables the check names, already resolved),
+// never the rest of Hive's (its API keys); it runs in a process group of
+// its own, killed whole when ctx ends.
+func HostCommand(ctx context.Context, argv []string, getenv func(string) string, env []string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = []string{}
+	for _, name := range hostEnv {
+		if val := getenv(name); val != "" {
+			cmd.Env = append(cmd.Env, name+"="+val)
+		}
+	}
+	cmd.Env = append(cmd.Env, env...)
+	killGroup(cmd) // the program's children die with it
+	cmd.WaitDelay = 2 * time.Second
+	return cmd
+}
 
 // Command runs spec.Trusted, a check the user configured ([checks.NAME]),
 // with the report on stdin and in the file $HIVE_REPORT_FILE names. It
@@ -167,19 +188,10 @@ func (v *Verifiers) commandOnHost(ctx context.Context, ch *CommandCheck, timeout
 	// reach it only as data, the report on stdin and in a file. The
 	// environment is not Hive's: PATH, HOME, LANG and the like, and the
 	// variables the check names.
-	cmd := exec.CommandContext(rctx, ch.Argv[0], ch.Argv[1:]...)
+	cmd := HostCommand(rctx, ch.Argv, v.getenv(), append(slices.Clip(env), ReportFileEnv+"="+f.Name()))
 	cmd.Stdin = strings.NewReader(sub.Report)
-	getenv := v.getenv()
-	for _, name := range hostEnv {
-		if val := getenv(name); val != "" {
-			cmd.Env = append(cmd.Env, name+"="+val)
-		}
-	}
-	cmd.Env = append(append(cmd.Env, env...), ReportFileEnv+"="+f.Name())
 	out := &tailBuffer{max: cmp.Or(v.CommandOutput, 64<<10)}
 	cmd.Stdout, cmd.Stderr = out, out
-	killGroup(cmd) // the program's children die with it
-	cmd.WaitDelay = 2 * time.Second
 	start := time.Now()
 	err = cmd.Run()
 	o := checkRun{output: strings.TrimRight(out.String(), "\n"), wall: time.Since(start), ok: err == nil,
