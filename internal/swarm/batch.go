@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hive-swarm/hive/internal/limit"
 	"github.com/hive-swarm/hive/internal/llm"
 	"github.com/hive-swarm/hive/internal/provider"
 )
@@ -201,28 +202,23 @@ func (bs *batches) send(m *provider.Model, q *batchQueue, attempt int) {
 	}
 }
 
-// submitBatch submits reqs, retrying what a retry can fix.
+// submitBatch submits reqs through the model's limiter, which paces it
+// and retries what a retry can fix (429s with their retry-after,
+// overloads, server errors) as it does every call.
 func submitBatch(ctx context.Context, m *provider.Model, reqs []llm.BatchRequest) (string, error) {
-	var err error
-	for attempt := range 4 {
-		var id string
-		if id, err = m.Batch.SubmitBatch(ctx, reqs); err == nil {
-			return id, nil
-		}
-		if !llm.KindOf(err).Retryable() {
-			break
-		}
-		wait := llm.RetryAfter(err)
-		if wait <= 0 {
-			wait = time.Second << attempt
-		}
-		if sleep(ctx, wait) != nil {
-			break
-		}
+	var id string
+	err := m.Limiter.Do(ctx, limit.Worker, 0, func(ctx context.Context) (int64, error) {
+		var err error
+		id, err = m.Batch.SubmitBatch(ctx, reqs)
+		return 0, err
+	})
+	if err != nil {
+		return "", fmt.Errorf("send a batch to %s: %w", m.Name, err)
 	}
-	return "", fmt.Errorf("send a batch to %s: %w", m.Name, err)
+	return id, nil
 }
 
+// sleep waits d or until ctx ends.
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
