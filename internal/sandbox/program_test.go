@@ -137,7 +137,9 @@ func TestProgramMemoryFloor(t *testing.T) {
 			mem = goMemory(mem)
 		}
 		res := run(t, sb, Spec{Lang: JavaScript, Source: fmt.Sprintf("let a = []; for (let i = 0; i < %d; i++) a.push({i}); console.log(a.length)", tt.n),
-			Limits: Limits{Memory: mem}})
+			// Memory is the test; under -race on a loaded machine 2e5
+			// objects took more than the default 10 s of wall.
+			Limits: Limits{Memory: mem, Wall: 2 * time.Minute, CPU: time.Minute}})
 		if !res.OK() || string(res.Stdout) != fmt.Sprintf("%d\n", tt.n) {
 			t.Errorf("memory %d MiB: %s exit %d, stderr %q", tt.mem>>20, res.Reason, res.ExitCode, trunc(res.Stderr))
 		}
