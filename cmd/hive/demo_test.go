@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // writeDemoData lays out a two-problem humaneval/ directory with answers
@@ -58,7 +59,9 @@ func writeDemoData(t *testing.T) string {
 // names the most accurate.
 func TestDemo(t *testing.T) {
 	w := newWorld(t)
-	code, out, stderr := w.hive("demo", "--data", writeDemoData(t))
+	// Seven strategies through the sandbox: minutes, not seconds, under -race
+	// on a loaded machine.
+	code, out, stderr := w.hiveFor(5*time.Minute, "demo", "--data", writeDemoData(t))
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
