@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"text/tabwriter"
 
+	"github.com/hive-swarm/hive/internal/hedge"
 	"github.com/hive-swarm/hive/internal/price"
 	"github.com/hive-swarm/hive/internal/provider"
 )
@@ -33,6 +34,14 @@ func runModels(ctx context.Context, env *Env, args []string) error {
 		lc := provider.LimitConfig(mc.Limits)
 		r := modelRow{Name: name, Provider: mc.Provider, ID: mc.ID, Tier: mc.Tier, BaseURL: mc.BaseURL, KeyEnv: mc.APIKeyEnv,
 			KeySet: mc.APIKeyEnv == "" || env.Getenv(mc.APIKeyEnv) != "", Concurrency: lc.MaxConcurrency, RPM: lc.RPM, TPM: lc.TPM}
+		if h := mc.Hedge; h != nil {
+			pol, err := hedge.Parse(h.After)
+			if err != nil {
+				return fmt.Errorf("models.%s.hedge: %w", name, err)
+			}
+			pol.To, pol.MinSamples, pol.MaxShare = h.To, h.MinSamples, h.MaxShare
+			r.Hedge = &hedgeJSON{After: h.After, To: h.To, MinSamples: pol.Samples(), MaxShare: pol.Share(), Text: pol.String()}
+		}
 		if known {
 			r.Price = &priceJSON{Input: p.Input.String(), Output: p.Output.String(), CacheWrite: p.CacheWrite.String(), CacheRead: p.CacheRead.String(), Source: p.Source, Date: p.Date}
 		}
@@ -73,8 +82,12 @@ func runModels(ctx context.Context, env *Env, args []string) error {
 					key = r.KeyEnv + " (set)"
 				}
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Provider, r.ID, r.Tier, in, out, cache,
-				orDefault(r.Concurrency), orDefault(r.RPM), orDefault(r.TPM), key)
+			hedged := "off"
+			if r.Hedge != nil {
+				hedged = r.Hedge.Text
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Provider, r.ID, r.Tier, in, out, cache,
+				orDefault(r.Concurrency), orDefault(r.RPM), orDefault(r.TPM), hedged, key)
 		}
 		w.Flush()
 	}
@@ -102,6 +115,16 @@ type modelRow struct {
 	Concurrency int        `json:"concurrency,omitempty"`
 	RPM         int        `json:"rpm,omitempty"`
 	TPM         int        `json:"tpm,omitempty"`
+	// Hedge is the model's [models.NAME.hedge] table; null: no hedging.
+	Hedge *hedgeJSON `json:"hedge"`
+}
+
+type hedgeJSON struct {
+	After      string  `json:"after"`
+	To         string  `json:"to,omitempty"`
+	MinSamples int     `json:"min_samples"`
+	MaxShare   float64 `json:"max_share"`
+	Text       string  `json:"-"`
 }
 
 type priceJSON struct {

@@ -18,6 +18,9 @@ api_key_env = "HIVE_TEST_KEY"
 concurrency = 4
 rpm = 60
 tpm = 10000
+[models.cheap.hedge]
+after = "p95"
+to = "custom"
 
 [models.custom]
 provider = "openai"
@@ -62,10 +65,10 @@ func TestModels(t *testing.T) {
 		}
 	}
 	for name, want := range map[string][]string{
-		// NAME PROVIDER MODEL TIER IN OUT CACHE CONC RPM TPM KEY
-		"cheap":   {"cheap", "openai", "gpt-4o-mini", "0", table.Input.String(), table.Output.String(), table.CacheWrite.String() + "/" + table.CacheRead.String(), "4", "60", "10000", "HIVE_TEST_KEY", "(set)"},
-		"custom":  {"custom", "openai", "my-local-llm", "1", "$0.50", "$1.50", "-", "default", "default", "default", "none", "needed"},
-		"mystery": {"mystery", "anthropic", "claude-nonexistent-9", "2", "unknown", "unknown", "-", "default", "default", "default", "HIVE_ABSENT_KEY", "(missing)"},
+		// NAME PROVIDER MODEL TIER IN OUT CACHE CONC RPM TPM HEDGE KEY
+		"cheap":   {"cheap", "openai", "gpt-4o-mini", "0", table.Input.String(), table.Output.String(), table.CacheWrite.String() + "/" + table.CacheRead.String(), "4", "60", "10000", "p95→custom(≤10%)", "HIVE_TEST_KEY", "(set)"},
+		"custom":  {"custom", "openai", "my-local-llm", "1", "$0.50", "$1.50", "-", "default", "default", "default", "off", "none", "needed"},
+		"mystery": {"mystery", "anthropic", "claude-nonexistent-9", "2", "unknown", "unknown", "-", "default", "default", "default", "off", "HIVE_ABSENT_KEY", "(missing)"},
 	} {
 		got := rows[name]
 		if name == "custom" && len(got) > 6 {
@@ -101,13 +104,14 @@ func TestModelsJSON(t *testing.T) {
 	table, _ := price.Lookup("gpt-4o-mini")
 	cheap, custom, mystery := got.Models[0], got.Models[1], got.Models[2]
 	if cheap.Name != "cheap" || !cheap.KeySet || cheap.KeyEnv != "HIVE_TEST_KEY" || cheap.Price == nil ||
-		cheap.Price.Input != table.Input.String() || cheap.Price.Source != table.Source || cheap.Concurrency != 4 || cheap.RPM != 60 || cheap.TPM != 10000 {
+		cheap.Price.Input != table.Input.String() || cheap.Price.Source != table.Source || cheap.Concurrency != 4 || cheap.RPM != 60 || cheap.TPM != 10000 ||
+		cheap.Hedge == nil || *cheap.Hedge != (hedgeJSON{After: "p95", To: "custom", MinSamples: 20, MaxShare: 0.1}) {
 		t.Errorf("cheap: %+v price %+v", cheap, cheap.Price)
 	}
 	if custom.Name != "custom" || custom.Price == nil || custom.Price.Input != "$0.50" || custom.Price.Output != "$1.50" || custom.Price.Source != "hive.toml" || !custom.KeySet {
 		t.Errorf("custom: %+v price %+v", custom, custom.Price)
 	}
-	if mystery.Name != "mystery" || mystery.Price != nil || mystery.KeySet {
+	if mystery.Name != "mystery" || mystery.Price != nil || mystery.KeySet || mystery.Hedge != nil {
 		t.Errorf("mystery: %+v price %+v", mystery, mystery.Price)
 	}
 	if !strings.Contains(out, `"price": null`) {

@@ -181,6 +181,11 @@ type Swarm struct {
 	// Workspace is the directory the swarm's workers read and propose
 	// changes to; relative to hive.toml's directory. Empty: none.
 	Workspace string `toml:"workspace"`
+	// Urgency "batch" sends the workers' calls (on the tiers BatchTiers
+	// names, indexes into Tiers; all when empty) through the providers'
+	// batch APIs at batch prices.
+	Urgency    string `toml:"urgency"`
+	BatchTiers []int  `toml:"batch_tiers"`
 }
 
 // Serve configures hive serve.
@@ -532,6 +537,17 @@ func (c *Config) validate() error {
 	for name, sw := range c.Swarms {
 		if sw != nil && (sw.BudgetUSD != nil && *sw.BudgetUSD < 0 || sw.BudgetTokens < 0) {
 			return fmt.Errorf("swarms.%s: budget_usd and budget_tokens take 0 or more", name)
+		}
+		if sw == nil {
+			continue
+		}
+		switch sw.Urgency {
+		case "", "now", "batch":
+		default:
+			return fmt.Errorf("swarms.%s.urgency is %q: it takes \"now\" (the default) or \"batch\"", name, sw.Urgency)
+		}
+		if len(sw.BatchTiers) > 0 && sw.Urgency != "batch" {
+			return fmt.Errorf("swarms.%s.batch_tiers is set but urgency is not \"batch\": set urgency = \"batch\" too", name)
 		}
 	}
 	if d.BudgetTokens < 0 {

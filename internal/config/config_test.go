@@ -225,6 +225,17 @@ func TestBudgetZero(t *testing.T) {
 	if c.Swarms["other"].BudgetUSD != nil {
 		t.Errorf("swarms.other.budget_usd: %v, want unset", *c.Swarms["other"].BudgetUSD)
 	}
+	for bad, want := range map[string]string{
+		"[swarms.x]\nurgency = \"later\"\n": `swarms.x.urgency is "later"`,
+		"[swarms.x]\nbatch_tiers = [0]\n":   "swarms.x.batch_tiers is set",
+	} {
+		if _, err := Parse([]byte(bad)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %s", bad, err, want)
+		}
+	}
+	if c, err := Parse([]byte("[swarms.night]\nurgency = \"batch\"\nbatch_tiers = [0]\n")); err != nil || c.Swarms["night"].Urgency != "batch" || c.Swarms["night"].BatchTiers[0] != 0 {
+		t.Errorf("swarms.night: %v", err)
+	}
 	if c, _ := Parse([]byte("[defaults]\nlead = \"x\"\n")); c.Defaults.BudgetUSD != 1 {
 		t.Errorf("unset budget: %v, want the default 1", c.Defaults.BudgetUSD)
 	}

@@ -58,14 +58,30 @@ func Parse(after string) (Policy, error) {
 	return Policy{Delay: d}, nil
 }
 
-func (p Policy) minSamples() int {
+// String says the policy in a word: "p95→other(≤10%)" hedges a call
+// slower than the model's p95 to the model other, at most 10% of calls.
+func (p Policy) String() string {
+	when := p.Delay.String()
+	if p.Quantile > 0 {
+		when = "p" + strconv.FormatFloat(p.Quantile*100, 'f', -1, 64)
+	}
+	to := ""
+	if p.To != "" {
+		to = "→" + p.To
+	}
+	return fmt.Sprintf("%s%s(≤%s%%)", when, to, strconv.FormatFloat(p.Share()*100, 'f', -1, 64))
+}
+
+// Samples is MinSamples, or its default.
+func (p Policy) Samples() int {
 	if p.MinSamples > 0 {
 		return p.MinSamples
 	}
 	return 20
 }
 
-func (p Policy) maxShare() float64 {
+// Share is MaxShare, or its default.
+func (p Policy) Share() float64 {
 	if p.MaxShare > 0 {
 		return p.MaxShare
 	}
@@ -117,13 +133,13 @@ func (t *Tracker) Delay(p Policy) (time.Duration, bool) {
 	t.calls++
 	share := float64(t.hedges) / float64(t.calls)
 	t.mu.Unlock()
-	if share >= p.maxShare() {
+	if share >= p.Share() {
 		return 0, false
 	}
 	if p.Quantile == 0 {
 		return p.Delay, p.Delay > 0
 	}
-	return t.Quantile(p.Quantile, p.minSamples())
+	return t.Quantile(p.Quantile, p.Samples())
 }
 
 // hedged counts a hedge sent.

@@ -73,7 +73,7 @@ func swarmDefaults(cfg *config.Config, name string) (config.Defaults, RunRequest
 	if sw.MaxDepth != 0 {
 		d.MaxDepth = sw.MaxDepth
 	}
-	return d, RunRequest{Workspace: sw.Workspace}, true
+	return d, RunRequest{Workspace: sw.Workspace, Urgency: sw.Urgency, BatchTiers: sw.BatchTiers}, true
 }
 
 // mcpHandler serves /mcp. protect has checked the token and the

@@ -240,4 +240,15 @@ func TestMCPPlanner(t *testing.T) {
 	if _, err := p.Plan(mcpserver.Request{Task: "fix", Swarm: "nope"}); err == nil || !strings.Contains(err.Error(), `no swarm "nope"`) {
 		t.Fatalf("no such swarm: %v", err)
 	}
+	// A swarm's urgency reaches the spec, on the chat completions
+	// endpoint too, and a wrong one is refused with its name.
+	cfg.Swarms["overnight"] = &config.Swarm{Tiers: []string{"strong", "lead"}, Urgency: "batch", BatchTiers: []int{0}}
+	spec, err = p.Plan(mcpserver.Request{Task: "label", Swarm: "overnight"})
+	if err != nil || spec.Urgency != swarm.UrgencyBatch || len(spec.BatchTiers) != 1 || spec.BatchTiers[0] != 0 {
+		t.Fatalf("overnight: %+v %v", spec, err)
+	}
+	s := &Server{cfg: cfg}
+	if spec, ok, err := s.swarmSpec("overnight"); !ok || err != nil || spec.Urgency != swarm.UrgencyBatch {
+		t.Fatalf("chat completions' overnight: %+v %v %v", spec, ok, err)
+	}
 }

@@ -86,33 +86,11 @@ func writeOpenAIError(w http.ResponseWriter, status int, typ, code, msg string) 
 
 // swarmSpec returns the spec of the swarm configuration named model.
 func (s *Server) swarmSpec(model string) (swarm.Spec, bool, error) {
-	d := s.cfg.Defaults
-	req := RunRequest{Task: "-"}
-	if model != DefaultSwarm {
-		sw, ok := s.cfg.Swarms[model]
-		if !ok || sw == nil {
-			return swarm.Spec{}, false, nil
-		}
-		if sw.Lead != "" {
-			d.Lead = sw.Lead
-		}
-		if len(sw.Tiers) > 0 {
-			d.Tiers = sw.Tiers
-		}
-		if sw.BudgetUSD != nil {
-			d.BudgetUSD = *sw.BudgetUSD
-		}
-		if sw.BudgetTokens != 0 {
-			d.BudgetTokens = sw.BudgetTokens
-		}
-		if sw.MaxWorkers != 0 {
-			d.MaxWorkers = sw.MaxWorkers
-		}
-		if sw.MaxDepth != 0 {
-			d.MaxDepth = sw.MaxDepth
-		}
-		req.Workspace = sw.Workspace
+	d, req, ok := swarmDefaults(s.cfg, model)
+	if !ok {
+		return swarm.Spec{}, false, nil
 	}
+	req.Task = "-"
 	spec, err := specFrom(s.cfg, d, req)
 	return spec, true, err
 }
