@@ -20,8 +20,10 @@ type Batcher interface {
 	// refused.
 	SubmitBatch(ctx context.Context, reqs []BatchRequest) (id string, err error)
 	// PollBatch reports the batch's progress and, once it has ended, its
-	// results.
-	PollBatch(ctx context.Context, id string) (*BatchStatus, error)
+	// results: of the requests whose custom id want accepts (every one
+	// when want is nil), so that a results file padded with lines the
+	// caller never sent is not kept.
+	PollBatch(ctx context.Context, id string, want func(customID string) bool) (*BatchStatus, error)
 	// CancelBatch asks the provider to stop the batch. Requests it has not
 	// run end canceled; the batch must still be polled until it ends.
 	CancelBatch(ctx context.Context, id string) error
@@ -48,6 +50,10 @@ type BatchStatus struct {
 	// request absent from them failed with the batch (a batch the
 	// provider refused as a whole, for instance) and may be sent again.
 	Results map[string]BatchResult
+	// Err, when set on an ended batch, is why the provider failed the
+	// batch as a whole (OpenAI's status "failed" with its errors): its
+	// requests have no results and would fail the same way again.
+	Err error
 }
 
 // BatchCounts counts a batch's requests by state.

@@ -309,6 +309,11 @@ func (a *agent) send(req *llm.Request, release func()) func(ctx context.Context)
 // model's (batch.go), reserved and billed at the batch price. The worker
 // gives up its slot while it waits: a batch may take hours, and the
 // rest of the run's workers may go on meanwhile.
+//
+// A call cancelled once its batch was sent is billed its reservation:
+// the provider may still run it (Hive cancels a batch only when no call
+// of the run waits on it, and what it had run by then is billed), and
+// Hive no longer waits to learn what it cost.
 func (a *agent) sendBatch(ctx context.Context, key string, req *llm.Request) (callRecord, error) {
 	in, out := requestBytes(req), int64(req.MaxTokens)
 	var usd price.Amount
@@ -320,10 +325,15 @@ func (a *agent) sendBatch(ctx context.Context, key string, req *llm.Request) (ca
 		return callRecord{Exhausted: err.Error()}, nil
 	}
 	a.r.release()
-	resp, err := a.r.batchesOf().do(ctx, a.model, key, req)
+	resp, placed, err := a.r.batchesOf().do(ctx, a.model, key, req)
 	a.r.acquire(context.WithoutCancel(ctx)) // the caller releases it
 	if err != nil {
-		res.Release()
+		if placed && ctx.Err() != nil && !a.r.e.closing.Load() {
+			res.Settle(res.USD(), res.Tokens())
+			a.r.chargeAbandoned(a.ns, res.USD())
+		} else {
+			res.Release()
+		}
 		return callRecord{}, err
 	}
 	rec := settleAt(res, a.model, req, resp, a.r.e.opts.Redact, true)

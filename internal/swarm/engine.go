@@ -68,9 +68,12 @@ type Options struct {
 	// BatchWindow is how long a run collects batch calls to one model
 	// before it sends them as one batch (default 2 s); BatchPoll how
 	// often a batch that has not ended is asked about (default 10 s,
-	// doubling to 1 min).
-	BatchWindow time.Duration
-	BatchPoll   time.Duration
+	// doubling to 1 min); BatchDeadline how long after it was sent a
+	// batch that has not ended is given up and cancelled (default 25 h:
+	// the providers end a batch within 24).
+	BatchWindow   time.Duration
+	BatchPoll     time.Duration
+	BatchDeadline time.Duration
 }
 
 // Engine runs swarms: each run a DBOS workflow over a journal store.

@@ -280,6 +280,17 @@ func (r *run) restore(nodes []Node) {
 }
 
 // totals returns the run's spend.
+// chargeAbandoned adds to ns's bill a batched call it gave up once the
+// provider had it: its worst case, as the budget holds it.
+func (r *run) chargeAbandoned(ns *nodeState, cost price.Amount) {
+	r.mu.Lock()
+	ns.Cost += cost
+	ns.BatchCalls++
+	ns.Calls++
+	r.cost += cost
+	r.mu.Unlock()
+}
+
 func (r *run) totals() (price.Amount, llm.Usage) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -71,7 +71,7 @@ func (m *Model) batchParams(req *llm.Request) (sdk.MessageBatchNewParamsRequestP
 
 // PollBatch reports the batch's progress, and its results once it has
 // ended.
-func (m *Model) PollBatch(ctx context.Context, id string) (*llm.BatchStatus, error) {
+func (m *Model) PollBatch(ctx context.Context, id string, want func(string) bool) (*llm.BatchStatus, error) {
 	if id == "" {
 		return nil, badRequest("poll batch: no batch id")
 	}
@@ -95,14 +95,14 @@ func (m *Model) PollBatch(ctx context.Context, id string) (*llm.BatchStatus, err
 	if !st.Ended {
 		return st, nil
 	}
-	if st.Results, err = m.batchResults(ctx, id); err != nil {
+	if st.Results, err = m.batchResults(ctx, id, want); err != nil {
 		return nil, err
 	}
 	return st, nil
 }
 
-// batchResults reads an ended batch's results.
-func (m *Model) batchResults(ctx context.Context, id string) (map[string]llm.BatchResult, error) {
+// batchResults reads an ended batch's results, those want accepts.
+func (m *Model) batchResults(ctx context.Context, id string, want func(string) bool) (map[string]llm.BatchResult, error) {
 	var raw *http.Response
 	stream := m.client.Messages.Batches.ResultsStreaming(ctx, id, sdk.MessageBatchResultsParams{}, option.WithResponseInto(&raw))
 	defer stream.Close()
@@ -112,7 +112,9 @@ func (m *Model) batchResults(ctx context.Context, id string) (map[string]llm.Bat
 	out := make(map[string]llm.BatchResult)
 	for stream.Next() {
 		line := stream.Current()
-		out[line.CustomID] = m.batchResult(line.Result)
+		if want == nil || want(line.CustomID) {
+			out[line.CustomID] = m.batchResult(line.Result)
+		}
 	}
 	if err := stream.Err(); err != nil {
 		if ctx.Err() != nil {

@@ -47,7 +47,7 @@ func pollUntilEnded(t *testing.T, b llm.Batcher, id string) *llm.BatchStatus {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for {
-		st, err := b.PollBatch(ctx, id)
+		st, err := b.PollBatch(ctx, id, nil)
 		if err != nil {
 			t.Fatalf("PollBatch: %v", err)
 		}
@@ -97,7 +97,7 @@ func (p Provider) testBatchResults(t *testing.T) {
 		t.Fatalf("SubmitBatch: id %q, %d batches on the server", id, srv.Batches())
 	}
 
-	st, err := b.PollBatch(ctx, id)
+	st, err := b.PollBatch(ctx, id, nil)
 	if err != nil {
 		t.Fatalf("PollBatch: %v", err)
 	}
@@ -230,7 +230,7 @@ func (p Provider) testBatchCancel(t *testing.T) {
 	if err != nil {
 		t.Fatalf("SubmitBatch: %v", err)
 	}
-	st, err := b.PollBatch(ctx, id)
+	st, err := b.PollBatch(ctx, id, nil)
 	if err != nil || st.Ended || st.Counts.Processing != 2 {
 		t.Fatalf("PollBatch: %+v, %v; want in progress", st, err)
 	}
@@ -284,7 +284,7 @@ func (p Provider) testBatchRefused(t *testing.T) {
 
 func (p Provider) testBatchUnknown(t *testing.T) {
 	_, b := p.batcher(t, func(c *Call) Reply { return Reply{Text: "ok"} }, BatchRules{})
-	if _, err := b.PollBatch(context.Background(), "nosuchbatch"); llm.KindOf(err) != llm.KindBadRequest {
+	if _, err := b.PollBatch(context.Background(), "nosuchbatch", nil); llm.KindOf(err) != llm.KindBadRequest {
 		t.Errorf("PollBatch of an unknown batch: %v, want a bad request", err)
 	}
 	if err := b.CancelBatch(context.Background(), "nosuchbatch"); llm.KindOf(err) != llm.KindBadRequest {

@@ -102,7 +102,7 @@ func (m *Model) SubmitBatch(ctx context.Context, reqs []llm.BatchRequest) (strin
 // results, read from its output and error files. While it runs, the API
 // counts completed and failed requests only: they are reported as
 // succeeded and errored. Once it is done, the counts are the results'.
-func (m *Model) PollBatch(ctx context.Context, id string) (*llm.BatchStatus, error) {
+func (m *Model) PollBatch(ctx context.Context, id string, want func(string) bool) (*llm.BatchStatus, error) {
 	if id == "" {
 		return nil, m.errorf(llm.KindBadRequest, 0, "poll batch: no batch id")
 	}
@@ -131,11 +131,14 @@ func (m *Model) PollBatch(ctx context.Context, id string) (*llm.BatchStatus, err
 		return st, nil
 	}
 	st.Results = make(map[string]llm.BatchResult)
+	if b.Status == openai.BatchStatusFailed {
+		st.Err = m.batchErr(b.Errors.Data)
+	}
 	for _, fid := range []string{b.OutputFileID, b.ErrorFileID} {
 		if fid == "" {
 			continue
 		}
-		if err := m.readResults(ctx, fid, st.Results); err != nil {
+		if err := m.readResults(ctx, fid, want, st.Results); err != nil {
 			return nil, err
 		}
 	}
@@ -167,8 +170,29 @@ type batchLine struct {
 	} `json:"error"`
 }
 
-// readResults reads the result file fid into out.
-func (m *Model) readResults(ctx context.Context, fid string, out map[string]llm.BatchResult) error {
+// batchErr is the error of a batch the API failed as a whole (its input
+// did not validate): its errors, said in a line.
+func (m *Model) batchErr(errs []openai.BatchError) *llm.Error {
+	msg := "the batch failed"
+	for i, e := range errs {
+		if i == 3 {
+			msg += fmt.Sprintf("; and %d more", len(errs)-i)
+			break
+		}
+		msg += "; " + e.Code
+		if e.Line > 0 {
+			msg += fmt.Sprintf(" (line %d)", e.Line)
+		}
+		if e.Message != "" {
+			msg += ": " + e.Message
+		}
+	}
+	return m.errorf(llm.KindBadRequest, 0, "%s", m.clean(msg))
+}
+
+// readResults reads the lines of result file fid that want accepts into
+// out.
+func (m *Model) readResults(ctx context.Context, fid string, want func(string) bool, out map[string]llm.BatchResult) error {
 	var res *http.Response
 	err := m.do(ctx, "reading batch results", func(opts ...option.RequestOption) (err error) {
 		res, err = m.files.Content(ctx, fid, opts...)
@@ -189,7 +213,9 @@ func (m *Model) readResults(ctx context.Context, fid string, out map[string]llm.
 		if err != nil {
 			return m.wireError(ctx, res.StatusCode, "reading batch results file "+fid, err)
 		}
-		out[line.CustomID] = m.batchResult(&line)
+		if want == nil || want(line.CustomID) {
+			out[line.CustomID] = m.batchResult(&line)
+		}
 	}
 }
 

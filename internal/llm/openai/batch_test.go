@@ -37,7 +37,7 @@ func TestBatchFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := m.PollBatch(ctx, id)
+	st, err := m.PollBatch(ctx, id, nil)
 	if err != nil || !st.Ended {
 		t.Fatalf("PollBatch: %+v, %v", st, err)
 	}
