@@ -255,7 +255,7 @@ type hostileBatches struct {
 	polls   atomic.Int32
 	reads   atomic.Int32 // results downloads
 	cancels atomic.Int32
-	status  string                                   // processing_status to report
+	status  string                                    // processing_status to report
 	results func(w http.ResponseWriter, ids []string) // the results body
 }
 
