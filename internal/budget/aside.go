@@ -27,6 +27,9 @@ func (b *Budget) SetAside(usd price.Amount, tokens int64) (*Aside, error) {
 	if err != nil {
 		return nil, err
 	}
+	b.t.mu.Lock()
+	r.asideLocked(1)
+	b.t.mu.Unlock()
 	return &Aside{r: r}, nil
 }
 
@@ -56,6 +59,7 @@ func (a *Aside) Reserve(usd price.Amount, tokens int64) (*Reservation, error) {
 		b.holdLocked(a.r.usd, a.r.tokens, 1)
 		return nil, err
 	}
+	a.r.asideLocked(-1)
 	a.r.done = true
 	b.holdLocked(usd, tokens, 1)
 	return &Reservation{b: b, usd: usd, tokens: tokens}, nil

@@ -33,6 +33,7 @@
 package budget
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -109,6 +110,9 @@ func (e *ExhaustedError) Is(target error) bool {
 // tree is what all budgets of one tree share.
 type tree struct {
 	mu sync.Mutex
+	// freed, when not nil, is closed (and cleared) when a hold ends:
+	// what [Budget.ReserveWait] waits on.
+	freed chan struct{}
 	// afterLocked, when set (tests only), is called with the lock held
 	// after every change of b's counters.
 	afterLocked func(b *Budget)
@@ -134,6 +138,10 @@ type Budget struct {
 	overruns       int64
 	overrunUSD     price.Amount
 	overrunTokens  int64
+	// asideUSD and asideTokens are the part of the holds that are
+	// set-asides: held until a final turn, not soon given back.
+	asideUSD    price.Amount
+	asideTokens int64
 }
 
 // New returns a root budget named "run". Its wall limit starts now.
@@ -209,6 +217,7 @@ type Reservation struct {
 	usd    price.Amount
 	tokens int64
 	done   bool // guarded by b.t.mu
+	aside  bool // a set-aside's hold; guarded by b.t.mu
 }
 
 // USD returns the amount held.
@@ -232,6 +241,79 @@ func (b *Budget) Reserve(usd price.Amount, tokens int64) (*Reservation, error) {
 	}
 	b.holdLocked(usd, tokens, 1)
 	return &Reservation{b: b, usd: usd, tokens: tokens}, nil
+}
+
+// ReserveWait is [Budget.Reserve] that, when the money or tokens a call
+// needs are only held by calls in flight (not spent, not set aside),
+// waits for those holds to end rather than fail: a wave whose worst
+// cases do not all fit at once runs as its settled bills make room. It
+// fails as Reserve does once what is spent (and set aside) leaves no
+// room, and with the context's cause when ctx ends first.
+func (b *Budget) ReserveWait(ctx context.Context, usd price.Amount, tokens int64) (*Reservation, error) {
+	if usd < 0 || tokens < 0 {
+		return nil, fmt.Errorf("%w: reserve %s, %d tokens", ErrInvalid, usd, tokens)
+	}
+	for {
+		b.t.mu.Lock()
+		err := b.admitLocked(usd, tokens, false)
+		if err == nil {
+			b.holdLocked(usd, tokens, 1)
+			b.t.mu.Unlock()
+			return &Reservation{b: b, usd: usd, tokens: tokens}, nil
+		}
+		if !b.heldBackLocked(err.(*ExhaustedError), usd, tokens) {
+			b.t.mu.Unlock()
+			return nil, err
+		}
+		if b.t.freed == nil {
+			b.t.freed = make(chan struct{})
+		}
+		freed := b.t.freed
+		b.t.mu.Unlock()
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}
+}
+
+// heldBackLocked reports whether the refusal e of a reservation of usd
+// and tokens on b comes only from holds of calls in flight: the refusing
+// budget would admit it once they end.
+func (b *Budget) heldBackLocked(e *ExhaustedError, usd price.Amount, tokens int64) bool {
+	x := b
+	for x != nil && x.path != e.Budget {
+		x = x.parent
+	}
+	if x == nil {
+		return false
+	}
+	switch e.Limit {
+	case LimitUSD:
+		return x.reserved > x.asideUSD && usd <= x.limits.USD-x.spent-x.asideUSD
+	case LimitTokens:
+		return x.tokensReserved > x.asideTokens && tokens <= x.limits.Tokens-x.tokens-x.asideTokens
+	}
+	return false
+}
+
+// freedLocked wakes the reservations waiting for holds to end.
+func (t *tree) freedLocked() {
+	if t.freed != nil {
+		close(t.freed)
+		t.freed = nil
+	}
+}
+
+// asideLocked counts (sign 1) or uncounts (-1) r as a set-aside on its
+// budget and every ancestor.
+func (r *Reservation) asideLocked(sign int64) {
+	r.aside = sign > 0
+	for x := r.b; x != nil; x = x.parent {
+		x.asideUSD += price.Amount(sign) * r.usd
+		x.asideTokens += sign * r.tokens
+	}
 }
 
 // admitLocked reports whether a reservation of usd, tokens and one call
@@ -297,6 +379,7 @@ func (r *Reservation) Settle(usd price.Amount, tokens int64) {
 		return
 	}
 	r.done = true
+	t.freedLocked()
 	over := usd > r.usd || tokens > r.tokens
 	for x := r.b; x != nil; x = x.parent {
 		x.reserved -= r.usd
@@ -326,7 +409,11 @@ func (r *Reservation) Release() {
 		return
 	}
 	r.done = true
+	if r.aside {
+		r.asideLocked(-1)
+	}
 	r.b.holdLocked(-r.usd, -r.tokens, -1)
+	t.freedLocked()
 }
 
 // Stats is a snapshot of one budget. Spent, Reserved and the call and

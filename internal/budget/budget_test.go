@@ -1,6 +1,7 @@
 package budget
 
 import (
+	"context"
 	"errors"
 	"math/rand/v2"
 	"strings"
@@ -468,5 +469,82 @@ func BenchmarkReserveSettle(b *testing.B) {
 				r.Settle(900, 9)
 			}
 		})
+	})
+}
+
+// TestReserveWait: a reservation that does not fit only because calls in
+// flight hold the money waits for them to end and then fits; one that
+// cannot fit once they end (the money is spent, or set aside) fails as
+// Reserve does; and the wait ends with its context.
+func TestReserveWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		root := New(Limits{USD: price.Dollar, Tokens: 1000})
+		check := watchInvariant(t, root)
+		pool := root.Child(Limits{})
+		held, err := pool.Reserve(80*price.Cent, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		type result struct {
+			r   *Reservation
+			err error
+		}
+		got := make(chan result, 1)
+		go func() {
+			r, err := pool.ReserveWait(t.Context(), 50*price.Cent, 100)
+			got <- result{r, err}
+		}()
+		synctest.Wait() // the waiter is blocked: nothing has returned
+		select {
+		case res := <-got:
+			t.Fatalf("ReserveWait returned while the money was held: %v", res.err)
+		default:
+		}
+		held.Settle(30*price.Cent, 50) // $0.70 left
+		res := <-got
+		if res.err != nil || res.r.USD() != 50*price.Cent {
+			t.Fatalf("after the hold settled: %v", res.err)
+		}
+
+		// Spent money does not come back: a waiter for more than is left
+		// once the holds end fails when they do.
+		go func() {
+			r, err := pool.ReserveWait(t.Context(), 60*price.Cent, 100)
+			got <- result{r, err}
+		}()
+		synctest.Wait()
+		res.r.Settle(50*price.Cent, 50) // $0.20 left
+		if res := <-got; !errors.Is(res.err, ErrExhausted) {
+			t.Fatalf("waiting for spent money: %v, want exhausted", res.err)
+		}
+
+		// A set-aside is not given back soon: no wait for it.
+		aside, err := root.SetAside(15*price.Cent, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pool.ReserveWait(t.Context(), 10*price.Cent, 10); !errors.Is(err, ErrExhausted) {
+			t.Fatalf("held by a set-aside: %v, want exhausted at once", err)
+		}
+		aside.Release()
+
+		// Tokens likewise, and the wait ends with its context.
+		tok, err := pool.Reserve(0, 800)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancelCause(t.Context())
+		go func() {
+			r, err := pool.ReserveWait(ctx, 0, 300)
+			got <- result{r, err}
+		}()
+		synctest.Wait()
+		stop := errors.New("the task was cancelled")
+		cancel(stop)
+		if res := <-got; !errors.Is(res.err, stop) {
+			t.Fatalf("cancelled wait: %v", res.err)
+		}
+		tok.Release()
+		check()
 	})
 }

@@ -280,9 +280,9 @@ func (a *agent) send(req *llm.Request, release func()) func(ctx context.Context)
 		if err != nil {
 			return callRecord{}, err
 		}
-		res, err := a.bud.Reserve(usd, tokens)
-		if err != nil {
-			return callRecord{Exhausted: err.Error()}, nil
+		res, rec, err := a.reserve(ctx, usd, tokens)
+		if res == nil {
+			return rec, err
 		}
 		if release == nil && a.model.Hedge != nil {
 			if delay, ok := a.model.Latency.Delay(*a.model.Hedge); ok {
@@ -320,25 +320,42 @@ func (a *agent) sendBatch(ctx context.Context, key string, req *llm.Request) (ca
 	if a.model.PriceKnown {
 		usd = a.model.Price.BatchWorstCase(in, out, req.CacheTTL >= time.Hour)
 	}
-	res, err := a.bud.Reserve(usd, in+out)
-	if err != nil {
-		return callRecord{Exhausted: err.Error()}, nil
+	res, rec, err := a.reserve(ctx, usd, in+out)
+	if res == nil {
+		return rec, err
 	}
 	a.r.release()
 	resp, placed, err := a.r.batchesOf().do(ctx, a.model, key, req)
-	a.r.acquire(context.WithoutCancel(ctx)) // the caller releases it
-	if err != nil {
-		if placed && ctx.Err() != nil && !a.r.e.closing.Load() {
-			res.Settle(res.USD(), res.Tokens())
-			a.r.chargeAbandoned(a.ns, res.USD())
-		} else {
-			res.Release()
-		}
-		return callRecord{}, err
+	switch {
+	case err == nil:
+		rec = settleAt(res, a.model, req, resp, a.r.e.opts.Redact, true)
+		rec.Batch = true
+	case placed && ctx.Err() != nil && !a.r.e.closing.Load():
+		res.Settle(res.USD(), res.Tokens())
+		a.r.chargeAbandoned(a.ns, res.USD())
+	default:
+		res.Release()
 	}
-	rec := settleAt(res, a.model, req, resp, a.r.e.opts.Redact, true)
-	rec.Batch = true
-	return rec, nil
+	// The bill is settled before the worker takes a slot again: workers
+	// holding slots may be waiting for the money this call held.
+	a.r.acquire(context.WithoutCancel(ctx)) // the caller releases it
+	return rec, err
+}
+
+// reserve holds a call's worst case on the agent's budget, waiting while
+// only other calls in flight hold what it needs (see
+// [budget.Budget.ReserveWait]). Without a reservation it returns what the
+// call step returns instead: the budget's refusal as an Exhausted record,
+// or the context's error when the call is cancelled while it waits.
+func (a *agent) reserve(ctx context.Context, usd price.Amount, tokens int64) (*budget.Reservation, callRecord, error) {
+	res, err := a.bud.ReserveWait(ctx, usd, tokens)
+	switch {
+	case err == nil:
+		return res, callRecord{}, nil
+	case errors.Is(err, budget.ErrExhausted):
+		return nil, callRecord{Exhausted: err.Error()}, nil
+	}
+	return nil, callRecord{}, err
 }
 
 // settle ends a call's reservation with the bill the server reports. The

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hive-swarm/hive/internal/llm"
 	"github.com/hive-swarm/hive/internal/llm/llmtest"
@@ -81,4 +82,52 @@ func TestBudgetHoldsAgainstThousandWorkers(t *testing.T) {
 		t.Fatalf("statuses %v with %d worker calls", byStatus, n)
 	}
 	t.Logf("budget %s, spent %s (%.1f%%), %d of 1000 workers ran", spec.BudgetUSD, res.Cost, 100*float64(res.Cost)/float64(spec.BudgetUSD), n)
+}
+
+// TestBudgetWaveWaits: a wave of ten workers under a budget that holds
+// three worst cases at once, whose bills come in far below them. A
+// worker that cannot reserve while the others' holds are out waits for
+// them to settle, rather than ending the wave: every task runs.
+func TestBudgetWaveWaits(t *testing.T) {
+	callTokens := Spec{}.withDefaults().CallTokens
+	h := func(c *llmtest.Call) llmtest.Reply {
+		if !isLead(c) {
+			rep := submit("done " + taskName(c))
+			rep.Usage = &llm.Usage{InputTokens: 100, OutputTokens: 10}
+			rep.Latency = 200 * time.Millisecond // the wave's calls overlap
+			return rep
+		}
+		if turns(c) == 0 {
+			// Billed near its worst case, so that the room it leaves is
+			// the workers' few.
+			return llmtest.Reply{Usage: &llm.Usage{InputTokens: int64(len(c.Body) / 2), OutputTokens: int64(callTokens)}, ToolCalls: []llmtest.ToolCall{toolCall("delegate", delegateArgs{Tasks: tasks(10, "w")})}}
+		}
+		return finish("all reported")
+	}
+	hs := newHarness(t, h, Options{})
+	cheap, _ := hs.reg.Get("cheap")
+	lead, _ := hs.reg.Get("lead")
+	spec := Spec{Task: "wave", Lead: "lead", Tiers: []string{"cheap"}, MaxWorkers: 10}.withDefaults()
+	ws := tasks(1, "w")[0]
+	r := &run{spec: spec}
+	workerWorst, _, _ := worstCase(cheap, &llm.Request{System: workerSystem, MaxTokens: spec.CallTokens, Tools: r.workerTools(1), Messages: []llm.Message{llm.UserText(taskPrompt(ws))}})
+	lr := leadRequest(spec)
+	first, _, _ := worstCase(lead, &lr)
+	spec.LeadReserve = 2 * first
+	spec.BudgetUSD = spec.LeadReserve + first + 3*workerWorst
+
+	res := hs.run(spec)
+	t.Logf("budget %s, worker worst %s, lead first %s, spent %s", spec.BudgetUSD, workerWorst, first, res.Cost)
+	if res.Status != StatusDone || res.Answer != "all reported" {
+		t.Fatalf("run %s: %q %q", res.Status, res.Answer, res.Error)
+	}
+	done := 0
+	for _, nd := range hs.nodes(res.RunID) {
+		if nd.Role == RoleWorker && nd.Status == StatusDone {
+			done++
+		}
+	}
+	if done != 10 || res.Cost > spec.BudgetUSD {
+		t.Fatalf("%d of 10 workers done, spent %s of %s", done, res.Cost, spec.BudgetUSD)
+	}
 }
