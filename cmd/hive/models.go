@@ -33,7 +33,7 @@ func runModels(ctx context.Context, env *Env, args []string) error {
 		}
 		lc := provider.LimitConfig(mc.Limits)
 		r := modelRow{Name: name, Provider: mc.Provider, ID: mc.ID, Tier: mc.Tier, BaseURL: mc.BaseURL, KeyEnv: mc.APIKeyEnv,
-			KeySet: mc.APIKeyEnv == "" || env.Getenv(mc.APIKeyEnv) != "", Concurrency: lc.MaxConcurrency, RPM: lc.RPM, TPM: lc.TPM}
+			KeySet: mc.APIKeyEnv == "" || env.Getenv(mc.APIKeyEnv) != "", Batch: mc.HasBatchAPI(), Concurrency: lc.MaxConcurrency, RPM: lc.RPM, TPM: lc.TPM}
 		if h := mc.Hedge; h != nil {
 			pol, err := hedge.Parse(h.After)
 			if err != nil {
@@ -43,7 +43,7 @@ func runModels(ctx context.Context, env *Env, args []string) error {
 			r.Hedge = &hedgeJSON{After: h.After, To: h.To, MinSamples: pol.Samples(), MaxShare: pol.Share(), Text: pol.String()}
 		}
 		if known {
-			r.Price = &priceJSON{Input: p.Input.String(), Output: p.Output.String(), CacheWrite: p.CacheWrite.String(), CacheRead: p.CacheRead.String(), Source: p.Source, Date: p.Date}
+			r.Price = &priceJSON{Input: p.Input.String(), Output: p.Output.String(), CacheWrite: p.CacheWrite.String(), CacheRead: p.CacheRead.String(), BatchDiscount: p.BatchDiscountPct, Source: p.Source, Date: p.Date}
 		}
 		rows = append(rows, r)
 	}
@@ -86,8 +86,15 @@ func runModels(ctx context.Context, env *Env, args []string) error {
 			if r.Hedge != nil {
 				hedged = r.Hedge.Text
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Provider, r.ID, r.Tier, in, out, cache,
-				orDefault(r.Concurrency), orDefault(r.RPM), orDefault(r.TPM), hedged, key)
+			batch := "no"
+			if r.Batch {
+				batch = "yes"
+				if r.Price != nil && r.Price.BatchDiscount > 0 {
+					batch = fmt.Sprintf("-%d%%", r.Price.BatchDiscount)
+				}
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Provider, r.ID, r.Tier, in, out, cache,
+				orDefault(r.Concurrency), orDefault(r.RPM), orDefault(r.TPM), batch, hedged, key)
 		}
 		w.Flush()
 	}
@@ -115,6 +122,9 @@ type modelRow struct {
 	Concurrency int        `json:"concurrency,omitempty"`
 	RPM         int        `json:"rpm,omitempty"`
 	TPM         int        `json:"tpm,omitempty"`
+	// Batch says whether the model's calls may go through its
+	// provider's batch API.
+	Batch bool `json:"batch_api"`
 	// Hedge is the model's [models.NAME.hedge] table; null: no hedging.
 	Hedge *hedgeJSON `json:"hedge"`
 }
@@ -133,12 +143,14 @@ type priceJSON struct {
 	Output     string `json:"output_per_mtok"`
 	CacheWrite string `json:"cache_write_per_mtok"`
 	CacheRead  string `json:"cache_read_per_mtok"`
-	Source     string `json:"source"`
-	Date       string `json:"date"`
+	// BatchDiscount is the percent off for calls sent in a batch.
+	BatchDiscount int    `json:"batch_discount_pct"`
+	Source        string `json:"source"`
+	Date          string `json:"date"`
 }
 
 func priceRow(p price.Price) priceJSON {
-	return priceJSON{Model: p.Model, Input: p.Input.String(), Output: p.Output.String(), CacheWrite: p.CacheWrite.String(), CacheRead: p.CacheRead.String(), Source: p.Source, Date: p.Date}
+	return priceJSON{Model: p.Model, Input: p.Input.String(), Output: p.Output.String(), CacheWrite: p.CacheWrite.String(), CacheRead: p.CacheRead.String(), BatchDiscount: p.BatchDiscountPct, Source: p.Source, Date: p.Date}
 }
 
 func orDefault(n int) string {

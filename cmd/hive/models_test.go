@@ -31,6 +31,15 @@ tier = 1
 input = 0.5
 output = 1.5
 
+[models.mini]
+provider = "openai"
+model = "gpt-4o-mini"
+base_url = "http://127.0.0.1:9/v1"
+batch = true
+[models.mini.price]
+input = 0.2
+output = 0.8
+
 [models.mystery]
 provider = "anthropic"
 model = "claude-nonexistent-9"
@@ -65,13 +74,14 @@ func TestModels(t *testing.T) {
 		}
 	}
 	for name, want := range map[string][]string{
-		// NAME PROVIDER MODEL TIER IN OUT CACHE CONC RPM TPM HEDGE KEY
-		"cheap":   {"cheap", "openai", "gpt-4o-mini", "0", table.Input.String(), table.Output.String(), table.CacheWrite.String() + "/" + table.CacheRead.String(), "4", "60", "10000", "p95→custom(≤10%)", "HIVE_TEST_KEY", "(set)"},
-		"custom":  {"custom", "openai", "my-local-llm", "1", "$0.50", "$1.50", "-", "default", "default", "default", "off", "none", "needed"},
-		"mystery": {"mystery", "anthropic", "claude-nonexistent-9", "2", "unknown", "unknown", "-", "default", "default", "default", "off", "HIVE_ABSENT_KEY", "(missing)"},
+		// NAME PROVIDER MODEL TIER IN OUT CACHE CONC RPM TPM BATCH HEDGE KEY
+		"cheap":   {"cheap", "openai", "gpt-4o-mini", "0", table.Input.String(), table.Output.String(), table.CacheWrite.String() + "/" + table.CacheRead.String(), "4", "60", "10000", "-50%", "p95→custom(≤10%)", "HIVE_TEST_KEY", "(set)"},
+		"custom":  {"custom", "openai", "my-local-llm", "1", "$0.50", "$1.50", "-", "default", "default", "default", "no", "off", "none", "needed"},
+		"mini":    {"mini", "openai", "gpt-4o-mini", "0", "$0.20", "$0.80", "-", "default", "default", "default", "-50%", "off", "none", "needed"},
+		"mystery": {"mystery", "anthropic", "claude-nonexistent-9", "2", "unknown", "unknown", "-", "default", "default", "default", "yes", "off", "HIVE_ABSENT_KEY", "(missing)"},
 	} {
 		got := rows[name]
-		if name == "custom" && len(got) > 6 {
+		if (name == "custom" || name == "mini") && len(got) > 6 {
 			got[6] = want[6] // an override without cache rates bills them at input; the column's text is not the point
 		}
 		if strings.Join(got, " ") != strings.Join(want, " ") {
@@ -98,11 +108,20 @@ func TestModelsJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if got.Config != vars["HIVE_CONFIG"] || len(got.Models) != 3 || len(got.Table) != len(price.Table()) {
+	if got.Config != vars["HIVE_CONFIG"] || len(got.Models) != 4 || len(got.Table) != len(price.Table()) {
 		t.Fatalf("config %q, %d models, %d prices", got.Config, len(got.Models), len(got.Table))
 	}
 	table, _ := price.Lookup("gpt-4o-mini")
-	cheap, custom, mystery := got.Models[0], got.Models[1], got.Models[2]
+	byName := map[string]modelRow{}
+	for _, m := range got.Models {
+		byName[m.Name] = m
+	}
+	cheap, custom, mini, mystery := byName["cheap"], byName["custom"], byName["mini"], byName["mystery"]
+	// A local server has no batch API; one that says it has, and an
+	// override of a known model's price, keep the model's batch discount.
+	if custom.Batch || custom.Price.BatchDiscount != 0 || !mini.Batch || mini.Price.BatchDiscount != 50 || !cheap.Batch || !mystery.Batch {
+		t.Errorf("batch: custom %v %d, mini %v %d, cheap %v, mystery %v", custom.Batch, custom.Price.BatchDiscount, mini.Batch, mini.Price.BatchDiscount, cheap.Batch, mystery.Batch)
+	}
 	if cheap.Name != "cheap" || !cheap.KeySet || cheap.KeyEnv != "HIVE_TEST_KEY" || cheap.Price == nil ||
 		cheap.Price.Input != table.Input.String() || cheap.Price.Source != table.Source || cheap.Concurrency != 4 || cheap.RPM != 60 || cheap.TPM != 10000 ||
 		cheap.Hedge == nil || *cheap.Hedge != (hedgeJSON{After: "p95", To: "custom", MinSamples: 20, MaxShare: 0.1}) {

@@ -13,6 +13,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -232,10 +233,37 @@ type Model struct {
 	// negotiated: "openai", "llama.cpp", "vllm" or "ollama"; empty asks
 	// the server once.
 	Dialect string `toml:"dialect"`
+	// Batch says whether the model's server has its provider's batch API
+	// (Anthropic Message Batches, OpenAI Batch); unset, Anthropic's
+	// provider has, and of OpenAI-compatible servers only OpenAI's own
+	// (api.openai.com) does. See [Model.HasBatchAPI].
+	Batch *bool `toml:"batch"`
 	// Hedge, when set, sends a second copy of a call that is slower than
 	// most and takes the first answer (package hedge). Off by default:
 	// every hedge is a call billed in full.
 	Hedge *Hedge `toml:"hedge"`
+}
+
+// HasBatchAPI reports whether calls to m may go through its provider's
+// batch API: its batch setting, or by default every Anthropic model and
+// the OpenAI models served by OpenAI itself. Local and other
+// OpenAI-compatible servers (llama.cpp, vLLM, Ollama, gateways) serve no
+// /v1/batches.
+func (m *Model) HasBatchAPI() bool {
+	if m.Batch != nil {
+		return *m.Batch
+	}
+	switch m.Provider {
+	case ProviderAnthropic:
+		return true
+	case ProviderOpenAI:
+		if m.Dialect != "" && m.Dialect != "openai" {
+			return false
+		}
+		u, err := url.Parse(m.BaseURL)
+		return m.BaseURL == "" || err == nil && strings.EqualFold(u.Hostname(), "api.openai.com")
+	}
+	return false
 }
 
 // Hedge is a model's [models.NAME.hedge] table.
@@ -258,7 +286,11 @@ type Price struct {
 	Output     *float64 `toml:"output"`
 	CacheWrite *float64 `toml:"cache_write"`
 	CacheRead  *float64 `toml:"cache_read"`
-	Source     string   `toml:"source"`
+	// BatchDiscount is the percent off every rate for calls sent through
+	// a batch API; unset, the built-in table's for the model (50 for
+	// Anthropic's and OpenAI's), else none.
+	BatchDiscount *int   `toml:"batch_discount"`
+	Source        string `toml:"source"`
 }
 
 // Limits bound a model's admission (package limit). Zero means the default.

@@ -314,3 +314,26 @@ func TestParseBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestHasBatchAPI: Anthropic's models and OpenAI's own have a batch API;
+// other OpenAI-compatible servers do not, unless their table says so.
+func TestHasBatchAPI(t *testing.T) {
+	yes, no := true, false
+	for _, c := range []struct {
+		m    Model
+		want bool
+	}{
+		{Model{Provider: ProviderAnthropic}, true},
+		{Model{Provider: ProviderAnthropic, Batch: &no}, false},
+		{Model{Provider: ProviderOpenAI}, true},
+		{Model{Provider: ProviderOpenAI, BaseURL: "https://API.openai.com/v1"}, true},
+		{Model{Provider: ProviderOpenAI, BaseURL: "https://api.openai.com.example/v1"}, false},
+		{Model{Provider: ProviderOpenAI, BaseURL: "http://127.0.0.1:8080/v1"}, false},
+		{Model{Provider: ProviderOpenAI, BaseURL: "http://127.0.0.1:8080/v1", Batch: &yes}, true},
+		{Model{Provider: ProviderOpenAI, Dialect: "ollama"}, false},
+	} {
+		if got := c.m.HasBatchAPI(); got != c.want {
+			t.Errorf("%+v: %v, want %v", c.m, got, c.want)
+		}
+	}
+}

@@ -34,6 +34,15 @@ func PriceOf(mc *config.Model) (p price.Price, known bool, err error) {
 			}
 			*f.dst = a
 		}
+		if row, ok := price.Lookup(mc.ID); ok {
+			p.BatchDiscountPct = row.BatchDiscountPct
+		}
+		if d := o.BatchDiscount; d != nil {
+			if *d < 0 || *d > 100 {
+				return p, false, fmt.Errorf("models.%s.price.batch_discount is %d: give the percent off for batch calls, 0 to 100", mc.Name, *d)
+			}
+			p.BatchDiscountPct = *d
+		}
 		return p, true, nil
 	}
 	p, known = price.Lookup(mc.ID)

@@ -150,7 +150,7 @@ func (r *Registry) Get(name string) (*Model, error) {
 	}
 	lat := new(hedge.Tracker)
 	m := &Model{Name: name, ID: mc.ID, Config: mc, Client: hedge.Timed(client, lat), Latency: lat, Limiter: r.limits.Get(name, LimitConfig(mc.Limits)), Price: p, PriceKnown: known}
-	if b, ok := client.(llm.Batcher); ok {
+	if b, ok := client.(llm.Batcher); ok && mc.HasBatchAPI() {
 		m.Batch = b
 	}
 	if h := mc.Hedge; h != nil {

@@ -384,3 +384,34 @@ func TestLlamaCppLoadingRetried(t *testing.T) {
 		t.Fatalf("resp %v, err %v after %d requests", resp, err, srv.Requests())
 	}
 }
+
+// TestPriceOverrideBatch: a price override keeps the built-in batch
+// discount of a model the table knows, takes its own batch_discount, and
+// gives an unknown model none.
+func TestPriceOverrideBatch(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	n := func(v int) *int { return &v }
+	for _, c := range []struct {
+		id   string
+		d    *int
+		want int
+		err  string
+	}{
+		{"gpt-4o-mini", nil, 50, ""},
+		{"gpt-4o-mini", n(0), 0, ""},
+		{"my-local-llm", nil, 0, ""},
+		{"my-local-llm", n(25), 25, ""},
+		{"my-local-llm", n(150), 0, "batch_discount is 150"},
+	} {
+		p, known, err := provider.PriceOf(&config.Model{Name: "m", ID: c.id, Price: &config.Price{Input: f(1), Output: f(2), BatchDiscount: c.d}})
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s %v: %v, want %q", c.id, c.d, err, c.err)
+			}
+			continue
+		}
+		if err != nil || !known || p.BatchDiscountPct != c.want {
+			t.Errorf("%s %v: discount %d (%v), want %d", c.id, c.d, p.BatchDiscountPct, err, c.want)
+		}
+	}
+}

@@ -157,6 +157,9 @@ func TestBatchSpecRefused(t *testing.T) {
 		{Spec{Urgency: "soon"}, `urgency "soon"`},
 		{Spec{BatchTiers: []int{0}}, "urgency is not"},
 		{Spec{Urgency: UrgencyBatch, BatchTiers: []int{2}}, "batch_tiers names tier 2"},
+		// The harness's models are an OpenAI-compatible server of its
+		// own, which serves no batch API.
+		{Spec{Urgency: UrgencyBatch}, "has no batch API"},
 	} {
 		c.spec.Task, c.spec.Lead, c.spec.Tiers = "x", "lead", []string{"cheap", "strong"}
 		_, err := hs.engine.Start(context.Background(), c.spec)

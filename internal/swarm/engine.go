@@ -292,7 +292,7 @@ func (e *Engine) Start(ctx context.Context, spec Spec) (string, error) {
 		}
 		if i > 0 && spec.batched(i-1) {
 			if m.Batch == nil {
-				return "", &SpecError{fmt.Errorf("model %s (tier %d) has no batch API, so its calls cannot go as a batch: name the tiers that do with batch_tiers, or leave urgency unset", name, i-1)}
+				return "", &SpecError{fmt.Errorf("model %s (tier %d) has no batch API, so its calls cannot go as a batch: name the tiers that do with batch_tiers, or leave urgency unset (if its server does serve one, set batch = true in [models.%s])", name, i-1, name)}
 			}
 		}
 	}
