@@ -133,6 +133,8 @@ func (s *session) findRun(ctx context.Context, id string) (journal.Run, error) {
 // runError turns a failed run lookup into a line that says what to do.
 func runError(id string, err error) error {
 	switch {
+	case errors.Is(err, journal.ErrNotFound) && len(id) < journal.MinPrefix:
+		return fmt.Errorf("no run %s; a run is found by its whole id or its first %d characters or more (hive runs lists them)", id, journal.MinPrefix)
 	case errors.Is(err, journal.ErrNotFound):
 		return fmt.Errorf("no run %s; list runs with hive runs", id)
 	case errors.Is(err, journal.ErrAmbiguous):

@@ -327,6 +327,7 @@ func TestRunErrors(t *testing.T) {
 	}{
 		{[]string{"show", "rnope123"}, 1, "hive: no run rnope123; list runs with hive runs\n"},
 		{[]string{"cancel", "rnope123"}, 1, "no run rnope123; list runs with hive runs"},
+		{[]string{"show", "r26"}, 1, "no run r26; a run is found by its whole id or its first 4 characters or more"},
 		{[]string{"resume", "rnope123"}, 1, "no run rnope123; list runs with hive runs"},
 		{[]string{"run", "--bogus", "x"}, 2, "flag provided but not defined: -bogus"},
 		{[]string{"run"}, 2, "run needs a task"},

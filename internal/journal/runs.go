@@ -25,8 +25,8 @@ type Run struct {
 	Updated   time.Time
 }
 
-// minPrefix is the shortest id prefix [Store.Run] resolves.
-const minPrefix = 4
+// MinPrefix is the shortest id prefix [Store.Run] resolves.
+const MinPrefix = 4
 
 // CreateRun records a new run. Zero Created means now; zero Updated means
 // Created. It fails with [ErrExists] if the id is taken.
@@ -138,7 +138,7 @@ func (s *Store) Run(ctx context.Context, id string) (Run, error) {
 	if !errors.Is(err, sql.ErrNoRows) {
 		return Run{}, fmt.Errorf("run %s: %w", id, err)
 	}
-	if len(id) < minPrefix {
+	if len(id) < MinPrefix {
 		return Run{}, fmt.Errorf("run %s: %w", id, ErrNotFound)
 	}
 	// substr, not LIKE: exact and case-sensitive on both dialects, with no

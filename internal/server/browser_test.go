@@ -387,6 +387,10 @@ func TestBrowser(t *testing.T) {
 	if got := text(`#timeline .tl-row.st-escalated .tl-mark.up`); got != "↑" {
 		t.Errorf("escalated row's mark = %q", got)
 	}
+	// The legend says what every colour, hatching and mark means.
+	if got := text(`.tl-legend`); !strings.Contains(got, "waiting on rate limits") || !strings.Contains(got, "⇉hedged calls") || !strings.Contains(got, "▤calls by batch") {
+		t.Errorf("timeline legend = %q", got)
+	}
 	if _, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`(() => { `+row+`.click(); return true })()`)); err != nil {
 		t.Fatal(err)
 	}

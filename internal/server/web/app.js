@@ -261,7 +261,14 @@
     const tlAxis = el("div", { class: "tl-axis" });
     const tlSpacer = el("div", { class: "spacer" });
     const tlBody = el("div", { class: "tree timeline", id: "timeline" }, tlSpacer);
-    const tlWrap = el("div", { class: "tl-wrap", hidden: true }, tlAxis, tlBody);
+    // What the colours, hatching and marks mean.
+    const sw = (cls, text) => el("span", { class: "tl-key" }, el("span", { class: "tl-sw " + cls }), el("span", { text: text }));
+    const mk = (cls, glyph, text) => el("span", { class: "tl-key" }, el("span", { class: "tl-mark " + cls, text: glyph }), el("span", { text: text }));
+    const tlLegend = el("div", { class: "tl-legend muted" },
+      sw("st-done", "done"), sw("st-running", "running"), sw("st-failed", "failed"), sw("st-escalated", "escalated"), sw("st-cancelled", "cancelled"),
+      sw("tl-wait", "waiting on rate limits"), sw("tl-cache", "share of prompt read from cache"),
+      mk("retry", "↻", "retries"), mk("hedge", "⇉", "hedged calls"), mk("batch", "▤", "calls by batch"), mk("fix", "✎", "repairs"), mk("up", "↑", "escalated"));
+    const tlWrap = el("div", { class: "tl-wrap", hidden: true }, tlLegend, tlAxis, tlBody);
     const treeWrap = el("div", { class: "tree-view" }, treeHead, tree);
     const tabs = el("div", { class: "tabs" },
       el("button", { class: "tab on", "data-view": "tree", text: "Tree" }),
@@ -580,11 +587,12 @@
       c.cache.hidden = hit === 0;
       clear(c.marks);
       const marks = [];
-      if (n.retries) marks.push(el("span", { class: "tl-mark retry", text: "↻" + n.retries }));
+      // Glyphs that DejaVu, the fonts a Debian machine has, can draw.
+      if (n.retries) marks.push(el("span", { class: "tl-mark retry", title: "calls sent again", text: "↻" + n.retries }));
       if (n.batch_calls) marks.push(el("span", { class: "tl-mark batch", title: "calls sent as a batch", text: "▤" + n.batch_calls }));
-      if (n.hedges) marks.push(el("span", { class: "tl-mark hedge", text: "⑂" + n.hedges }));
-      if (n.attempt) marks.push(el("span", { class: "tl-mark fix", text: "✎" + n.attempt }));
-      if (n.status === "escalated") marks.push(el("span", { class: "tl-mark up", text: "↑" }));
+      if (n.hedges) marks.push(el("span", { class: "tl-mark hedge", title: "calls hedged (" + (n.hedge_wins || 0) + " won)", text: "⇉" + n.hedges }));
+      if (n.attempt) marks.push(el("span", { class: "tl-mark fix", title: "repairs", text: "✎" + n.attempt }));
+      if (n.status === "escalated") marks.push(el("span", { class: "tl-mark up", title: "escalated to a stronger tier", text: "↑" }));
       add(c.marks, marks);
       const facts = [n.id + " " + (n.name || ""), n.status, (dur / 1000).toFixed(1) + "s", n.model || ""];
       if (wait) facts.push("waited " + (wait / 1000).toFixed(1) + "s for rate limits");
