@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hive-swarm/hive/internal/llm"
+	"github.com/hive-swarm/hive/internal/price"
 	"github.com/hive-swarm/hive/internal/llm/llmtest"
 )
 
@@ -129,5 +130,41 @@ func TestBudgetWaveWaits(t *testing.T) {
 	}
 	if done != 10 || res.Cost > spec.BudgetUSD {
 		t.Fatalf("%d of 10 workers done, spent %s of %s", done, res.Cost, spec.BudgetUSD)
+	}
+}
+
+// TestFinalTurnFits: thirty workers' long reports make the lead's
+// conversation cost more than the whole budget; when the budget runs
+// out, the final turn is cut to the task and the reports, each
+// shortened to what the money left pays for, and the lead still answers.
+func TestFinalTurnFits(t *testing.T) {
+	long := strings.Repeat("a finding of some length; ", 2500) // 65 KB
+	var finalText atomic.Value
+	h := func(c *llmtest.Call) llmtest.Reply {
+		if !isLead(c) {
+			rep := submit(long)
+			rep.Usage = &llm.Usage{InputTokens: 500, OutputTokens: 100}
+			return rep
+		}
+		if len(c.Tools) == 1 { // the final turn
+			finalText.Store(c.LastUserText())
+			return finish("answered from cut reports")
+		}
+		if turns(c) == 0 {
+			return llmtest.Reply{Usage: &llm.Usage{InputTokens: 1000, OutputTokens: 100}, ToolCalls: []llmtest.ToolCall{toolCall("delegate", delegateArgs{Tasks: tasks(30, "w")})}}
+		}
+		return finish("not the final turn")
+	}
+	hs := newHarness(t, h, Options{})
+	res := hs.run(Spec{Task: "thirty long reports", Lead: "lead", Tiers: []string{"cheap"}, MaxWorkers: 30, BudgetUSD: 10 * price.Cent, LeadReserve: 3 * price.Cent})
+	if res.Status != StatusDone || res.Answer != "answered from cut reports" {
+		t.Fatalf("run %s: %q %q", res.Status, res.Answer, res.Error)
+	}
+	got, _ := finalText.Load().(string)
+	if !strings.Contains(got, "cut to fit the budget left") || strings.Count(got, `"report":"a finding`) != 30 || len(got) > 100_000 {
+		t.Errorf("final turn's prompt (%d bytes): %.300s", len(got), got)
+	}
+	if res.Cost > 10*price.Cent {
+		t.Errorf("spent %s of $0.10", res.Cost)
 	}
 }

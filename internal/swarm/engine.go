@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -510,7 +511,7 @@ func (e *Engine) Resume(ctx context.Context, id string) (string, error) {
 }
 
 // runWorkflow is the durable workflow of one run.
-func (e *Engine) runWorkflow(dctx dbos.Context, in runInput) (Result, error) {
+func (e *Engine) runWorkflow(dctx dbos.Context, in runInput) (out Result, err error) {
 	s := e.slot(in.RunID)
 	r := e.newRun(in)
 	e.mu.Lock()
@@ -527,6 +528,21 @@ func (e *Engine) runWorkflow(dctx dbos.Context, in runInput) (Result, error) {
 	// From here every way out ends in finish or interrupt, which close
 	// the run on the bus.
 	e.bus.openRun(in.RunID, last)
+	// A bug that panics in the run's own goroutine ends the run as
+	// failed, with its waiters told, rather than leaving them waiting.
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		e.log.Error("a run panicked: a bug in Hive", "run", r.id, "panic", p, "stack", string(debug.Stack()))
+		r.stopWork(errRunOver)
+		r.drain()
+		res := Result{RunID: r.id, Status: StatusFailed, Error: fmt.Sprintf("internal error: %v (a bug in Hive; the log has its stack)", p)}
+		res.Cost, res.Usage = r.totals()
+		e.finish(r, res)
+		out, err = res, nil
+	}()
 	if last > 0 {
 		r.publish(Event{Type: EventRunResumed, Status: StatusRunning})
 	} else {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
 
+	"github.com/hive-swarm/hive/internal/budget"
 	"github.com/hive-swarm/hive/internal/limit"
 	"github.com/hive-swarm/hive/internal/llm"
 	"github.com/hive-swarm/hive/internal/mcp"
@@ -180,6 +181,7 @@ func (r *run) finalTurn(dctx dbos.Context, a *agent, finished **finishArgs) erro
 		a.req.Tools = []llm.Tool{finishPatchesTool}
 	}
 	a.final = true
+	r.fitFinal(a)
 	// "required" over the one tool, rather than naming it: servers that
 	// take tool_choice only as a string (llama.cpp) ignore a named one.
 	a.req.ToolChoice = llm.ToolChoice{Mode: llm.ToolAny}
@@ -197,6 +199,95 @@ func (r *run) finalTurn(dctx dbos.Context, a *agent, finished **finishArgs) erro
 		return fmt.Errorf("budget exhausted, and the lead's final turn failed: %w", err)
 	}
 	return nil
+}
+
+// fitFinal shortens the lead's final request when its worst case does
+// not fit what is left of the run's budget (a long conversation, a small
+// budget): the conversation becomes the task and the reports it holds,
+// each cut to the same length, the longest that the money left pays
+// for, and the output cap is lowered only if even no reports would not
+// fit. A final turn the budget cannot pay for at all fails as before.
+func (r *run) fitFinal(a *agent) {
+	left := r.budget.Stats().RemainingUSD
+	if left == budget.Unlimited || !a.model.PriceKnown || len(a.msgs) == 0 {
+		return
+	}
+	fits := func(msgs []llm.Message, maxTokens int) bool {
+		req := a.req
+		req.Messages, req.MaxTokens = msgs, maxTokens
+		usd, _, _ := worstCase(a.model, &req)
+		return usd <= left
+	}
+	if fits(a.msgs, a.req.MaxTokens) {
+		return
+	}
+	var reports []string
+	longest := 0
+	for _, m := range a.msgs[1:] {
+		for _, p := range m.Parts {
+			if tr, ok := p.(llm.ToolResult); ok && tr.Content != "" {
+				reports = append(reports, tr.Content)
+				longest = max(longest, len(tr.Content))
+			}
+		}
+	}
+	compact := func(n int) []llm.Message {
+		var b strings.Builder
+		b.WriteString("The run's budget is exhausted and the workers were stopped. What your tools returned during the run follows, each cut to fit the budget left:\n")
+		for _, rep := range reports {
+			b.WriteString("\n---\n")
+			b.WriteString(cutStrings(rep, n))
+		}
+		b.WriteString("\n---\nCall finish now with the best answer you can give from these.")
+		return []llm.Message{a.msgs[0], {Role: llm.RoleUser, Parts: []llm.Part{llm.Text{Text: b.String()}}}}
+	}
+	maxTokens := a.req.MaxTokens
+	for maxTokens > 256 && !fits(compact(0), maxTokens) {
+		maxTokens /= 2
+	}
+	// The longest cut that fits: fits(compact(lo)) holds, hi does not.
+	lo, hi := 0, longest+1
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		if fits(compact(mid), maxTokens) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	a.msgs, a.req.MaxTokens = compact(lo), maxTokens
+	r.e.log.Info("the lead's final turn was cut to fit the budget left", "run", r.id, "reports", len(reports), "each_at_most", lo, "max_tokens", maxTokens)
+}
+
+// cutStrings cuts content to n bytes or, when it is JSON (a delegate's
+// reports, an await's), each of its strings, so that every report keeps
+// its beginning.
+func cutStrings(content string, n int) string {
+	var v any
+	if json.Unmarshal([]byte(content), &v) != nil {
+		return cutUTF8(content, n)
+	}
+	var cut func(v any) any
+	cut = func(v any) any {
+		switch v := v.(type) {
+		case string:
+			return cutUTF8(v, n)
+		case []any:
+			for i := range v {
+				v[i] = cut(v[i])
+			}
+		case map[string]any:
+			for k := range v {
+				v[k] = cut(v[k])
+			}
+		}
+		return v
+	}
+	out, err := json.Marshal(cut(v))
+	if err != nil {
+		return cutUTF8(content, n)
+	}
+	return string(out)
 }
 
 // delegate starts tasks, in the order given, and with wait returns their

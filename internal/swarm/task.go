@@ -396,6 +396,9 @@ func (r *run) report(ctx context.Context, ns *nodeState, sub *verify.Submission)
 }
 
 func cutUTF8(s string, n int) string {
+	if n >= len(s) {
+		return s
+	}
 	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
 		n--
 	}
