@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/hive-swarm/hive/internal/llm"
-	"github.com/hive-swarm/hive/internal/price"
 	"github.com/hive-swarm/hive/internal/llm/llmtest"
+	"github.com/hive-swarm/hive/internal/price"
 )
 
 // 1,000 workers race for a budget that covers 100 of their calls: the
