@@ -71,7 +71,7 @@ func (a *agent) hedged(ctx context.Context, req *llm.Request, res *budget.Reserv
 		resp, err := hm.Admitted(a.prio).Generate(ctx, req)
 		return copyOf{m: hm, res: hres, resp: resp}, true, err
 	}
-	p, b := hedge.Race(ctx, a.model.Latency, delay, primary, backup)
+	p, b := hedge.Race(ctx, a.model.Latency, *a.model.Hedge, delay, primary, backup)
 	win, lose := p, b
 	if b.Won {
 		win, lose = b, p

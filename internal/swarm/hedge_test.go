@@ -74,6 +74,43 @@ func TestHedgedStraggler(t *testing.T) {
 	}
 }
 
+// A provider that turns slow for a whole wave: the wave's hedges come
+// due together, and still no more than max_share of the calls go twice.
+func TestHedgeShareHeldInASlowWave(t *testing.T) {
+	h := func(c *llmtest.Call) llmtest.Reply {
+		if !isLead(c) {
+			r := submit("ok")
+			r.Latency = 10 * time.Millisecond
+			if strings.HasPrefix(taskName(c), "w1") {
+				r.Latency = time.Second
+			}
+			return r
+		}
+		if k := turns(c); k < 2 {
+			return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("delegate", delegateArgs{Tasks: tasks([]int{30, 50}[k], fmt.Sprintf("w%d", k))})}}
+		}
+		return finish("done")
+	}
+	hs := newHarnessWith(t, h, Options{}, func(c *config.Config) {
+		c.Models["cheap"].Limits.Concurrency = 100
+		c.Models["cheap"].Hedge = &config.Hedge{After: "p95", MaxShare: 0.1}
+	})
+	res := hs.run(Spec{Task: "waves", BudgetUSD: 100 * price.Dollar, MaxWorkers: 100})
+	if res.Status != StatusDone {
+		t.Fatalf("run ended %s: %s", res.Status, res.Error)
+	}
+	hedges, calls := 0, 0
+	for _, n := range hs.nodes(res.RunID) {
+		if n.Role == RoleWorker {
+			hedges += n.Hedges
+			calls += n.Calls
+		}
+	}
+	if hedges == 0 || float64(hedges) > 0.1*float64(calls) {
+		t.Errorf("%d of %d worker calls hedged under max_share 0.1", hedges, calls)
+	}
+}
+
 // tailLatency draws a model call's latency from a heavy-tailed
 // distribution: 94% 80-120 ms, 5% 0.5-1 s, 1% 3-5 s.
 func tailLatency(r *rand.Rand) time.Duration {
