@@ -276,6 +276,9 @@ func (a *agent) call(ctx context.Context) (*llm.Response, error) {
 // admitted by the model's limiter, settled with the bill.
 func (a *agent) send(req *llm.Request, release func()) func(ctx context.Context) (callRecord, error) {
 	return func(ctx context.Context) (callRecord, error) {
+		if err := a.r.priced(a.model); err != nil {
+			return callRecord{}, err
+		}
 		usd, tokens, err := worstCase(a.model, req)
 		if err != nil {
 			return callRecord{}, err
@@ -310,6 +313,9 @@ func (a *agent) send(req *llm.Request, release func()) func(ctx context.Context)
 // gives up its slot while it waits: a batch may take hours, and the
 // rest of the run's workers may go on meanwhile.
 func (a *agent) sendBatch(ctx context.Context, key string, req *llm.Request) (callRecord, error) {
+	if err := a.r.priced(a.model); err != nil {
+		return callRecord{}, err
+	}
 	in, out := requestBytes(req), int64(req.MaxTokens)
 	var usd price.Amount
 	if a.model.PriceKnown {
@@ -400,15 +406,27 @@ func isExhausted(err error) bool {
 	return errors.As(err, &e) || errors.Is(err, budget.ErrExhausted)
 }
 
+// priced refuses a call to m when m has no known price and the run has a
+// dollar budget: the call would reserve $0 and be billed $0, outside the
+// budget. Start refuses such models (hedge targets included) and
+// checkModel those a verification names; this holds every call to that
+// rule, whatever path led to it (a run resumed under a changed hive.toml).
+func (r *run) priced(m *provider.Model) error {
+	if !m.PriceKnown && r.spec.BudgetUSD > 0 {
+		return fmt.Errorf("model %s has no known price, so it cannot be called under the run's dollar budget", m.Name)
+	}
+	return nil
+}
+
 // worstCase returns the most a request can cost: every prompt byte a token
 // and the whole output allowance used. An unpriced model's dollars are
-// unknown and held at zero.
+// unknown and held at zero (see [run.priced]).
 func worstCase(m *provider.Model, req *llm.Request) (usd price.Amount, tokens int64, err error) {
 	in := requestBytes(req)
 	out := int64(req.MaxTokens)
 	if !m.PriceKnown {
-		// Start refuses unpriced models under a dollar budget; without
-		// one, only tokens and calls are held.
+		// Under a dollar budget such a model is refused (run.priced);
+		// without one, only tokens and calls are held.
 		return 0, in + out, nil
 	}
 	if req.CacheTTL >= time.Hour {

@@ -59,6 +59,10 @@ func (a *agent) hedged(ctx context.Context, req *llm.Request, res *budget.Reserv
 			return copyOf{}, false, nil
 		}
 		ctx = hedge.WithSent(ctx, func() { reached.Store(true) })
+		if err := a.r.priced(hm); err != nil {
+			a.r.e.log.Warn("the hedge target cannot be billed; the call goes unhedged", "model", a.model.Name, "to", hm.Name, "err", err)
+			return copyOf{}, false, err
+		}
 		usd, tokens, err := worstCase(hm, req)
 		if err != nil {
 			a.r.e.log.Warn("a hedge cannot be priced; the call goes unhedged", "model", a.model.Name, "to", hm.Name, "err", err)

@@ -1,11 +1,14 @@
 package swarm
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -108,6 +111,82 @@ func TestHedgeShareHeldInASlowWave(t *testing.T) {
 	}
 	if hedges == 0 || float64(hedges) > 0.1*float64(calls) {
 		t.Errorf("%d of %d worker calls hedged under max_share 0.1", hedges, calls)
+	}
+}
+
+// A hedge to a model without a price, under a dollar budget: the hedge
+// would reserve $0 and the answers it won would be billed $0. Start
+// refuses the run, as it does an unpriced tier, naming the setting.
+func TestHedgeToUnpricedRefused(t *testing.T) {
+	hs := newHarnessWith(t, func(c *llmtest.Call) llmtest.Reply { return finish("done") }, Options{}, func(c *config.Config) {
+		c.Models["free"] = &config.Model{Name: "free", Provider: "openai", ID: "free", BaseURL: c.Models["cheap"].BaseURL}
+		c.Models["cheap"].Hedge = &config.Hedge{After: "200ms", To: "free", MaxShare: 1}
+	})
+	_, err := hs.engine.Start(t.Context(), Spec{Task: "five", Lead: "lead", Tiers: []string{"cheap"}, BudgetUSD: price.Dollar})
+	var se *SpecError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "free") || !strings.Contains(err.Error(), "models.cheap.hedge") {
+		t.Fatalf("Start: %v; want a spec error naming the unpriced model and the hedge setting", err)
+	}
+	// Without a dollar budget the hedge is bounded by tokens, like any call.
+	if res := hs.run(Spec{Task: "five", Tiers: []string{"cheap"}, MaxTokens: 100_000}); res.Status != StatusDone {
+		t.Fatalf("without a dollar budget: run %s: %s", res.Status, res.Error)
+	}
+}
+
+// A run resumed under a hive.toml that took the price off its hedge
+// target: Start, which refuses such a target, never sees the change, and
+// the call's own check keeps the unpriced model out. The calls go
+// unhedged.
+func TestResumedHedgeToUnpricedNotSent(t *testing.T) {
+	var resumed atomic.Bool
+	var toBackup atomic.Int32
+	sent := make(chan struct{}, 2)
+	h := func(c *llmtest.Call) llmtest.Reply {
+		switch {
+		case isLead(c) && len(c.ToolResults()) == 0:
+			return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("delegate", delegateArgs{Tasks: tasks(2, "t")})}}
+		case isLead(c):
+			return finish("done")
+		case c.Model == "backup":
+			toBackup.Add(1)
+			return submit("ok")
+		case !resumed.Load():
+			sent <- struct{}{}
+			return llmtest.Reply{Latency: time.Minute} // until the engine stops
+		}
+		r := submit("ok")
+		r.Latency = time.Second
+		return r
+	}
+	f := func(v float64) *float64 { return &v }
+	hs := newHarnessWith(t, h, Options{}, func(c *config.Config) {
+		c.Models["backup"] = &config.Model{Name: "backup", Provider: "openai", ID: "backup", BaseURL: c.Models["cheap"].BaseURL}
+		c.Models["cheap"].Hedge = &config.Hedge{After: "200ms", To: "backup", MaxShare: 1}
+		if !resumed.Load() {
+			c.Models["backup"].Price = &config.Price{Input: f(0.1), Output: f(0.2)}
+			c.Models["cheap"].Hedge.After = "1h"
+		}
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	id, err := hs.engine.Start(ctx, Spec{Task: "two", Lead: "lead", Tiers: []string{"cheap"}, BudgetUSD: price.Dollar})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-sent
+	<-sent
+	hs.close()
+	resumed.Store(true)
+	hs.open(Options{})
+	if _, err := hs.engine.Resume(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	res, err := hs.engine.Wait(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != StatusDone || toBackup.Load() != 0 {
+		t.Fatalf("run %s (%s); the unpriced hedge target got %d calls under a dollar budget", res.Status, res.Error, toBackup.Load())
 	}
 }
 
