@@ -339,9 +339,11 @@ func (a *agent) sendBatch(ctx context.Context, key string, req *llm.Request) (ca
 
 // settle ends a call's reservation with the bill the server reports. The
 // reservation held the request's worst case (every prompt byte a token and
-// all of MaxTokens), so usage beyond it cannot be true: a broken or hostile
-// server. The call is then billed at the reservation, never more, and the
-// record carries an anomaly that says what the server claimed.
+// all of MaxTokens), so usage beyond it, or a negative count, in any of
+// its parts cannot be true: a broken or hostile server. The usage is then
+// held to the request's bounds (boundUsage), the call billed for it and
+// never more than the reservation, and the record carries an anomaly that
+// says what the server claimed.
 //
 // Known secrets in the answer are redacted before anything else sees it.
 func settle(res *budget.Reservation, m *provider.Model, req *llm.Request, resp *llm.Response, red *secret.Redactor) callRecord {
@@ -350,21 +352,8 @@ func settle(res *budget.Reservation, m *provider.Model, req *llm.Request, resp *
 
 // settleAt is settle at the batch price when batch is set.
 func settleAt(res *budget.Reservation, m *provider.Model, req *llm.Request, resp *llm.Response, red *secret.Redactor, batch bool) callRecord {
-	u := resp.Usage
-	maxIn, maxOut := requestBytes(req), int64(req.MaxTokens)
+	u, anomaly := boundUsage(resp.Usage, requestBytes(req), int64(req.MaxTokens))
 	in := u.InputTokens + u.CacheWriteTokens + u.CacheReadTokens
-	var anomaly string
-	if in > maxIn || (maxOut > 0 && u.OutputTokens > maxOut) || in < 0 || u.OutputTokens < 0 {
-		anomaly = fmt.Sprintf("the server reported %d input and %d output tokens for a request of at most %d and %d", in, u.OutputTokens, maxIn, maxOut)
-		if in > maxIn || in < 0 {
-			u.InputTokens, u.CacheWriteTokens, u.CacheReadTokens = maxIn, 0, 0
-		}
-		if u.OutputTokens < 0 {
-			u.OutputTokens = 0
-		} else if maxOut > 0 {
-			u.OutputTokens = min(u.OutputTokens, maxOut)
-		}
-	}
 	cost, _ := m.Cost(u)
 	if batch {
 		cost, _ = m.BatchCost(u)
@@ -394,6 +383,35 @@ func settleAt(res *budget.Reservation, m *provider.Model, req *llm.Request, resp
 		rec.Anomaly = anomaly + fmt.Sprintf("; billed at the reservation (%s, %d tokens)", price.Amount(cost), u.Total())
 	}
 	return rec
+}
+
+// boundUsage holds the usage a server reported for a request of at most
+// maxIn input and maxOut output tokens (maxOut 0: no cap) to what the
+// request allows, and says what the server claimed when it did not. Each
+// part is held on its own, not only their sum: -5e11 uncached tokens and
+// 5e11+100 read from the cache add up to a plausible 100, and would be
+// recorded as negative input and half a trillion cache reads. A part is
+// held to [0, its bound]; parts that each fit but whose sum does not are
+// taken as all uncached input, up to the bound, since which is true is
+// unknown.
+func boundUsage(u llm.Usage, maxIn, maxOut int64) (llm.Usage, string) {
+	b := u
+	for _, n := range []*int64{&b.InputTokens, &b.CacheWriteTokens, &b.CacheReadTokens} {
+		*n = min(max(*n, 0), maxIn)
+	}
+	if b.InputTokens+b.CacheWriteTokens+b.CacheReadTokens > maxIn {
+		b.InputTokens, b.CacheWriteTokens, b.CacheReadTokens = maxIn, 0, 0
+	}
+	b.CacheWrite1hTokens = min(max(b.CacheWrite1hTokens, 0), b.CacheWriteTokens)
+	b.OutputTokens = max(b.OutputTokens, 0)
+	if maxOut > 0 {
+		b.OutputTokens = min(b.OutputTokens, maxOut)
+	}
+	if b == u {
+		return u, ""
+	}
+	return b, fmt.Sprintf("the server reported %d uncached input, %d cache write (%d of them 1-hour) and %d cache read tokens and %d output tokens for a request of at most %d input and %d output tokens",
+		u.InputTokens, u.CacheWriteTokens, u.CacheWrite1hTokens, u.CacheReadTokens, u.OutputTokens, maxIn, maxOut)
 }
 
 // exhaustedError reports that a budget refused a call.
