@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -13,8 +14,10 @@ import (
 	"time"
 
 	"github.com/hive-swarm/hive/internal/config"
+	"github.com/hive-swarm/hive/internal/llm"
 	"github.com/hive-swarm/hive/internal/llm/llmtest"
 	"github.com/hive-swarm/hive/internal/price"
+	"github.com/hive-swarm/hive/internal/provider"
 )
 
 // A worker whose call straggles gets a second copy after the model's hedge
@@ -74,6 +77,82 @@ func TestHedgedStraggler(t *testing.T) {
 	}
 	if sum != int64(res.Cost) {
 		t.Errorf("node costs sum to %d, the run's cost is %d", sum, res.Cost)
+	}
+}
+
+// A straggler cancelled because its hedge won is billed an estimate: the
+// winner's output at the winner's speed over the straggler's time (it was
+// sent a second before its hedge, and ran twice as long), and its prompt,
+// which carried a cache breakpoint, at the cache-write rate (1.25x input
+// for claude-haiku-4-5), above the uncached one.
+func TestCancelledCopyBill(t *testing.T) {
+	var mu sync.Mutex
+	sent := 0
+	srv := llmtest.NewAnthropic(func(c *llmtest.Call) llmtest.Reply {
+		if isLead(c) {
+			if len(c.ToolResults()) == 0 {
+				return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("delegate", delegateArgs{Tasks: tasks(1, "t")})}}
+			}
+			return finish("done")
+		}
+		mu.Lock()
+		sent++
+		first := sent == 1
+		mu.Unlock()
+		r := submit("ok")
+		r.Latency = time.Second
+		if first {
+			r.Latency = time.Minute // the straggler; its hedge's answer ends it
+		}
+		r.Usage = &llm.Usage{InputTokens: 1000, OutputTokens: 100}
+		return r
+	})
+	hs := newHarnessOn(t, srv, Options{}, func(c *config.Config) {
+		anthropicModels(srv)(c)
+		c.Models["cheap"].Hedge = &config.Hedge{After: "1s", MaxShare: 1}
+	})
+	res := hs.run(Spec{Task: "one", Lead: "lead", Tiers: []string{"cheap"}, BudgetUSD: price.Dollar})
+	if res.Status != StatusDone {
+		t.Fatalf("run %s: %s", res.Status, res.Error)
+	}
+	steps, err := hs.store.Steps(t.Context(), res.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h *hedgeRecord
+	for _, data := range steps {
+		var rec callRecord
+		if json.Unmarshal(data, &rec) == nil && rec.Hedge != nil {
+			h = rec.Hedge
+		}
+	}
+	if h == nil || !h.Won || !h.Estimated {
+		t.Fatalf("hedge record %+v: want a won hedge and an estimated bill for the straggler", h)
+	}
+	// 100 tokens in the winner's second, over the straggler's two.
+	if h.Usage.OutputTokens < 150 || h.Usage.OutputTokens > 210 || h.Usage.CacheWriteTokens != 1000 || h.Usage.InputTokens != 0 {
+		t.Errorf("the straggler billed for %+v; want about 200 output tokens and its 1,000 prompt tokens as cache writes", h.Usage)
+	}
+}
+
+// The estimate of a cancelled copy never passes its reservation, and
+// with no time for the winner it is the whole allowance.
+func TestCancelledBillCapped(t *testing.T) {
+	m := &provider.Model{Name: "m", PriceKnown: true, Price: price.Price{Input: price.Dollar, Output: 5 * price.Dollar, CacheWrite: price.Dollar * 5 / 4}}
+	req := &llm.Request{MaxTokens: 500, CacheSystem: true}
+	won := llm.Usage{InputTokens: 100, CacheReadTokens: 900, OutputTokens: 100}
+	u, cost := cancelledBill(m, req, won, time.Millisecond, time.Minute, price.Dollar, 10_000)
+	if u.OutputTokens != 500 || u.CacheWriteTokens != 1000 || cost != m.Price.Cost(u) {
+		t.Errorf("a straggler that ran 60,000 times the winner's time: %+v for %s; want the 500-token cap", u, cost)
+	}
+	if u, cost = cancelledBill(m, req, won, time.Second, time.Minute, 1000, 1200); u.Total() > 1200 || cost != 1000 {
+		t.Errorf("under a reservation of 1,200 tokens and 1,000 nanodollars: %+v for %d", u, cost)
+	}
+	if u, _ = cancelledBill(m, req, won, 0, time.Second, price.Dollar, 10_000); u.OutputTokens != 500 {
+		t.Errorf("with the winner's time unknown: %d output tokens, want the cap", u.OutputTokens)
+	}
+	if u, _ = cancelledBill(m, &llm.Request{MaxTokens: 500}, won, 2*time.Second, time.Second, price.Dollar, 10_000); u.OutputTokens != 50 || u.InputTokens != 1000 {
+		t.Errorf("a hedge stopped halfway through the winner's time, no cache breakpoint: %+v", u)
 	}
 }
 
