@@ -127,13 +127,15 @@ func (t *Tracker) Quantile(q float64, minSeen int) (time.Duration, bool) {
 
 // Delay returns how long a new call under p waits before it is hedged,
 // and false when it is not to be hedged: too few latencies seen yet, or
-// the share of calls hedged is at its cap. It counts the call.
+// the share of calls hedged is at its cap. It counts the call. Its hedge
+// is counted only when it is due ([Race] reserves it then), since the
+// calls of a wave all start before any of theirs is.
 func (t *Tracker) Delay(p Policy) (time.Duration, bool) {
 	t.mu.Lock()
 	t.calls++
-	share := float64(t.hedges) / float64(t.calls)
+	room := t.roomLocked(p.Share())
 	t.mu.Unlock()
-	if share >= p.Share() {
+	if !room {
 		return 0, false
 	}
 	if p.Quantile == 0 {
@@ -142,10 +144,30 @@ func (t *Tracker) Delay(p Policy) (time.Duration, bool) {
 	return t.Quantile(p.Quantile, p.Samples())
 }
 
-// hedged counts a hedge sent.
-func (t *Tracker) hedged() {
+// roomLocked reports whether one more hedge keeps the hedges within share
+// of the calls counted.
+func (t *Tracker) roomLocked(share float64) bool {
+	return float64(t.hedges+1) <= share*float64(t.calls)
+}
+
+// reserve counts a hedge about to be sent, and false, counting nothing,
+// when it would take the hedges over share of the calls started. The
+// check and the count are one step, so that hedges coming due together
+// cannot all pass the check before any is counted.
+func (t *Tracker) reserve(share float64) bool {
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.roomLocked(share) {
+		return false
+	}
 	t.hedges++
+	return true
+}
+
+// unreserve gives back a hedge reserved but not sent.
+func (t *Tracker) unreserve() {
+	t.mu.Lock()
+	t.hedges--
 	t.mu.Unlock()
 }
 
@@ -160,8 +182,13 @@ type sentKey struct{}
 
 // WithSent returns ctx carrying f, which a [Timed] model calls when it
 // sends the request (after any wait for admission): a hedge's delay runs
-// from then.
+// from then. A callback ctx already carries is called too, before f: a
+// caller of [Race] and Race itself may both want to know.
 func WithSent(ctx context.Context, f func()) context.Context {
+	if prev, ok := ctx.Value(sentKey{}).(func()); ok {
+		g := f
+		f = func() { prev(); g() }
+	}
 	return context.WithValue(ctx, sentKey{}, f)
 }
 
@@ -205,6 +232,10 @@ type Result[T any] struct {
 	Err   error
 	// Sent says the copy was started; Won that its answer was taken.
 	Sent, Won bool
+	// Took is how long the copy ran from when it reached the provider
+	// (its context's [WithSent] callback, the first time) to its end; zero
+	// if it never reached it. What a cancelled copy cost depends on it.
+	Took time.Duration
 }
 
 // Race runs primary, and when it has not answered delay after it was
@@ -212,27 +243,44 @@ type Result[T any] struct {
 // first to succeed wins and the other's context is cancelled. When the
 // first to end fails, Race waits for the other, if it was sent. backup
 // returns ok false when it cannot be sent (a budget that refuses it, say);
-// Race then waits for primary alone. t counts the hedges sent.
-func Race[T any](ctx context.Context, t *Tracker, delay time.Duration, primary func(ctx context.Context) (T, error), backup func(ctx context.Context) (T, bool, error)) (p, b Result[T]) {
+// Race then waits for primary alone, as it does when the hedges already
+// sent are p's share of the calls t counted.
+//
+// t counts the hedges, and learns from a primary cancelled because its
+// hedge won: it ran for at least as long as it was waited for. Left out,
+// the calls slow enough to be hedged would be missing from t's latencies
+// and the hedge delay would drift down. A cancelled hedge teaches
+// nothing: it started late and was stopped when the primary answered.
+func Race[T any](ctx context.Context, t *Tracker, p Policy, delay time.Duration, primary func(ctx context.Context) (T, error), backup func(ctx context.Context) (T, bool, error)) (pr, br Result[T]) {
 	pctx, pcancel := context.WithCancel(ctx)
 	defer pcancel()
 	bctx, bcancel := context.WithCancel(ctx)
 	defer bcancel()
+	// Each copy's callback runs before its function returns, so its time
+	// is read safely once its end has been received.
+	var psent, bsent time.Time
 	sent := make(chan struct{})
 	var once sync.Once
-	pctx = WithSent(pctx, func() { once.Do(func() { close(sent) }) })
+	pctx = WithSent(pctx, func() { once.Do(func() { psent = time.Now(); close(sent) }) })
+	bctx = WithSent(bctx, func() {
+		if bsent.IsZero() { // a retry by the limiter is not a new copy
+			bsent = time.Now()
+		}
+	})
 
 	type end struct {
 		backup bool
 		r      Result[T]
+		at     time.Time
 	}
 	ends := make(chan end, 2)
 	go func() {
 		v, err := primary(pctx)
-		ends <- end{false, Result[T]{Value: v, Err: err, Sent: true}}
+		ends <- end{false, Result[T]{Value: v, Err: err, Sent: true}, time.Now()}
 	}()
-	p.Sent = true
+	pr.Sent = true
 	var timer <-chan time.Time
+	var censored time.Duration // the primary's time when cancelled for its hedge
 	pending, won := 1, false
 	for pending > 0 {
 		select {
@@ -243,21 +291,29 @@ func Race[T any](ctx context.Context, t *Tracker, delay time.Duration, primary f
 			timer = tm.C
 		case <-timer:
 			timer = nil
+			if !t.reserve(p.Share()) {
+				break // at the cap: wait for the primary alone
+			}
 			pending++
-			b.Sent = true
+			br.Sent = true
 			go func() {
 				v, ok, err := backup(bctx)
-				if ok {
-					t.hedged()
+				if !ok {
+					t.unreserve()
 				}
-				ends <- end{true, Result[T]{Value: v, Err: err, Sent: ok}}
+				ends <- end{true, Result[T]{Value: v, Err: err, Sent: ok}, time.Now()}
 			}()
 		case e := <-ends:
 			pending--
 			if e.backup {
-				b = e.r
+				br = e.r
+				br.Took = since(bsent, e.at)
 			} else {
-				p = e.r
+				pr = e.r
+				pr.Took = since(psent, e.at)
+				if censored > 0 && e.r.Err != nil {
+					t.Observe(censored) // it ended cancelled, its latency unknown
+				}
 			}
 			// No hedge is sent once the primary has ended: it won, or it
 			// failed before a hedge was due (the limiter has retried it).
@@ -266,14 +322,23 @@ func Race[T any](ctx context.Context, t *Tracker, delay time.Duration, primary f
 				// The winner: stop the other, and wait for it to return.
 				won = true
 				if e.backup {
-					b.Won = true
+					br.Won = true
+					censored = since(psent, e.at)
 					pcancel()
 				} else {
-					p.Won = true
+					pr.Won = true
 					bcancel()
 				}
 			}
 		}
 	}
-	return p, b
+	return pr, br
+}
+
+// since is the time from start to end, zero when start is.
+func since(start, end time.Time) time.Duration {
+	if start.IsZero() {
+		return 0
+	}
+	return end.Sub(start)
 }

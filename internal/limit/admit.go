@@ -189,7 +189,8 @@ func (l *Limiter) wakeHeadLocked() {
 
 // release ends an admitted call that used used tokens (zero if unknown)
 // and failed with err (nil on success): it adapts the limit, honours a
-// retry-after, corrects the token charge and wakes the next in line.
+// retry-after no longer than MaxRetryAfter (Do fails the call told to wait
+// longer), corrects the token charge and wakes the next in line.
 func (l *Limiter) release(t ticket, used int64, err error) {
 	now := l.clock()
 	var kind llm.Kind
@@ -210,7 +211,7 @@ func (l *Limiter) release(t ticket, used int64, err error) {
 			l.cutLocked(load, kind)
 		}
 	}
-	if ra > 0 {
+	if ra > 0 && ra <= l.cfg.MaxRetryAfter {
 		if now.IsZero() {
 			now = time.Now()
 		}

@@ -17,7 +17,10 @@
 //     tokens when admitted and corrected with the real usage after.
 //   - Retry-After is honoured for everyone: a server that says "wait 2 s"
 //     pauses all admissions of the limiter for 2 s, and the call it refused
-//     is not sent again before then.
+//     is not sent again before then. A wait longer than
+//     [Config.MaxRetryAfter] (5 minutes) is a refusal, not pacing: the call
+//     fails at once with an error that says what the server asked, and
+//     nothing is paused, so that one header cannot hold a run for a day.
 //   - Transient and overloaded failures are retried after a jittered
 //     exponential backoff, up to [Config.MaxAttempts] calls in all.
 //     Failures that a retry cannot fix (auth, bad request, context too long,
@@ -83,6 +86,13 @@ type Config struct {
 	// MaxAttempts caps the calls made for one Do, the first included.
 	// Default 6.
 	MaxAttempts int
+	// MaxRetryAfter is the longest retry-after honoured. Default 5
+	// minutes: per-minute rate limits ask for seconds, never more than
+	// their minute, and an overloaded service for seconds too; a server
+	// that asks for longer is out of a quota that resets by the hour or
+	// the day, or broken, and no run should sit idle waiting for it. A
+	// call told to wait longer fails instead.
+	MaxRetryAfter time.Duration
 	// BaseBackoff and MaxBackoff shape the jittered exponential backoff
 	// after a transient or overloaded failure that carries no retry-after:
 	// the nth retry waits a uniformly random time in
@@ -92,6 +102,9 @@ type Config struct {
 
 // cutFactor is the multiplicative decrease applied on a 429 or overload.
 const cutFactor = 0.7
+
+// defaultMaxRetryAfter is [Config.MaxRetryAfter]'s default.
+const defaultMaxRetryAfter = 5 * time.Minute
 
 func (c Config) withDefaults() Config {
 	if c.MaxConcurrency <= 0 {
@@ -107,6 +120,9 @@ func (c Config) withDefaults() Config {
 	c.InitialConcurrency = max(c.MinConcurrency, min(c.InitialConcurrency, c.MaxConcurrency))
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 6
+	}
+	if c.MaxRetryAfter <= 0 {
+		c.MaxRetryAfter = defaultMaxRetryAfter
 	}
 	if c.BaseBackoff <= 0 {
 		c.BaseBackoff = 500 * time.Millisecond
@@ -198,8 +214,9 @@ func (l *Limiter) Stats() Stats {
 // charge.
 //
 // Do returns nil once call succeeds. It returns a non-retryable error of
-// call as it is; the last error, wrapped, when the attempts run out; and
-// ctx's error, wrapped, when ctx ends while waiting for admission or for a
+// call as it is; the last error, wrapped, when the attempts run out or the
+// server asks for a wait longer than [Config.MaxRetryAfter]; and ctx's
+// error, wrapped, when ctx ends while waiting for admission or for a
 // retry. [llm.KindOf] classifies all of them.
 func (l *Limiter) Do(ctx context.Context, p Priority, estTokens int64, call func(ctx context.Context) (usedTokens int64, err error)) error {
 	p = max(Worker, min(p, Lead))
@@ -229,10 +246,13 @@ func (l *Limiter) Do(ctx context.Context, p Priority, estTokens int64, call func
 			return err
 		}
 		lastErr = err
+		wait := llm.RetryAfter(err)
+		if wait > l.cfg.MaxRetryAfter {
+			return fmt.Errorf("limit %s: the server asked to wait %v before a retry, longer than the %v a call waits: %w", l.name, wait, l.cfg.MaxRetryAfter, err)
+		}
 		if attempt >= l.cfg.MaxAttempts {
 			return fmt.Errorf("limit %s: giving up after %d attempts: %w", l.name, attempt, err)
 		}
-		wait := llm.RetryAfter(err)
 		if wait <= 0 {
 			wait = l.backoff(attempt)
 		}

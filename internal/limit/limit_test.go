@@ -233,6 +233,42 @@ func TestRetryAfterPausesEveryone(t *testing.T) {
 	})
 }
 
+// A retry-after of a day is a refusal: the call fails at once with an
+// error that says what the server asked, and no other call is paused.
+// One of five minutes, the cap, is still waited for.
+func TestRetryAfterBeyondCap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := New("m", Config{}, testLogger(t))
+		start := time.Now()
+		sent := 0
+		err := l.Do(t.Context(), Worker, 0, func(context.Context) (int64, error) {
+			sent++
+			return 0, rateLimited(24 * time.Hour)
+		})
+		if sent != 1 || time.Since(start) != 0 || llm.KindOf(err) != llm.KindRateLimited {
+			t.Fatalf("sent %d times, returned after %v: %v; want one call failed at once, still a 429", sent, time.Since(start), err)
+		}
+		if msg := err.Error(); !strings.Contains(msg, "24h0m0s") || !strings.Contains(msg, "5m0s") {
+			t.Errorf("the error does not say the wait asked and the cap: %q", msg)
+		}
+		if d := l.Stats().PausedFor; d != 0 {
+			t.Fatalf("paused for %v after a wait beyond the cap", d)
+		}
+
+		start = time.Now()
+		sent = 0
+		err = l.Do(t.Context(), Worker, 0, func(context.Context) (int64, error) {
+			if sent++; sent == 1 {
+				return 0, rateLimited(5 * time.Minute)
+			}
+			return 0, nil
+		})
+		if err != nil || sent != 2 || time.Since(start) != 5*time.Minute {
+			t.Fatalf("a 5-minute retry-after: %v after %d calls and %v; want a retry 5m later", err, sent, time.Since(start))
+		}
+	})
+}
+
 func TestBackoffThenSuccess(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg := Config{BaseBackoff: 100 * time.Millisecond, MaxBackoff: 150 * time.Millisecond}
@@ -472,7 +508,7 @@ func TestSet(t *testing.T) {
 func TestConfigDefaults(t *testing.T) {
 	c := Config{}.withDefaults()
 	want := Config{MaxConcurrency: 64, MinConcurrency: 1, InitialConcurrency: 8, MaxAttempts: 6,
-		BaseBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second}
+		MaxRetryAfter: 5 * time.Minute, BaseBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second}
 	if c != want {
 		t.Fatalf("defaults %+v, want %+v", c, want)
 	}

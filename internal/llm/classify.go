@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -88,11 +89,15 @@ func requestRejected(message string) bool {
 
 // ParseRetryAfter reads the wait a server asked for: retry-after-ms, then
 // retry-after in seconds or as an HTTP date. It returns zero when there is
-// none or it cannot be read.
+// none or it cannot be read: not a number or a date, not positive, not
+// finite, or too long for a [time.Duration] (292 years, which no server
+// means). How much of a readable wait to honour is the caller's call.
 func ParseRetryAfter(h http.Header, now time.Time) time.Duration {
 	if v := h.Get("Retry-After-Ms"); v != "" {
-		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
-			return time.Duration(ms * float64(time.Millisecond))
+		if ms, err := strconv.ParseFloat(v, 64); err == nil {
+			if d, ok := duration(ms, time.Millisecond); ok {
+				return d
+			}
 		}
 	}
 	v := h.Get("Retry-After")
@@ -100,13 +105,22 @@ func ParseRetryAfter(h http.Header, now time.Time) time.Duration {
 		return 0
 	}
 	if s, err := strconv.ParseFloat(v, 64); err == nil {
-		if s <= 0 {
-			return 0
-		}
-		return time.Duration(s * float64(time.Second))
+		d, _ := duration(s, time.Second)
+		return d
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
 		return t.Sub(now)
 	}
 	return 0
+}
+
+// duration returns n units as a Duration, and false when n is not a
+// positive finite number or the product does not fit: converting such a
+// float to an integer gives whatever the platform gives.
+func duration(n float64, unit time.Duration) (time.Duration, bool) {
+	d := n * float64(unit)
+	if !(d > 0) || d >= math.MaxInt64 { // NaN fails d > 0; +Inf is >= MaxInt64
+		return 0, false
+	}
+	return time.Duration(d), true
 }

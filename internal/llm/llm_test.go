@@ -55,6 +55,17 @@ func TestParseRetryAfter(t *testing.T) {
 		{http.Header{"Retry-After": {now.Add(3 * time.Second).Format(http.TimeFormat)}}, 3 * time.Second},
 		{http.Header{"Retry-After": {"soon"}}, 0},
 		{http.Header{}, 0},
+		// A day is read as a day: what to honour of it is the limiter's call.
+		{http.Header{"Retry-After": {"86400"}}, 24 * time.Hour},
+		// Waits no Duration can hold, or no wait at all, are unreadable.
+		{http.Header{"Retry-After-Ms": {"1e300"}}, 0},
+		{http.Header{"Retry-After-Ms": {"1e300"}, "Retry-After": {"3"}}, 3 * time.Second},
+		{http.Header{"Retry-After": {"1e12"}}, 0},
+		{http.Header{"Retry-After-Ms": {"+Inf"}}, 0},
+		{http.Header{"Retry-After-Ms": {"NaN"}}, 0},
+		{http.Header{"Retry-After": {"NaN"}}, 0},
+		{http.Header{"Retry-After": {"-5"}}, 0},
+		{http.Header{"Retry-After-Ms": {"-5"}}, 0},
 	}
 	for _, tt := range tests {
 		if got := ParseRetryAfter(tt.h, now); got != tt.want {

@@ -276,6 +276,9 @@ func (a *agent) call(ctx context.Context) (*llm.Response, error) {
 // admitted by the model's limiter, settled with the bill.
 func (a *agent) send(req *llm.Request, release func()) func(ctx context.Context) (callRecord, error) {
 	return func(ctx context.Context) (callRecord, error) {
+		if err := a.r.priced(a.model); err != nil {
+			return callRecord{}, err
+		}
 		usd, tokens, err := worstCase(a.model, req)
 		if err != nil {
 			return callRecord{}, err
@@ -315,6 +318,9 @@ func (a *agent) send(req *llm.Request, release func()) func(ctx context.Context)
 // of the run waits on it, and what it had run by then is billed), and
 // Hive no longer waits to learn what it cost.
 func (a *agent) sendBatch(ctx context.Context, key string, req *llm.Request) (callRecord, error) {
+	if err := a.r.priced(a.model); err != nil {
+		return callRecord{}, err
+	}
 	in, out := requestBytes(req), int64(req.MaxTokens)
 	var usd price.Amount
 	if a.model.PriceKnown {
@@ -360,9 +366,11 @@ func (a *agent) reserve(ctx context.Context, usd price.Amount, tokens int64) (*b
 
 // settle ends a call's reservation with the bill the server reports. The
 // reservation held the request's worst case (every prompt byte a token and
-// all of MaxTokens), so usage beyond it cannot be true: a broken or hostile
-// server. The call is then billed at the reservation, never more, and the
-// record carries an anomaly that says what the server claimed.
+// all of MaxTokens), so usage beyond it, or a negative count, in any of
+// its parts cannot be true: a broken or hostile server. The usage is then
+// held to the request's bounds (boundUsage), the call billed for it and
+// never more than the reservation, and the record carries an anomaly that
+// says what the server claimed.
 //
 // Known secrets in the answer are redacted before anything else sees it.
 func settle(res *budget.Reservation, m *provider.Model, req *llm.Request, resp *llm.Response, red *secret.Redactor) callRecord {
@@ -371,21 +379,8 @@ func settle(res *budget.Reservation, m *provider.Model, req *llm.Request, resp *
 
 // settleAt is settle at the batch price when batch is set.
 func settleAt(res *budget.Reservation, m *provider.Model, req *llm.Request, resp *llm.Response, red *secret.Redactor, batch bool) callRecord {
-	u := resp.Usage
-	maxIn, maxOut := requestBytes(req), int64(req.MaxTokens)
+	u, anomaly := boundUsage(resp.Usage, requestBytes(req), int64(req.MaxTokens))
 	in := u.InputTokens + u.CacheWriteTokens + u.CacheReadTokens
-	var anomaly string
-	if in > maxIn || (maxOut > 0 && u.OutputTokens > maxOut) || in < 0 || u.OutputTokens < 0 {
-		anomaly = fmt.Sprintf("the server reported %d input and %d output tokens for a request of at most %d and %d", in, u.OutputTokens, maxIn, maxOut)
-		if in > maxIn || in < 0 {
-			u.InputTokens, u.CacheWriteTokens, u.CacheReadTokens = maxIn, 0, 0
-		}
-		if u.OutputTokens < 0 {
-			u.OutputTokens = 0
-		} else if maxOut > 0 {
-			u.OutputTokens = min(u.OutputTokens, maxOut)
-		}
-	}
 	cost, _ := m.Cost(u)
 	if batch {
 		cost, _ = m.BatchCost(u)
@@ -417,6 +412,35 @@ func settleAt(res *budget.Reservation, m *provider.Model, req *llm.Request, resp
 	return rec
 }
 
+// boundUsage holds the usage a server reported for a request of at most
+// maxIn input and maxOut output tokens (maxOut 0: no cap) to what the
+// request allows, and says what the server claimed when it did not. Each
+// part is held on its own, not only their sum: -5e11 uncached tokens and
+// 5e11+100 read from the cache add up to a plausible 100, and would be
+// recorded as negative input and half a trillion cache reads. A part is
+// held to [0, its bound]; parts that each fit but whose sum does not are
+// taken as all uncached input, up to the bound, since which is true is
+// unknown.
+func boundUsage(u llm.Usage, maxIn, maxOut int64) (llm.Usage, string) {
+	b := u
+	for _, n := range []*int64{&b.InputTokens, &b.CacheWriteTokens, &b.CacheReadTokens} {
+		*n = min(max(*n, 0), maxIn)
+	}
+	if b.InputTokens+b.CacheWriteTokens+b.CacheReadTokens > maxIn {
+		b.InputTokens, b.CacheWriteTokens, b.CacheReadTokens = maxIn, 0, 0
+	}
+	b.CacheWrite1hTokens = min(max(b.CacheWrite1hTokens, 0), b.CacheWriteTokens)
+	b.OutputTokens = max(b.OutputTokens, 0)
+	if maxOut > 0 {
+		b.OutputTokens = min(b.OutputTokens, maxOut)
+	}
+	if b == u {
+		return u, ""
+	}
+	return b, fmt.Sprintf("the server reported %d uncached input, %d cache write (%d of them 1-hour) and %d cache read tokens and %d output tokens for a request of at most %d input and %d output tokens",
+		u.InputTokens, u.CacheWriteTokens, u.CacheWrite1hTokens, u.CacheReadTokens, u.OutputTokens, maxIn, maxOut)
+}
+
 // exhaustedError reports that a budget refused a call.
 type exhaustedError struct{ msg string }
 
@@ -427,15 +451,27 @@ func isExhausted(err error) bool {
 	return errors.As(err, &e) || errors.Is(err, budget.ErrExhausted)
 }
 
+// priced refuses a call to m when m has no known price and the run has a
+// dollar budget: the call would reserve $0 and be billed $0, outside the
+// budget. Start refuses such models (hedge targets included) and
+// checkModel those a verification names; this holds every call to that
+// rule, whatever path led to it (a run resumed under a changed hive.toml).
+func (r *run) priced(m *provider.Model) error {
+	if !m.PriceKnown && r.spec.BudgetUSD > 0 {
+		return fmt.Errorf("model %s has no known price, so it cannot be called under the run's dollar budget", m.Name)
+	}
+	return nil
+}
+
 // worstCase returns the most a request can cost: every prompt byte a token
 // and the whole output allowance used. An unpriced model's dollars are
-// unknown and held at zero.
+// unknown and held at zero (see [run.priced]).
 func worstCase(m *provider.Model, req *llm.Request) (usd price.Amount, tokens int64, err error) {
 	in := requestBytes(req)
 	out := int64(req.MaxTokens)
 	if !m.PriceKnown {
-		// Start refuses unpriced models under a dollar budget; without
-		// one, only tokens and calls are held.
+		// Under a dollar budget such a model is refused (run.priced);
+		// without one, only tokens and calls are held.
 		return 0, in + out, nil
 	}
 	if req.CacheTTL >= time.Hour {

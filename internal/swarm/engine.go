@@ -276,6 +276,26 @@ func NewRunID() string {
 	return "r" + time.Now().UTC().Format("060102150405") + hex.EncodeToString(b[:])
 }
 
+// noDollarBudget says how to run without a dollar budget.
+const noDollarBudget = "run without a dollar budget (budget 0: --budget 0, or budget_usd = 0 in [defaults] or the swarm's table), bounded by tokens instead (--budget-tokens, budget_tokens)"
+
+// checkHedgePriced refuses, under a dollar budget, a model whose hedges
+// go to a model without a known price: a hedge would reserve $0 and an
+// answer it won would be billed $0, outside the budget.
+func (e *Engine) checkHedgePriced(m *provider.Model, spec Spec) error {
+	if m.Hedge == nil || m.Hedge.To == "" || spec.BudgetUSD <= 0 {
+		return nil
+	}
+	to, err := e.models.Get(m.Hedge.To)
+	if err != nil {
+		return nil // never called: the hedge goes unhedged (hedge.go)
+	}
+	if to.PriceKnown {
+		return nil
+	}
+	return fmt.Errorf("model %s hedges to %s ([models.%s.hedge] to = %q), which has no known price, so a dollar budget cannot hold: add [models.%s.price] to hive.toml, hedge to a priced model or to %s itself (remove to), or %s", m.Name, to.Name, m.Name, m.Hedge.To, to.Name, m.Name, noDollarBudget)
+}
+
 // Start validates spec, journals the run and starts its workflow. The run
 // goes on until it ends, is cancelled, or the engine closes.
 func (e *Engine) Start(ctx context.Context, spec Spec) (string, error) {
@@ -289,7 +309,10 @@ func (e *Engine) Start(ctx context.Context, spec Spec) (string, error) {
 			return "", &SpecError{err}
 		}
 		if !m.PriceKnown && spec.BudgetUSD > 0 {
-			return "", &SpecError{fmt.Errorf("model %s has no known price, so a dollar budget cannot hold: add [models.%s.price] to hive.toml, or run without a dollar budget (budget 0: --budget 0, or budget_usd = 0 in [defaults] or the swarm's table), bounded by tokens instead (--budget-tokens, budget_tokens)", name, name)}
+			return "", &SpecError{fmt.Errorf("model %s has no known price, so a dollar budget cannot hold: add [models.%s.price] to hive.toml, or %s", name, name, noDollarBudget)}
+		}
+		if err := e.checkHedgePriced(m, spec); err != nil {
+			return "", &SpecError{err}
 		}
 		if i > 0 && spec.batched(i-1) {
 			if m.Batch == nil {

@@ -3,6 +3,7 @@ package swarm
 import (
 	"context"
 	"errors"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -19,9 +20,9 @@ type hedgeRecord struct {
 	Model string `json:"model"`
 	Won   bool   `json:"won,omitempty"`
 	// Usage and CostNanos are the bill of the copy that lost. A copy
-	// cancelled before it answered has no bill of its own: it is billed
-	// as if it had written the winner's answer (Estimated), the most a
-	// provider charges for a generation stopped no later than that.
+	// cancelled before it answered has no bill of its own: it is billed an
+	// estimate (Estimated), the winner's output at the winner's speed over
+	// the time the loser ran, never above its reservation (cancelledBill).
 	Usage     llm.Usage `json:"usage"`
 	CostNanos int64     `json:"cost_nanos"`
 	Estimated bool      `json:"estimated,omitempty"`
@@ -59,6 +60,10 @@ func (a *agent) hedged(ctx context.Context, req *llm.Request, res *budget.Reserv
 			return copyOf{}, false, nil
 		}
 		ctx = hedge.WithSent(ctx, func() { reached.Store(true) })
+		if err := a.r.priced(hm); err != nil {
+			a.r.e.log.Warn("the hedge target cannot be billed; the call goes unhedged", "model", a.model.Name, "to", hm.Name, "err", err)
+			return copyOf{}, false, err
+		}
 		usd, tokens, err := worstCase(hm, req)
 		if err != nil {
 			a.r.e.log.Warn("a hedge cannot be priced; the call goes unhedged", "model", a.model.Name, "to", hm.Name, "err", err)
@@ -71,7 +76,7 @@ func (a *agent) hedged(ctx context.Context, req *llm.Request, res *budget.Reserv
 		resp, err := hm.Admitted(a.prio).Generate(ctx, req)
 		return copyOf{m: hm, res: hres, resp: resp}, true, err
 	}
-	p, b := hedge.Race(ctx, a.model.Latency, delay, primary, backup)
+	p, b := hedge.Race(ctx, a.model.Latency, *a.model.Hedge, delay, primary, backup)
 	win, lose := p, b
 	if b.Won {
 		win, lose = b, p
@@ -101,15 +106,64 @@ func (a *agent) hedged(ctx context.Context, req *llm.Request, res *budget.Reserv
 		// cancelled before it reached the provider.
 		lres.Release()
 	default:
-		u := rec.Usage
-		hr.Usage = llm.Usage{InputTokens: u.InputTokens + u.CacheReadTokens + u.CacheWriteTokens, OutputTokens: u.OutputTokens}
-		cost, _ := lm.Cost(hr.Usage)
-		cost = min(cost, lres.USD())
-		lres.Settle(cost, min(hr.Usage.Total(), lres.Tokens()))
+		var cost price.Amount
+		hr.Usage, cost = cancelledBill(lm, req, rec.Usage, win.Took, lose.Took, lres.USD(), lres.Tokens())
+		lres.Settle(cost, hr.Usage.Total())
 		hr.CostNanos, hr.Estimated = int64(cost), true
 	}
 	rec.Hedge = hr
 	return rec, nil
+}
+
+// cancelledBill estimates the bill of a copy of req cancelled on m after
+// it ran loseTook, when the winner answered with usage won after winTook.
+// No provider reports what a stopped generation cost, and it may have
+// been long under way: the primary was sent the hedge delay before its
+// hedge, and a loser that ran longer than the winner wrote more. So its
+// output is the winner's at the winner's speed over the loser's time,
+// and its prompt, when the request carried cache breakpoints, is priced
+// at the worse of the input and cache-write rates (it may have written
+// the cache, at 1.25x input or 2x for 1-hour entries). Neither ever goes
+// above the copy's reservation: at most maxUSD and maxTokens, and the
+// request's output cap. When the winner's time is unknown, the loser is
+// taken to have written all it was allowed.
+func cancelledBill(m *provider.Model, req *llm.Request, won llm.Usage, winTook, loseTook time.Duration, maxUSD price.Amount, maxTokens int64) (llm.Usage, price.Amount) {
+	in := min(won.InputTokens+won.CacheWriteTokens+won.CacheReadTokens, maxTokens)
+	room := maxTokens - in
+	if req.MaxTokens > 0 {
+		room = min(room, int64(req.MaxTokens))
+	}
+	out := room
+	if winTook > 0 {
+		est := math.Ceil(float64(won.OutputTokens) * loseTook.Seconds() / winTook.Seconds())
+		out = int64(min(max(est, 0), float64(room)))
+	}
+	u := llm.Usage{InputTokens: in, OutputTokens: out}
+	cost, _ := m.Cost(u)
+	if cachesPrompt(req) {
+		w := llm.Usage{CacheWriteTokens: in, OutputTokens: out}
+		if req.CacheTTL >= time.Hour {
+			w.CacheWrite1hTokens = in
+		}
+		if c, _ := m.Cost(w); c > cost {
+			u, cost = w, c
+		}
+	}
+	return u, min(cost, maxUSD)
+}
+
+// cachesPrompt reports whether req marks a prompt-cache breakpoint, which
+// a provider may write the cache at.
+func cachesPrompt(req *llm.Request) bool {
+	if req.CacheSystem {
+		return true
+	}
+	for _, m := range req.Messages {
+		if m.Cache {
+			return true
+		}
+	}
+	return false
 }
 
 // billed returns what a journaled call cost in all, with its hedge.

@@ -177,8 +177,8 @@ func (r *run) checkModel(name string) error {
 	if err != nil {
 		return err
 	}
-	if !m.PriceKnown && r.spec.BudgetUSD > 0 {
-		return fmt.Errorf("model %s has no known price, so it cannot run under the run's dollar budget; name one of: %s", name, strings.Join(allowed, ", "))
+	if err := r.priced(m); err != nil {
+		return fmt.Errorf("%v; name one of: %s", err, strings.Join(allowed, ", "))
 	}
 	return nil
 }

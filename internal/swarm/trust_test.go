@@ -192,6 +192,63 @@ func TestOverbilling(t *testing.T) {
 	}
 }
 
+// TestUsagePartsBounded: a server whose input parts each lie while their
+// sum stays plausible (-5e11 uncached, 5e11+100 read from the cache). Each
+// part is held to the request's bounds, directly and in a batch: the node
+// and the run record no negative and no absurd count, and the anomaly
+// names the figures the server gave.
+func TestUsagePartsBounded(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("batch=%v", batch), func(t *testing.T) {
+			srv := llmtest.NewAnthropic(func(c *llmtest.Call) llmtest.Reply {
+				if !isLead(c) {
+					r := submit("ok")
+					r.Usage = &llm.Usage{InputTokens: -500_000_000_000, CacheReadTokens: 500_000_000_100, OutputTokens: 10}
+					return r
+				}
+				if len(c.ToolResults()) == 0 {
+					return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("delegate", delegateArgs{Tasks: tasks(1, "t")})}}
+				}
+				return finish("done")
+			})
+			hs := newHarnessOn(t, srv, batchOpts, anthropicModels(srv))
+			spec := Spec{Task: "x", Lead: "lead", Tiers: []string{"cheap"}, BudgetUSD: price.Dollar}
+			if batch {
+				spec.Urgency = UrgencyBatch
+			}
+			res := hs.run(spec)
+			if res.Status != StatusDone {
+				t.Fatalf("run %s: %s", res.Status, res.Error)
+			}
+			for _, n := range hs.nodes(res.RunID) {
+				if n.Role != RoleWorker {
+					continue
+				}
+				if !plausible(n.Usage) || n.CacheSaved < 0 {
+					t.Errorf("worker usage %+v, cache saved %d", n.Usage, n.CacheSaved)
+				}
+				if len(n.Anomalies) != 1 || !strings.Contains(n.Anomalies[0], "-500000000000") || !strings.Contains(n.Anomalies[0], "500000000100") {
+					t.Errorf("anomalies %q: want one that names the figures reported", n.Anomalies)
+				}
+			}
+			if !plausible(res.Usage) {
+				t.Errorf("run usage %+v", res.Usage)
+			}
+		})
+	}
+}
+
+// plausible reports whether every part of u is between 0 and a million
+// tokens, far above any request of these tests.
+func plausible(u llm.Usage) bool {
+	for _, n := range []int64{u.InputTokens, u.CacheWriteTokens, u.CacheReadTokens, u.CacheWrite1hTokens, u.OutputTokens} {
+		if n < 0 || n > 1_000_000 {
+			return false
+		}
+	}
+	return true
+}
+
 // TestRedactedEverywhere: a secret the process knows, echoed by a worker
 // and printed by its code, reaches neither the journal nor the lead's
 // requests.
