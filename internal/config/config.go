@@ -427,6 +427,13 @@ func Parse(data []byte) (*Config, error) {
 	// budget_usd = 0 means no dollar budget (for unpriced local models);
 	// only a budget left unsaid takes the default.
 	c.budgetSet = md.IsDefined("defaults", "budget_usd")
+	for name, m := range c.Models {
+		// 0 reads as "never", but an unset share is 0 too and takes the
+		// default: say so rather than hedge 10% of the calls.
+		if m != nil && m.Hedge != nil && m.Hedge.MaxShare == 0 && md.IsDefined("models", name, "hedge", "max_share") {
+			return nil, fmt.Errorf("models.%s.hedge.max_share is 0: to turn hedging off, remove the [models.%s.hedge] table; a share takes more than 0, up to 1 (default 0.1)", name, name)
+		}
+	}
 	c.fill()
 	if err := c.validate(); err != nil {
 		return nil, err

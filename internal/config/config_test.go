@@ -226,8 +226,9 @@ func TestBudgetZero(t *testing.T) {
 		t.Errorf("swarms.other.budget_usd: %v, want unset", *c.Swarms["other"].BudgetUSD)
 	}
 	for bad, want := range map[string]string{
-		"[swarms.x]\nurgency = \"later\"\n": `swarms.x.urgency is "later"`,
-		"[swarms.x]\nbatch_tiers = [0]\n":   "swarms.x.batch_tiers is set",
+		"[models.m]\nprovider = \"openai\"\n[models.m.hedge]\nafter = \"p95\"\nmax_share = 0\n": "models.m.hedge.max_share is 0",
+		"[swarms.x]\nurgency = \"later\"\n":                                                     `swarms.x.urgency is "later"`,
+		"[swarms.x]\nbatch_tiers = [0]\n":                                                       "swarms.x.batch_tiers is set",
 	} {
 		if _, err := Parse([]byte(bad)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %s", bad, err, want)

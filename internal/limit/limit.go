@@ -83,6 +83,12 @@ type Config struct {
 	InitialConcurrency int
 	// RPM and TPM cap requests and tokens per minute. Zero means no cap.
 	RPM, TPM int
+	// CacheReadsFree leaves the tokens a call read from a prompt cache
+	// out of TPM, as Anthropic counts its input-tokens-per-minute limit
+	// on current models: uncached input and cache writes only
+	// (https://docs.anthropic.com/en/api/rate-limits, "cache-aware
+	// ITPM"). OpenAI counts every prompt token, cached or not.
+	CacheReadsFree bool
 	// MaxAttempts caps the calls made for one Do, the first included.
 	// Default 6.
 	MaxAttempts int

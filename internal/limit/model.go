@@ -35,12 +35,20 @@ func (w *model) Generate(ctx context.Context, req *llm.Request) (*llm.Response, 
 			return 0, err
 		}
 		resp = r
-		return r.Usage.Total(), nil
+		return w.tokens(r.Usage), nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return resp, nil
+}
+
+// tokens is what a call's usage counts against the tokens per minute.
+func (w *model) tokens(u llm.Usage) int64 {
+	if w.l.cfg.CacheReadsFree {
+		return u.Total() - u.CacheReadTokens
+	}
+	return u.Total()
 }
 
 func (w *model) Stream(ctx context.Context, req *llm.Request, fn func(llm.Delta)) (*llm.Response, error) {
@@ -57,7 +65,7 @@ func (w *model) Stream(ctx context.Context, req *llm.Request, fn func(llm.Delta)
 		if err != nil {
 			var used int64
 			if r != nil {
-				used = r.Usage.Total()
+				used = w.tokens(r.Usage)
 			}
 			if delivered.Load() {
 				return used, &final{err: err}
@@ -65,7 +73,7 @@ func (w *model) Stream(ctx context.Context, req *llm.Request, fn func(llm.Delta)
 			return used, err
 		}
 		resp = r
-		return r.Usage.Total(), nil
+		return w.tokens(r.Usage), nil
 	})
 	if err != nil {
 		return nil, err

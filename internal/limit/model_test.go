@@ -128,3 +128,19 @@ func TestEstimateTokens(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheReadsFree: with CacheReadsFree (Anthropic's cache-aware
+// limit), what a call read from a prompt cache is not counted against
+// the tokens per minute; otherwise (OpenAI) every token is.
+func TestCacheReadsFree(t *testing.T) {
+	u := llm.Usage{InputTokens: 50, CacheWriteTokens: 100, CacheReadTokens: 20_000, OutputTokens: 30}
+	for _, c := range []struct {
+		free bool
+		want int64
+	}{{true, 180}, {false, 20_180}} {
+		w := &model{l: New("m", Config{TPM: 1000, CacheReadsFree: c.free}, testLogger(t))}
+		if got := w.tokens(u); got != c.want {
+			t.Errorf("free %v: %d tokens counted, want %d", c.free, got, c.want)
+		}
+	}
+}

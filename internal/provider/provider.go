@@ -149,7 +149,9 @@ func (r *Registry) Get(name string) (*Model, error) {
 		return nil, err
 	}
 	lat := new(hedge.Tracker)
-	m := &Model{Name: name, ID: mc.ID, Config: mc, Client: hedge.Timed(client, lat), Latency: lat, Limiter: r.limits.Get(name, LimitConfig(mc.Limits)), Price: p, PriceKnown: known}
+	lc := LimitConfig(mc.Limits)
+	lc.CacheReadsFree = mc.Provider == config.ProviderAnthropic
+	m := &Model{Name: name, ID: mc.ID, Config: mc, Client: hedge.Timed(client, lat), Latency: lat, Limiter: r.limits.Get(name, lc), Price: p, PriceKnown: known}
 	if b, ok := client.(llm.Batcher); ok && mc.HasBatchAPI() {
 		m.Batch = b
 	}
