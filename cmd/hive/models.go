@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"text/tabwriter"
 
-	"github.com/hive-swarm/hive/internal/hedge"
 	"github.com/hive-swarm/hive/internal/price"
 	"github.com/hive-swarm/hive/internal/provider"
 )
@@ -34,13 +33,12 @@ func runModels(ctx context.Context, env *Env, args []string) error {
 		lc := provider.LimitConfig(mc.Limits)
 		r := modelRow{Name: name, Provider: mc.Provider, ID: mc.ID, Tier: mc.Tier, BaseURL: mc.BaseURL, KeyEnv: mc.APIKeyEnv,
 			KeySet: mc.APIKeyEnv == "" || env.Getenv(mc.APIKeyEnv) != "", Batch: mc.HasBatchAPI(), Concurrency: lc.MaxConcurrency, RPM: lc.RPM, TPM: lc.TPM}
-		if h := mc.Hedge; h != nil {
-			pol, err := hedge.Parse(h.After)
-			if err != nil {
-				return fmt.Errorf("models.%s.hedge: %w", name, err)
-			}
-			pol.To, pol.MinSamples, pol.MaxShare = h.To, h.MinSamples, h.MaxShare
-			r.Hedge = &hedgeJSON{After: h.After, To: h.To, MinSamples: pol.Samples(), MaxShare: pol.Share(), Text: pol.String()}
+		pol, err := provider.HedgePolicy(mc)
+		if err != nil {
+			return err
+		}
+		if pol != nil {
+			r.Hedge = &hedgeJSON{After: mc.Hedge.After, To: pol.To, MinSamples: pol.Samples(), MaxShare: pol.Share(), Text: pol.String()}
 		}
 		if known {
 			r.Price = &priceJSON{Input: p.Input.String(), Output: p.Output.String(), CacheWrite: p.CacheWrite.String(), CacheRead: p.CacheRead.String(), BatchDiscount: p.BatchDiscountPct, Source: p.Source, Date: p.Date}

@@ -22,7 +22,7 @@ type Batcher interface {
 	// PollBatch reports the batch's progress and, once it has ended, its
 	// results: of the requests whose custom id want accepts (every one
 	// when want is nil), so that a results file padded with lines the
-	// caller never sent is not kept.
+	// caller never sent is not kept. Counts cover the whole batch.
 	PollBatch(ctx context.Context, id string, want func(customID string) bool) (*BatchStatus, error)
 	// CancelBatch asks the provider to stop the batch. Requests it has not
 	// run end canceled; the batch must still be polled until it ends.

@@ -155,16 +155,26 @@ func (r *Registry) Get(name string) (*Model, error) {
 	if b, ok := client.(llm.Batcher); ok && mc.HasBatchAPI() {
 		m.Batch = b
 	}
-	if h := mc.Hedge; h != nil {
-		pol, err := hedge.Parse(h.After)
-		if err != nil {
-			return nil, fmt.Errorf("model %s: %w", name, err)
-		}
-		pol.To, pol.MinSamples, pol.MaxShare = h.To, h.MinSamples, h.MaxShare
-		m.Hedge = &pol
+	if m.Hedge, err = HedgePolicy(mc); err != nil {
+		return nil, err
 	}
 	r.models[name] = m
 	return m, nil
+}
+
+// HedgePolicy returns the hedge policy of mc's [models.NAME.hedge]
+// table, nil when it has none.
+func HedgePolicy(mc *config.Model) (*hedge.Policy, error) {
+	h := mc.Hedge
+	if h == nil {
+		return nil, nil
+	}
+	pol, err := hedge.Parse(h.After)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", mc.Name, err)
+	}
+	pol.To, pol.MinSamples, pol.MaxShare = h.To, h.MinSamples, h.MaxShare
+	return &pol, nil
 }
 
 // LimitConfig converts configured limits to the limiter's. A configured

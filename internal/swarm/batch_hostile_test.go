@@ -349,12 +349,7 @@ func TestBatchGivenUp(t *testing.T) {
 			if res.Status != StatusDone {
 				t.Fatalf("run %s %q", res.Status, res.Error)
 			}
-			var worker Node
-			for _, nd := range hs.nodes(res.RunID) {
-				if nd.Role == RoleWorker {
-					worker = nd
-				}
-			}
+			worker := hs.worker(res.RunID)
 			hb.mu.Lock()
 			sent := len(hb.customs)
 			hb.mu.Unlock()

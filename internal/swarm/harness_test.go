@@ -126,6 +126,21 @@ func (hs *harness) run(spec Spec) Result {
 	return res
 }
 
+// worker returns the worker node of a run of one worker.
+func (hs *harness) worker(runID string) Node {
+	hs.t.Helper()
+	var w []Node
+	for _, n := range hs.nodes(runID) {
+		if n.Role == RoleWorker {
+			w = append(w, n)
+		}
+	}
+	if len(w) != 1 {
+		hs.t.Fatalf("run %s has %d workers, want 1", runID, len(w))
+	}
+	return w[0]
+}
+
 func (hs *harness) nodes(runID string) []Node {
 	hs.t.Helper()
 	raw, err := hs.store.Nodes(context.Background(), runID)

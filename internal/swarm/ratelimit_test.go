@@ -106,12 +106,7 @@ func TestRetryAfterOfADay(t *testing.T) {
 			if _, err := hs.engine.Wait(ctx, id); err != nil {
 				t.Fatalf("the run did not end: %v", err)
 			}
-			var worker Node
-			for _, n := range hs.nodes(id) {
-				if n.Role == RoleWorker {
-					worker = n
-				}
-			}
+			worker := hs.worker(id)
 			if worker.Status != StatusFailed || !strings.Contains(worker.Error, "24h0m0s") {
 				t.Errorf("worker %s: %q; want it failed with the day the server asked", worker.Status, worker.Error)
 			}

@@ -156,12 +156,7 @@ func TestOverbilling(t *testing.T) {
 	if res.Status != StatusDone {
 		t.Fatalf("run %s: %s", res.Status, res.Error)
 	}
-	var worker Node
-	for _, n := range hs.nodes(res.RunID) {
-		if n.Role == RoleWorker {
-			worker = n
-		}
-	}
+	worker := hs.worker(res.RunID)
 	if len(worker.Anomalies) != 1 || !strings.Contains(worker.Anomalies[0], "10000000 output tokens") || !strings.Contains(worker.Anomalies[0], "billed at the reservation") {
 		t.Fatalf("anomalies: %q", worker.Anomalies)
 	}

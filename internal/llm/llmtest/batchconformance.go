@@ -155,6 +155,12 @@ func (p Provider) testBatchResults(t *testing.T) {
 	if again.Counts != st.Counts || len(again.Results) != 6 || len(srv.Calls()) != 5 {
 		t.Errorf("second poll: %+v, %d calls", again.Counts, len(srv.Calls()))
 	}
+	// A caller that wants only some results gets those, and the counts
+	// still read the whole batch.
+	some, err := b.PollBatch(ctx, id, func(cid string) bool { return cid == "ok_2" || cid == "late" })
+	if err != nil || len(some.Results) != 2 || some.Results["ok_2"].Response == nil || some.Results["late"].Err == nil || some.Counts != st.Counts {
+		t.Errorf("results wanted for ok_2 and late: %v %v", some, err)
+	}
 }
 
 // testBatchSameRequest checks that a batch item's body is what Generate

@@ -138,23 +138,25 @@ func (m *Model) PollBatch(ctx context.Context, id string, want func(string) bool
 		if fid == "" {
 			continue
 		}
-		if err := m.readResults(ctx, fid, want, st.Results); err != nil {
+		if err := m.readResults(ctx, fid, want, st); err != nil {
 			return nil, err
 		}
 	}
-	for _, r := range st.Results {
-		switch llm.KindOf(r.Err) {
-		case llm.KindUnknown:
-			st.Counts.Succeeded++
-		case llm.KindCancelled:
-			st.Counts.Canceled++
-		case llm.KindExpired:
-			st.Counts.Expired++
-		default:
-			st.Counts.Errored++
-		}
-	}
 	return st, nil
+}
+
+// count adds a result to the batch's counts.
+func count(c *llm.BatchCounts, r llm.BatchResult) {
+	switch llm.KindOf(r.Err) {
+	case llm.KindUnknown:
+		c.Succeeded++
+	case llm.KindCancelled:
+		c.Canceled++
+	case llm.KindExpired:
+		c.Expired++
+	default:
+		c.Errored++
+	}
 }
 
 // batchLine is a line of a batch's output or error file.
@@ -190,9 +192,9 @@ func (m *Model) batchErr(errs []openai.BatchError) *llm.Error {
 	return m.errorf(llm.KindBadRequest, 0, "%s", m.clean(msg))
 }
 
-// readResults reads the lines of result file fid that want accepts into
-// out.
-func (m *Model) readResults(ctx context.Context, fid string, want func(string) bool, out map[string]llm.BatchResult) error {
+// readResults counts every line of result file fid in st and keeps the
+// results of those want accepts.
+func (m *Model) readResults(ctx context.Context, fid string, want func(string) bool, st *llm.BatchStatus) error {
 	var res *http.Response
 	err := m.do(ctx, "reading batch results", func(opts ...option.RequestOption) (err error) {
 		res, err = m.files.Content(ctx, fid, opts...)
@@ -213,8 +215,10 @@ func (m *Model) readResults(ctx context.Context, fid string, want func(string) b
 		if err != nil {
 			return m.wireError(ctx, res.StatusCode, "reading batch results file "+fid, err)
 		}
+		r := m.batchResult(&line)
+		count(&st.Counts, r)
 		if want == nil || want(line.CustomID) {
-			out[line.CustomID] = m.batchResult(&line)
+			st.Results[line.CustomID] = r
 		}
 	}
 }
