@@ -406,6 +406,46 @@ func tomlType(t string) string {
 	return t
 }
 
+// keyLine returns the line of data that defines key, as a table header or
+// as a key = value line under one, or 0 when it cannot tell (a key inside
+// an inline table, say). The decoder knows the positions but does not
+// export them; this reads the few shapes hive.toml is written in.
+func keyLine(data []byte, key toml.Key) int {
+	want := strings.Join(key, ".")
+	var table []string
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") {
+			h := strings.Trim(line, "[] \t")
+			if j := strings.IndexByte(h, ']'); j >= 0 {
+				h = h[:j]
+			}
+			table = splitKey(h)
+			if strings.Join(table, ".") == want {
+				return i + 1
+			}
+			continue
+		}
+		lhs, _, ok := strings.Cut(line, "=")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if strings.Join(append(table[:len(table):len(table)], splitKey(lhs)...), ".") == want {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// splitKey splits a dotted TOML key into its parts, unquoted.
+func splitKey(s string) []string {
+	parts := strings.Split(s, ".")
+	for i, p := range parts {
+		parts[i] = strings.Trim(strings.TrimSpace(p), `"'`)
+	}
+	return parts
+}
+
 // Parse parses hive.toml text. Errors name the line, and unknown keys are
 // errors (a misspelt key must not be silently ignored).
 func Parse(data []byte) (*Config, error) {
@@ -418,6 +458,9 @@ func Parse(data []byte) (*Config, error) {
 		keys := make([]string, len(und))
 		for i, k := range und {
 			keys[i] = k.String()
+			if n := keyLine(data, k); n > 0 {
+				keys[i] += fmt.Sprintf(" (line %d)", n)
+			}
 		}
 		return nil, fmt.Errorf("unknown key %s (see the README for the keys hive.toml takes)", strings.Join(keys, ", "))
 	}

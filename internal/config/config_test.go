@@ -70,7 +70,10 @@ func TestParse(t *testing.T) {
 func TestParseErrors(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"[models.a]\nprovider = \"anthropic\"\nmodel = \n", "line 3"},
-		{"[models.a]\nprovider = \"anthropic\"\nmodle = \"x\"\n", "unknown key models.a.modle"},
+		{"[models.a]\nprovider = \"anthropic\"\nmodle = \"x\"\n", "unknown key models.a.modle (line 3)"},
+		{"# a comment\n[defaults]\nbudget_usd = 1\n\n[models.\"a\"]\nprovider = \"anthropic\"\n  modle.x = 1\n", "unknown key models.a.modle.x (line 7)"},
+		{"[defaults]\n[bogus]\nx = 1\n", "unknown key bogus (line 2)"},
+		{"[models.a]\nprovider = \"anthropic\"\nprice = { input = 1, output = 2, inptu = 3 }\n", "unknown key models.a.price.inptu (see"},
 		{"[models.a]\nprovider = \"cohere\"\n", `unknown provider "cohere"`},
 		{"[models.a]\nmodel = \"x\"\n", "provider is missing"},
 		{"[models.a]\nprovider = \"openai\"\n[models.a.price]\ninput = 1\n", "input and output are both required"},
@@ -96,7 +99,7 @@ func TestParseErrors(t *testing.T) {
 		{"[mcp.fs]\ncommand = \"npx\"\n", "mcp.fs: allow is empty"},
 		{"[mcp.fs]\ncommand = \"npx\"\nallow = [\"*\"]\nroles = [\"boss\"]\n", `mcp.fs: roles has "boss"`},
 		{"[mcp.fs]\ncommand = \"npx\"\nallow = [\"*\"]\ntiers = [\"nope\"]\n", `mcp.fs: tiers names "nope"`},
-		{"[mcp.fs]\ncommand = \"npx\"\nallow = [\"*\"]\nalow = 1\n", "unknown key mcp.fs.alow"},
+		{"[mcp.fs]\ncommand = \"npx\"\nallow = [\"*\"]\nalow = 1\n", "unknown key mcp.fs.alow (line 4)"},
 		{"[mcp.fs]\ncommand = \"npx\"\nallow = [\"*\"]\ntimeout = 30\n", "write it with a unit"},
 		{"[mcp.a__b]\ncommand = \"npx\"\nallow = [\"*\"]\n", "mcp.a__b: a server's name"},
 		{"[workspace]\nhide = [\"\"]\n", "workspace: hide and show take globs"},

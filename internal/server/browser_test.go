@@ -401,6 +401,18 @@ func TestBrowser(t *testing.T) {
 	}
 	saveArtifact(t, "timeline.png", png)
 
+	// The address keeps the view and the node: a reload, or the link sent
+	// to someone, opens the timeline with count-7's panel.
+	hash, err := chromedp.Run(bctx, chromedp.Evaluate[string](`location.hash`))
+	if err != nil || !strings.HasSuffix(hash, "?view=timeline") || !strings.Contains(hash, "/nodes/") {
+		t.Errorf("address after picking a node on the timeline = %q (%v)", hash, err)
+	}
+	if _, err := chromedp.Run(bctx, chromedp.Reload()); err != nil {
+		t.Fatal(err)
+	}
+	waitJS("the timeline after a reload", fmt.Sprintf(`document.querySelectorAll("#timeline .tl-row").length === %d && document.querySelector("#tree").offsetParent === null && document.querySelector(".tab[data-view=timeline]").classList.contains("on")`, len(nodes)), 10*time.Second)
+	waitJS("count-7's panel after a reload", `[...document.querySelectorAll("#panel dd")].some(d => /^waited [1-9][0-9.]*s · 1 retries$/.test(d.textContent))`, 10*time.Second)
+
 	mu.Lock()
 	defer mu.Unlock()
 	if len(exceptions) > 0 {

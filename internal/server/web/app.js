@@ -133,9 +133,10 @@
     clear(crumb);
     document.getElementById("conn").textContent = "";
     const h = location.hash.replace(/^#/, "");
-    const m = h.match(/^\/runs\/([^/]+)(?:\/nodes\/(.+))?$/);
+    // #/runs/ID[/nodes/NODE][?view=timeline]
+    const m = h.match(/^\/runs\/([^/?]+)(?:\/nodes\/([^?]+))?(?:\?view=(tree|timeline))?$/);
     if (m) {
-      view = runView(main, decodeURIComponent(m[1]), m[2] ? decodeURIComponent(m[2]) : null);
+      view = runView(main, decodeURIComponent(m[1]), m[2] ? decodeURIComponent(m[2]) : null, m[3] || "tree");
     } else {
       view = runsView(main);
     }
@@ -217,7 +218,7 @@
 
   // ---------- run view ----------
 
-  function runView(main, runID, openNode) {
+  function runView(main, runID, openNode, openView) {
     document.getElementById("crumb").appendChild(el("span", { class: "mono", text: "run " + runID }));
     const conn = document.getElementById("conn");
     const st = {
@@ -281,8 +282,17 @@
     tlBody.addEventListener("scroll", () => schedule());
     window.addEventListener("resize", schedule);
     let tlTimer = 0;
+    // setHash keeps the address on what is shown, so that a reload or a
+    // shared link opens the same node in the same view.
+    function setHash() {
+      let h = "#/runs/" + encodeURIComponent(runID);
+      if (st.selected) h += "/nodes/" + encodeURIComponent(st.selected);
+      if (st.view !== "tree") h += "?view=" + st.view;
+      history.replaceState(null, "", h);
+    }
     function setView(v) {
       st.view = v;
+      setHash();
       for (const b of tabs.children) b.classList.toggle("on", b.dataset.view === v);
       treeWrap.hidden = v !== "tree";
       tlWrap.hidden = v !== "timeline";
@@ -613,7 +623,7 @@
       if (prev) st.dirty.add(prev);
       st.dirty.add(id);
       schedule();
-      history.replaceState(null, "", "#/runs/" + encodeURIComponent(runID) + "/nodes/" + encodeURIComponent(id));
+      setHash();
       loadPanel(id);
     }
     function panelRefresh() {
@@ -749,6 +759,7 @@
       }
     }
 
+    if (openView !== "tree") setView(openView);
     (async () => {
       if (await reload()) {
         if (!FINAL.has(st.run.status) && st.run.status !== "interrupted") stream();
