@@ -211,19 +211,38 @@ func (w *timed) start(ctx context.Context) time.Time {
 func (w *timed) Generate(ctx context.Context, req *llm.Request) (*llm.Response, error) {
 	start := w.start(ctx)
 	resp, err := w.m.Generate(ctx, req)
-	if err == nil {
-		w.t.Observe(time.Since(start))
-	}
+	w.end(ctx, start, err)
 	return resp, err
 }
 
 func (w *timed) Stream(ctx context.Context, req *llm.Request, fn func(llm.Delta)) (*llm.Response, error) {
 	start := w.start(ctx)
 	resp, err := w.m.Stream(ctx, req, fn)
-	if err == nil {
-		w.t.Observe(time.Since(start))
-	}
+	w.end(ctx, start, err)
 	return resp, err
+}
+
+// end records a call's latency and, when it answered, calls its
+// context's [withAnswered] callback.
+func (w *timed) end(ctx context.Context, start time.Time, err error) {
+	if err != nil {
+		return
+	}
+	w.t.Observe(time.Since(start))
+	if f, ok := ctx.Value(answeredKey{}).(func()); ok {
+		f()
+	}
+}
+
+type answeredKey struct{}
+
+// withAnswered returns ctx carrying f, which a [Timed] model calls when
+// the provider has answered, before the call returns through the model's
+// limiter. [Race] stops the other copy from there: once the limiter let
+// the winner's slot go, a copy waiting for one would be sent, only to be
+// cancelled a moment later, and billed.
+func withAnswered(ctx context.Context, f func()) context.Context {
+	return context.WithValue(ctx, answeredKey{}, f)
 }
 
 // Result is what [Race] returns of one copy of a call.
@@ -262,6 +281,7 @@ func Race[T any](ctx context.Context, t *Tracker, p Policy, delay time.Duration,
 	sent := make(chan struct{})
 	var once sync.Once
 	pctx = WithSent(pctx, func() { once.Do(func() { psent = time.Now(); close(sent) }) })
+	pctx = withAnswered(pctx, bcancel)
 	bctx = WithSent(bctx, func() {
 		if bsent.IsZero() { // a retry by the limiter is not a new copy
 			bsent = time.Now()

@@ -74,6 +74,12 @@ func (a *agent) hedged(ctx context.Context, req *llm.Request, res *budget.Reserv
 			return copyOf{}, false, nil // no budget for a hedge: wait for the first copy
 		}
 		resp, err := hm.Admitted(a.prio).Generate(ctx, req)
+		if err != nil && !reached.Load() {
+			// Cancelled, or failed, before its limiter let it go: never
+			// sent, so neither billed nor counted as a hedge.
+			hres.Release()
+			return copyOf{}, false, err
+		}
 		return copyOf{m: hm, res: hres, resp: resp}, true, err
 	}
 	p, b := hedge.Race(ctx, a.model.Latency, *a.model.Hedge, delay, primary, backup)
@@ -101,9 +107,8 @@ func (a *agent) hedged(ctx context.Context, req *llm.Request, res *budget.Reserv
 		// Both answered: the loser's own bill.
 		lrec := settle(lres, lm, req, lose.Value.resp, a.r.e.opts.Redact)
 		hr.Usage, hr.CostNanos = lrec.Usage, lrec.CostNanos
-	case !errors.Is(lose.Err, context.Canceled) || (!b.Won && !reached.Load()):
-		// It failed on its own (providers bill no error), or it was
-		// cancelled before it reached the provider.
+	case !errors.Is(lose.Err, context.Canceled):
+		// It failed on its own: providers bill no error.
 		lres.Release()
 	default:
 		var cost price.Amount

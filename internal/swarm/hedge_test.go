@@ -360,3 +360,45 @@ func BenchmarkHedgedWaves(b *testing.B) {
 	b.ReportMetric(float64(hc)/float64(pc), "cost-ratio")
 	b.ReportMetric(float64(hedges)/float64(b.N*(waves-1)*width), "hedged-share")
 }
+
+// A hedge that comes due while its model's limiter holds it back (one
+// call at a time, taken by the primary) and is cancelled there when the
+// primary answers never reached the provider: it is neither billed nor
+// shown, and it does not count against the model's max_share.
+func TestHedgeHeldByLimiterNotCounted(t *testing.T) {
+	var workerCalls atomic.Int32
+	h := func(c *llmtest.Call) llmtest.Reply {
+		if !isLead(c) {
+			workerCalls.Add(1)
+			r := submit("ok")
+			r.Latency = time.Second
+			return r
+		}
+		if len(c.ToolResults()) == 0 {
+			return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("delegate", delegateArgs{Tasks: tasks(1, "t")})}}
+		}
+		return finish("done")
+	}
+	hs := newHarnessWith(t, h, Options{}, func(c *config.Config) {
+		c.Models["cheap"].Limits.Concurrency = 1
+		c.Models["cheap"].Hedge = &config.Hedge{After: "200ms", MaxShare: 1}
+	})
+	res := hs.run(Spec{Task: "one", BudgetUSD: price.Dollar})
+	if res.Status != StatusDone {
+		t.Fatalf("run ended %s: %s", res.Status, res.Error)
+	}
+	if n := workerCalls.Load(); n != 1 {
+		t.Fatalf("the model server saw %d worker calls, want 1", n)
+	}
+	w := hs.worker(res.RunID)
+	if w.Hedges != 0 || w.HedgeCost != 0 {
+		t.Errorf("worker: %d hedges costing %d, want none: the hedge never left the limiter", w.Hedges, w.HedgeCost)
+	}
+	m, err := hs.engine.models.Get("cheap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls, hedges := m.Latency.Stats(); hedges != 0 || calls == 0 {
+		t.Errorf("tracker: %d hedges of %d calls, want 0 hedges", hedges, calls)
+	}
+}
