@@ -36,6 +36,7 @@ func (f *storeFlags) register(fs *flag.FlagSet) {
 // session is what the run commands work with: the configuration, the
 // models, the journal and, for the commands that drive runs, the engine.
 type session struct {
+	sb     *sandbox.Sandbox // nil until the engine opens one, or when code cannot run
 	cfg    *config.Config
 	reg    *provider.Registry
 	log    *slog.Logger
@@ -100,6 +101,7 @@ func (s *session) engineOptions(ctx context.Context, env *Env) swarm.Options {
 		s.log.Warn("code execution is off: "+oneLine(err.Error()), "fix", "see hive sandbox check")
 		sb = nil
 	}
+	s.sb = sb
 	v := verify.New(sb, s.log)
 	v.Getenv = env.Getenv // what a check's env names, from this process's environment
 	if sb == nil {
@@ -115,6 +117,9 @@ func (s *session) close() {
 	ctx := context.Background()
 	if s.engine != nil {
 		s.engine.Close(ctx)
+	}
+	if s.sb != nil {
+		s.sb.Close() // the sandboxes it keeps started
 	}
 	if err := s.store.Close(); err != nil {
 		s.log.Error("close journal", "err", err)
@@ -226,6 +231,12 @@ func sandboxConfig(cfg *config.Config) sandbox.Config {
 		Limits: sandbox.Limits{Wall: c.Wall.Duration, CPU: c.CPU.Duration, Memory: int64(c.Memory), Procs: c.Procs}}
 	if cfg.Defaults.Sandbox == "none" {
 		out.Mode = sandbox.ModeNone
+	}
+	if c.Warm != nil {
+		out.Warm = *c.Warm
+		if out.Warm == 0 {
+			out.Warm = -1 // none
+		}
 	}
 	return out
 }

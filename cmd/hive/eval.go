@@ -102,6 +102,7 @@ type evalHarness struct {
 	engine *swarm.Engine
 	ev     *eval.Evaluator
 	reg    *provider.Registry
+	sb     *sandbox.Sandbox
 }
 
 func openEval(ctx context.Context, env *Env, log *slog.Logger, workers int) (*evalHarness, error) {
@@ -113,7 +114,7 @@ func openEval(ctx context.Context, env *Env, log *slog.Logger, workers int) (*ev
 	if err != nil {
 		return nil, err
 	}
-	h := &evalHarness{dir: dir}
+	h := &evalHarness{dir: dir, sb: sb}
 	if h.store, err = journal.Open(ctx, filepath.Join(dir, "eval.db"), log); err != nil {
 		h.close()
 		return nil, err
@@ -142,6 +143,7 @@ func (h *evalHarness) close() {
 	if h.store != nil {
 		h.store.Close()
 	}
+	h.sb.Close()
 	os.RemoveAll(h.dir)
 }
 

@@ -136,6 +136,7 @@ func runSandboxRun(ctx context.Context, env *Env, args []string) error {
 	}
 	sc := sandboxConfig(cfg) // hive.toml's limits and ceiling; the flags above override
 	sc.Mode = m
+	sc.Warm = -1 // one run: no sandbox to keep started for the next
 	if *cgroups != "" {
 		sc.Cgroups = *cgroups
 	}

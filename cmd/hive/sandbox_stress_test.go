@@ -22,6 +22,7 @@ func TestSandboxStagesUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { sb.Close() })
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	sem := make(chan struct{}, 24)

@@ -77,6 +77,9 @@ type Sandbox struct {
 	CPU           Duration `toml:"cpu"`    // CPU time of a run; default 10s
 	Memory        ByteSize `toml:"memory"` // memory of a run; default 1G
 	Procs         int      `toml:"procs"`  // processes of a run; default 64
+	// Warm is how many sandboxes are kept started ahead of the runs of
+	// each kind; default 2, 0 for none.
+	Warm *int `toml:"warm"`
 }
 
 // ByteSize is a number of bytes written as "512M", "1G", "64KiB" or a
@@ -614,6 +617,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("sandbox.cgroups is %q: it takes \"auto\" or \"off\"", sb.Cgroups)
 	case sb.Wall.Duration < 0 || sb.CPU.Duration < 0 || sb.Procs < 0:
 		return fmt.Errorf("sandbox: wall, cpu and procs take positive values")
+	case sb.Warm != nil && (*sb.Warm < 0 || *sb.Warm > 64):
+		return fmt.Errorf("sandbox.warm is %d: it takes 0 (none kept started) to 64", *sb.Warm)
 	}
 	d := c.Defaults
 	for name, sw := range c.Swarms {

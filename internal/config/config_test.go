@@ -104,6 +104,7 @@ func TestParseErrors(t *testing.T) {
 		{"[mcp.a__b]\ncommand = \"npx\"\nallow = [\"*\"]\n", "mcp.a__b: a server's name"},
 		{"[workspace]\nhide = [\"\"]\n", "workspace: hide and show take globs"},
 		{"[workspace]\nhidden = [\"x\"]\n", "unknown key workspace.hidden"},
+		{"[sandbox]\nwarm = -1\n", "sandbox.warm is -1: it takes 0"},
 	}
 	for _, tt := range tests {
 		_, err := Parse([]byte(tt.in))

@@ -75,6 +75,7 @@ func newEvaluator(t *testing.T, code bool, register func(*provider.Registry) err
 		if sb, err = sandbox.New(ctx, sandbox.Config{}, log); err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { sb.Close() })
 	}
 	store, err := journal.Open(ctx, filepath.Join(t.TempDir(), "eval.db"), log)
 	if err != nil {

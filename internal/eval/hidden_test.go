@@ -25,6 +25,7 @@ func TestHiddenBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { sb.Close() })
 	ev := &Evaluator{Sandbox: sb, Log: log}
 	progs := map[string]bool{
 		"assert 1 + 1 == 2\n":                        true,

@@ -4,6 +4,7 @@ package sandbox
 
 import (
 	"context"
+	"log/slog"
 	"os/exec"
 	"testing"
 	"time"
@@ -130,4 +131,51 @@ func BenchmarkThroughput(b *testing.B) {
 		}
 	}
 	b.ReportMetric(100*float64(b.N)/b.Elapsed().Seconds(), "runs/s")
+}
+
+// BenchmarkPythonStart runs a Python print(1) three ways in turn, in the
+// same run: plain python3, in a sandbox taken warm (the pool refilled,
+// untimed, between runs, as between a swarm's bursts of checks), and in a
+// sandbox started for the run (Warm < 0), which is what a run finding no
+// warm sandbox waits for. It reports each one's mean and
+// what the two sandboxes add to plain python3.
+func BenchmarkPythonStart(b *testing.B) {
+	warm := newSandbox(b)
+	cold, err := New(context.Background(), Config{Warm: -1}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cold.Close() })
+	py, err := warm.python()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	spec := Spec{Lang: Python, Source: "print(1)"}
+	sandboxed := func(sb *Sandbox) time.Duration {
+		start := time.Now()
+		if res, err := sb.Run(ctx, spec); err != nil || !res.OK() {
+			b.Fatalf("%+v %v", res, err)
+		}
+		return time.Since(start)
+	}
+	var tPlain, tWarm, tCold time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		warm.pool.wg.Wait() // the refill of the last run's sandbox
+		b.StartTimer()
+		start := time.Now()
+		if out, err := exec.Command(py.Exe, "-s", "-c", "print(1)").Output(); err != nil || string(out) != "1\n" {
+			b.Fatalf("%q %v", out, err)
+		}
+		tPlain += time.Since(start)
+		tCold += sandboxed(cold)
+		tWarm += sandboxed(warm) // last: its refill is not timed
+	}
+	ms := func(d time.Duration) float64 { return d.Seconds() * 1000 / float64(b.N) }
+	b.ReportMetric(ms(tPlain), "ms/plain")
+	b.ReportMetric(ms(tWarm), "ms/warm")
+	b.ReportMetric(ms(tCold), "ms/cold")
+	b.ReportMetric(ms(tWarm-tPlain), "ms-added/warm")
+	b.ReportMetric(ms(tCold-tPlain), "ms-added/cold")
 }

@@ -252,6 +252,42 @@ func (c *cgroupParent) start(l Limits, extra int) (*cgroupRun, error) {
 	return run, nil
 }
 
+// setLimits sets the run's memory limit and l.Procs plus extra tasks on
+// groups made for a sandbox started before its run.
+func (r *cgroupRun) setLimits(l Limits, extra int) error {
+	mem, pids := strconv.FormatInt(l.Memory, 10), strconv.Itoa(l.Procs+extra)
+	settings := [][2]string{{r.dirs[0], "memory.max"}, {r.dirs[0], "pids.max"}}
+	if !r.v2 {
+		settings = [][2]string{{r.dirs[0], "memory.limit_in_bytes"}, {r.dirs[1], "pids.max"}}
+	}
+	if !r.v2 {
+		// memsw may not be below the memory limit: raised before it,
+		// lowered after it (one of the two writes fails, harmlessly).
+		os.WriteFile(filepath.Join(r.dirs[0], "memory.memsw.limit_in_bytes"), []byte(mem), 0)
+	}
+	for i, s := range settings {
+		val := mem
+		if i == 1 {
+			val = pids
+		}
+		if err := os.WriteFile(filepath.Join(s[0], s[1]), []byte(val), 0); err != nil {
+			return fmt.Errorf("write %s: %w", s[1], err)
+		}
+	}
+	if !r.v2 {
+		os.WriteFile(filepath.Join(r.dirs[0], "memory.memsw.limit_in_bytes"), []byte(mem), 0)
+	}
+	return nil
+}
+
+// mode is the Result.MemoryMode of a run in r.
+func (r *cgroupRun) mode() string {
+	if r.v2 {
+		return MemoryCgroupV2
+	}
+	return MemoryCgroupV1
+}
+
 // fd is the v2 group to start the init in, or -1 with v1.
 func (r *cgroupRun) fd() int {
 	if r.f == nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,8 +36,12 @@ const (
 	goThreads   = 16
 )
 
-// runProcess runs a program in a child process.
+// runProcess runs a program in a child process: in a sandbox of its own
+// (warm_linux.go), or, in mode none, as the exec stage on the host.
 func (s *Sandbox) runProcess(ctx context.Context, spec Spec) (*Result, error) {
+	if s.cfg.Mode == ModeNamespaces {
+		return s.runIsolated(ctx, spec)
+	}
 	tmp, err := os.MkdirTemp("", "hive-sandbox-")
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
@@ -46,22 +51,85 @@ func (s *Sandbox) runProcess(ctx context.Context, spec Spec) (*Result, error) {
 	if err := writeInput(in, spec); err != nil {
 		return nil, fmt.Errorf("sandbox: write files: %w", err)
 	}
-	isolated := s.cfg.Mode == ModeNamespaces
-	workDir, tmpDir := "/box", "/tmp"
-	if !isolated {
-		workDir, tmpDir = in, filepath.Join(in, ".tmp")
-		if err := os.Mkdir(tmpDir, 0o700); err != nil {
+	tmpDir := filepath.Join(in, ".tmp")
+	if err := os.Mkdir(tmpDir, 0o700); err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	cfg, err := s.runConfig(spec, in, tmpDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.NoNS = true
+	cfg.UID, cfg.GID = os.Geteuid(), os.Getegid()
+
+	var stdin *os.File
+	if len(spec.Stdin) > 0 {
+		p := filepath.Join(tmp, "stdin")
+		if err := os.WriteFile(p, spec.Stdin, 0o600); err != nil {
 			return nil, fmt.Errorf("sandbox: %w", err)
 		}
+		if stdin, err = os.Open(p); err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+		defer stdin.Close()
 	}
+	k := &killer{}
+	stdout := newCapped(spec.Limits.Output, func() { k.kill(OutputLimit) })
+	stderr := newCapped(spec.Limits.Output, func() { k.kill(OutputLimit) })
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	cmd := &exec.Cmd{
+		Path:        "/proc/self/exe",
+		Args:        []string{"hive-sandbox-" + stageExec},
+		Env:         []string{stageEnv + "=" + stageExec, configEnv + "=" + string(b), stageGORACE},
+		Dir:         cfg.Dir,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
+	}
+	if stdin != nil {
+		cmd.Stdin = stdin
+	}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.WaitDelay = 2 * time.Second
+	rep, rw, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	defer rep.Close()
+	cmd.ExtraFiles = []*os.File{rw}
+
+	start := time.Now()
+	err = cmd.Start()
+	rw.Close()
+	if err != nil {
+		return nil, s.startError(err)
+	}
+	k.set(cmd.Process, true)
+	wall := time.AfterFunc(spec.Limits.Wall, func() { k.kill(WallTimeout) })
+	stop := context.AfterFunc(ctx, func() { k.kill(Canceled) })
+	waitErr := cmd.Wait()
+	elapsed := time.Since(start)
+	wall.Stop()
+	stop()
+	k.stop()
+	reports, err := readReports(rep)
+	if err != nil {
+		return nil, err
+	}
+	return collect(spec, outcome{state: cmd.ProcessState, waitErr: waitErr, elapsed: elapsed, stdout: stdout, stderr: stderr,
+		reports: reports, killed: k.reason(), memMode: MemoryPerProcess})
+}
+
+// runConfig returns what the exec stage needs to run spec with workDir
+// as its working directory: the interpreter's command line, the
+// environment, the limits, and the host paths it needs bound.
+func (s *Sandbox) runConfig(spec Spec, workDir, tmpDir string) (*initConfig, error) {
 	cfg := &initConfig{
-		Root:    filepath.Join(tmp, "root"),
-		Input:   in,
 		Binds:   append([]string{}, systemDirs...),
 		Dir:     workDir,
 		Disk:    spec.Limits.Disk,
 		Rlimits: rlimits(spec.Limits),
-		NoNS:    !isolated,
 		// PYTHONHASHSEED=0: the same code iterates its sets and dicts of
 		// strings in the same order on every run, so that a verdict does
 		// not change from one run to the next.
@@ -110,160 +178,72 @@ func (s *Sandbox) runProcess(ctx context.Context, spec Spec) (*Result, error) {
 			}
 		}
 	}
-	if err := os.Mkdir(cfg.Root, 0o700); err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
-	}
+	return cfg, nil
+}
 
-	var cg *cgroupRun
-	if isolated && s.cgroup != nil {
-		extra := initThreads
-		if cfg.Program != "" {
-			extra += goThreads
-		}
-		if cg, err = s.cgroup.start(spec.Limits, extra); err != nil {
-			s.log.Warn("sandbox: cgroup limits not applied; sampling memory", "err", err)
-			cg = nil
-		} else {
-			defer cg.close()
-		}
-	}
-	memMode := MemoryPerProcess
-	switch {
-	case cg != nil && cg.v2:
-		memMode = MemoryCgroupV2
-	case cg != nil:
-		memMode, cfg.Hold = MemoryCgroupV1, true
-	case isolated:
-		memMode = MemorySampled
-	}
+// outcome is what the host saw of a run, for collect.
+type outcome struct {
+	state          *os.ProcessState
+	waitErr        error
+	elapsed        time.Duration
+	stdout, stderr *capped
+	reports        []report
+	killed         Reason // why the host stopped it, if it did
+	isolated       bool
+	memMode        string
+	cg             *cgroupRun // nil without one
+	sampled        int64      // the sampler's peak, 0 without one
+}
 
-	var stdin *os.File
-	if len(spec.Stdin) > 0 {
-		p := filepath.Join(tmp, "stdin")
-		if err := os.WriteFile(p, spec.Stdin, 0o600); err != nil {
-			return nil, fmt.Errorf("sandbox: %w", err)
-		}
-		if stdin, err = os.Open(p); err != nil {
-			return nil, fmt.Errorf("sandbox: %w", err)
-		}
-		defer stdin.Close()
-	}
-	k := &killer{}
-	stdout := newCapped(spec.Limits.Output, func() { k.kill(OutputLimit) })
-	stderr := newCapped(spec.Limits.Output, func() { k.kill(OutputLimit) })
-	cmd, err := s.command(cfg, isolated, cg)
-	if err != nil {
-		return nil, err
-	}
-	if stdin != nil {
-		cmd.Stdin = stdin
-	}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.WaitDelay = 2 * time.Second
-	rep, rw, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
-	}
-	defer rep.Close()
-	cmd.ExtraFiles = []*os.File{rw}
-	var hold *os.File // held open until the init is in its v1 cgroups
-	if cfg.Hold {
-		hr, hw, err := os.Pipe()
-		if err != nil {
-			return nil, fmt.Errorf("sandbox: %w", err)
-		}
-		defer hr.Close()
-		hold = hw
-		defer hold.Close()
-		cmd.ExtraFiles = append(cmd.ExtraFiles, hr)
-	}
-
-	start := time.Now()
-	err = cmd.Start()
-	rw.Close()
-	if err != nil {
-		return nil, s.startError(err)
-	}
-	if hold != nil {
-		if err := cg.attach(cmd.Process.Pid); err != nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-			return nil, fmt.Errorf("sandbox: %w", err)
-		}
-		hold.Close()
-	}
-	k.set(cmd.Process, !isolated)
-	wall := time.AfterFunc(spec.Limits.Wall, func() { k.kill(WallTimeout) })
-	stop := context.AfterFunc(ctx, func() { k.kill(Canceled) })
-	var smp *sampler
-	switch {
-	case memMode == MemorySampled:
-		pid, limit := cmd.Process.Pid, spec.Limits.Memory
-		smp = startSampler(func() (int64, bool) { t := treeMemory(pid); return t, t > limit }, func() { k.kill(MemoryLimit) })
-	case cg != nil:
-		smp = startSampler(func() (int64, bool) { return 0, cg.oomKilled() }, func() { k.kill(MemoryLimit) })
-	}
-	waitErr := cmd.Wait()
-	elapsed := time.Since(start)
-	wall.Stop()
-	stop()
-	var sampled int64
-	if smp != nil {
-		sampled = smp.stop()
-	}
-	k.stop()
+// collect makes the Result of a run from what the host saw.
+func collect(spec Spec, o outcome) (*Result, error) {
 	var ee *exec.ExitError
-	if waitErr != nil && !errors.As(waitErr, &ee) && !errors.Is(waitErr, exec.ErrWaitDelay) {
-		return nil, fmt.Errorf("sandbox: wait: %w", waitErr)
+	if o.waitErr != nil && !errors.As(o.waitErr, &ee) && !errors.Is(o.waitErr, exec.ErrWaitDelay) {
+		return nil, fmt.Errorf("sandbox: wait: %w", o.waitErr)
 	}
-
-	res := &Result{Wall: elapsed, Isolated: isolated, ExitCode: -1, MemoryMode: memMode}
-	res.Stdout, res.StdoutTruncated = stdout.result()
-	res.Stderr, res.StderrTruncated = stderr.result()
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+	res := &Result{Wall: o.elapsed, Isolated: o.isolated, ExitCode: -1, MemoryMode: o.memMode}
+	res.Stdout, res.StdoutTruncated = o.stdout.result()
+	res.Stderr, res.StderrTruncated = o.stderr.result()
+	if ru, ok := o.state.SysUsage().(*syscall.Rusage); ok {
 		res.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 		res.Memory = ru.Maxrss * 1024
 	}
-	reports, err := readReports(rep)
-	if err != nil {
-		return nil, err
-	}
 	var last *report
-	for i := range reports {
-		if reports[i].Error != "" && k.reason() == "" {
-			return nil, fmt.Errorf("sandbox: %s", reports[i].Error)
+	for i := range o.reports {
+		if o.reports[i].Error != "" && o.killed == "" {
+			return nil, fmt.Errorf("sandbox: %s", o.reports[i].Error)
 		}
-		if reports[i].Status != nil {
-			last = &reports[i]
+		if o.reports[i].Status != nil {
+			last = &o.reports[i]
 		}
 	}
 	if last != nil {
 		res.CPU = time.Duration(last.UTime+last.STime) * time.Microsecond
 		res.Memory = last.MaxRSS * 1024
 	}
-	if cg != nil {
-		if peak := cg.peak(); peak > 0 {
+	if o.cg != nil {
+		if peak := o.cg.peak(); peak > 0 {
 			res.Memory = peak
 		}
 	}
-	res.Memory = max(res.Memory, sampled)
+	res.Memory = max(res.Memory, o.sampled)
 	switch {
-	case k.reason() != "":
-		res.Reason, res.Signal = k.reason(), "killed"
+	case o.killed != "":
+		res.Reason, res.Signal = o.killed, "killed"
 	case last != nil:
 		res.classify(unix.WaitStatus(*last.Status), spec)
-	case !isolated:
-		res.classify(unix.WaitStatus(cmd.ProcessState.Sys().(syscall.WaitStatus)), spec)
+	case !o.isolated:
+		res.classify(unix.WaitStatus(o.state.Sys().(syscall.WaitStatus)), spec)
 	default:
 		// The init died without a word: a program in an unprivileged
 		// sandbox (which shares its uid) may have killed it.
-		ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		ws := o.state.Sys().(syscall.WaitStatus)
 		if !ws.Signaled() {
-			return nil, fmt.Errorf("sandbox: init exited with %v without a report", cmd.ProcessState)
+			return nil, fmt.Errorf("sandbox: init exited with %v without a report", o.state)
 		}
 		res.classify(unix.WaitStatus(ws), spec)
 	}
-	if cg != nil && cg.oomKilled() && res.Reason != WallTimeout && res.Reason != Canceled && res.Reason != OutputLimit {
+	if o.cg != nil && o.cg.oomKilled() && res.Reason != WallTimeout && res.Reason != Canceled && res.Reason != OutputLimit {
 		res.Reason = MemoryLimit
 	}
 	return res, nil
@@ -354,42 +334,6 @@ func goOutOfMemory(stderr []byte) bool {
 	return false
 }
 
-// command builds the child of the host: the init in new namespaces, or
-// the exec stage directly in mode none.
-func (s *Sandbox) command(cfg *initConfig, isolated bool, cg *cgroupRun) (*exec.Cmd, error) {
-	root := os.Geteuid() == 0
-	if isolated {
-		if root {
-			cfg.UID, cfg.GID, cfg.Groups = inNSUID, inNSUID, true
-		}
-	} else {
-		cfg.UID, cfg.GID = os.Geteuid(), os.Getegid()
-	}
-	b, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
-	}
-	stage := stageInit
-	if !isolated {
-		stage = stageExec
-	}
-	cmd := &exec.Cmd{
-		Path: "/proc/self/exe",
-		Args: []string{"hive-sandbox-" + stage},
-		Env:  []string{stageEnv + "=" + stage, configEnv + "=" + string(b), stageGORACE},
-	}
-	if !isolated {
-		cmd.Dir = cfg.Dir
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		return cmd, nil
-	}
-	cmd.SysProcAttr = namespaceAttr(root)
-	if cg != nil && cg.v2 {
-		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, cg.fd()
-	}
-	return cmd, nil
-}
-
 // namespaceAttr starts a child in new namespaces. As root, the namespace
 // maps root to root (for the init) and inNSUID to sandboxUID (for the
 // program); otherwise it maps the caller's ids to 0.
@@ -450,7 +394,7 @@ func writeInput(dir string, spec Spec) error {
 }
 
 // readReports reads the JSON lines the inner stages wrote.
-func readReports(r *os.File) ([]report, error) {
+func readReports(r io.Reader) ([]report, error) {
 	var out []report
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
@@ -538,12 +482,9 @@ func probe(ctx context.Context) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	cfg := &initConfig{Root: filepath.Join(tmp, "root"), Input: filepath.Join(tmp, "work"),
-		Binds: systemDirs, Disk: 1 << 20, Probe: true}
-	for _, d := range []string{cfg.Root, cfg.Input} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			return err
-		}
+	cfg := &initConfig{Root: filepath.Join(tmp, "root"), Binds: systemDirs, Probe: true}
+	if err := os.Mkdir(cfg.Root, 0o700); err != nil {
+		return err
 	}
 	root := os.Geteuid() == 0
 	if root {

@@ -4,13 +4,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"unsafe"
 
@@ -21,16 +24,28 @@ import (
 // namespaces, which builds the root and reaps), and the exec stage (which
 // sets rlimits, no_new_privs and seccomp on itself and execs the
 // interpreter). Both inner stages are this same binary, told apart by
-// stageEnv; their configuration travels in configEnv, and they report to
-// the host as JSON lines on file descriptor 3.
+// stageEnv, and they report to the host as JSON lines on file descriptor 3.
+//
+// Both are started before there is a program to run, so that a sandbox
+// can be kept warm (see warm_linux.go): the init starts the exec stage,
+// builds the root, and once the exec stage is up reports {"ready":true}.
+// Then the init reads the run (an initConfig holding the program, its
+// files and limits) from jobFD, mounts the run's /box, /tmp and /dev/shm
+// at the run's size, writes the files into /box and hands the run on to
+// the exec stage over a socket (its fd 4, execSockFD). What does not
+// change from run to run (the binds, the ids, the cgroup hold) travels in
+// configEnv; so does the whole of a run in mode none, where the exec
+// stage is started directly on the host.
 const (
-	stageEnv  = "HIVE_SANDBOX_STAGE"
-	configEnv = "HIVE_SANDBOX_CONFIG"
-	stageInit = "init"
-	stageExec = "exec"
-	stageNoop = "noop"
-	reportFD  = 3
-	holdFD    = 4
+	stageEnv   = "HIVE_SANDBOX_STAGE"
+	configEnv  = "HIVE_SANDBOX_CONFIG"
+	stageInit  = "init"
+	stageExec  = "exec"
+	stageNoop  = "noop"
+	reportFD   = 3
+	jobFD      = 4 // the init's: the run, from the host
+	holdFD     = 5 // the init's, with Hold
+	execSockFD = 4 // the exec stage's: the run, from the init
 	// stageGORACE keeps a race-detector build of the stages from
 	// sleeping a second as it exits (ignored by other builds).
 	stageGORACE = "GORACE=atexit_sleep_ms=0"
@@ -39,7 +54,6 @@ const (
 // initConfig is what the host tells the inner stages.
 type initConfig struct {
 	Root     string   // host dir to mount the new root on
-	Input    string   // host dir whose tree is copied into /box
 	Binds    []string // host paths bound read-only at the same place
 	Argv     []string // the interpreter and its arguments
 	Env      []string // the program's whole environment
@@ -54,9 +68,13 @@ type initConfig struct {
 	// place of exec'ing Argv; Argv[0] is then its source file.
 	Program string
 	Lookup  bool // look Argv[0] up in the PATH of Env (Exec)
-	// Hold: the init waits for EOF on holdFD before it starts the
-	// program, while the host moves it into its cgroup v1 groups.
+	// Hold: the init waits for EOF on holdFD before it starts the exec
+	// stage, while the host moves it into its cgroup v1 groups.
 	Hold bool
+	// Job: the exec stage reads its run from execSockFD.
+	Job bool
+	// Files are the run's files, written into /box by the init.
+	Files map[string][]byte `json:",omitempty"`
 }
 
 type rlimit struct {
@@ -67,6 +85,7 @@ type rlimit struct {
 // report is one line from an inner stage to the host.
 type report struct {
 	Error  string `json:"error,omitempty"`  // the sandbox failed at this step
+	Ready  bool   `json:"ready,omitempty"`  // the init waits for its run
 	Status *int   `json:"status,omitempty"` // the program's wait status
 	UTime  int64  `json:"utime_us,omitempty"`
 	STime  int64  `json:"stime_us,omitempty"`
@@ -81,6 +100,7 @@ type report struct {
 //
 //	func main() { sandbox.Init(myprog.Program); ... }
 func Init(programs ...Program) {
+	sealInherited()
 	register(programs)
 	stage := os.Getenv(stageEnv)
 	if stage == "" {
@@ -106,11 +126,43 @@ func Init(programs ...Program) {
 			fail(err)
 		}
 	case stageExec:
+		if cfg.Job {
+			job, err := awaitJob()
+			if err != nil {
+				fail(err)
+			}
+			if job == nil {
+				os.Exit(0) // the sandbox was put away unused
+			}
+			cfg = *job
+		}
 		fail(runExec(&cfg)) // returns only on failure
 	default:
 		fail(fmt.Errorf("unknown stage %q", stage))
 	}
 	os.Exit(0)
+}
+
+// closeRangeCloexec is close_range(2)'s CLOSE_RANGE_CLOEXEC (Linux 5.11).
+const closeRangeCloexec = 1 << 2
+
+// sealInherited marks every descriptor from 3 up close-on-exec. Go opens
+// its own that way, but one this process inherited without the flag, from
+// whatever started Hive (a shell, a supervisor, a test runner), would
+// pass through every child it starts, and through the sandbox's stages
+// into the program. Children get what they are given explicitly: stdio,
+// exec.Cmd's ExtraFiles, syscall.ProcAttr's Files.
+func sealInherited() {
+	if unix.CloseRange(3, ^uint(0)>>1, closeRangeCloexec) == nil {
+		return
+	}
+	// Before Linux 5.11: one by one.
+	entries, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
 }
 
 // ignoredSignals are ignored by the init: signals a program sends to pid 1
@@ -121,8 +173,9 @@ var ignoredSignals = []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SI
 	syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGXCPU, syscall.SIGXFSZ,
 	syscall.SIGVTALRM, syscall.SIGPROF}
 
-// runInit is pid 1 of the new namespaces: it builds the root, starts the
-// exec stage, reaps every process until the program exits, and reports.
+// runInit is pid 1 of the new namespaces: it starts the exec stage, builds
+// the root, waits for the run, and reaps every process until the program
+// exits, then reports.
 func runInit(cfg *initConfig, out *os.File) error {
 	for _, s := range ignoredSignals {
 		if s != syscall.SIGTERM {
@@ -137,10 +190,10 @@ func runInit(cfg *initConfig, out *os.File) error {
 		<-term
 		unix.Kill(-1, unix.SIGKILL)
 	}()
-	if err := buildRoot(cfg); err != nil {
-		return err
-	}
 	if cfg.Probe {
+		if err := buildRoot(cfg); err != nil {
+			return err
+		}
 		_, err := out.Write([]byte("{}\n"))
 		return err
 	}
@@ -163,19 +216,64 @@ func runInit(cfg *initConfig, out *os.File) error {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return fmt.Errorf("set dumpable: %w", err)
 	}
-	env := []string{stageEnv + "=" + stageExec, configEnv + "=" + os.Getenv(configEnv), stageGORACE}
+	// The exec stage starts now, while the root is built, so that its
+	// start-up overlaps the init's. From "/", its root and working
+	// directory move with the init's into the new root at pivot_root.
+	if err := unix.Chdir("/"); err != nil {
+		return fmt.Errorf("chdir /: %w", err)
+	}
+	sock, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("socketpair: %w", err)
+	}
+	env := []string{stageEnv + "=" + stageExec, configEnv + `={"Job":true}`, stageGORACE}
 	attr := &syscall.ProcAttr{
 		Env:   env,
-		Files: []uintptr{0, 1, 2, reportFD},
+		Files: []uintptr{0, 1, 2, reportFD, uintptr(sock[1])},
 		Sys: &syscall.SysProcAttr{
 			Setsid:     true,
 			Credential: &syscall.Credential{Uid: uint32(cfg.UID), Gid: uint32(cfg.GID), NoSetGroups: !cfg.Groups},
 		},
 	}
 	pid, err := syscall.ForkExec("/proc/self/exe", []string{"hive-sandbox-exec"}, attr)
+	unix.Close(sock[1])
 	if err != nil {
 		return fmt.Errorf("start exec stage: %w", err)
 	}
+	exec := os.NewFile(uintptr(sock[0]), "exec stage")
+	if err := buildRoot(cfg); err != nil {
+		return err
+	}
+	// The exec stage says it is up; then the host may send the run.
+	var b [1]byte
+	if _, err := io.ReadFull(exec, b[:]); err != nil {
+		return fmt.Errorf("the exec stage did not start: %w", err)
+	}
+	if _, err := out.Write([]byte(`{"ready":true}` + "\n")); err != nil {
+		return err
+	}
+	job, err := readJob(os.NewFile(jobFD, "job"))
+	if err != nil {
+		return err
+	}
+	if job == nil {
+		// Put away unused: the exec stage reads EOF and exits.
+		exec.Close()
+		unix.Wait4(pid, nil, 0, nil)
+		os.Exit(0)
+	}
+	if err := mountBox(job, cfg.UID, cfg.GID); err != nil {
+		return err
+	}
+	job.Files = nil // written; the exec stage needs the rest
+	b2, err := json.Marshal(job)
+	if err != nil {
+		return err
+	}
+	if _, err := exec.Write(b2); err != nil {
+		return fmt.Errorf("hand the run to the exec stage: %w", err)
+	}
+	exec.Close()
 	// Reap every process until the program is gone, then kill and reap
 	// what it left behind, adding up what they all used.
 	var status *int
@@ -205,9 +303,102 @@ func runInit(cfg *initConfig, out *os.File) error {
 	if status == nil {
 		return errors.New("the program vanished")
 	}
-	b, _ := json.Marshal(report{Status: status, UTime: utime, STime: stime, MaxRSS: maxrss})
-	_, err = out.Write(append(b, '\n'))
+	b3, _ := json.Marshal(report{Status: status, UTime: utime, STime: stime, MaxRSS: maxrss})
+	_, err = out.Write(append(b3, '\n'))
 	return err
+}
+
+// readJob reads a run from r until EOF: nil when there is none.
+func readJob(r *os.File) (*initConfig, error) {
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read the run: %w", err)
+	}
+	if len(b) == 0 {
+		return nil, nil
+	}
+	var job initConfig
+	if err := json.Unmarshal(b, &job); err != nil {
+		return nil, fmt.Errorf("read the run: %w", err)
+	}
+	return &job, nil
+}
+
+// collected says the exec stage has stopped the garbage collector after a
+// whole cycle.
+var collected bool
+
+// awaitJob is the exec stage's wait for its run: it tells the init it is
+// up, then reads the run from the init (nil when the sandbox was put away
+// unused).
+func awaitJob() (*initConfig, error) {
+	unix.CloseOnExec(execSockFD)
+	// The collection runExec needs before exec (see there), done while
+	// there is no run to wait for it; the run's few allocations start
+	// no new cycle.
+	debug.SetGCPercent(-1)
+	runtime.GC()
+	collected = true
+	f := os.NewFile(execSockFD, "init")
+	if _, err := f.Write([]byte{1}); err != nil {
+		return nil, fmt.Errorf("tell the init: %w", err)
+	}
+	return readJob(f)
+}
+
+// mountBox mounts the run's /dev/shm, /tmp and /box at its size and
+// writes its files into /box, owned by uid:gid.
+func mountBox(job *initConfig, uid, gid int) error {
+	size := strconv.FormatInt(job.Disk, 10)
+	owner := fmt.Sprintf("uid=%d,gid=%d", uid, gid)
+	for _, m := range []struct{ dst, data string }{
+		{"/dev/shm", "size=" + size + ",mode=1777"},
+		{"/tmp", "size=" + size + ",mode=1777"},
+		{"/box", "size=" + size + ",mode=0755," + owner},
+	} {
+		if err := unix.Mount("tmpfs", m.dst, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, m.data); err != nil {
+			return fmt.Errorf("mount %s: %w", m.dst, err)
+		}
+	}
+	if err := writeFiles("/box", job.Files, uid, gid); err != nil {
+		return fmt.Errorf("write files into /box: %w", err)
+	}
+	return nil
+}
+
+// writeFiles writes files (by clean relative slash path) under dir, with
+// the directories they need, all owned by uid:gid.
+func writeFiles(dir string, files map[string][]byte, uid, gid int) error {
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		to := dir
+		parts := strings.Split(name, "/")
+		for _, p := range parts[:len(parts)-1] {
+			to = filepath.Join(to, p)
+			if err := os.Mkdir(to, 0o755); err != nil {
+				if errors.Is(err, fs.ErrExist) {
+					continue
+				}
+				return err
+			}
+			if err := os.Lchown(to, uid, gid); err != nil {
+				return err
+			}
+		}
+		to = filepath.Join(to, parts[len(parts)-1])
+		if err := os.WriteFile(to, files[name], 0o644); err != nil {
+			return err
+		}
+		if err := os.Lchown(to, uid, gid); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // buildRoot mounts the new root on cfg.Root and pivots into it.
@@ -251,29 +442,15 @@ func buildRoot(cfg *initConfig) error {
 			return step("symlink /dev/"+name, err)
 		}
 	}
-	size := strconv.FormatInt(cfg.Disk, 10)
-	owner := fmt.Sprintf("uid=%d,gid=%d", cfg.UID, cfg.GID)
-	mounts := []struct{ dst, fstype, data string }{
-		{"dev/shm", "tmpfs", "size=" + size + ",mode=1777"},
-		{"tmp", "tmpfs", "size=" + size + ",mode=1777"},
-		{"box", "tmpfs", "size=" + size + ",mode=0755," + owner},
-		{"proc", "proc", ""},
-	}
-	for _, m := range mounts {
-		dst := filepath.Join(root, m.dst)
-		if err := os.MkdirAll(dst, 0o755); err != nil {
-			return step("mkdir /"+m.dst, err)
-		}
-		flags := uintptr(unix.MS_NOSUID | unix.MS_NODEV)
-		if m.fstype == "proc" {
-			flags |= unix.MS_NOEXEC
-		}
-		if err := unix.Mount(m.fstype, dst, m.fstype, flags, m.data); err != nil {
-			return step("mount /"+m.dst, err)
+	// /dev/shm, /tmp and /box are mounted for the run, at its size
+	// (mountBox), on the places made here.
+	for _, d := range []string{"dev/shm", "tmp", "box", "proc"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return step("mkdir /"+d, err)
 		}
 	}
-	if err := copyInput(cfg.Input, filepath.Join(root, "box"), cfg.UID, cfg.GID); err != nil {
-		return step("copy files into /box", err)
+	if err := unix.Mount("proc", filepath.Join(root, "proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return step("mount /proc", err)
 	}
 	etc := filepath.Join(root, "etc")
 	if err := os.MkdirAll(etc, 0o755); err != nil {
@@ -366,34 +543,6 @@ func bindPath(root, p string) error {
 	return nil
 }
 
-// copyInput copies the tree at src into dst, owned by uid:gid.
-func copyInput(src, dst string, uid, gid int) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil || rel == "." {
-			return err
-		}
-		to := filepath.Join(dst, rel)
-		if d.IsDir() {
-			if err := os.Mkdir(to, 0o755); err != nil {
-				return err
-			}
-		} else {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			if err := os.WriteFile(to, b, 0o644); err != nil {
-				return err
-			}
-		}
-		return os.Lchown(to, uid, gid)
-	})
-}
-
 // runExec is the exec stage: it limits itself and becomes the interpreter.
 // It returns only on failure.
 func runExec(cfg *initConfig) error {
@@ -407,8 +556,10 @@ func runExec(cfg *initConfig) error {
 	// memory" in the runtime, seen in about 1 run in 150 with two dozen
 	// sandboxes at once). So: no new cycle, and one whole cycle, sweep
 	// included, finished now.
-	debug.SetGCPercent(-1)
-	runtime.GC()
+	if !collected {
+		debug.SetGCPercent(-1)
+		runtime.GC()
+	}
 	for _, s := range ignoredSignals {
 		if err := setDefaultSignal(s); err != nil {
 			return fmt.Errorf("reset signal %v: %w", s, err)

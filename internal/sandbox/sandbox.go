@@ -139,6 +139,10 @@ type Limits struct {
 	OpenFiles int           // open files per process
 }
 
+// DefaultWarm is how many sandboxes a [Sandbox] keeps started per set of
+// binds when Config.Warm is 0.
+const DefaultWarm = 2
+
 // DefaultLimits are the limits of a [Sandbox] whose Config leaves them zero.
 var DefaultLimits = Limits{
 	Wall:      10 * time.Second,
@@ -299,6 +303,13 @@ type Config struct {
 	// progress; a run waits (honoring its context) until its limit fits.
 	// Default: half of the physical memory.
 	MemoryCeiling int64
+	// Warm is how many sandboxes are kept started ahead of the runs
+	// (namespaces made, root built, waiting for a program), for each set
+	// of host paths a root binds: one for Python and exec runs, one for
+	// shell and JavaScript on most machines. Each run still gets one of
+	// its own, used once. Default 2; negative keeps none (each run
+	// starts its sandbox when it needs it). [Sandbox.Close] stops them.
+	Warm int
 }
 
 // Sandbox runs programs. It is safe for concurrent use; every Run is
@@ -313,6 +324,8 @@ type Sandbox struct {
 	cgNote  string                      // why cgroups are not used
 	ceiling int64
 	mem     *semaphore.Weighted // of ceiling bytes; each run holds its Limits.Memory
+	warm    int                 // sandboxes kept ready per set of binds
+	pool    warmPool
 }
 
 // New returns a Sandbox. With ModeNamespaces it checks, by starting one
@@ -341,7 +354,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Sandbox, error) {
 	if cfg.MemoryCeiling == 0 {
 		cfg.MemoryCeiling = physicalMemory() / 2
 	}
-	s := &Sandbox{cfg: cfg, log: log, limits: cfg.Limits.WithDefaults(DefaultLimits), ceiling: cfg.MemoryCeiling}
+	s := &Sandbox{cfg: cfg, log: log, limits: cfg.Limits.WithDefaults(DefaultLimits), ceiling: cfg.MemoryCeiling, warm: cfg.Warm}
+	if s.warm == 0 {
+		s.warm = DefaultWarm
+	}
+	s.warm = max(s.warm, 0)
 	s.mem = semaphore.NewWeighted(s.ceiling)
 	s.python = sync.OnceValues(func() (*pythonInfo, error) { return resolvePython(cfg.Python) })
 	if cfg.Mode == ModeNone {

@@ -24,6 +24,11 @@ func probe(ctx context.Context) error {
 		Fix: "run hive on Linux, or use --sandbox=none to run code without isolation"}
 }
 
+type warmPool struct{}
+
+// Close does nothing off Linux: no sandbox is kept started.
+func (s *Sandbox) Close() error { return nil }
+
 func (s *Sandbox) runProcess(ctx context.Context, spec Spec) (*Result, error) {
 	return nil, &UnavailableError{Cause: "running processes needs Linux", Fix: "run hive on Linux"}
 }

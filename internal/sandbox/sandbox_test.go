@@ -14,6 +14,9 @@ import (
 
 func TestMain(m *testing.M) {
 	Init(testProgram)
+	if os.Getenv(fdLeakEnv) != "" {
+		os.Exit(fdLeakChild())
+	}
 	os.Exit(m.Run())
 }
 

@@ -369,6 +369,7 @@ func TestSeccompPytest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { sb.Close() })
 	tests := `
 import subprocess, sys, time, pytest
 

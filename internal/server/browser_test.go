@@ -192,6 +192,7 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sandbox: %v", err)
 	}
+	t.Cleanup(func() { sb.Close() })
 	reg := provider.NewRegistry(cfg, func(string) string { return "" }, log)
 	engine, err := swarm.New(ctx, store, reg, log, swarm.Options{Verifier: verify.New(sb, log), CodeRunner: swarm.SandboxRunner{Sandbox: sb}})
 	if err != nil {
