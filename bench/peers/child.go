@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"syscall"
@@ -39,8 +40,10 @@ type childSpec struct {
 	Impl string `json:"impl,omitempty"`
 	job
 	// CPUProfile, when set, is where a Go child writes the job's CPU
-	// profile.
+	// profile; MemProfile where it writes its heap profile once the job
+	// is done.
 	CPUProfile string `json:"cpuprofile,omitempty"`
+	MemProfile string `json:"memprofile,omitempty"`
 }
 
 type childResult struct {
@@ -53,8 +56,16 @@ type childResult struct {
 	// Not rusage's maxrss: Linux carries that over exec from the parent
 	// the child was forked from, and the driver's is larger than some
 	// children's.
-	PeakRSSKB int64  `json:"peak_rss_kb"`
-	Answer    string `json:"answer"`
+	PeakRSSKB int64 `json:"peak_rss_kb"`
+	// GoSysKB is the memory the Go runtime holds from the system once
+	// the job is done (runtime.MemStats.Sys; 0 for node): what the peak
+	// RSS has beyond it is memory outside Go's heap, such as SQLite's.
+	GoSysKB int64  `json:"go_sys_kb,omitempty"`
+	Answer  string `json:"answer"`
+	// Start and End are when the job began and ended, in Unix
+	// nanoseconds.
+	Start int64 `json:"start_unix_ns"`
+	End   int64 `json:"end_unix_ns"`
 }
 
 // A preparer readies an implementation for one job: it opens clients,
@@ -119,21 +130,42 @@ func runJob(spec childSpec) error {
 	}
 	cpu0, t0 := cpuTime(), time.Now()
 	answer, err := run(ctx)
-	wall, cpu := time.Since(t0), cpuTime()-cpu0
+	t1 := time.Now()
+	wall, cpu := t1.Sub(t0), cpuTime()-cpu0
 	if spec.CPUProfile != "" {
 		pprof.StopCPUProfile()
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", spec.Impl, err)
 	}
+	if spec.MemProfile != "" {
+		if err := writeHeapProfile(spec.MemProfile); err != nil {
+			return err
+		}
+	}
 	peak, err := procStatus("VmHWM")
 	if err != nil {
 		return err
 	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
 	if want := wantAnswer(spec.N); answer != want {
 		return fmt.Errorf("%s: answered %q, want %q", spec.Impl, answer, want)
 	}
-	return json.NewEncoder(os.Stdout).Encode(childResult{WallNS: int64(wall), CPUNS: int64(cpu), RSSBeforeKB: rss, PeakRSSKB: peak, Answer: answer})
+	return json.NewEncoder(os.Stdout).Encode(childResult{WallNS: int64(wall), CPUNS: int64(cpu), RSSBeforeKB: rss, PeakRSSKB: peak, GoSysKB: int64(ms.Sys >> 10), Answer: answer,
+		Start: t0.UnixNano(), End: t1.UnixNano()})
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // cpuTime is the process's user+system CPU so far.

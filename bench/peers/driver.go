@@ -33,9 +33,10 @@ type options struct {
 	// package.json); node_modules is installed there with npm ci when
 	// missing.
 	LangGraphDir string
-	// CPUProfiles, when set, is a directory where each Go child writes
-	// the CPU profile of its job.
-	CPUProfiles string
+	// Profiles, when set, is a directory where each Go child writes the
+	// CPU profile of its job (IMPL-nN-LATENCY-rREP.cpu.pprof) and its
+	// heap profile once the job is done (….heap.pprof).
+	Profiles string
 	// Log gets a line for each run.
 	Log io.Writer
 }
@@ -66,7 +67,12 @@ type sample struct {
 	ProcCPU     time.Duration `json:"proc_cpu_ns"`
 	PeakRSSKB   int64         `json:"peak_rss_kb"`
 	RSSBeforeKB int64         `json:"rss_before_kb"`
+	GoSysKB     int64         `json:"go_sys_kb,omitempty"`
 	Server      serverStats   `json:"server"`
+	// Before is the time from the job's start to the lead's first call;
+	// After from the lead's last answer to the job's end.
+	Before time.Duration `json:"before_ns"`
+	After  time.Duration `json:"after_ns"`
 }
 
 // calls is the job's model calls: 2n+2.
@@ -140,9 +146,11 @@ func bench(ctx context.Context, o options) ([]sample, error) {
 				if err != nil {
 					return out, fmt.Errorf("%s, n=%d, latency %s: %w", impl, c.N, c.Latency, err)
 				}
-				fmt.Fprintf(o.Log, "rep %d/%d  n=%-5d %-6s %-12s wall %7.3fs  cpu %6.0f µs/call  peak %6.1f MiB  %5.1f KB/worker  (max %d in flight)\n",
+				st := s.Server
+				fmt.Fprintf(o.Log, "rep %d/%d  n=%-5d %-6s %-12s wall %7.3fs  cpu %6.0f µs/call  peak %6.1f MiB  %6.1f KB/worker  max %d in flight  gaps: before %s, dispatch %s, turn %s (max %s), collect %s, after %s\n",
 					rep+1, o.Reps, c.N, c.Latency, impl, s.Wall.Seconds(), float64(s.JobCPU.Microseconds())/float64(s.calls()),
-					float64(s.PeakRSSKB)/1024, s.perWorkerKB(o.Cap), s.Server.MaxInFlight)
+					float64(s.PeakRSSKB)/1024, s.perWorkerKB(o.Cap), st.MaxInFlight,
+					ms(s.Before), ms(st.Dispatch), ms(st.TurnGap), ms(st.TurnGapMax), ms(st.Collect), ms(s.After))
 				out = append(out, s)
 			}
 		}
@@ -173,8 +181,9 @@ func runOne(ctx context.Context, exe string, srv *serverProc, o options, impl st
 		return sample{}, err
 	}
 	spec := childSpec{Role: "job", Impl: impl, job: job{N: c.N, Cap: o.Cap, URL: srv.url, Dir: dir}}
-	if o.CPUProfiles != "" && impl != "langgraph" {
-		spec.CPUProfile = filepath.Join(o.CPUProfiles, fmt.Sprintf("%s-n%d-%s-r%d.pprof", impl, c.N, c.Latency, rep+1))
+	if o.Profiles != "" && impl != "langgraph" {
+		base := filepath.Join(o.Profiles, fmt.Sprintf("%s-n%d-%s-r%d", impl, c.N, c.Latency, rep+1))
+		spec.CPUProfile, spec.MemProfile = base+".cpu.pprof", base+".heap.pprof"
 	}
 	raw, _ := json.Marshal(spec)
 	var cmd *exec.Cmd
@@ -202,7 +211,8 @@ func runOne(ctx context.Context, exe string, srv *serverProc, o options, impl st
 		return sample{}, err
 	}
 	s := sample{Impl: impl, N: c.N, Latency: c.Latency, Rep: rep + 1, Wall: time.Duration(res.WallNS), JobCPU: time.Duration(res.CPUNS),
-		RSSBeforeKB: res.RSSBeforeKB, PeakRSSKB: res.PeakRSSKB, Server: st}
+		RSSBeforeKB: res.RSSBeforeKB, PeakRSSKB: res.PeakRSSKB, GoSysKB: res.GoSysKB, Server: st,
+		Before: time.Duration(st.FirstCall - res.Start), After: time.Duration(res.End - st.LastAnswer)}
 	if st.Calls != int64(s.calls()) || st.Unknown != 0 || st.Wrong != 0 {
 		return s, fmt.Errorf("the server saw %d calls (want %d), %d it could not place, %d wrong tool results", st.Calls, s.calls(), st.Unknown, st.Wrong)
 	}
@@ -211,6 +221,8 @@ func runOne(ctx context.Context, exe string, srv *serverProc, o options, impl st
 	}
 	return s, nil
 }
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
 
 func tail(s string, n int) string {
 	if len(s) > n {

@@ -21,7 +21,7 @@
 // Each runs in a process of its own, at most cap workers in flight, each
 // setting several times, interleaved. See README.md.
 //
-//	go run . -n 100,1000 -latency 50ms,1s -reps 3
+//	go run . -n 100,1000 -latency 50ms,1s -reps 5
 package main
 
 import (
@@ -43,15 +43,15 @@ func main() {
 		impls     = flag.String("impls", strings.Join(allImpls, ","), "implementations to run, comma-separated")
 		ns        = flag.String("n", "100,1000", "worker counts, comma-separated")
 		latencies = flag.String("latency", "50ms,1s", "model latencies, comma-separated")
-		reps      = flag.Int("reps", 3, "runs of each implementation on each setting")
+		reps      = flag.Int("reps", 5, "runs of each implementation on each setting")
 		cap       = flag.Int("cap", 100, "workers in flight at most, for every implementation")
 		modDir    = flag.String("module", ".", "directory of this module, where the Go implementations are built")
 		lgDir     = flag.String("langgraph", "langgraph", "directory of the LangGraph.js implementation")
-		profiles  = flag.String("cpuprofile", "", "directory to write each Go child's CPU profile of its job to")
+		profiles  = flag.String("profiles", "", "directory to write each Go child's CPU profile of its job, and heap profile after it, to")
 		rawOut    = flag.String("raw", "", "file to write every sample to, as JSON")
 	)
 	flag.Parse()
-	o := options{Impls: split(*impls), Reps: *reps, Cap: *cap, ModuleDir: *modDir, LangGraphDir: *lgDir, CPUProfiles: *profiles, Log: os.Stderr}
+	o := options{Impls: split(*impls), Reps: *reps, Cap: *cap, ModuleDir: *modDir, LangGraphDir: *lgDir, Profiles: *profiles, Log: os.Stderr}
 	for _, s := range split(*ns) {
 		n, err := strconv.Atoi(s)
 		if err != nil || n <= 0 {
@@ -69,8 +69,8 @@ func main() {
 	if o.Reps < 1 || o.Cap < 1 || len(o.Impls) == 0 || len(o.Ns) == 0 || len(o.Latencies) == 0 {
 		fatalf("nothing to run")
 	}
-	if o.CPUProfiles != "" {
-		if err := os.MkdirAll(o.CPUProfiles, 0o755); err != nil {
+	if o.Profiles != "" {
+		if err := os.MkdirAll(o.Profiles, 0o755); err != nil {
 			fatalf("%v", err)
 		}
 	}
@@ -85,7 +85,11 @@ func main() {
 		fatalf("%v", err)
 	}
 	fmt.Printf("%d workers in flight at most; every call, the lead's too, answered after the latency; median of %d runs each.\n\n", o.Cap, o.Reps)
-	writeTable(os.Stdout, o, rows(o, samples))
+	rs := rows(o, samples)
+	writeTable(os.Stdout, o, rs)
+	fmt.Println("\nWhere the wall time goes between model calls (medians):")
+	fmt.Println()
+	writeGaps(os.Stdout, rs)
 }
 
 func split(s string) []string {

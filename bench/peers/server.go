@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +41,35 @@ type serverStats struct {
 	// MaxInFlight is the most requests being answered at once, sampled
 	// every millisecond.
 	MaxInFlight int64 `json:"max_in_flight"`
+	// Where an implementation spends wall time between model calls, each
+	// answer taken to end its latency after it arrived: Dispatch from the
+	// lead's fan-out to the first worker call; TurnGap from a worker's
+	// first answer to its second call (the tool and the bookkeeping
+	// between), median and max over the workers; Collect from the last
+	// worker answer to the lead's last call. FirstCall is when the
+	// lead's first call arrived and LastAnswer when its last was
+	// answered, in Unix nanoseconds, to set against the child's clock.
+	FirstCall  int64         `json:"first_call_unix_ns"`
+	LastAnswer int64         `json:"last_answer_unix_ns"`
+	Dispatch   time.Duration `json:"dispatch_ns"`
+	TurnGap    time.Duration `json:"turn_gap_ns"`
+	TurnGapMax time.Duration `json:"turn_gap_max_ns"`
+	Collect    time.Duration `json:"collect_ns"`
+}
+
+// The kinds of call, for the gaps.
+const (
+	leadFirst = iota
+	leadLast
+	workerFirst
+	workerLast
+)
+
+type arrival struct {
+	kind int
+	task string
+	at   time.Time // when it arrived
+	lat  time.Duration
 }
 
 type modelServer struct {
@@ -47,6 +77,62 @@ type modelServer struct {
 	latency atomic.Int64 // nanoseconds
 
 	calls, streamed, unknown, wrong, maxIn atomic.Int64
+
+	mu       sync.Mutex
+	arrivals []arrival // since the last stats; guarded by mu
+}
+
+func (s *modelServer) arrived(kind int, task string, lat time.Duration) {
+	a := arrival{kind: kind, task: task, at: time.Now(), lat: lat}
+	s.mu.Lock()
+	s.arrivals = append(s.arrivals, a)
+	s.mu.Unlock()
+}
+
+// gaps fills st's gaps from the arrivals since the last stats, and
+// forgets them.
+func (s *modelServer) gaps(st *serverStats) {
+	s.mu.Lock()
+	as := s.arrivals
+	s.arrivals = nil
+	s.mu.Unlock()
+	var lead1, lead2, firstWorker, lastWorkerDone time.Time
+	first := map[string]time.Time{} // a worker's first answer
+	for _, a := range as {
+		switch a.kind {
+		case leadFirst:
+			lead1 = a.at.Add(a.lat)
+			st.FirstCall = a.at.UnixNano()
+		case leadLast:
+			lead2 = a.at
+			st.LastAnswer = a.at.Add(a.lat).UnixNano()
+		case workerFirst:
+			if firstWorker.IsZero() || a.at.Before(firstWorker) {
+				firstWorker = a.at
+			}
+			first[a.task] = a.at.Add(a.lat)
+		case workerLast:
+			if done := a.at.Add(a.lat); done.After(lastWorkerDone) {
+				lastWorkerDone = done
+			}
+		}
+	}
+	var turn []time.Duration
+	for _, a := range as {
+		if t, ok := first[a.task]; ok && a.kind == workerLast {
+			turn = append(turn, a.at.Sub(t))
+		}
+	}
+	if !lead1.IsZero() && !firstWorker.IsZero() {
+		st.Dispatch = firstWorker.Sub(lead1)
+	}
+	if !lead2.IsZero() && !lastWorkerDone.IsZero() {
+		st.Collect = lead2.Sub(lastWorkerDone)
+	}
+	if len(turn) > 0 {
+		slices.Sort(turn)
+		st.TurnGap, st.TurnGapMax = turn[len(turn)/2], turn[len(turn)-1]
+	}
 }
 
 func newModelServer() *modelServer {
@@ -80,13 +166,15 @@ func (s *modelServer) sample(done <-chan struct{}) {
 
 // stats returns the counts since the last call, and starts anew.
 func (s *modelServer) stats() serverStats {
-	return serverStats{
+	st := serverStats{
 		Calls:       s.calls.Swap(0),
 		Streamed:    s.streamed.Swap(0),
 		Unknown:     s.unknown.Swap(0),
 		Wrong:       s.wrong.Swap(0),
 		MaxInFlight: s.maxIn.Swap(0),
 	}
+	s.gaps(&st)
+	return st
 }
 
 var (
@@ -106,8 +194,10 @@ func (s *modelServer) answer(c *llmtest.Call) llmtest.Reply {
 	switch {
 	case slices.Contains(c.Tools, toolFanOut) || slices.Contains(c.Tools, "finish"):
 		if results == "" {
+			s.arrived(leadFirst, "", lat)
 			return s.fanOut(c, hive, lat)
 		}
+		s.arrived(leadLast, "", lat)
 		answer := fmt.Sprintf("%d reports", countReports(results))
 		if hive {
 			return llmtest.Reply{Latency: lat, ToolCalls: []llmtest.ToolCall{call("finish", map[string]string{"answer": answer})}}
@@ -120,8 +210,10 @@ func (s *modelServer) answer(c *llmtest.Call) llmtest.Reply {
 		}
 		name := m[1]
 		if results == "" {
+			s.arrived(workerFirst, name, lat)
 			return llmtest.Reply{Latency: lat, ToolCalls: []llmtest.ToolCall{call(toolRead, readArgs{Path: taskPath(name)})}}
 		}
+		s.arrived(workerLast, name, lat)
 		report := taskReport(name)
 		if !strings.Contains(results, report) {
 			s.wrong.Add(1)

@@ -101,12 +101,14 @@ const graph = new StateGraph(State)
 
 const rssBefore = process.memoryUsage().rss;
 const cpu0 = process.cpuUsage();
+const start = Date.now();
 const t0 = process.hrtime.bigint();
 const out = await graph.invoke(
   { messages: [new SystemMessage(leadSystem), new HumanMessage(leadTask(job.n))] },
   { maxConcurrency: job.cap },
 );
 const wall = process.hrtime.bigint() - t0;
+const end = Date.now();
 const cpu = process.cpuUsage(cpu0);
 if (out.answer !== wantAnswer(job.n)) {
   console.error(`langgraph: answered ${JSON.stringify(out.answer)}, want ${JSON.stringify(wantAnswer(job.n))}`);
@@ -121,4 +123,6 @@ console.log(JSON.stringify({
   rss_before_kb: Math.round(rssBefore / 1024),
   peak_rss_kb: Number(hwm[1]),
   answer: out.answer,
+  start_unix_ns: start * 1e6,
+  end_unix_ns: end * 1e6,
 }));
