@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"path"
@@ -25,6 +26,7 @@ import (
 // extended attributes are not covered.
 func (w *Workspace) Fingerprint(ctx context.Context) (string, error) {
 	h := sha256.New()
+	fh, buf := sha256.New(), make([]byte, 64<<10) // for every file
 	err := w.walkAll(ctx, ".", func(p string, de fs.DirEntry) error {
 		fi, err := de.Info()
 		if errors.Is(err, fs.ErrNotExist) {
@@ -38,7 +40,7 @@ func (w *Workspace) Fingerprint(ctx context.Context) (string, error) {
 		case fi.Mode().IsRegular() && w.secretPath(p):
 			fmt.Fprintf(h, "secret %d %d", fi.Size(), fi.ModTime().UnixNano())
 		case fi.Mode().IsRegular():
-			if err := w.hashFile(ctx, h, p); err != nil {
+			if err := w.hashFile(ctx, h, fh, buf, p); err != nil {
 				return fmt.Errorf("fingerprint: %s: %w", p, err)
 			}
 		case fi.Mode()&fs.ModeSymlink != 0:
@@ -58,15 +60,14 @@ func (w *Workspace) Fingerprint(ctx context.Context) (string, error) {
 }
 
 // hashFile writes the SHA-256 of the regular file p to h, watching ctx
-// between chunks.
-func (w *Workspace) hashFile(ctx context.Context, h io.Writer, p string) error {
+// between chunks; fh and buf are the hash and buffer it reuses.
+func (w *Workspace) hashFile(ctx context.Context, h io.Writer, fh hash.Hash, buf []byte, p string) error {
 	f, _, err := w.openRegular(p)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	fh := sha256.New()
-	buf := make([]byte, 1<<20)
+	fh.Reset()
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
