@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"syscall"
@@ -60,8 +61,15 @@ type childResult struct {
 	// GoSysKB is the memory the Go runtime holds from the system once
 	// the job is done (runtime.MemStats.Sys; 0 for node): what the peak
 	// RSS has beyond it is memory outside Go's heap, such as SQLite's.
-	GoSysKB int64  `json:"go_sys_kb,omitempty"`
-	Answer  string `json:"answer"`
+	GoSysKB int64 `json:"go_sys_kb,omitempty"`
+	// LiveBeforeKB is the Go heap's live bytes just before the job (after
+	// a collection), PeakLiveKB the most the collector found live during
+	// it (runtime/metrics' /gc/heap/live:bytes, sampled every
+	// millisecond): what the job's state took, without the garbage and
+	// the collector's headroom that RSS also holds. 0 for node.
+	LiveBeforeKB int64  `json:"live_before_kb,omitempty"`
+	PeakLiveKB   int64  `json:"peak_live_kb,omitempty"`
+	Answer       string `json:"answer"`
 	// Start and End are when the job began and ended, in Unix
 	// nanoseconds.
 	Start int64 `json:"start_unix_ns"`
@@ -128,9 +136,13 @@ func runJob(spec childSpec) error {
 			return err
 		}
 	}
+	runtime.GC()
+	live0 := liveHeap()
+	stopLive, peakLive := sampleLive()
 	cpu0, t0 := cpuTime(), time.Now()
 	answer, err := run(ctx)
 	t1 := time.Now()
+	stopLive()
 	wall, cpu := t1.Sub(t0), cpuTime()-cpu0
 	if spec.CPUProfile != "" {
 		pprof.StopCPUProfile()
@@ -152,8 +164,37 @@ func runJob(spec childSpec) error {
 	if want := wantAnswer(spec.N); answer != want {
 		return fmt.Errorf("%s: answered %q, want %q", spec.Impl, answer, want)
 	}
-	return json.NewEncoder(os.Stdout).Encode(childResult{WallNS: int64(wall), CPUNS: int64(cpu), RSSBeforeKB: rss, PeakRSSKB: peak, GoSysKB: int64(ms.Sys >> 10), Answer: answer,
+	return json.NewEncoder(os.Stdout).Encode(childResult{WallNS: int64(wall), CPUNS: int64(cpu), RSSBeforeKB: rss, PeakRSSKB: peak, GoSysKB: int64(ms.Sys >> 10),
+		LiveBeforeKB: int64(live0 >> 10), PeakLiveKB: int64(*peakLive >> 10), Answer: answer,
 		Start: t0.UnixNano(), End: t1.UnixNano()})
+}
+
+// liveHeap is the heap's live bytes as the last collection marked them.
+func liveHeap() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// sampleLive samples liveHeap every millisecond until stop is called,
+// and keeps the most it saw in *peak (read it after stop).
+func sampleLive() (stop func(), peak *uint64) {
+	peak = new(uint64)
+	done, ended := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ended)
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			*peak = max(*peak, liveHeap())
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { close(done); <-ended; *peak = max(*peak, liveHeap()) }, peak
 }
 
 func writeHeapProfile(path string) error {

@@ -68,7 +68,11 @@ type sample struct {
 	PeakRSSKB   int64         `json:"peak_rss_kb"`
 	RSSBeforeKB int64         `json:"rss_before_kb"`
 	GoSysKB     int64         `json:"go_sys_kb,omitempty"`
-	Server      serverStats   `json:"server"`
+	// LiveBeforeKB and PeakLiveKB are the Go heap's live bytes before
+	// and at most during the job (childResult); 0 for node.
+	LiveBeforeKB int64       `json:"live_before_kb,omitempty"`
+	PeakLiveKB   int64       `json:"peak_live_kb,omitempty"`
+	Server       serverStats `json:"server"`
 	// Before is the time from the job's start to the lead's first call;
 	// After from the lead's last answer to the job's end.
 	Before time.Duration `json:"before_ns"`
@@ -81,6 +85,15 @@ func (s sample) calls() int { return 2*s.N + 2 }
 // perWorkerKB is the memory the job added, per worker in flight.
 func (s sample) perWorkerKB(cap int) float64 {
 	return float64(s.PeakRSSKB-s.RSSBeforeKB) / float64(min(s.N, cap))
+}
+
+// liveWorkerKB is the live heap the job added, per worker in flight, or
+// -1 when the child did not say (node).
+func (s sample) liveWorkerKB(cap int) float64 {
+	if s.PeakLiveKB == 0 {
+		return -1
+	}
+	return float64(s.PeakLiveKB-s.LiveBeforeKB) / float64(min(s.N, cap))
 }
 
 // bench runs every implementation o names on every cell, o.Reps times,
@@ -147,9 +160,9 @@ func bench(ctx context.Context, o options) ([]sample, error) {
 					return out, fmt.Errorf("%s, n=%d, latency %s: %w", impl, c.N, c.Latency, err)
 				}
 				st := s.Server
-				fmt.Fprintf(o.Log, "rep %d/%d  n=%-5d %-6s %-12s wall %7.3fs  cpu %6.0f µs/call  peak %6.1f MiB  %6.1f KB/worker  max %d in flight  gaps: before %s, dispatch %s, turn %s (max %s), collect %s, after %s\n",
+				fmt.Fprintf(o.Log, "rep %d/%d  n=%-5d %-6s %-12s wall %7.3fs  cpu %6.0f µs/call  peak %6.1f MiB  %6.1f KB/worker (live %5.1f)  max %d in flight  gaps: before %s, dispatch %s, turn %s (max %s), collect %s, after %s\n",
 					rep+1, o.Reps, c.N, c.Latency, impl, s.Wall.Seconds(), float64(s.JobCPU.Microseconds())/float64(s.calls()),
-					float64(s.PeakRSSKB)/1024, s.perWorkerKB(o.Cap), st.MaxInFlight,
+					float64(s.PeakRSSKB)/1024, s.perWorkerKB(o.Cap), s.liveWorkerKB(o.Cap), st.MaxInFlight,
 					ms(s.Before), ms(st.Dispatch), ms(st.TurnGap), ms(st.TurnGapMax), ms(st.Collect), ms(s.After))
 				out = append(out, s)
 			}
@@ -211,7 +224,8 @@ func runOne(ctx context.Context, exe string, srv *serverProc, o options, impl st
 		return sample{}, err
 	}
 	s := sample{Impl: impl, N: c.N, Latency: c.Latency, Rep: rep + 1, Wall: time.Duration(res.WallNS), JobCPU: time.Duration(res.CPUNS),
-		RSSBeforeKB: res.RSSBeforeKB, PeakRSSKB: res.PeakRSSKB, GoSysKB: res.GoSysKB, Server: st,
+		RSSBeforeKB: res.RSSBeforeKB, PeakRSSKB: res.PeakRSSKB, GoSysKB: res.GoSysKB,
+		LiveBeforeKB: res.LiveBeforeKB, PeakLiveKB: res.PeakLiveKB, Server: st,
 		Before: time.Duration(st.FirstCall - res.Start), After: time.Duration(res.End - st.LastAnswer)}
 	if st.Calls != int64(s.calls()) || st.Unknown != 0 || st.Wrong != 0 {
 		return s, fmt.Errorf("the server saw %d calls (want %d), %d it could not place, %d wrong tool results", st.Calls, s.calls(), st.Unknown, st.Wrong)

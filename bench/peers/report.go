@@ -16,6 +16,9 @@ type row struct {
 	CPUPerCall float64 // µs of the job's CPU per model call
 	PeakRSS    float64 // MiB
 	PerWorker  float64 // KiB per worker in flight
+	// LivePerWorker is the live Go heap per worker in flight, KiB; -1
+	// when the implementation is not Go.
+	LivePerWorker float64
 	// The medians of the gaps between model calls (serverStats) and of
 	// the calls the server saw streamed.
 	Before, Dispatch, TurnGapMax, Collect, After time.Duration
@@ -40,7 +43,7 @@ func rows(o options, samples []sample) []row {
 	for _, lat := range o.Latencies {
 		for _, n := range o.Ns {
 			for _, impl := range o.Impls {
-				var wall, cpu, rss, per, before, dispatch, turn, collect, after, streamed []float64
+				var wall, cpu, rss, per, live, before, dispatch, turn, collect, after, streamed []float64
 				for _, s := range samples {
 					if s.Impl != impl || s.N != n || s.Latency != lat {
 						continue
@@ -49,6 +52,7 @@ func rows(o options, samples []sample) []row {
 					cpu = append(cpu, float64(s.JobCPU.Microseconds())/float64(s.calls()))
 					rss = append(rss, float64(s.PeakRSSKB)/1024)
 					per = append(per, s.perWorkerKB(o.Cap))
+					live = append(live, s.liveWorkerKB(o.Cap))
 					before = append(before, float64(s.Before))
 					dispatch = append(dispatch, float64(s.Server.Dispatch))
 					turn = append(turn, float64(s.Server.TurnGapMax))
@@ -60,7 +64,7 @@ func rows(o options, samples []sample) []row {
 					continue
 				}
 				out = append(out, row{Impl: impl, Cell: cell{n, lat}, Runs: len(wall), Wall: time.Duration(median(wall)),
-					CPUPerCall: median(cpu), PeakRSS: median(rss), PerWorker: median(per),
+					CPUPerCall: median(cpu), PeakRSS: median(rss), PerWorker: median(per), LivePerWorker: median(live),
 					Before: time.Duration(median(before)), Dispatch: time.Duration(median(dispatch)), TurnGapMax: time.Duration(median(turn)),
 					Collect: time.Duration(median(collect)), After: time.Duration(median(after)), Streamed: int64(median(streamed))})
 			}
@@ -72,8 +76,8 @@ func rows(o options, samples []sample) []row {
 // writeTable writes the rows as a markdown table, the ratios to the bare
 // loop's row of the same cell.
 func writeTable(w io.Writer, o options, rs []row) {
-	fmt.Fprintln(w, "| n | latency | ideal | impl | wall | wall/bare | CPU µs/call | CPU/bare | peak RSS MiB | KB per in-flight worker |")
-	fmt.Fprintln(w, "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| n | latency | ideal | impl | wall | wall/bare | CPU µs/call | CPU/bare | peak RSS MiB | RSS KB per in-flight worker | live heap KB per in-flight worker |")
+	fmt.Fprintln(w, "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rs {
 		var base *row
 		for i := range rs {
@@ -86,8 +90,12 @@ func writeTable(w io.Writer, o options, rs []row) {
 			wallRatio = fmt.Sprintf("%.3f×", r.Wall.Seconds()/base.Wall.Seconds())
 			cpuRatio = fmt.Sprintf("%.1f×", r.CPUPerCall/base.CPUPerCall)
 		}
-		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s | %.0f | %s | %.1f | %.1f |\n",
-			r.Cell.N, r.Cell.Latency, fmtDur(r.Cell.ideal(o.Cap)), r.Impl, fmtDur(r.Wall), wallRatio, r.CPUPerCall, cpuRatio, r.PeakRSS, r.PerWorker)
+		live := "n/a"
+		if r.LivePerWorker >= 0 {
+			live = fmt.Sprintf("%.1f", r.LivePerWorker)
+		}
+		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s | %.0f | %s | %.1f | %.1f | %s |\n",
+			r.Cell.N, r.Cell.Latency, fmtDur(r.Cell.ideal(o.Cap)), r.Impl, fmtDur(r.Wall), wallRatio, r.CPUPerCall, cpuRatio, r.PeakRSS, r.PerWorker, live)
 	}
 }
 
