@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/hive-swarm/hive/internal/audit"
 	"github.com/hive-swarm/hive/internal/config"
 	"github.com/hive-swarm/hive/internal/journal"
 	"github.com/hive-swarm/hive/internal/provider"
@@ -63,6 +64,14 @@ func (f *storeFlags) openStore(ctx context.Context, env *Env) (*session, error) 
 		return nil, fmt.Errorf("%s (--db and defaults.db take a file path, sqlite:PATH, or a postgres:// URL)", red.String(oneLine(err.Error())))
 	}
 	store.Redact(red)
+	if cfg.Audit.SigningKey != "" {
+		key, err := audit.LoadPrivateKey(cfg.Audit.SigningKey)
+		if err != nil {
+			store.Close()
+			return nil, fmt.Errorf("%v ([audit] signing_key in %s)", err, cfg.Path)
+		}
+		store.SetAuditKey(key)
+	}
 	return &session{cfg: cfg, reg: reg, log: log, red: red, store: store}, nil
 }
 

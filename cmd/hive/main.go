@@ -33,6 +33,7 @@ func commands() []command {
 		{"apply", "write a run's patch into its workspace", runApply},
 		{"resume", "continue a run that was stopped or killed", runResume},
 		{"cancel", "cancel a run", runCancel},
+		{"audit", "verify, export and sign the tamper-evident record of runs", runAudit},
 		{"eval", "evaluate strategies on recorded benchmark answers", runEval},
 		{"models", "list configured models with prices and limits", runModels},
 		{"sandbox", "check or use the code sandbox", runSandbox},

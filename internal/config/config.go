@@ -60,8 +60,24 @@ type Config struct {
 	// Workspace says what of a run's workspace workers may not see, or
 	// may see although .gitignore ignores it ([workspace]).
 	Workspace Workspace `toml:"workspace"`
+	// Audit is the key that signs each run's audit head ([audit]).
+	Audit Audit `toml:"audit"`
 
 	budgetSet bool // defaults.budget_usd is in the file (0 then means none)
+}
+
+// Audit is the [audit] table. Every event of every run is chained (see
+// package audit); with a signing key, each run's head is signed with it,
+// so that rewriting the journal shows even to someone who can recompute
+// every hash.
+type Audit struct {
+	// SigningKey is an Ed25519 private key file in PKCS #8 PEM (hive audit
+	// keygen makes one), not readable by others; relative to hive.toml's
+	// directory.
+	SigningKey string `toml:"signing_key"`
+	// PublicKey is the key hive audit verify checks heads with; default
+	// the public half of SigningKey. Relative to hive.toml's directory.
+	PublicKey string `toml:"public_key"`
 }
 
 // Sandbox is the [sandbox] table: how each run of model code (run_code,
@@ -356,6 +372,11 @@ func Load(path string) (*Config, error) {
 	for i, r := range c.Workspace.Roots {
 		if r != "" && !filepath.IsAbs(r) {
 			c.Workspace.Roots[i] = filepath.Join(filepath.Dir(path), r)
+		}
+	}
+	for _, p := range []*string{&c.Audit.SigningKey, &c.Audit.PublicKey} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(filepath.Dir(path), *p)
 		}
 	}
 	for _, sw := range c.Swarms {

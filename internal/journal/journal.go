@@ -47,6 +47,7 @@ package journal
 
 import (
 	"context"
+	"crypto/ed25519"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -109,6 +110,9 @@ type Store struct {
 	asyncErr error // first failed asynchronous write since the last Flush; guarded by errMu
 
 	commits atomic.Int64 // transactions committed by the writer (tests, benchmarks)
+
+	auditKey atomic.Pointer[ed25519.PrivateKey] // see SetAuditKey
+	chains   map[string]*chainState             // the audit chains; used only by the writer goroutine
 }
 
 // Open opens the store at url, creating it and bringing its tables up to

@@ -460,6 +460,8 @@ func testStore(t *testing.T, newURL func(t testing.TB) string) {
 		}
 	})
 
+	t.Run("Audit", func(t *testing.T) { testAudit(t, newURL(t)) })
+
 	t.Run("FailedWriteIsolated", func(t *testing.T) {
 		s := openClosed(t, newURL(t))
 		// A trigger that rejects one event makes its batch fail; every

@@ -139,6 +139,34 @@ var migrations = []migration{
 			)`,
 		},
 	},
+	{
+		// The audit chain (package audit): each event's link, NULL for
+		// events journaled before this version, and each run's head, the
+		// last link when the run was sealed, signed when a key is
+		// configured.
+		sqlite: []string{
+			`ALTER TABLE hive_events ADD COLUMN link BLOB`,
+			`CREATE TABLE hive_audit_heads (
+				run_id TEXT PRIMARY KEY,
+				seq INTEGER NOT NULL,
+				hash BLOB NOT NULL,
+				sig BLOB,
+				key_id TEXT NOT NULL,
+				sealed_ns INTEGER NOT NULL
+			)`,
+		},
+		postgres: []string{
+			`ALTER TABLE hive_events ADD COLUMN link BYTEA`,
+			`CREATE TABLE hive_audit_heads (
+				run_id TEXT PRIMARY KEY,
+				seq BIGINT NOT NULL,
+				hash BYTEA NOT NULL,
+				sig BYTEA,
+				key_id TEXT NOT NULL,
+				sealed_ns BIGINT NOT NULL
+			)`,
+		},
+	},
 }
 
 // pgMigrationLock is the advisory lock key that serializes migrations of

@@ -1,9 +1,11 @@
 package journal
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -205,6 +207,8 @@ func (s *Store) apply(ctx context.Context, batch []*op) (errs []error, err error
 		nodes, events, steps []any
 		nodeAt               = map[[2]string]int{} // (run, node) -> index of its data in nodes
 		stepAt               = map[[2]string]int{}
+		chain                = &linker{s: s, tx: tx, work: map[string]*chainState{}}
+		evOps                []*op
 	)
 	for i, o := range batch {
 		switch o.kind {
@@ -212,6 +216,7 @@ func (s *Store) apply(ctx context.Context, batch []*op) (errs []error, err error
 			errs[i], err = createRunTx(ctx, tx, o.run)
 		case opUpdateRun:
 			errs[i], err = updateRunTx(ctx, tx, o.run)
+			chain.seal = true
 		case opArtifact:
 			_, err = tx.ExecContext(ctx, `INSERT INTO hive_artifacts (run_id, id, node_id, name, content, created_ns)
 				VALUES ($1, $2, $3, $4, $5, $6)
@@ -228,7 +233,7 @@ func (s *Store) apply(ctx context.Context, batch []*op) (errs []error, err error
 			nodeAt[k] = len(nodes) + 2
 			nodes = append(nodes, o.runID, o.key, nonNil(o.data))
 		case opEvent:
-			events = append(events, o.runID, o.seq, nonNil(o.data))
+			evOps = append(evOps, o)
 		case opStep:
 			k := [2]string{o.runID, o.key}
 			if j, ok := stepAt[k]; ok {
@@ -242,19 +247,38 @@ func (s *Store) apply(ctx context.Context, batch []*op) (errs []error, err error
 		case opForgetExecutor:
 			_, err = tx.ExecContext(ctx, `DELETE FROM hive_executors WHERE id = $1 AND beat_ns = $2`, o.exec.ID, o.exec.Beat.UnixNano())
 		case opFlush:
+			chain.seal = true
 		}
 		if err != nil {
 			return errs, err
 		}
+	}
+	// Events are linked in seq order (the engine sends them so; a batch
+	// may hold them in any). One that comes after a later one of its run
+	// has no link: it is kept, outside the chain, unless the run already
+	// has its seq, which is the usual case (a duplicate).
+	slices.SortStableFunc(evOps, func(a, b *op) int { return cmp.Compare(a.seq, b.seq) })
+	for _, o := range evOps {
+		link, _, lerr := chain.link(ctx, o.runID, o.seq, o.data)
+		if lerr != nil {
+			return errs, lerr
+		}
+		events = append(events, o.runID, o.seq, nonNil(o.data), link)
 	}
 	for t, rows := range [numTables][]any{nodesTable: nodes, eventsTable: events, stepsTable: steps} {
 		if err = s.ins.insert(ctx, tx, table(t), rows); err != nil {
 			return errs, err
 		}
 	}
+	if chain.seal {
+		if err = chain.sealAll(ctx); err != nil {
+			return errs, err
+		}
+	}
 	if err = tx.Commit(); err != nil {
 		return errs, err
 	}
+	chain.keep()
 	s.commits.Add(1)
 	return errs, nil
 }
@@ -271,13 +295,16 @@ const (
 )
 
 // upserts are each table's INSERT, around its rows.
-var upserts = [numTables]struct{ head, tail string }{
+var upserts = [numTables]struct {
+	head, tail string
+	cols       int
+}{
 	nodesTable: {`INSERT INTO hive_nodes (run_id, node_id, data) VALUES `,
-		` ON CONFLICT (run_id, node_id) DO UPDATE SET data = excluded.data`},
-	eventsTable: {`INSERT INTO hive_events (run_id, seq, data) VALUES `,
-		` ON CONFLICT (run_id, seq) DO NOTHING`},
+		` ON CONFLICT (run_id, node_id) DO UPDATE SET data = excluded.data`, 3},
+	eventsTable: {`INSERT INTO hive_events (run_id, seq, data, link) VALUES `,
+		` ON CONFLICT (run_id, seq) DO NOTHING`, 4},
 	stepsTable: {`INSERT INTO hive_steps (run_id, key, data) VALUES `,
-		` ON CONFLICT (run_id, key) DO UPDATE SET data = excluded.data`},
+		` ON CONFLICT (run_id, key) DO UPDATE SET data = excluded.data`, 3},
 }
 
 // rowChunks are the row counts of the multi-row INSERTs the writer sends
@@ -306,7 +333,7 @@ func (in *inserts) prepare(ctx context.Context, db *sql.DB, dialect string) erro
 	}
 	for t := range numTables {
 		for i, n := range rowChunks {
-			st, err := db.PrepareContext(ctx, insertSQL(upserts[t].head, 3, n, upserts[t].tail, false))
+			st, err := db.PrepareContext(ctx, insertSQL(upserts[t].head, upserts[t].cols, n, upserts[t].tail, false))
 			if err != nil {
 				in.close()
 				return err
@@ -328,10 +355,11 @@ func (in *inserts) close() {
 	}
 }
 
-// insert upserts args, three values a row, into t in tx.
+// insert upserts args, t's columns a row, into t in tx.
 func (in *inserts) insert(ctx context.Context, tx *sql.Tx, t table, args []any) error {
+	w := upserts[t].cols
 	for len(args) > 0 {
-		rows := len(args) / 3
+		rows := len(args) / w
 		i := len(rowChunks) - 1
 		for j, c := range rowChunks {
 			if c <= rows {
@@ -342,15 +370,15 @@ func (in *inserts) insert(ctx context.Context, tx *sql.Tx, t table, args []any) 
 		n := rowChunks[i]
 		var err error
 		if st := in.stmts[t][i]; st != nil {
-			_, err = tx.StmtContext(ctx, st).ExecContext(ctx, args[:3*n]...)
+			_, err = tx.StmtContext(ctx, st).ExecContext(ctx, args[:w*n]...)
 		} else {
 			n = min(rows, rowChunks[0])
-			_, err = tx.ExecContext(ctx, insertSQL(upserts[t].head, 3, n, upserts[t].tail, in.numbered), args[:3*n]...)
+			_, err = tx.ExecContext(ctx, insertSQL(upserts[t].head, w, n, upserts[t].tail, in.numbered), args[:w*n]...)
 		}
 		if err != nil {
 			return err
 		}
-		args = args[3*n:]
+		args = args[w*n:]
 	}
 	return nil
 }
