@@ -74,7 +74,10 @@ func TestVerifyFindsTampering(t *testing.T) {
 		{name: "deleted in the middle", tamper: func(r []Row) []Row { return append(r[:2:2], r[3:]...) }, seq: 4, reason: "deleted"},
 		{name: "reordered", tamper: func(r []Row) []Row { r[2].Data, r[3].Data = r[3].Data, r[2].Data; return r }, seq: 3, reason: "changed"},
 		// Two rows' seqs swapped, read back in seq order.
-		{name: "seqs swapped", tamper: func(r []Row) []Row { r[2].Data, r[3].Data, r[2].Link, r[3].Link = r[3].Data, r[2].Data, r[3].Link, r[2].Link; return r }, seq: 3, reason: "changed"},
+		{name: "seqs swapped", tamper: func(r []Row) []Row {
+			r[2].Data, r[3].Data, r[2].Link, r[3].Link = r[3].Data, r[2].Data, r[3].Link, r[2].Link
+			return r
+		}, seq: 3, reason: "changed"},
 		{name: "read out of order", tamper: func(r []Row) []Row { r[2], r[3] = r[3], r[2]; return r }, seq: 4, reason: "moved"},
 		{name: "link removed", tamper: func(r []Row) []Row { r[6].Link = nil; return r }, seq: 7, reason: "link was removed"},
 		{name: "last deleted", tamper: func(r []Row) []Row { return r[:7] }, check: Check{Head: &head}, seq: 8, reason: "missing"},

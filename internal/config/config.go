@@ -26,6 +26,7 @@ import (
 
 	"github.com/hive-swarm/hive/internal/hedge"
 	"github.com/hive-swarm/hive/internal/mcp"
+	"github.com/hive-swarm/hive/internal/screen"
 )
 
 // Providers Hive can talk to.
@@ -62,8 +63,28 @@ type Config struct {
 	Workspace Workspace `toml:"workspace"`
 	// Audit is the key that signs each run's audit head ([audit]).
 	Audit Audit `toml:"audit"`
+	// Policy is what the operator allows ([policy]): for now, how tasks
+	// and reports are screened ([policy.screen]).
+	Policy Policy `toml:"policy"`
 
 	budgetSet bool // defaults.budget_usd is in the file (0 then means none)
+}
+
+// Policy is the [policy] table.
+type Policy struct {
+	// Screen screens each run's task and each worker's report: built-in
+	// credential detectors, the operator's rules and sizes (see package
+	// screen).
+	Screen screen.Config `toml:"screen"`
+}
+
+// Screen builds the policy's screen.
+func (c *Config) Screen() (*screen.Screen, error) {
+	s, err := screen.New(c.Policy.Screen)
+	if err != nil {
+		return nil, fmt.Errorf("policy.screen: %w", err)
+	}
+	return s, nil
 }
 
 // Audit is the [audit] table. Every event of every run is chained (see
@@ -569,6 +590,9 @@ func validateHedge(name string, h *Hedge, c *Config) error {
 }
 
 func (c *Config) validate() error {
+	if _, err := c.Screen(); err != nil {
+		return err
+	}
 	for _, name := range c.ModelNames() {
 		m := c.Models[name]
 		switch m.Provider {

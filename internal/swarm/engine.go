@@ -21,6 +21,7 @@ import (
 	"github.com/hive-swarm/hive/internal/llm"
 	"github.com/hive-swarm/hive/internal/price"
 	"github.com/hive-swarm/hive/internal/provider"
+	"github.com/hive-swarm/hive/internal/screen"
 	"github.com/hive-swarm/hive/internal/secret"
 	"github.com/hive-swarm/hive/internal/verify"
 )
@@ -75,6 +76,11 @@ type Options struct {
 	BatchWindow   time.Duration
 	BatchPoll     time.Duration
 	BatchDeadline time.Duration
+	// Screen, when set, screens each run's task before it starts and
+	// each worker's report before it is accepted ([policy.screen]): a
+	// blocking finding refuses the text and names its rule; every
+	// finding is journaled as an event.
+	Screen *screen.Screen
 }
 
 // Engine runs swarms: each run a DBOS workflow over a journal store.
@@ -301,6 +307,10 @@ func (e *Engine) checkHedgePriced(m *provider.Model, spec Spec) error {
 func (e *Engine) Start(ctx context.Context, spec Spec) (string, error) {
 	spec = spec.withDefaults()
 	if err := spec.validate(); err != nil {
+		return "", &SpecError{err}
+	}
+	if _, err := e.opts.Screen.Refuse(screen.Task, spec.Task); err != nil {
+		e.log.Warn("task refused by policy", "err", err)
 		return "", &SpecError{err}
 	}
 	for i, name := range append([]string{spec.Lead}, spec.Tiers...) {
@@ -570,6 +580,11 @@ func (e *Engine) runWorkflow(dctx dbos.Context, in runInput) (out Result, err er
 		r.publish(Event{Type: EventRunResumed, Status: StatusRunning})
 	} else {
 		r.publish(Event{Type: EventRunStarted, Status: StatusRunning, Text: in.Spec.Task})
+		// What the screen flagged in the task (it blocked nothing, or the
+		// run would not have started), for the record.
+		for _, f := range e.opts.Screen.Check(screen.Task, in.Spec.Task) {
+			r.publish(Event{Type: EventScreen, Text: "task: " + f.String() + ", " + string(f.Action)})
+		}
 	}
 	// The workers stop when the workflow stops (cancel, shutdown).
 	stop := context.AfterFunc(dctx, func() { r.stopWork(context.Cause(dctx)) })

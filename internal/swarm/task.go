@@ -14,6 +14,7 @@ import (
 	"github.com/hive-swarm/hive/internal/llm"
 	"github.com/hive-swarm/hive/internal/mcp"
 	"github.com/hive-swarm/hive/internal/price"
+	"github.com/hive-swarm/hive/internal/screen"
 	"github.com/hive-swarm/hive/internal/verify"
 	"github.com/hive-swarm/hive/internal/workspace"
 )
@@ -184,6 +185,9 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 					return toolOutcome{content: err.Error(), isErr: true, malformed: true}
 				}
 			}
+			if out, refused := r.screenReport(ns, args.Report); refused {
+				return out
+			}
 			sub = &verify.Submission{Task: t.Instructions, Report: args.Report, Artifacts: args.Artifacts, Model: ns.Model}
 			if ov != nil {
 				if err := withPatch(ov, sub); err != nil {
@@ -229,6 +233,9 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 		a.plain = func(text string) toolOutcome {
 			if strings.TrimSpace(text) == "" {
 				return toolOutcome{content: "the answer is empty", malformed: true}
+			}
+			if out, refused := r.screenReport(ns, text); refused {
+				return out
 			}
 			sub = &verify.Submission{Task: t.Instructions, Report: text, Model: ns.Model}
 			if code, ok := verify.ExtractCode(text); ok {
@@ -592,4 +599,21 @@ func checkArtifactName(name string) error {
 		return fmt.Errorf("artifact name %q is Hive's own; pick another", name)
 	}
 	return nil
+}
+
+// screenReport screens a worker's report against the policy: every
+// finding is journaled on the node; a blocking one refuses the report,
+// and the worker is told which rule and to submit again without it.
+func (r *run) screenReport(ns *nodeState, report string) (toolOutcome, bool) {
+	fs, err := r.e.opts.Screen.Refuse(screen.Report, report)
+	for _, f := range fs {
+		r.mu.Lock()
+		n := ns.Node
+		r.mu.Unlock()
+		r.publish(Event{Type: EventScreen, Node: &n, Text: "report: " + f.String() + ", " + string(f.Action)})
+	}
+	if err == nil {
+		return toolOutcome{}, false
+	}
+	return toolOutcome{content: err.Error() + ". Submit again without it.", isErr: true}, true
 }

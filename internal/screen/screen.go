@@ -1,0 +1,233 @@
+// Package screen checks what enters a run and what leaves a worker against
+// rules the operator can read: built-in detectors of credentials (the
+// shapes of API keys, tokens and private keys), the operator's own
+// regular expressions, and sizes. A task, from the command line, the API
+// or an MCP client, is screened before its run starts; a worker's report
+// before it is accepted. A finding names its rule; the rule's action says
+// whether it blocks the text or is only recorded with its evidence.
+//
+// Rules are fast and explainable, not clever: they catch the shapes they
+// are written for and nothing else (see the labelled set in testdata,
+// with its precision and recall). Judging intent (cyber, bio or weapons
+// misuse) takes a classifier model; this package does not call one.
+package screen
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Where is what a text is: a run's task or a worker's report.
+type Where string
+
+const (
+	Task   Where = "task"
+	Report Where = "report"
+)
+
+// Action is what a finding does.
+type Action string
+
+const (
+	Block Action = "block" // the text is refused, and the refusal names the rule
+	Flag  Action = "flag"  // the finding is recorded; the text goes on
+	Off   Action = "off"   // the rule does not run
+)
+
+// A Rule is one check.
+type Rule struct {
+	Name     string
+	Category string // "secret", "cyber", "bio", "size", …
+	Pattern  *regexp.Regexp
+	// On lists what the rule screens; empty means tasks and reports.
+	On     []Where
+	Action Action
+}
+
+func (r *Rule) applies(w Where) bool { return len(r.On) == 0 || slices.Contains(r.On, w) }
+
+// A Finding is a rule that matched.
+type Finding struct {
+	Rule     string `json:"rule"`
+	Category string `json:"category"`
+	Action   Action `json:"action"`
+	// Evidence shows where the match is without repeating it: its first
+	// characters, the rest masked (a credential's evidence must not be
+	// the credential).
+	Evidence string `json:"evidence"`
+	Offset   int    `json:"offset"`
+}
+
+func (f Finding) String() string {
+	return fmt.Sprintf("rule %s (%s) matched %q at byte %d", f.Rule, f.Category, f.Evidence, f.Offset)
+}
+
+// A Refusal is a text a blocking rule refused.
+type Refusal struct {
+	Where   Where
+	Finding Finding
+}
+
+func (r *Refusal) Error() string {
+	hint := "remove it and try again"
+	if r.Finding.Category == "secret" {
+		hint = "remove the credential: it would be sent to model providers and journaled"
+	}
+	return fmt.Sprintf("the %s was refused by policy: %s; %s", r.Where, r.Finding, hint)
+}
+
+// Config is the screening part of the policy: [policy.screen] in
+// hive.toml.
+type Config struct {
+	// Secrets is the action of the built-in credential detectors:
+	// block (the default), flag or off.
+	Secrets Action `toml:"secrets"`
+	// MaxTaskBytes and MaxReportBytes bound a task and a report; 0 for no
+	// bound beyond Hive's own.
+	MaxTaskBytes   int `toml:"max_task_bytes"`
+	MaxReportBytes int `toml:"max_report_bytes"`
+	// Rules are the operator's own.
+	Rules []RuleConfig `toml:"rules"`
+}
+
+// RuleConfig is one [[policy.screen.rules]] entry.
+type RuleConfig struct {
+	Name     string   `toml:"name"`
+	Category string   `toml:"category"`
+	Pattern  string   `toml:"pattern"` // Go regular expression syntax (RE2)
+	On       []string `toml:"on"`      // "task", "report"; default both
+	Action   string   `toml:"action"`  // block (default) or flag
+}
+
+// A Screen runs the rules of one policy. The zero value and nil screen
+// nothing.
+type Screen struct {
+	rules    []Rule
+	maxBytes map[Where]int
+}
+
+// New builds the screen c describes, or says which rule is wrong.
+func New(c Config) (*Screen, error) {
+	s := &Screen{maxBytes: map[Where]int{Task: c.MaxTaskBytes, Report: c.MaxReportBytes}}
+	if c.MaxTaskBytes < 0 || c.MaxReportBytes < 0 {
+		return nil, errors.New("max_task_bytes and max_report_bytes take a size in bytes, 0 for none")
+	}
+	switch c.Secrets {
+	case "", Block, Flag:
+		act := c.Secrets
+		if act == "" {
+			act = Block
+		}
+		for _, d := range secretDetectors {
+			s.rules = append(s.rules, Rule{Name: d.name, Category: "secret", Pattern: d.re, Action: act})
+		}
+	case Off:
+	default:
+		return nil, fmt.Errorf("secrets = %q: want block, flag or off", c.Secrets)
+	}
+	seen := map[string]bool{}
+	for i, rc := range c.Rules {
+		if rc.Name == "" {
+			return nil, fmt.Errorf("rule %d has no name: every rule needs one, for refusals to name it", i+1)
+		}
+		if seen[rc.Name] {
+			return nil, fmt.Errorf("two rules are named %q", rc.Name)
+		}
+		seen[rc.Name] = true
+		re, err := regexp.Compile(rc.Pattern)
+		if err != nil || rc.Pattern == "" {
+			return nil, fmt.Errorf("rule %q: pattern %q is not a regular expression (RE2 syntax): %v", rc.Name, rc.Pattern, err)
+		}
+		r := Rule{Name: rc.Name, Category: rc.Category, Pattern: re, Action: Action(rc.Action)}
+		if r.Category == "" {
+			r.Category = "custom"
+		}
+		switch r.Action {
+		case "":
+			r.Action = Block
+		case Block, Flag:
+		default:
+			return nil, fmt.Errorf("rule %q: action %q: want block or flag", rc.Name, rc.Action)
+		}
+		for _, w := range rc.On {
+			switch Where(w) {
+			case Task, Report:
+				r.On = append(r.On, Where(w))
+			default:
+				return nil, fmt.Errorf("rule %q: on = %q: want \"task\" or \"report\"", rc.Name, w)
+			}
+		}
+		s.rules = append(s.rules, r)
+	}
+	return s, nil
+}
+
+// Rules lists the screen's rules, the built-in ones first.
+func (s *Screen) Rules() []Rule {
+	if s == nil {
+		return nil
+	}
+	return slices.Clone(s.rules)
+}
+
+// Check returns every finding in text screened as where, at most one per
+// rule (its first match), in rule order.
+func (s *Screen) Check(where Where, text string) []Finding {
+	if s == nil {
+		return nil
+	}
+	var out []Finding
+	if max := s.maxBytes[where]; max > 0 && len(text) > max {
+		out = append(out, Finding{Rule: "max_" + string(where) + "_bytes", Category: "size", Action: Block,
+			Evidence: fmt.Sprintf("%d bytes, at most %d", len(text), max), Offset: max})
+	}
+	for i := range s.rules {
+		r := &s.rules[i]
+		if !r.applies(where) {
+			continue
+		}
+		loc := r.Pattern.FindStringIndex(text)
+		if loc == nil {
+			continue
+		}
+		ev := text[loc[0]:loc[1]]
+		if r.Category == "secret" {
+			ev = mask(ev)
+		} else if len(ev) > 80 {
+			ev = ev[:80] + "…"
+		}
+		out = append(out, Finding{Rule: r.Name, Category: r.Category, Action: r.Action, Evidence: ev, Offset: loc[0]})
+	}
+	return out
+}
+
+// Refuse returns every finding of text screened as where, for the record,
+// and the first blocking one as a *Refusal.
+func (s *Screen) Refuse(where Where, text string) ([]Finding, error) {
+	fs := s.Check(where, text)
+	for _, f := range fs {
+		if f.Action == Block {
+			return fs, &Refusal{Where: where, Finding: f}
+		}
+	}
+	return fs, nil
+}
+
+// mask keeps a credential's first four characters, enough to tell which
+// kind it is, and hides the rest.
+func mask(s string) string {
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, "-----BEGIN") {
+		if i := strings.Index(s, "KEY-----"); i > 0 {
+			return s[:i+8] + "…"
+		}
+	}
+	r := []rune(s)
+	if len(r) <= 4 {
+		return strings.Repeat("•", len(r))
+	}
+	return string(r[:4]) + strings.Repeat("•", min(len(r)-4, 12))
+}

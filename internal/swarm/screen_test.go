@@ -1,0 +1,113 @@
+package swarm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/hive-swarm/hive/internal/llm/llmtest"
+	"github.com/hive-swarm/hive/internal/screen"
+)
+
+// A credential made at run time (the repository holds none): a GitHub
+// token's prefix and length.
+var planted = "gh" + "p_" + strings.Repeat("A1b2C3d4E5", 4)
+
+func newScreen(t *testing.T, c screen.Config) *screen.Screen {
+	t.Helper()
+	s, err := screen.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// A hostile worker submits a report carrying a credential it "found";
+// the policy's screen refuses it, naming the rule, the worker must submit
+// again without it, and the lead, the answer and the verdict never see it.
+// The finding is journaled as an event, with the credential masked.
+func TestScreenRefusesReport(t *testing.T) {
+	var refusals []string
+	h := func(c *llmtest.Call) llmtest.Reply {
+		if !isLead(c) {
+			if res := c.ToolResults(); len(res) > 0 {
+				refusals = append(refusals, res[len(res)-1].Content)
+				return submit("the config holds a token; I left it out")
+			}
+			return submit("found it: " + planted + " in .git/config")
+		}
+		if len(c.ToolResults()) == 0 {
+			return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("delegate", delegateArgs{Tasks: tasks(1, "t")})}}
+		}
+		for _, m := range c.Messages {
+			if strings.Contains(m.Text(), planted) {
+				t.Errorf("the lead was sent the credential")
+			}
+		}
+		return finish("done")
+	}
+	hs := newHarness(t, h, Options{Screen: newScreen(t, screen.Config{})})
+	res := hs.run(Spec{Task: "look for leaked tokens", BudgetUSD: 1e9})
+	if res.Status != StatusDone {
+		t.Fatalf("run %s: %s", res.Status, res.Error)
+	}
+	if len(refusals) != 1 || !strings.Contains(refusals[0], "refused by policy") || !strings.Contains(refusals[0], "github-token") || strings.Contains(refusals[0], planted[4:]) {
+		t.Fatalf("the worker was told %q", refusals)
+	}
+	if w := hs.worker(res.RunID); strings.Contains(w.Report, planted) || !strings.Contains(w.Report, "left it out") {
+		t.Errorf("the accepted report: %q", w.Report)
+	}
+	evs, err := hs.store.Events(context.Background(), res.RunID, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var screened []string
+	for _, e := range evs {
+		var ev Event
+		if err := json.Unmarshal(e.Data, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Type == EventScreen {
+			screened = append(screened, ev.Text)
+			if ev.Node == nil || ev.Node.Role != RoleWorker {
+				t.Errorf("a report's finding is not on its worker: %+v", ev.Node)
+			}
+		}
+	}
+	if len(screened) != 1 || !strings.Contains(screened[0], "github-token") || !strings.Contains(screened[0], "block") || strings.Contains(screened[0], planted[4:]) {
+		t.Fatalf("screen events %q", screened)
+	}
+}
+
+// A task carrying a credential never starts a run: Start refuses it as a
+// bad spec naming the rule, and no model is called. A flagging rule lets
+// the run start and records the finding.
+func TestScreenTask(t *testing.T) {
+	h := func(c *llmtest.Call) llmtest.Reply { return finish("done") }
+	hs := newHarness(t, h, Options{Screen: newScreen(t, screen.Config{Rules: []screen.RuleConfig{
+		{Name: "pentest", Category: "cyber", Pattern: `(?i)\bport scan\b`, Action: "flag"},
+	}})})
+	_, err := hs.engine.Start(context.Background(), Spec{Task: "deploy with " + planted, Lead: "lead", Tiers: []string{"cheap"}})
+	var se *SpecError
+	var ref *screen.Refusal
+	if !errors.As(err, &se) || !errors.As(err, &ref) || ref.Finding.Rule != "github-token" || strings.Contains(err.Error(), planted[4:]) {
+		t.Fatalf("Start = %v", err)
+	}
+	if n := len(hs.srv.Calls()); n != 0 {
+		t.Fatalf("%d model calls for a refused task", n)
+	}
+	res := hs.run(Spec{Task: "run a port scan of our staging host"})
+	if res.Status != StatusDone {
+		t.Fatalf("a flagged task: %s %s", res.Status, res.Error)
+	}
+	evs, _ := hs.store.Events(context.Background(), res.RunID, 0, 0)
+	found := false
+	for _, e := range evs {
+		found = found || (strings.Contains(string(e.Data), `"type":"screen"`) && strings.Contains(string(e.Data), "pentest"))
+	}
+	if !found {
+		t.Fatal("the flagged task's finding was not journaled")
+	}
+}
