@@ -33,6 +33,8 @@ func commands() []command {
 		{"apply", "write a run's patch into its workspace", runApply},
 		{"resume", "continue a run that was stopped or killed", runResume},
 		{"cancel", "cancel a run", runCancel},
+		{"approvals", "list what runs wait for a person to approve", runApprovals},
+		{"approve", "approve or deny what a run waits for", runApprove},
 		{"audit", "verify, export and sign the tamper-evident record of runs", runAudit},
 		{"eval", "evaluate strategies on recorded benchmark answers", runEval},
 		{"models", "list configured models with prices and limits", runModels},

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -76,6 +77,20 @@ type Policy struct {
 	// credential detectors, the operator's rules and sizes (see package
 	// screen).
 	Screen screen.Config `toml:"screen"`
+	// Approval is what waits for a person ([policy.approval]).
+	Approval Approval `toml:"approval"`
+}
+
+// Approval is the [policy.approval] table. What the screen holds (rules
+// with action = "hold") waits for a person too.
+type Approval struct {
+	// Tools are the MCP tools each call of which waits for a person, by
+	// the name models see (SERVER__tool); "*" matches any run of
+	// characters: ["github__create_*", "db__*"].
+	Tools []string `toml:"tools"`
+	// Timeout is how long a request waits before it is denied as
+	// expired; default 24h.
+	Timeout Duration `toml:"timeout"`
 }
 
 // Screen builds the policy's screen.
@@ -592,6 +607,14 @@ func validateHedge(name string, h *Hedge, c *Config) error {
 func (c *Config) validate() error {
 	if _, err := c.Screen(); err != nil {
 		return err
+	}
+	for _, pat := range c.Policy.Approval.Tools {
+		if _, err := path.Match(pat, ""); err != nil || pat == "" {
+			return fmt.Errorf("policy.approval.tools: %q is not a pattern (SERVER__tool, with * for any characters)", pat)
+		}
+	}
+	if c.Policy.Approval.Timeout.Duration < 0 {
+		return errors.New("policy.approval.timeout is negative")
 	}
 	for _, name := range c.ModelNames() {
 		m := c.Models[name]

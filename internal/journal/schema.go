@@ -167,6 +167,43 @@ var migrations = []migration{
 			)`,
 		},
 	},
+	{
+		// Approvals a run waits for (see approvals.go).
+		sqlite: []string{
+			`CREATE TABLE hive_approvals (
+				run_id TEXT NOT NULL,
+				id TEXT NOT NULL,
+				node_id TEXT NOT NULL,
+				kind TEXT NOT NULL,
+				what TEXT NOT NULL,
+				status TEXT NOT NULL,
+				note TEXT NOT NULL,
+				decided_by TEXT NOT NULL,
+				created_ns INTEGER NOT NULL,
+				deadline_ns INTEGER NOT NULL,
+				decided_ns INTEGER NOT NULL,
+				PRIMARY KEY (run_id, id)
+			)`,
+			`CREATE INDEX hive_approvals_pending ON hive_approvals (status, created_ns)`,
+		},
+		postgres: []string{
+			`CREATE TABLE hive_approvals (
+				run_id TEXT NOT NULL,
+				id TEXT NOT NULL,
+				node_id TEXT NOT NULL,
+				kind TEXT NOT NULL,
+				what TEXT NOT NULL,
+				status TEXT NOT NULL,
+				note TEXT NOT NULL,
+				decided_by TEXT NOT NULL,
+				created_ns BIGINT NOT NULL,
+				deadline_ns BIGINT NOT NULL,
+				decided_ns BIGINT NOT NULL,
+				PRIMARY KEY (run_id, id)
+			)`,
+			`CREATE INDEX hive_approvals_pending ON hive_approvals (status, created_ns)`,
+		},
+	},
 }
 
 // pgMigrationLock is the advisory lock key that serializes migrations of

@@ -25,10 +25,12 @@ const (
 	opFlush
 	opExecutor       // upsert an executor's liveness record
 	opForgetExecutor // delete it, if its beat is still the one seen
+	opApproval       // request an approval, unless the run already did
+	opDecide         // decide a pending approval
 )
 
 func (k opKind) String() string {
-	return [...]string{"node", "event", "step", "create run", "update run", "artifact", "flush", "executor", "forget executor"}[k]
+	return [...]string{"node", "event", "step", "create run", "update run", "artifact", "flush", "executor", "forget executor", "approval", "decide"}[k]
 }
 
 // An op is one queued write.
@@ -42,6 +44,8 @@ type op struct {
 	nodeID string    // opArtifact
 	name   string    // opArtifact
 	exec   *Executor // opExecutor, opForgetExecutor
+	// approval is opApproval's request, opDecide's decision.
+	approval *Approval
 	// done receives the op's outcome once its batch is committed; nil for
 	// asynchronous writes. Buffered (1): the writer never blocks on it.
 	done chan error
@@ -89,6 +93,11 @@ func (s *Store) redactOp(o *op) {
 		return
 	}
 	o.data = r.Bytes(o.data)
+	if o.approval != nil {
+		a := *o.approval
+		s.redactApproval(&a)
+		o.approval = &a
+	}
 	if o.run != nil {
 		run := *o.run
 		run.Task, run.Answer, run.Error = r.String(run.Task), r.String(run.Answer), r.String(run.Error)
@@ -246,6 +255,10 @@ func (s *Store) apply(ctx context.Context, batch []*op) (errs []error, err error
 			err = putExecutorTx(ctx, tx, o.exec)
 		case opForgetExecutor:
 			_, err = tx.ExecContext(ctx, `DELETE FROM hive_executors WHERE id = $1 AND beat_ns = $2`, o.exec.ID, o.exec.Beat.UnixNano())
+		case opApproval:
+			err = requestApprovalTx(ctx, tx, o.approval)
+		case opDecide:
+			errs[i], err = decideTx(ctx, tx, o.approval)
 		case opFlush:
 			chain.seal = true
 		}

@@ -34,6 +34,7 @@ type Action string
 const (
 	Block Action = "block" // the text is refused, and the refusal names the rule
 	Flag  Action = "flag"  // the finding is recorded; the text goes on
+	Hold  Action = "hold"  // the text waits for a person to approve or deny it
 	Off   Action = "off"   // the rule does not run
 )
 
@@ -83,7 +84,7 @@ func (r *Refusal) Error() string {
 // hive.toml.
 type Config struct {
 	// Secrets is the action of the built-in credential detectors:
-	// block (the default), flag or off.
+	// block (the default), hold, flag or off.
 	Secrets Action `toml:"secrets"`
 	// MaxTaskBytes and MaxReportBytes bound a task and a report; 0 for no
 	// bound beyond Hive's own.
@@ -99,7 +100,7 @@ type RuleConfig struct {
 	Category string   `toml:"category"`
 	Pattern  string   `toml:"pattern"` // Go regular expression syntax (RE2)
 	On       []string `toml:"on"`      // "task", "report"; default both
-	Action   string   `toml:"action"`  // block (default) or flag
+	Action   string   `toml:"action"`  // block (default), hold or flag
 }
 
 // A Screen runs the rules of one policy. The zero value and nil screen
@@ -116,7 +117,7 @@ func New(c Config) (*Screen, error) {
 		return nil, errors.New("max_task_bytes and max_report_bytes take a size in bytes, 0 for none")
 	}
 	switch c.Secrets {
-	case "", Block, Flag:
+	case "", Block, Hold, Flag:
 		act := c.Secrets
 		if act == "" {
 			act = Block
@@ -126,7 +127,7 @@ func New(c Config) (*Screen, error) {
 		}
 	case Off:
 	default:
-		return nil, fmt.Errorf("secrets = %q: want block, flag or off", c.Secrets)
+		return nil, fmt.Errorf("secrets = %q: want block, hold, flag or off", c.Secrets)
 	}
 	seen := map[string]bool{}
 	for i, rc := range c.Rules {
@@ -148,9 +149,9 @@ func New(c Config) (*Screen, error) {
 		switch r.Action {
 		case "":
 			r.Action = Block
-		case Block, Flag:
+		case Block, Hold, Flag:
 		default:
-			return nil, fmt.Errorf("rule %q: action %q: want block or flag", rc.Name, rc.Action)
+			return nil, fmt.Errorf("rule %q: action %q: want block, hold or flag", rc.Name, rc.Action)
 		}
 		for _, w := range rc.On {
 			switch Where(w) {
@@ -214,6 +215,17 @@ func (s *Screen) Refuse(where Where, text string) ([]Finding, error) {
 		}
 	}
 	return fs, nil
+}
+
+// Held returns the first finding in text screened as where whose rule
+// holds it for a person, nil when none does.
+func (s *Screen) Held(where Where, text string) *Finding {
+	for _, f := range s.Check(where, text) {
+		if f.Action == Hold {
+			return &f
+		}
+	}
+	return nil
 }
 
 // mask keeps a credential's first four characters, enough to tell which

@@ -196,12 +196,12 @@ func TestConfigErrors(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{Config{Secrets: "maybe"}, "want block, flag or off"},
+		{Config{Secrets: "maybe"}, "want block, hold, flag or off"},
 		{Config{Rules: []RuleConfig{{Pattern: "x"}}}, "no name"},
 		{Config{Rules: []RuleConfig{{Name: "a", Pattern: "("}}}, "not a regular expression"},
 		{Config{Rules: []RuleConfig{{Name: "a", Pattern: ""}}}, "not a regular expression"},
 		{Config{Rules: []RuleConfig{{Name: "a", Pattern: "x"}, {Name: "a", Pattern: "y"}}}, "two rules"},
-		{Config{Rules: []RuleConfig{{Name: "a", Pattern: "x", Action: "hold"}}}, "want block or flag"},
+		{Config{Rules: []RuleConfig{{Name: "a", Pattern: "x", Action: "wait"}}}, "want block, hold or flag"},
 		{Config{Rules: []RuleConfig{{Name: "a", Pattern: "x", On: []string{"lead"}}}}, `want "task" or "report"`},
 		{Config{MaxTaskBytes: -1}, "size in bytes"},
 	} {

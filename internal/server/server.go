@@ -111,6 +111,8 @@ func (s *Server) Handler() http.Handler {
 	route("POST", "/v1/runs/{id}/cancel", s.cancelRun)
 	route("POST", "/v1/runs/{id}/resume", s.resumeRun)
 	route("GET", "/v1/runs/{id}/events", s.events)
+	route("GET", "/v1/runs/{id}/approvals", s.listApprovals)
+	route("POST", "/v1/runs/{id}/approvals/{approval...}", s.decideApproval)
 	route("POST", "/v1/chat/completions", s.chatCompletions)
 	route("GET", "/v1/models", s.listModels)
 	route("GET", "/v1/models/{id...}", s.getModel)

@@ -62,6 +62,11 @@ func testLogger(t testing.TB) *slog.Logger {
 }
 
 func newTestEnv(t testing.TB, h llmtest.Handler) *testEnv {
+	return newTestEnvOpts(t, h, swarm.Options{})
+}
+
+// newTestEnvOpts is newTestEnv with the engine's options.
+func newTestEnvOpts(t testing.TB, h llmtest.Handler, opts swarm.Options) *testEnv {
 	tt, _ := t.(*testing.T)
 	ctx := context.Background()
 	llmSrv := llmtest.NewOpenAI(h)
@@ -72,7 +77,7 @@ func newTestEnv(t testing.TB, h llmtest.Handler) *testEnv {
 	}
 	cfg := testConfig(llmSrv.URL + "/v1")
 	reg := provider.NewRegistry(cfg, func(string) string { return "" }, testLogger(t))
-	engine, err := swarm.New(ctx, store, reg, testLogger(t), swarm.Options{})
+	engine, err := swarm.New(ctx, store, reg, testLogger(t), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,6 +81,9 @@ type Options struct {
 	// blocking finding refuses the text and names its rule; every
 	// finding is journaled as an event.
 	Screen *screen.Screen
+	// Approval says what waits for a person besides what the screen
+	// holds ([policy.approval]).
+	Approval *ApprovalPolicy
 }
 
 // Engine runs swarms: each run a DBOS workflow over a journal store.
@@ -112,6 +115,8 @@ type Engine struct {
 	// before it cancels, or DBOS would find it unfinished at the next
 	// start and continue it.
 	recording map[string]chan struct{}
+
+	approvals approvals // wakes runs waiting for a person
 
 	mu sync.Mutex
 	// slots holds the runs that execute or are waited for in this
@@ -604,7 +609,11 @@ func (e *Engine) runWorkflow(dctx dbos.Context, in runInput) (out Result, err er
 		defer ws.Close()
 	}
 	defer r.closeMCP() // on every way out; at once below, normally
-	answer, err := r.leadLoop(dctx)
+	var answer string
+	err = r.holdTask(dctx, in.Spec.Task)
+	if err == nil {
+		answer, err = r.leadLoop(dctx)
+	}
 	// The lead's loop has waited for the workers: the servers stop
 	// before the run ends, so that a process that exits at its end
 	// leaves none running and the workflow returns at once.

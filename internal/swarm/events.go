@@ -23,6 +23,7 @@ const (
 	EventBudget      EventType = "budget"   // a budget was exhausted
 	EventAnomaly     EventType = "anomaly"  // something that should not happen did (Text says what)
 	EventTool        EventType = "tool"     // a node called an MCP tool (Text: the tool, its time, its error)
+	EventApproval    EventType = "approval" // a run waits for a person, or got their decision (Text says which)
 	EventScreen      EventType = "screen"   // the policy's screen found something in a task or report (Text: the rule, the evidence, the action)
 )
 

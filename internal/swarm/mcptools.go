@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hive-swarm/hive/internal/journal"
 	"github.com/hive-swarm/hive/internal/llm"
 	"github.com/hive-swarm/hive/internal/mcp"
 )
@@ -141,6 +142,15 @@ func (r *run) mcpCall(ctx context.Context, ns *nodeState, key string, c llm.Tool
 		if json.Unmarshal(data, &rec) == nil {
 			r.toolDone(ns, time.Duration(rec.Millis)*time.Millisecond, rec.IsErr)
 			return toolOutcome{content: rec.Output, isErr: rec.IsErr}
+		}
+	}
+	if r.e.opts.Approval.needsTool(c.Name) {
+		a, err := r.awaitApproval(ctx, ns, key, "tool", fmt.Sprintf("%s calls %s with %s", ns.ID, c.Name, clip(string(c.Input), 2000)))
+		if err != nil {
+			return toolOutcome{content: fmt.Sprintf("the call to %s was cancelled", c.Name), isErr: true}
+		}
+		if a.Status != journal.ApprovalApproved {
+			return toolOutcome{content: fmt.Sprintf("the call to %s was not allowed: %s; do without it", c.Name, refusal(a)), isErr: true}
 		}
 	}
 	start := time.Now()

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/hive-swarm/hive/internal/journal"
 	"github.com/hive-swarm/hive/internal/limit"
 	"github.com/hive-swarm/hive/internal/llm"
 	"github.com/hive-swarm/hive/internal/mcp"
@@ -169,7 +170,7 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 		ov = r.ws.NewOverlay()
 		tree = ov
 	}
-	codeRuns, toolRuns := 0, 0
+	codeRuns, toolRuns, submits := 0, 0, 0
 	a.handle = func(ctx context.Context, c llm.ToolCall) toolOutcome {
 		switch c.Name {
 		case toolSubmit:
@@ -185,7 +186,8 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 					return toolOutcome{content: err.Error(), isErr: true, malformed: true}
 				}
 			}
-			if out, refused := r.screenReport(ns, args.Report); refused {
+			submits++
+			if out, refused := r.screenReport(ctx, ns, fmt.Sprintf("%s/report-%d-%d", ns.ID, ns.Attempt, submits), args.Report); refused {
 				return out
 			}
 			sub = &verify.Submission{Task: t.Instructions, Report: args.Report, Artifacts: args.Artifacts, Model: ns.Model}
@@ -234,7 +236,8 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 			if strings.TrimSpace(text) == "" {
 				return toolOutcome{content: "the answer is empty", malformed: true}
 			}
-			if out, refused := r.screenReport(ns, text); refused {
+			submits++
+			if out, refused := r.screenReport(ctx, ns, fmt.Sprintf("%s/report-%d-%d", ns.ID, ns.Attempt, submits), text); refused {
 				return out
 			}
 			sub = &verify.Submission{Task: t.Instructions, Report: text, Model: ns.Model}
@@ -603,8 +606,10 @@ func checkArtifactName(name string) error {
 
 // screenReport screens a worker's report against the policy: every
 // finding is journaled on the node; a blocking one refuses the report,
-// and the worker is told which rule and to submit again without it.
-func (r *run) screenReport(ns *nodeState, report string) (toolOutcome, bool) {
+// and the worker is told which rule and to submit again without it; a
+// holding one waits for a person (under the key id), who allows the
+// report or refuses it the same way.
+func (r *run) screenReport(ctx context.Context, ns *nodeState, id, report string) (toolOutcome, bool) {
 	fs, err := r.e.opts.Screen.Refuse(screen.Report, report)
 	for _, f := range fs {
 		r.mu.Lock()
@@ -612,8 +617,21 @@ func (r *run) screenReport(ns *nodeState, report string) (toolOutcome, bool) {
 		r.mu.Unlock()
 		r.publish(Event{Type: EventScreen, Node: &n, Text: "report: " + f.String() + ", " + string(f.Action)})
 	}
-	if err == nil {
-		return toolOutcome{}, false
+	if err != nil {
+		return toolOutcome{content: err.Error() + ". Submit again without it.", isErr: true}, true
 	}
-	return toolOutcome{content: err.Error() + ". Submit again without it.", isErr: true}, true
+	for _, f := range fs {
+		if f.Action != screen.Hold {
+			continue
+		}
+		a, err := r.awaitApproval(ctx, ns, id, "report", fmt.Sprintf("a report of %s, held by the policy's %s:\n%s", ns.ID, f, report))
+		if err != nil {
+			return toolOutcome{content: "the report was not judged: " + err.Error(), isErr: true}, true
+		}
+		if a.Status != journal.ApprovalApproved {
+			return toolOutcome{content: fmt.Sprintf("the report was refused (policy rule %s held it for a person; %s). Submit again without what the rule matched.", f.Rule, refusal(a)), isErr: true}, true
+		}
+		break
+	}
+	return toolOutcome{}, false
 }
