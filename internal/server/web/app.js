@@ -245,13 +245,43 @@
     const answer = el("div", { class: "answer", hidden: true });
     const cancelBtn = el("button", { class: "small", text: "Cancel" });
     const resumeBtn = el("button", { class: "small", text: "Resume" });
-    head.append(el("div", { class: "run-line" }, runStatus, bar, counts, cancelBtn, resumeBtn), title, answer);
+    // What the run waits for a person to allow, with the buttons to
+    // decide it (the policy's held tasks, reports and tool calls).
+    const approvals = el("div", { class: "approvals", id: "approvals", hidden: true });
+    head.append(el("div", { class: "run-line" }, runStatus, bar, counts, cancelBtn, resumeBtn), title, approvals, answer);
     cancelBtn.addEventListener("click", async () => { try { await api("POST", "/v1/runs/" + seg(runID) + "/cancel"); } catch (e) { showErr(e); } });
     resumeBtn.addEventListener("click", async () => {
       try { await api("POST", "/v1/runs/" + seg(runID) + "/resume"); stream(); } catch (e) { showErr(e); }
     });
     const errBox = el("p", { class: "error", hidden: true });
     function showErr(e) { errBox.textContent = e.message || String(e); errBox.hidden = false; }
+
+    async function loadApprovals() {
+      try {
+        const data = await api("GET", "/v1/runs/" + seg(runID) + "/approvals");
+        renderApprovals(data.approvals || []);
+      } catch (e) { showErr(e); }
+    }
+    function renderApprovals(list) {
+      clear(approvals);
+      approvals.hidden = list.length === 0;
+      for (const a of list) {
+        const note = el("input", { type: "text", class: "approval-note", placeholder: "why (recorded with your decision)", "aria-label": "note" });
+        const yes = el("button", { class: "small approve", text: "Approve" });
+        const no = el("button", { class: "small deny", text: "Deny" });
+        const decide = async (approve) => {
+          yes.disabled = no.disabled = true;
+          try { await api("POST", "/v1/runs/" + seg(runID) + "/approvals/" + seg(a.id), { approve, note: note.value, by: "page" }); } catch (e) { showErr(e); }
+          loadApprovals();
+        };
+        yes.addEventListener("click", () => decide(true));
+        no.addEventListener("click", () => decide(false));
+        approvals.appendChild(el("div", { class: "approval", "data-id": a.id },
+          el("div", { class: "approval-head" }, el("strong", { text: "Waiting for you: " }), el("span", { text: a.id === a.kind ? a.kind : a.kind + " " + a.id })),
+          el("pre", { class: "approval-what", text: a.what || "" }),
+          el("div", { class: "approval-actions" }, note, yes, no)));
+      }
+    }
 
     const treeHead = el("div", { class: "tree-head" },
       ["", "node", "role", "model", "tokens", "$ node", "$ subtree", "verdict", "steps"].map((h) => el("span", { text: h })));
@@ -734,6 +764,7 @@
           }
           setRun(st.run);
         }
+        if (e.type === "approval") loadApprovals();
         if (e.type === "run_finished") {
           es.close();
           conn.textContent = "finished";
@@ -742,7 +773,7 @@
         }
         schedule();
       };
-      for (const t of ["run_started", "run_resumed", "run_finished", "node", "usage", "artifact", "verdict", "budget"]) es.addEventListener(t, on);
+      for (const t of ["run_started", "run_resumed", "run_finished", "node", "usage", "artifact", "verdict", "budget", "approval"]) es.addEventListener(t, on);
       es.onmessage = on;
     }
 
@@ -762,7 +793,7 @@
     if (openView !== "tree") setView(openView);
     (async () => {
       if (await reload()) {
-        if (!FINAL.has(st.run.status) && st.run.status !== "interrupted") stream();
+        if (!FINAL.has(st.run.status) && st.run.status !== "interrupted") { stream(); loadApprovals(); }
         else { conn.textContent = st.run.status; conn.className = "conn"; }
       }
       if (openNode) loadPanel(openNode);
