@@ -115,12 +115,13 @@ func (s *session) engineOptions(ctx context.Context, env *Env) swarm.Options {
 	v.Getenv = env.Getenv    // what a check's env names, from this process's environment
 	scr, _ := s.cfg.Screen() // checked when the configuration was loaded
 	ap := &swarm.ApprovalPolicy{Tools: s.cfg.Policy.Approval.Tools, Timeout: s.cfg.Policy.Approval.Timeout.Duration}
+	rp := runPolicy(s.cfg)
 	if sb == nil {
 		// Checks with on_host = true still run, in a copy of a worker's tree.
-		return swarm.Options{Verifier: v, TreeChecker: swarm.SandboxRunner{Getenv: env.Getenv, Log: s.log}, Redact: s.red, Getenv: env.Getenv, Screen: scr, Approval: ap}
+		return swarm.Options{Verifier: v, TreeChecker: swarm.SandboxRunner{Getenv: env.Getenv, Log: s.log}, Redact: s.red, Getenv: env.Getenv, Screen: scr, Approval: ap, Policy: rp}
 	}
 	runner := swarm.SandboxRunner{Sandbox: sb, Getenv: env.Getenv, Log: s.log}
-	return swarm.Options{Verifier: v, CodeRunner: runner, TreeChecker: runner, Redact: s.red, Getenv: env.Getenv, Screen: scr, Approval: ap}
+	return swarm.Options{Verifier: v, CodeRunner: runner, TreeChecker: runner, Redact: s.red, Getenv: env.Getenv, Screen: scr, Approval: ap, Policy: rp}
 }
 
 // close stops the engine (runs still going stay resumable) and the journal.

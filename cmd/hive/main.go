@@ -33,6 +33,7 @@ func commands() []command {
 		{"apply", "write a run's patch into its workspace", runApply},
 		{"resume", "continue a run that was stopped or killed", runResume},
 		{"cancel", "cancel a run", runCancel},
+		{"policy", "print the policy hive.toml sets and check the configuration against it", runPolicyCmd},
 		{"approvals", "list what runs wait for a person to approve", runApprovals},
 		{"approve", "approve or deny what a run waits for", runApprove},
 		{"audit", "verify, export and sign the tamper-evident record of runs", runAudit},

@@ -79,6 +79,23 @@ type Policy struct {
 	Screen screen.Config `toml:"screen"`
 	// Approval is what waits for a person ([policy.approval]).
 	Approval Approval `toml:"approval"`
+
+	// Models, when set, are the only models runs may use (lead, tiers,
+	// judges and voters); LeadModels the only ones that may lead.
+	Models     []string `toml:"models"`
+	LeadModels []string `toml:"lead_models"`
+	// MCPServers, when set, are the only [mcp.NAME] servers runs may use
+	// ([] for none).
+	MCPServers []string `toml:"mcp_servers"`
+	// MaxBudgetUSD bounds each run's budget (and a run without one gets
+	// it); DailyBudgetUSD bounds all runs started on one day (UTC)
+	// together, across every process sharing the journal.
+	MaxBudgetUSD   float64 `toml:"max_budget_usd"`
+	DailyBudgetUSD float64 `toml:"daily_budget_usd"`
+	// MaxWorkers, MaxDepth and MaxWall bound each run's knobs.
+	MaxWorkers int      `toml:"max_workers"`
+	MaxDepth   int      `toml:"max_depth"`
+	MaxWall    Duration `toml:"max_wall"`
 }
 
 // Approval is the [policy.approval] table. What the screen holds (rules
@@ -568,15 +585,25 @@ func (c *Config) fill() {
 	if c.Serve.TokenEnv == "" {
 		c.Serve.TokenEnv = "HIVE_TOKEN"
 	}
-	d := &c.Defaults
+	// Defaults the file leaves unset, within what the policy allows.
+	d, p := &c.Defaults, &c.Policy
 	if d.BudgetUSD == 0 && !c.budgetSet {
 		d.BudgetUSD = 1
+		if p.MaxBudgetUSD > 0 {
+			d.BudgetUSD = min(1, p.MaxBudgetUSD)
+		}
 	}
 	if d.MaxWorkers == 0 {
 		d.MaxWorkers = 100
+		if p.MaxWorkers > 0 {
+			d.MaxWorkers = min(100, p.MaxWorkers)
+		}
 	}
 	if d.MaxDepth == 0 {
 		d.MaxDepth = 2
+		if p.MaxDepth > 0 {
+			d.MaxDepth = min(2, p.MaxDepth)
+		}
 	}
 	if d.Sandbox == "" {
 		d.Sandbox = "auto"
@@ -615,6 +642,13 @@ func (c *Config) validate() error {
 	}
 	if c.Policy.Approval.Timeout.Duration < 0 {
 		return errors.New("policy.approval.timeout is negative")
+	}
+	p := c.Policy
+	if p.MaxBudgetUSD < 0 || p.DailyBudgetUSD < 0 || p.MaxWorkers < 0 || p.MaxDepth < 0 || p.MaxWall.Duration < 0 {
+		return errors.New("policy: max_budget_usd, daily_budget_usd, max_workers, max_depth and max_wall take a bound ≥ 0 (0: none)")
+	}
+	if p.DailyBudgetUSD > 0 && p.MaxBudgetUSD > p.DailyBudgetUSD {
+		return fmt.Errorf("policy.max_budget_usd (%g) is more than policy.daily_budget_usd (%g): no run of that budget could start", p.MaxBudgetUSD, p.DailyBudgetUSD)
 	}
 	for _, name := range c.ModelNames() {
 		m := c.Models[name]

@@ -46,6 +46,8 @@ type op struct {
 	exec   *Executor // opExecutor, opForgetExecutor
 	// approval is opApproval's request, opDecide's decision.
 	approval *Approval
+	// spendCap, on an opCreateRun, must hold for the run to be created.
+	spendCap *SpendCap
 	// done receives the op's outcome once its batch is committed; nil for
 	// asynchronous writes. Buffered (1): the writer never blocks on it.
 	done chan error
@@ -222,7 +224,11 @@ func (s *Store) apply(ctx context.Context, batch []*op) (errs []error, err error
 	for i, o := range batch {
 		switch o.kind {
 		case opCreateRun:
-			errs[i], err = createRunTx(ctx, tx, o.run)
+			if o.spendCap != nil {
+				errs[i], err = s.createRunCappedTx(ctx, tx, o)
+			} else {
+				errs[i], err = createRunTx(ctx, tx, o.run)
+			}
 		case opUpdateRun:
 			errs[i], err = updateRunTx(ctx, tx, o.run)
 			chain.seal = true

@@ -84,6 +84,8 @@ type Options struct {
 	// Approval says what waits for a person besides what the screen
 	// holds ([policy.approval]).
 	Approval *ApprovalPolicy
+	// Policy bounds what a run may ask for ([policy]).
+	Policy *RunPolicy
 }
 
 // Engine runs swarms: each run a DBOS workflow over a journal store.
@@ -310,6 +312,10 @@ func (e *Engine) checkHedgePriced(m *provider.Model, spec Spec) error {
 // Start validates spec, journals the run and starts its workflow. The run
 // goes on until it ends, is cancelled, or the engine closes.
 func (e *Engine) Start(ctx context.Context, spec Spec) (string, error) {
+	spec, err := e.opts.Policy.apply(spec)
+	if err != nil {
+		return "", &SpecError{err}
+	}
 	spec = spec.withDefaults()
 	if err := spec.validate(); err != nil {
 		return "", &SpecError{err}
@@ -345,7 +351,15 @@ func (e *Engine) Start(ctx context.Context, spec Spec) (string, error) {
 	}
 	id := NewRunID()
 	specJSON, _ := json.Marshal(spec)
-	if err := e.store.CreateRun(ctx, journal.Run{ID: id, Task: spec.Task, Status: string(StatusRunning), Spec: specJSON}); err != nil {
+	jr := journal.Run{ID: id, Task: spec.Task, Status: string(StatusRunning), Spec: specJSON}
+	if c := e.opts.Policy.spendCap(spec.BudgetUSD, time.Now()); c != nil {
+		if err := e.store.CreateRunCapped(ctx, jr, *c); err != nil {
+			if errors.Is(err, journal.ErrOverCap) {
+				return "", &SpecError{capError(err)}
+			}
+			return "", fmt.Errorf("journal the run: %w", err)
+		}
+	} else if err := e.store.CreateRun(ctx, jr); err != nil {
 		return "", fmt.Errorf("journal the run: %w", err)
 	}
 	cctx, cancel := dbos.WithCancel(e.dctx)
