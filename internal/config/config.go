@@ -635,6 +635,11 @@ func (c *Config) validate() error {
 	if _, err := c.Screen(); err != nil {
 		return err
 	}
+	if cl := c.Policy.Screen.Classifier; cl != nil && !strings.Contains(cl.Model, ":") {
+		if _, ok := c.Models[cl.Model]; !ok {
+			return fmt.Errorf("policy.screen.classifier.model is %q, which no [models.%s] configures", cl.Model, cl.Model)
+		}
+	}
 	for _, pat := range c.Policy.Approval.Tools {
 		if _, err := path.Match(pat, ""); err != nil || pat == "" {
 			return fmt.Errorf("policy.approval.tools: %q is not a pattern (SERVER__tool, with * for any characters)", pat)

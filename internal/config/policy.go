@@ -70,6 +70,9 @@ func (c *Config) PolicyConflicts() []string {
 			model("models."+n+".hedge.to", h.To, false)
 		}
 	}
+	if cl := p.Screen.Classifier; cl != nil {
+		model("policy.screen.classifier", cl.Model, false)
+	}
 	if p.MCPServers != nil {
 		servers := make([]string, 0, len(c.MCP))
 		for n := range c.MCP {

@@ -63,6 +63,9 @@ type Finding struct {
 }
 
 func (f Finding) String() string {
+	if f.Rule == "classifier" {
+		return fmt.Sprintf("classifier (%s): %s", f.Category, f.Evidence)
+	}
 	return fmt.Sprintf("rule %s (%s) matched %q at byte %d", f.Rule, f.Category, f.Evidence, f.Offset)
 }
 
@@ -92,6 +95,9 @@ type Config struct {
 	MaxReportBytes int `toml:"max_report_bytes"`
 	// Rules are the operator's own.
 	Rules []RuleConfig `toml:"rules"`
+	// Classifier, when set, has a model read each task with a rubric of
+	// misuse categories.
+	Classifier *ClassifierConfig `toml:"classifier"`
 }
 
 // RuleConfig is one [[policy.screen.rules]] entry.
@@ -106,8 +112,9 @@ type RuleConfig struct {
 // A Screen runs the rules of one policy. The zero value and nil screen
 // nothing.
 type Screen struct {
-	rules    []Rule
-	maxBytes map[Where]int
+	rules      []Rule
+	maxBytes   map[Where]int
+	classifier *ClassifierConfig
 }
 
 // New builds the screen c describes, or says which rule is wrong.
@@ -129,6 +136,10 @@ func New(c Config) (*Screen, error) {
 	default:
 		return nil, fmt.Errorf("secrets = %q: want block, hold, flag or off", c.Secrets)
 	}
+	if err := c.Classifier.check(); err != nil {
+		return nil, err
+	}
+	s.classifier = c.Classifier
 	seen := map[string]bool{}
 	for i, rc := range c.Rules {
 		if rc.Name == "" {

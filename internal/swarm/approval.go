@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hive-swarm/hive/internal/journal"
+	"github.com/hive-swarm/hive/internal/llm"
 	"github.com/hive-swarm/hive/internal/screen"
 )
 
@@ -177,10 +178,26 @@ func refusal(a journal.Approval) string {
 	return s
 }
 
-// holdTask waits for a person when the policy's screen holds the run's
-// task; it fails when they do not allow it.
+// holdTask screens the run's task with the policy's classifier, when one
+// is configured, and waits for a person when a rule or the classifier
+// holds it; it fails when the task is blocked or not allowed.
 func (r *run) holdTask(ctx context.Context, task string) error {
 	f := r.e.opts.Screen.Held(screen.Task, task)
+	if c := r.e.opts.Screen.Classifier(); c != nil {
+		cf, err := r.classify(ctx, c, task)
+		if err != nil {
+			return err
+		}
+		if cf != nil {
+			r.publish(Event{Type: EventScreen, Text: "task: " + cf.String() + ", " + string(cf.Action)})
+			switch {
+			case cf.Action == screen.Block:
+				return &screen.Refusal{Where: screen.Task, Finding: *cf}
+			case cf.Action == screen.Hold && f == nil:
+				f = cf
+			}
+		}
+	}
 	if f == nil {
 		return nil
 	}
@@ -192,6 +209,35 @@ func (r *run) holdTask(ctx context.Context, task string) error {
 		return fmt.Errorf("the task was not allowed: %s", refusal(a))
 	}
 	return nil
+}
+
+// classify asks the policy's classifier about the task: a billed, journaled
+// call of a screen node (a resumed run reads its verdict back). It
+// returns the finding, nil when the task is not flagged; an error only
+// when the run is stopping or out of budget.
+func (r *run) classify(ctx context.Context, c *screen.ClassifierConfig, task string) (*screen.Finding, error) {
+	system, user := c.Prompt(task)
+	vc := &verifierCaller{r: r, key: "screen/task"}
+	resp, err := vc.Call(ctx, c.Model, &llm.Request{System: system, Messages: []llm.Message{llm.UserText(user)}, MaxTokens: 300})
+	var ex *exhaustedError
+	switch {
+	case errors.As(err, &ex):
+		vc.done("out of budget")
+		return nil, err
+	case err != nil && ctx.Err() != nil:
+		return nil, err
+	}
+	var v screen.Verdict
+	if err == nil {
+		v, err = screen.ParseVerdict(resp.Text())
+	}
+	f := c.Finding(v, err)
+	outcome := "not flagged"
+	if f != nil {
+		outcome = f.String() + ", " + string(f.Action)
+	}
+	vc.done(outcome)
+	return f, nil
 }
 
 // ApprovalView is an approval as hive approvals --json and the API show

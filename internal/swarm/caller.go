@@ -14,8 +14,8 @@ import (
 // reserved against the run's budget, billed to that node, and journaled.
 type verifierCaller struct {
 	r      *run
-	parent *nodeState
-	key    string // journal key prefix of the verification
+	parent *nodeState // nil for the screen's classifier, whose node is a root
+	key    string     // journal key prefix of the verification
 
 	mu   sync.Mutex
 	node *nodeState // created at the first call; guarded by mu
@@ -24,9 +24,11 @@ type verifierCaller struct {
 
 func (c *verifierCaller) Call(ctx context.Context, model string, req *llm.Request) (*llm.Response, error) {
 	// Checked when the task was delegated; again here, for the models a
-	// verifier picks itself.
-	if err := c.r.checkModel(model); err != nil {
-		return nil, err
+	// verifier picks itself. The screen's model is the operator's.
+	if c.parent != nil {
+		if err := c.r.checkModel(model); err != nil {
+			return nil, err
+		}
 	}
 	m, err := c.r.e.models.Get(model)
 	if err != nil {
@@ -34,7 +36,11 @@ func (c *verifierCaller) Call(ctx context.Context, model string, req *llm.Reques
 	}
 	c.mu.Lock()
 	if c.node == nil {
-		c.node = c.r.newNode(c.parent.ID, RoleVerifier, "verify "+c.parent.Name, model, c.parent.Tier, c.parent.Depth+1)
+		if c.parent == nil {
+			c.node = c.r.newNode("", RoleScreen, "screen the task", model, 0, 0)
+		} else {
+			c.node = c.r.newNode(c.parent.ID, RoleVerifier, "verify "+c.parent.Name, model, c.parent.Tier, c.parent.Depth+1)
+		}
 		c.r.setStatus(c.node, StatusRunning, "")
 	}
 	ns := c.node

@@ -40,6 +40,7 @@ const (
 	RoleLead     Role = "lead"
 	RoleWorker   Role = "worker"
 	RoleVerifier Role = "verifier"
+	RoleScreen   Role = "screen" // a classifier reading the task before the lead starts ([policy.screen.classifier])
 )
 
 // A Node is one model conversation in a run's tree, as journaled and shown.

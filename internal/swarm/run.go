@@ -80,6 +80,8 @@ func (r *run) newNode(parent string, role Role, name, model string, tier, depth 
 	r.mu.Lock()
 	var id string
 	switch {
+	case role == RoleScreen:
+		id = "screen"
 	case parent == "":
 		id = "lead"
 	default:
