@@ -269,7 +269,7 @@ func TestClassifierPromptAndVerdict(t *testing.T) {
 	}
 	for text, want := range map[string]Verdict{
 		`{"flagged": true, "category": "bio", "reason": "r"}`:           {true, "bio", "r"},
-		"Sure.\n```json\n{\"flagged\": false}\n```":                      {false, "", ""},
+		"Sure.\n```json\n{\"flagged\": false}\n```":                     {false, "", ""},
 		`{"flagged": true, "category": "cyber"} and {"flagged": false}`: {true, "cyber", ""},
 	} {
 		if v, err := ParseVerdict(text); err != nil || v != want {
