@@ -111,3 +111,32 @@ func TestScreenTask(t *testing.T) {
 		t.Fatal("the flagged task's finding was not journaled")
 	}
 }
+
+// A credential moved from the report into an artifact is screened too.
+func TestScreenRefusesArtifact(t *testing.T) {
+	var told []string
+	h := func(c *llmtest.Call) llmtest.Reply {
+		if !isLead(c) {
+			if res := c.ToolResults(); len(res) > 0 {
+				told = append(told, res[len(res)-1].Content)
+				return submit("nothing to report")
+			}
+			return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("submit", submitArgs{Report: "see the artifact", Artifacts: map[string]string{"notes.txt": "token: " + planted}})}}
+		}
+		if len(c.ToolResults()) == 0 {
+			return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("delegate", delegateArgs{Tasks: tasks(1, "t")})}}
+		}
+		return finish("done")
+	}
+	hs := newHarness(t, h, Options{Screen: newScreen(t, screen.Config{})})
+	res := hs.run(Spec{Task: "look", BudgetUSD: 1e9})
+	if res.Status != StatusDone || len(told) != 1 || !strings.Contains(told[0], "github-token") {
+		t.Fatalf("run %s %q; the worker was told %q", res.Status, res.Error, told)
+	}
+	for _, n := range hs.nodes(res.RunID) {
+		b, _ := json.Marshal(n)
+		if strings.Contains(string(b), planted) {
+			t.Errorf("node %s carries the refused artifact's credential", n.ID)
+		}
+	}
+}

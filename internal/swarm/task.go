@@ -187,7 +187,7 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 				}
 			}
 			submits++
-			if out, refused := r.screenReport(ctx, ns, fmt.Sprintf("%s/report-%d-%d", ns.ID, ns.Attempt, submits), args.Report); refused {
+			if out, refused := r.screenReport(ctx, ns, fmt.Sprintf("%s/report-%d-%d", ns.ID, ns.Attempt, submits), submittedText(args)); refused {
 				return out
 			}
 			sub = &verify.Submission{Task: t.Instructions, Report: args.Report, Artifacts: args.Artifacts, Model: ns.Model}
@@ -634,4 +634,24 @@ func (r *run) screenReport(ctx context.Context, ns *nodeState, id, report string
 		break
 	}
 	return toolOutcome{}, false
+}
+
+// submittedText is what a submission carries for the screen: its report
+// and each artifact, in the order of their names.
+func submittedText(args submitArgs) string {
+	if len(args.Artifacts) == 0 {
+		return args.Report
+	}
+	names := make([]string, 0, len(args.Artifacts))
+	for n := range args.Artifacts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString(args.Report)
+	for _, n := range names {
+		b.WriteString("\n[artifact " + n + "]\n")
+		b.WriteString(args.Artifacts[n])
+	}
+	return b.String()
 }
