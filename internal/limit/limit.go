@@ -244,6 +244,9 @@ func (l *Limiter) Do(ctx context.Context, p Priority, estTokens int64, call func
 		if err == nil {
 			return nil
 		}
+		if tr != nil && llm.KindOf(err) == llm.KindRateLimited {
+			tr.rateLimited.Add(1)
+		}
 		var f *final
 		if errors.As(err, &f) {
 			return f.err

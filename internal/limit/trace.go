@@ -11,8 +11,9 @@ import (
 // retry-after, backoff after a failure), and how many attempts were sent
 // again. Attach one with [WithTrace]; it is safe for concurrent use.
 type Trace struct {
-	waited  atomic.Int64 // nanoseconds
-	retries atomic.Int64
+	waited      atomic.Int64 // nanoseconds
+	retries     atomic.Int64
+	rateLimited atomic.Int64
 }
 
 // Waited is the time the traced calls spent waiting in the limiter.
@@ -20,6 +21,10 @@ func (t *Trace) Waited() time.Duration { return time.Duration(t.waited.Load()) }
 
 // Retries is how many times the traced calls were sent again.
 func (t *Trace) Retries() int { return int(t.retries.Load()) }
+
+// RateLimited is how many times the traced calls were answered 429 (rate
+// limited), the attempts that were sent again included.
+func (t *Trace) RateLimited() int { return int(t.rateLimited.Load()) }
 
 type traceKey struct{}
 

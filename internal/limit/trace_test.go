@@ -10,8 +10,9 @@ import (
 )
 
 // TestTrace checks that a traced call learns the time it waited, for a
-// pause another call caused and for its own retry, and its retries; an
-// untraced call on the same limiter changes nothing in the trace.
+// pause another call caused and for its own retry, its retries and the
+// 429s it was answered; an untraced call on the same limiter changes
+// nothing in the trace.
 func TestTrace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := New("m", Config{}, testLogger(t))
@@ -35,6 +36,11 @@ func TestTrace(t *testing.T) {
 		}
 		if tr.Retries() != 1 {
 			t.Errorf("retries %d, want 1", tr.Retries())
+		}
+		// The auth error of the untraced call is not the traced call's,
+		// and not a 429 either.
+		if tr.RateLimited() != 1 {
+			t.Errorf("rate limited %d, want 1", tr.RateLimited())
 		}
 		// 3 s of the pause, then 2 s of retry-after (the 429 also pauses
 		// the limiter for 2 s, which overlaps the retry's own wait).
