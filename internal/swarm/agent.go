@@ -143,7 +143,7 @@ func (a *agent) loop(ctx context.Context) error {
 			if cut[c.ID] {
 				out = toolOutcome{isErr: true, malformed: true, content: cutMessage(c.Name, resp)}
 			} else {
-				out = a.handle(ctx, c)
+				out = a.handleTraced(ctx, c)
 			}
 			if !out.malformed {
 				allBad = false
@@ -253,10 +253,12 @@ func (a *agent) call(ctx context.Context) (*llm.Response, error) {
 	}
 	a.turn++
 	rec, live, err := a.steps.call(ctx, key, func(ctx context.Context) (callRecord, error) {
-		if a.batch {
-			return a.sendBatch(ctx, key, &req)
-		}
-		return traced(ctx, a.send(&req, release))
+		return a.r.traced(ctx, a.model, &req, func(ctx context.Context) (callRecord, error) {
+			if a.batch {
+				return a.sendBatch(ctx, key, &req)
+			}
+			return a.send(&req, release)(ctx)
+		})
 	})
 	if err != nil {
 		return nil, err

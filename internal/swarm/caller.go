@@ -42,8 +42,11 @@ func (c *verifierCaller) Call(ctx context.Context, model string, req *llm.Reques
 			c.node = c.r.newNode(c.parent.ID, RoleVerifier, "verify "+c.parent.Name, model, c.parent.Tier, c.parent.Depth+1)
 		}
 		c.r.setStatus(c.node, StatusRunning, "")
+		// Under the verification's span, which ctx is in.
+		c.r.startNode(ctx, c.node, m, nil)
 	}
 	ns := c.node
+	ctx = c.r.spanOf(ns).Context(ctx)
 	key := fmt.Sprintf("%s/call-%d", c.key, c.n)
 	c.n++
 	c.mu.Unlock()
@@ -54,7 +57,7 @@ func (c *verifierCaller) Call(ctx context.Context, model string, req *llm.Reques
 		r.MaxTokens = c.r.spec.CallTokens
 	}
 	rec, live, err := memoStepper{r: c.r}.call(ctx, key, func(ctx context.Context) (callRecord, error) {
-		return traced(ctx, func(ctx context.Context) (callRecord, error) {
+		return c.r.traced(ctx, m, &r, func(ctx context.Context) (callRecord, error) {
 			usd, tokens, err := worstCase(m, &r)
 			if err != nil {
 				return callRecord{}, err
@@ -93,5 +96,6 @@ func (c *verifierCaller) done(outcome string) {
 	c.mu.Unlock()
 	if ns != nil {
 		c.r.update(ns, func(n *Node) { n.Status, n.Report, n.Ended = StatusDone, outcome, now() })
+		c.r.endNode(ns)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/hive-swarm/hive/internal/provider"
 	"github.com/hive-swarm/hive/internal/screen"
 	"github.com/hive-swarm/hive/internal/secret"
+	"github.com/hive-swarm/hive/internal/telemetry"
 	"github.com/hive-swarm/hive/internal/verify"
 )
 
@@ -86,6 +87,9 @@ type Options struct {
 	Approval *ApprovalPolicy
 	// Policy bounds what a run may ask for ([policy]).
 	Policy *RunPolicy
+	// Telemetry, when set, traces each run (a trace per execution: see
+	// telemetry.go) and counts its model calls and workers in metrics.
+	Telemetry *telemetry.Telemetry
 }
 
 // Engine runs swarms: each run a DBOS workflow over a journal store.
@@ -578,7 +582,12 @@ func (e *Engine) runWorkflow(dctx dbos.Context, in runInput) (out Result, err er
 		return Result{}, err
 	}
 	// From here every way out ends in finish or interrupt, which close
-	// the run on the bus.
+	// the run on the bus and end its span. A resumed run's execution is a
+	// trace of its own, linked to the one before it (telemetry.go).
+	if ctx, span := e.opts.Telemetry.StartRun(dctx, r.id, last > 0, string(r.memo[traceKey])); span != nil {
+		dctx, r.span = dbos.From(dctx, ctx), span
+		e.store.PutStepAsync(r.id, traceKey, []byte(span.TraceParent()))
+	}
 	e.bus.openRun(in.RunID, last)
 	// A bug that panics in the run's own goroutine ends the run as
 	// failed, with its waiters told, rather than leaving them waiting.
@@ -653,6 +662,7 @@ func (e *Engine) runWorkflow(dctx dbos.Context, in runInput) (out Result, err er
 // interrupt journals a run its process stopped, and wakes its waiters
 // without ending the run.
 func (e *Engine) interrupt(r *run, res Result) {
+	r.endRun(res) // first: a waiter may read the end from the journal
 	ctx := context.Background()
 	if jr, err := e.store.Run(ctx, r.id); err == nil {
 		usage, _ := json.Marshal(res.Usage)
@@ -668,6 +678,7 @@ func (e *Engine) interrupt(r *run, res Result) {
 
 // finish journals a run's end and wakes its waiters.
 func (e *Engine) finish(r *run, res Result) {
+	r.endRun(res) // first: a waiter may read the end from the journal
 	ctx := context.Background()
 	jr, err := e.store.Run(ctx, r.id)
 	if err == nil {
@@ -768,11 +779,12 @@ func (r *run) exhausted(err error) {
 // verify runs the task's verifier once per key (journaled). In a run with
 // a workspace, tree is the worker's, and a configured check runs against
 // it.
-func (r *run) verify(ctx context.Context, ns *nodeState, key string, spec verify.Spec, sub verify.Submission, tree Tree) verify.Verdict {
-	var v verify.Verdict
+func (r *run) verify(ctx context.Context, ns *nodeState, key string, spec verify.Spec, sub verify.Submission, tree Tree) (v verify.Verdict) {
 	if data, ok, err := r.journaled(key); err == nil && ok && json.Unmarshal(data, &v) == nil {
 		return v
 	}
+	ctx, span := r.tel().StartVerify(ctx, spec.Kind)
+	defer func() { span.EndVerify(v.Outcome) }()
 	c := &verifierCaller{r: r, parent: ns, key: key}
 	switch {
 	case tree != nil && spec.Kind == verify.KindCommand && spec.Trusted != nil:
@@ -814,7 +826,9 @@ func (r *run) runCode(ctx context.Context, ns *nodeState, key string, args runCo
 		return rec.Output, rec.Failed
 	}
 	start := time.Now()
+	ctx, span := r.tel().StartCode(ctx, args.Language)
 	out, failed, err := r.e.opts.CodeRunner.RunCode(ctx, args.Language, args.Code, args.Stdin, tree)
+	span.EndCode(failed, err)
 	r.toolDone(ns, time.Since(start), failed || err != nil)
 	if err != nil {
 		return r.e.opts.Redact.String("run_code failed: " + err.Error()), true

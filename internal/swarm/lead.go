@@ -33,6 +33,11 @@ func (r *run) leadLoop(dctx dbos.Context) (answer string, err error) {
 		return "", err
 	}
 	r.setStatus(lead, StatusRunning, "")
+	// The lead's span is under the run's; its calls and tools under it.
+	if r.tel().Tracing() {
+		dctx = dbos.From(dctx, r.startNode(dctx, lead, m, nil))
+	}
+	defer r.endNode(lead)
 	steps := dbosStepper{dctx: dctx}
 	a := &agent{r: r, ns: lead, model: m, prio: limit.Lead, steps: steps, bud: r.pool}
 	a.req = leadRequest(spec)

@@ -1,11 +1,9 @@
 package swarm
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 
-	"github.com/hive-swarm/hive/internal/limit"
 	"github.com/hive-swarm/hive/internal/llm"
 )
 
@@ -30,15 +28,8 @@ type callRecord struct {
 	Hedge *hedgeRecord `json:"hedge,omitempty"`
 	// Batch marks a call sent through a batch API, billed at its price.
 	Batch bool `json:"batch,omitempty"`
-}
-
-// traced runs a model call with a limiter trace and notes on rec what the
-// limiter did to it.
-func traced(ctx context.Context, call func(ctx context.Context) (callRecord, error)) (callRecord, error) {
-	var tr limit.Trace
-	rec, err := call(limit.WithTrace(ctx, &tr))
-	rec.WaitMillis, rec.Retries = tr.Waited().Milliseconds(), tr.Retries()
-	return rec, err
+	// Model is the model id the provider said answered, if it said.
+	Model string `json:"model,omitempty"`
 }
 
 // partRecord is the JSON form of an llm.Part.
@@ -51,7 +42,7 @@ type partRecord struct {
 }
 
 func recordResponse(r *llm.Response, cost int64) callRecord {
-	rec := callRecord{Stop: r.StopReason, Usage: r.Usage, CostNanos: cost}
+	rec := callRecord{Stop: r.StopReason, Usage: r.Usage, CostNanos: cost, Model: r.Model}
 	for _, p := range r.Parts {
 		switch p := p.(type) {
 		case llm.Text:

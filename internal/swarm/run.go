@@ -12,6 +12,7 @@ import (
 	"github.com/hive-swarm/hive/internal/llm"
 	"github.com/hive-swarm/hive/internal/price"
 	"github.com/hive-swarm/hive/internal/provider"
+	"github.com/hive-swarm/hive/internal/telemetry"
 	"github.com/hive-swarm/hive/internal/workspace"
 )
 
@@ -43,6 +44,9 @@ type run struct {
 	// memo holds the steps journaled by earlier executions of this run,
 	// read once when the workflow starts; read-only after.
 	memo map[string][]byte
+	// span is the root span of this execution of the run (telemetry.go),
+	// nil when it is not traced; the workflow's goroutine's.
+	span *telemetry.Span
 
 	mu       sync.Mutex
 	nodes    map[string]*nodeState // guarded by mu
@@ -64,6 +68,8 @@ type nodeState struct {
 	// journaledWrites are the bytes of file changes journaled (files.go);
 	// guarded by run.mu.
 	journaledWrites int64
+	// span is the node's span (telemetry.go); guarded by run.mu.
+	span *telemetry.Span
 }
 
 func (r *run) node(id string) *nodeState {

@@ -146,6 +146,8 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 	}
 	defer r.release()
 	r.setStatus(ns, StatusRunning, "")
+	ctx = r.startNode(ctx, ns, m, r.node(ns.Parent))
+	defer r.endNode(ns)
 
 	a := &agent{r: r, ns: ns, model: m, prio: limit.Worker, steps: steps, bud: r.pool, wave: t.wave, batch: r.spec.batched(ns.Tier) && m.Batch != nil}
 	// The shared part first and unchanging (tools, system, the wave's
@@ -419,13 +421,17 @@ func cutUTF8(s string, n int) string {
 func (r *run) acquire(ctx context.Context) error {
 	select {
 	case r.slots <- struct{}{}:
+		r.tel().WorkerStarted()
 		return nil
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
 }
 
-func (r *run) release() { <-r.slots }
+func (r *run) release() {
+	<-r.slots
+	r.tel().WorkerDone()
+}
 
 // delegateNested runs a worker's own delegation (depth > 1): the children
 // run as goroutines of this task, journaled by their deterministic ids; the
