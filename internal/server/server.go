@@ -8,6 +8,9 @@
 // request that starts a run is not repeated by its client's retries: see
 // [IdempotencyHeader] and [ShouldRetryHeader].
 //
+// GET /metrics serves Prometheus metrics, when the server is given them
+// ([Server.Metrics]).
+//
 // Everything but /healthz needs the token: as a bearer token, or as the
 // hive_token cookie that GET /?token=… sets so that the page (and its
 // EventSource, which cannot send headers) works without the token staying
@@ -77,6 +80,10 @@ type Server struct {
 	// [Server.LimitListener]. Default [DefaultLimits].
 	Limits Limits
 
+	// Metrics, when set before [Server.Handler], is served at GET
+	// /metrics (Prometheus's text format), behind the token like the API.
+	Metrics http.Handler
+
 	encoded  eventCache // events encoded once for all their streams
 	csrf     *http.CrossOriginProtection
 	requests slots     // the token's requests in flight
@@ -116,6 +123,9 @@ func (s *Server) Handler() http.Handler {
 	route("POST", "/v1/chat/completions", s.chatCompletions)
 	route("GET", "/v1/models", s.listModels)
 	route("GET", "/v1/models/{id...}", s.getModel)
+	if s.Metrics != nil {
+		route("GET", "/metrics", s.Metrics.ServeHTTP)
+	}
 	for path, methods := range paths {
 		allow := strings.Join(methods, ", ")
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
@@ -148,7 +158,7 @@ func (s *Server) protect(h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		api := strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/mcp"
+		api := strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/mcp" || r.URL.Path == "/metrics"
 		if r.URL.Path == "/" && r.URL.Query().Has("token") {
 			// The link hive serve printed: trade the token for a cookie
 			// and take it out of the address bar (and the history).

@@ -62,11 +62,17 @@ func testLogger(t testing.TB) *slog.Logger {
 }
 
 func newTestEnv(t testing.TB, h llmtest.Handler) *testEnv {
-	return newTestEnvOpts(t, h, swarm.Options{})
+	return newTestEnvWith(t, h, swarm.Options{}, nil)
 }
 
 // newTestEnvOpts is newTestEnv with the engine's options.
 func newTestEnvOpts(t testing.TB, h llmtest.Handler, opts swarm.Options) *testEnv {
+	return newTestEnvWith(t, h, opts, nil)
+}
+
+// newTestEnvWith is newTestEnv with the engine's options and the
+// server's metrics.
+func newTestEnvWith(t testing.TB, h llmtest.Handler, opts swarm.Options, metrics http.Handler) *testEnv {
 	tt, _ := t.(*testing.T)
 	ctx := context.Background()
 	llmSrv := llmtest.NewOpenAI(h)
@@ -82,6 +88,7 @@ func newTestEnvOpts(t testing.TB, h llmtest.Handler, opts swarm.Options) *testEn
 		t.Fatal(err)
 	}
 	s := New(engine, store, cfg, testLogger(t), testToken)
+	s.Metrics = metrics
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
 		srv.Close()
