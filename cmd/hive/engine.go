@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/hive-swarm/hive/internal/audit"
 	"github.com/hive-swarm/hive/internal/config"
@@ -19,6 +20,7 @@ import (
 	"github.com/hive-swarm/hive/internal/sandbox"
 	"github.com/hive-swarm/hive/internal/secret"
 	"github.com/hive-swarm/hive/internal/swarm"
+	"github.com/hive-swarm/hive/internal/telemetry"
 	"github.com/hive-swarm/hive/internal/verify"
 )
 
@@ -44,6 +46,11 @@ type session struct {
 	red    *secret.Redactor // the process's secrets, kept out of the journal
 	store  *journal.Store
 	engine *swarm.Engine
+	// metrics, when set before startEngine, count the engine's calls
+	// (hive serve's /metrics); tel reports to them and to the OTLP
+	// collector the environment names, if any.
+	metrics *telemetry.Metrics
+	tel     *telemetry.Telemetry
 }
 
 // openStore loads the configuration and opens the journal.
@@ -79,7 +86,14 @@ func (f *storeFlags) openStore(ctx context.Context, env *Env) (*session, error) 
 // processes left unfinished. It says so on stderr when it recovers any but
 // except (the run the command is about).
 func (s *session) startEngine(ctx context.Context, env *Env, except string) error {
-	e, err := swarm.New(ctx, s.store, s.reg, s.log, s.engineOptions(ctx, env))
+	tel, err := telemetry.Open(ctx, env.Getenv, s.log, telemetry.Options{Redact: s.red, Metrics: s.metrics})
+	if err != nil {
+		return fmt.Errorf("%v (see README: Traces and metrics)", err)
+	}
+	s.tel = tel
+	opts := s.engineOptions(ctx, env)
+	opts.Telemetry = tel
+	e, err := swarm.New(ctx, s.store, s.reg, s.log, opts)
 	if err != nil {
 		return err
 	}
@@ -132,6 +146,15 @@ func (s *session) close() {
 	}
 	if s.sb != nil {
 		s.sb.Close() // the sandboxes it keeps started
+	}
+	if s.tel != nil {
+		// The spans of the runs' last moments; a collector that does not
+		// answer holds the exit up for 5 s at most.
+		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := s.tel.Close(tctx); err != nil {
+			s.log.Warn("traces not exported", "err", err)
+		}
+		cancel()
 	}
 	if err := s.store.Close(); err != nil {
 		s.log.Error("close journal", "err", err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hive-swarm/hive/internal/server"
+	"github.com/hive-swarm/hive/internal/telemetry"
 )
 
 // runServe serves the HTTP API and the live web view over the journal,
@@ -60,6 +61,7 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	sess.metrics = telemetry.NewMetrics()
 	if err := sess.startEngine(ctx, env, ""); err != nil {
 		return err
 	}
@@ -72,6 +74,7 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	reqCtx, stopRequests := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRequests()
 	srv := server.New(sess.engine, sess.store, sess.cfg, sess.log, token)
+	srv.Metrics = sess.metrics.Handler()
 	hs := &http.Server{
 		Handler:     srv.Handler(),
 		BaseContext: func(net.Listener) context.Context { return reqCtx },
