@@ -9,7 +9,9 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hive-swarm/hive/internal/llm"
 	"github.com/hive-swarm/hive/internal/llm/llmtest"
@@ -394,5 +396,79 @@ func TestTraceHostileTools(t *testing.T) {
 	}
 	if !madeUp || !code {
 		t.Errorf("made-up tool span %v, code run span %v", madeUp, code)
+	}
+}
+
+// TestTraceResumed: a run interrupted while its workers work, then
+// resumed, is two traces: the first execution's, ended "interrupted",
+// and the second's, linked to it; the second does not report again the
+// lead's call it read back from the journal.
+func TestTraceResumed(t *testing.T) {
+	var resumed atomic.Bool
+	sent := make(chan struct{}, 2)
+	h := func(c *llmtest.Call) llmtest.Reply {
+		switch {
+		case isLead(c) && len(c.ToolResults()) == 0:
+			return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("delegate", delegateArgs{Tasks: tasks(2, "t")})}}
+		case isLead(c):
+			return finish("done")
+		case !resumed.Load():
+			sent <- struct{}{}
+			return llmtest.Reply{Latency: time.Minute} // until the engine stops
+		}
+		return submit("ok")
+	}
+	tr := newTraced(t, h, Options{}, false)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	id, err := tr.engine.Start(ctx, Spec{Task: "two", Lead: "lead", Tiers: []string{"cheap"}, BudgetUSD: 1e9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-sent
+	<-sent
+	tr.close()
+	resumed.Store(true)
+	tr.open(Options{Telemetry: tr.tel})
+	if _, err := tr.engine.Resume(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := tr.engine.Wait(ctx, id); err != nil || res.Status != StatusDone {
+		t.Fatalf("resumed run: %v %v", res, err)
+	}
+	spans := tr.spans()
+	var roots []otlptest.Span
+	leadCalls := map[string]int{} // by trace
+	for _, s := range spans {
+		if s.ParentID == "" {
+			roots = append(roots, s)
+		}
+		if s.Name == "chat lead" {
+			leadCalls[s.TraceID]++
+		}
+	}
+	if len(roots) != 2 {
+		t.Fatalf("%d roots, want 2", len(roots))
+	}
+	first, second := roots[0], roots[1]
+	if first.Attrs["hive.run.resumed"] == true {
+		first, second = second, first
+	}
+	if first.Str("hive.status") != "interrupted" || first.Status == 2 || first.Attrs["hive.run.resumed"] != false {
+		t.Errorf("first execution: status %v, %v", first.Status, first.Attrs)
+	}
+	if second.Str("hive.status") != "done" || second.Attrs["hive.run.resumed"] != true || second.TraceID == first.TraceID {
+		t.Errorf("second execution: %v", second.Attrs)
+	}
+	if len(second.Links) != 1 || second.Links[0] != first.TraceID+"-"+first.SpanID {
+		t.Errorf("second execution links to %v, want the first's %s-%s", second.Links, first.TraceID, first.SpanID)
+	}
+	if leadCalls[first.TraceID] != 1 || leadCalls[second.TraceID] != 1 {
+		t.Errorf("lead calls by trace: %v (the first execution's delegate, the second's finish)", leadCalls)
+	}
+	for _, s := range spans {
+		if s.Str("hive.run.id") != id {
+			t.Errorf("%s: run %q", s.Name, s.Str("hive.run.id"))
+		}
 	}
 }

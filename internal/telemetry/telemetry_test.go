@@ -86,6 +86,28 @@ func TestOff(t *testing.T) {
 	}
 }
 
+// TestOffAllocs: without tracing and metrics, what the engine calls per
+// node, model call and tool call allocates nothing.
+func TestOffAllocs(t *testing.T) {
+	ctx := t.Context()
+	req := &llm.Request{MaxTokens: 10}
+	for _, tel := range []*Telemetry{nil, New(nil, Options{})} {
+		allocs := testing.AllocsPerRun(100, func() {
+			c, n := tel.StartNode(ctx, Node{ID: "1", Role: "worker"})
+			c, call := tel.StartCall(c, Call{Model: "m", Request: req})
+			call.EndCall(CallResult{Usage: llm.Usage{InputTokens: 1}})
+			_, tool := tel.StartTool(c, "submit", "id", nil, true)
+			tool.EndTool("submitted", false)
+			tel.WorkerStarted()
+			tel.WorkerDone()
+			n.End(Outcome{Status: "done"})
+		})
+		if allocs != 0 {
+			t.Errorf("%v: %v allocations", tel, allocs)
+		}
+	}
+}
+
 // TestExport sends a run's spans to a real OTLP/HTTP receiver through the
 // exporter that the standard variables configure, and reads them back:
 // names, parents, the run's and node's ids on every span, the resource.
