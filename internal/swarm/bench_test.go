@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hive-swarm/hive/internal/config"
@@ -24,6 +27,7 @@ import (
 	"github.com/hive-swarm/hive/internal/llm/llmtest"
 	"github.com/hive-swarm/hive/internal/provider"
 	"github.com/hive-swarm/hive/internal/secret"
+	"github.com/hive-swarm/hive/internal/telemetry"
 )
 
 // The overhead benchmark: 2,000 workers, each one call to a local
@@ -93,20 +97,38 @@ func startBenchServer(b *testing.B) string {
 func BenchmarkFanout(b *testing.B) {
 	url := startBenchServer(b)
 
+	// As hive run and hive serve set it up: three keys in the
+	// environment, kept out of every request and journal row.
+	red := secret.New(map[string]string{
+		"ANTHROPIC_API_KEY": "sk-ant-api03-" + strings.Repeat("k", 95),
+		"OPENAI_API_KEY":    "sk-proj-" + strings.Repeat("o", 156),
+		"HIVE_TOKEN":        strings.Repeat("0f", 32),
+	})
 	for _, c := range []struct {
 		name string
-		red  *secret.Redactor
+		opts func(b *testing.B) Options
 	}{
-		{"hive", nil},
-		// As hive run and hive serve set it up: three keys in the
-		// environment, kept out of every request and journal row.
-		{"hive-redacting", secret.New(map[string]string{
-			"ANTHROPIC_API_KEY": "sk-ant-api03-" + strings.Repeat("k", 95),
-			"OPENAI_API_KEY":    "sk-proj-" + strings.Repeat("o", 156),
-			"HIVE_TOKEN":        strings.Repeat("0f", 32),
-		})},
+		{"hive", func(*testing.B) Options { return Options{} }},
+		{"hive-redacting", func(*testing.B) Options { return Options{Redact: red} }},
+		// As hive serve sets it up without OTEL_ variables: metrics only.
+		{"hive-metrics", func(*testing.B) Options {
+			return Options{Telemetry: telemetry.New(nil, telemetry.Options{Metrics: telemetry.NewMetrics()})}
+		}},
+		// Every span exported over OTLP/HTTP to a collector that reads
+		// and drops them, in this process.
+		{"hive-traced", func(b *testing.B) Options {
+			col := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
+			b.Cleanup(col.Close)
+			exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(col.URL+"/v1/traces"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp))
+			b.Cleanup(func() { tp.Shutdown(context.Background()) })
+			return Options{Telemetry: telemetry.New(tp, telemetry.Options{})}
+		}},
 	} {
-		b.Run(c.name, func(b *testing.B) { benchHive(b, url, c.red) })
+		b.Run(c.name, func(b *testing.B) { benchHive(b, url, c.opts(b)) })
 	}
 
 	b.Run("bare", func(b *testing.B) {
@@ -136,11 +158,10 @@ func BenchmarkFanout(b *testing.B) {
 	})
 }
 
-// benchHive runs the fan-out through Hive's engine, with red as its
-// redactor (nil: none).
-func benchHive(b *testing.B, url string, red *secret.Redactor) {
+// benchHive runs the fan-out through Hive's engine with opts.
+func benchHive(b *testing.B, url string, opts Options) {
 	ctx := context.Background()
-	e := benchEngine(b, url, red)
+	e := benchEngine(b, url, opts)
 	var ms runtime.MemStats
 	runtime.GC()
 	cpu0 := cpuTime()
@@ -162,23 +183,22 @@ func benchHive(b *testing.B, url string, red *secret.Redactor) {
 	b.ReportMetric(float64(ms.HeapSys)/(1<<20), "heap-MiB")
 }
 
-// benchEngine returns an engine on a fresh SQLite journal whose models
-// live at url, each admitting benchInFlight calls at once, redacting what
-// red knows.
-func benchEngine(b *testing.B, url string, red *secret.Redactor) *Engine {
+// benchEngine returns an engine with opts on a fresh SQLite journal
+// whose models live at url, each admitting benchInFlight calls at once.
+func benchEngine(b *testing.B, url string, opts Options) *Engine {
 	ctx := context.Background()
 	store, err := journal.Open(ctx, filepath.Join(b.TempDir(), "bench.db"), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { store.Close() })
-	store.Redact(red)
+	store.Redact(opts.Redact)
 	cfg := testConfig(url + "/v1")
 	for _, m := range cfg.Models {
 		m.Limits = config.Limits{Concurrency: benchInFlight}
 	}
 	reg := provider.NewRegistry(cfg, func(string) string { return "" }, testLoggerB(b))
-	e, err := New(ctx, store, reg, testLoggerB(b), Options{Redact: red})
+	e, err := New(ctx, store, reg, testLoggerB(b), opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -209,7 +229,7 @@ func workerRequest(b *testing.B) []byte {
 	})
 	defer srv.Close()
 	ctx := context.Background()
-	e := benchEngine(b, srv.URL, nil)
+	e := benchEngine(b, srv.URL, Options{})
 	id, err := e.Start(ctx, Spec{Task: "bench", Lead: "lead", Tiers: []string{"cheap"}, BudgetUSD: 1e12})
 	if err != nil {
 		b.Fatal(err)
