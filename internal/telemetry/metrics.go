@@ -20,7 +20,7 @@ import (
 //	hive_model_calls_total{model,outcome}      calls sent; outcome ok, budget_exhausted, hedge_lost, or the error's kind (rate_limited, overloaded, transient, cancelled, …)
 //	hive_model_tokens_total{model,kind}        tokens billed; kind input (uncached), output, cache_read, cache_write
 //	hive_model_cost_dollars_total{model}       dollars billed, at the price Hive knows
-//	hive_model_call_duration_seconds{model}    time to an answer, waits in Hive's own rate limiter left out
+//	hive_model_call_duration_seconds{model}    time to an answer, waits in Hive's own rate limiter left out (batched calls too)
 //	hive_model_rate_limited_total{model}       429 answers, those of attempts sent again included
 //	hive_workers_in_flight                     workers holding a slot (max_workers) now
 type Metrics struct {
@@ -84,7 +84,7 @@ func (m *Metrics) call(model string, r CallResult, d time.Duration) {
 	}
 	m.calls.WithLabelValues(answered, outcome(r.Err)).Inc()
 	m.bill(answered, r.Usage, r.Cost.Dollars())
-	if r.Err == nil {
+	if r.Err == nil && !r.Batch { // a batch answers when the provider gets to it
 		m.latency.WithLabelValues(answered).Observe(max(d-r.Waited, 0).Seconds())
 	}
 }
