@@ -42,7 +42,8 @@ func (c *verifierCaller) Call(ctx context.Context, model string, req *llm.Reques
 			c.node = c.r.newNode(c.parent.ID, RoleVerifier, "verify "+c.parent.Name, model, c.parent.Tier, c.parent.Depth+1)
 		}
 		c.r.setStatus(c.node, StatusRunning, "")
-		// Under the verification's span, which ctx is in.
+		// Under the span ctx is in: the verification's, or the run's for
+		// the screen's classifier.
 		c.r.startNode(ctx, c.node, m, nil)
 	}
 	ns := c.node
