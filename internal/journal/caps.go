@@ -71,15 +71,17 @@ func (s *Store) committedTx(ctx context.Context, tx *sql.Tx, c *SpendCap) (int64
 		if err := rows.Scan(&status, &cost, &spec); err != nil {
 			return 0, err
 		}
-		if c.Final != nil && c.Final(status) {
-			sum += cost
-			continue
+		n := cost
+		if c.Final == nil || !c.Final(status) {
+			var b struct {
+				Budget int64 `json:"budget_nanos"`
+			}
+			json.Unmarshal(spec, &b)
+			n = max(cost, b.Budget)
 		}
-		var b struct {
-			Budget int64 `json:"budget_nanos"`
-		}
-		json.Unmarshal(spec, &b)
-		sum += max(cost, b.Budget)
+		// Each part and the sum are held at the cap: a run's budget of
+		// nearly 2^63 nanos must not wrap the sum around to negative.
+		sum = min(sum+min(max(n, 0), c.LimitNanos+1), c.LimitNanos+1)
 	}
 	return sum, rows.Err()
 }
@@ -89,6 +91,9 @@ func (s *Store) createRunCappedTx(ctx context.Context, tx *sql.Tx, o *op) (soft,
 	c := o.spendCap
 	if c.BudgetNanos <= 0 {
 		return fmt.Errorf("%w: a run needs a dollar budget under a spend cap", ErrOverCap), nil
+	}
+	if c.BudgetNanos > c.LimitNanos {
+		return &CapError{Budget: c.BudgetNanos, Limit: c.LimitNanos}, nil
 	}
 	sum, err := s.committedTx(ctx, tx, c)
 	if err != nil {

@@ -62,3 +62,28 @@ func testSpendCap(t *testing.T, url string) {
 		t.Fatalf("a run without a budget under a cap: %v", err)
 	}
 }
+
+// A budget near 2^63 nanos neither wraps the sum around nor lets later
+// runs in: the huge run is refused, and so is one after a huge running
+// run written past the cap.
+func TestSpendCapOverflow(t *testing.T) {
+	ctx := context.Background()
+	s := openClosed(t, t.TempDir()+"/hive.db")
+	since := time.Now().Add(-time.Minute)
+	final := func(st string) bool { return st == "done" }
+	const dollar = int64(1e9)
+	huge := int64(1<<63 - 2)
+	err := s.CreateRunCapped(ctx, Run{ID: "huge", Task: "x", Status: "running"}, SpendCap{Since: since, LimitNanos: 10 * dollar, BudgetNanos: huge, Final: final})
+	if !errors.Is(err, ErrOverCap) {
+		t.Fatalf("a huge budget: %v", err)
+	}
+	if err := s.CreateRun(ctx, Run{ID: "old", Task: "x", Status: "running", Spec: []byte(fmt.Sprintf(`{"budget_nanos":%d}`, huge))}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		err := s.CreateRunCapped(ctx, Run{ID: fmt.Sprint("r", i), Task: "x", Status: "running"}, SpendCap{Since: since, LimitNanos: 10 * dollar, BudgetNanos: dollar, Final: final})
+		if !errors.Is(err, ErrOverCap) {
+			t.Fatalf("a run after a huge one: %v", err)
+		}
+	}
+}

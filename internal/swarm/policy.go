@@ -66,6 +66,8 @@ func (p *RunPolicy) apply(s Spec) (Spec, error) {
 		return s, &PolicyError{"policy.max_wall", fmt.Sprintf("at most %s of wall time; this run asks for %s", p.MaxWall, s.Wall)}
 	case p.MaxBudget > 0 && s.BudgetUSD > p.MaxBudget:
 		return s, &PolicyError{"policy.max_budget_usd", fmt.Sprintf("a run's budget is at most %s; this run asks for %s", p.MaxBudget, s.BudgetUSD)}
+	case p.DailyBudget > 0 && s.BudgetUSD > p.DailyBudget:
+		return s, &PolicyError{"policy.daily_budget_usd", fmt.Sprintf("a run's budget is at most the day's, %s; this run asks for %s", p.DailyBudget, s.BudgetUSD)}
 	case p.DailyBudget > 0 && s.BudgetUSD <= 0:
 		return s, &PolicyError{"policy.daily_budget_usd", "under a daily budget every run needs a dollar budget of its own: give one"}
 	}
