@@ -205,7 +205,7 @@ func runOne(ctx context.Context, exe string, srv *serverProc, o options, impl st
 	} else {
 		cmd = exec.CommandContext(ctx, exe)
 	}
-	cmd.Env = append(os.Environ(), childEnv+"="+string(raw))
+	cmd.Env = childEnviron(childEnv + "=" + string(raw))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -261,6 +261,22 @@ func nodeDeps(ctx context.Context, dir string, log io.Writer) error {
 	return nil
 }
 
+// childEnviron is the environment of an implementation's process and the
+// model server's: a few variables of the driver's, none of its secrets
+// (LangChain's ChatOpenAI, for one, reads OPENAI_API_KEY by itself and
+// would send it to the local server), and extra. The go build and npm ci
+// the driver runs keep the user's environment: they are the user's own
+// toolchain, and no model output reaches them.
+func childEnviron(extra ...string) []string {
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return append(env, extra...)
+}
+
 // serverProc is the model server's process, steered over its stdin.
 type serverProc struct {
 	cmd *exec.Cmd
@@ -271,7 +287,7 @@ type serverProc struct {
 
 func startServer(exe string) (*serverProc, error) {
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), childEnv+`={"role":"serve"}`)
+	cmd.Env = childEnviron(childEnv + `={"role":"serve"}`)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
