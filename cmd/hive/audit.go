@@ -112,32 +112,11 @@ func verifyRun(ctx context.Context, sess *session, id string, c audit.Check) (au
 		return audit.Report{}, err
 	}
 	c.Head = head
-	rows := make(chan audit.Row, 256)
-	errc := make(chan error, 1)
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		defer close(rows)
-		errc <- sess.store.AuditRows(rctx, id, func(r audit.Row) error {
-			select {
-			case rows <- r:
-				return nil
-			case <-rctx.Done():
-				return rctx.Err()
-			}
-		})
-	}()
-	rep, err := audit.Verify(id, func() (audit.Row, bool, error) {
-		r, ok := <-rows
-		return r, ok, nil
-	}, c)
-	cancel()
-	for range rows {
+	v := audit.NewVerifier(id, c)
+	if err := sess.store.AuditRows(ctx, id, v.Add); err != nil {
+		return audit.Report{}, err
 	}
-	if rerr := <-errc; rerr != nil && !errors.Is(rerr, context.Canceled) {
-		return rep, rerr
-	}
-	return rep, err
+	return v.Finish()
 }
 
 type auditVerdict struct {

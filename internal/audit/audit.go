@@ -144,87 +144,96 @@ type Report struct {
 // ErrNoChain is a run none of whose events are chained.
 var ErrNoChain = errors.New("no event of the run is chained: it was journaled before links were kept")
 
-// Verify checks the rows of run runID (in seq order, as next yields them
-// until it returns false) against their links and c, and reports the
-// first problem: an edited event, one deleted or moved before it, a link
-// removed, events deleted at the end, a head that does not match or is
-// not signed by c.Key.
-func Verify(runID string, next func() (Row, bool, error), c Check) (Report, error) {
-	rep := Report{RunID: runID}
-	var prev Hash
-	var lastSeq int64
-	chained := false
-	keptSeen := false
-	var headLink *Hash
-	for {
-		row, ok, err := next()
-		if err != nil {
-			return rep, err
-		}
-		if !ok {
-			break
-		}
-		rep.Events++
-		if rep.Problem != nil {
-			continue
-		}
-		if row.Seq <= lastSeq {
-			rep.Problem = &Problem{row.Seq, fmt.Sprintf("out of order after event %d", lastSeq)}
-			continue
-		}
-		lastSeq = row.Seq
-		if row.Link == nil {
-			if chained {
-				rep.Problem = &Problem{row.Seq, "its link was removed"}
-				continue
-			}
-			rep.Unchained++
-			continue
-		}
-		chained = true
-		want := Link(prev, runID, row.Seq, row.Data)
-		if len(row.Link) != len(want) || Hash(row.Link) != want {
-			rep.Problem = &Problem{row.Seq, "changed, or an event before it was deleted, moved or changed"}
-			continue
-		}
-		prev = want
-		if c.Kept != nil && want == *c.Kept {
-			keptSeen = true
-		}
-		if c.Head != nil && row.Seq == c.Head.Seq {
-			l := want
-			headLink = &l
-		}
+// A Verifier checks the rows of one run, given in seq order to Add, against
+// their links and a Check; Finish reports the first problem: an edited
+// event, one deleted or moved before it, a link removed, events deleted at
+// the end, a head that does not match or is not signed by the key.
+type Verifier struct {
+	c        Check
+	rep      Report
+	prev     Hash
+	lastSeq  int64
+	chained  bool
+	keptSeen bool
+	headLink *Hash
+}
+
+// NewVerifier returns a Verifier of run runID's rows against c.
+func NewVerifier(runID string, c Check) *Verifier {
+	return &Verifier{c: c, rep: Report{RunID: runID}}
+}
+
+// Add checks the next row. Its error is always nil: it fits a row
+// callback.
+func (v *Verifier) Add(row Row) error {
+	v.rep.Events++
+	if v.rep.Problem != nil {
+		return nil
 	}
-	rep.Last = prev
+	if row.Seq <= v.lastSeq {
+		v.rep.Problem = &Problem{row.Seq, fmt.Sprintf("out of order after event %d", v.lastSeq)}
+		return nil
+	}
+	v.lastSeq = row.Seq
+	if row.Link == nil {
+		if v.chained {
+			v.rep.Problem = &Problem{row.Seq, "its link was removed"}
+		} else {
+			v.rep.Unchained++
+		}
+		return nil
+	}
+	v.chained = true
+	want := Link(v.prev, v.rep.RunID, row.Seq, row.Data)
+	if len(row.Link) != len(want) || Hash(row.Link) != want {
+		v.rep.Problem = &Problem{row.Seq, "changed, or an event before it was deleted, moved or changed"}
+		return nil
+	}
+	v.prev = want
+	v.keptSeen = v.keptSeen || (v.c.Kept != nil && want == *v.c.Kept)
+	if v.c.Head != nil && row.Seq == v.c.Head.Seq {
+		v.headLink = &want
+	}
+	return nil
+}
+
+// Finish reports what the rows added showed. A run none of whose events
+// is chained is ErrNoChain, unless a key was given: then it cannot be told
+// from a run whose links and head were stripped, and is a problem.
+func (v *Verifier) Finish() (Report, error) {
+	rep, c := v.rep, v.c
+	rep.Last = v.prev
 	if rep.Problem != nil {
 		return rep, nil
 	}
-	if !chained {
-		if rep.Events == 0 {
-			if c.Head != nil {
-				rep.Problem = &Problem{0, fmt.Sprintf("the head covers %d events, but the run has none: they were deleted", c.Head.Seq)}
-			}
-			return rep, nil
+	if !v.chained {
+		switch {
+		case rep.Events == 0 && c.Head != nil:
+			rep.Problem = &Problem{0, fmt.Sprintf("the head covers %d events, but the run has none: they were deleted", c.Head.Seq)}
+		case rep.Events == 0:
+		case c.Key != nil:
+			rep.Problem = &Problem{0, "no event is linked and there is no signed head: the links were stripped, or the run predates the chain; it cannot be verified"}
+		default:
+			return rep, ErrNoChain
 		}
-		return rep, ErrNoChain
+		return rep, nil
 	}
 	switch h := c.Head; {
 	case h == nil && c.Key != nil:
 		rep.Problem = &Problem{0, "the run has no signed head: it was removed, or the run was never sealed"}
 	case h == nil:
-	case h.Seq > lastSeq:
-		rep.Problem = &Problem{lastSeq + 1, fmt.Sprintf("missing: the head covers events up to %d, the journal ends at %d", h.Seq, lastSeq)}
-	case headLink == nil:
+	case h.Seq > v.lastSeq:
+		rep.Problem = &Problem{v.lastSeq + 1, fmt.Sprintf("missing: the head covers events up to %d, the journal ends at %d", h.Seq, v.lastSeq)}
+	case v.headLink == nil:
 		rep.Problem = &Problem{h.Seq, "missing: the head names it"}
-	case *headLink != h.Hash:
+	case *v.headLink != h.Hash:
 		rep.Problem = &Problem{0, fmt.Sprintf("the head does not match the chain at event %d: the head or the events were rewritten", h.Seq)}
 	case c.Key != nil && (h.Sig == nil || !ed25519.Verify(c.Key, h.Message(), h.Sig)):
 		rep.Problem = &Problem{0, "the head's signature does not verify with the key given: it was rewritten, or signed by another key"}
 	default:
 		rep.Sealed, rep.Signed = h.Seq, c.Key != nil
 	}
-	if rep.Problem == nil && c.Kept != nil && !keptSeen {
+	if rep.Problem == nil && c.Kept != nil && !v.keptSeen {
 		rep.Problem = &Problem{0, "the chain does not pass through the head you kept: events up to it were changed or deleted"}
 	}
 	return rep, nil

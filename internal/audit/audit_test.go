@@ -22,16 +22,13 @@ func chain(id string, n int) ([]Row, Hash) {
 	return rows, prev
 }
 
-func rowsOf(rows []Row) func() (Row, bool, error) {
-	i := 0
-	return func() (Row, bool, error) {
-		if i == len(rows) {
-			return Row{}, false, nil
-		}
-		i++
-		r := rows[i-1]
-		return Row{Seq: r.Seq, Data: append([]byte(nil), r.Data...), Link: r.Link}, true, nil
+// verify runs a Verifier of run id over rows.
+func verify(id string, rows []Row, c Check) (Report, error) {
+	v := NewVerifier(id, c)
+	for _, r := range rows {
+		v.Add(r)
 	}
+	return v.Finish()
 }
 
 func TestLinkCoversEverything(t *testing.T) {
@@ -97,7 +94,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 			if ck.Head == nil && ck.Key == nil {
 				ck = Check{Head: &head, Key: pub}
 			}
-			rep, err := Verify("run-1", rowsOf(c.tamper(clone())), ck)
+			rep, err := verify("run-1", c.tamper(clone()), ck)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -140,7 +137,7 @@ func TestVerifyHead(t *testing.T) {
 		"no key, the kept head": {Head: &fake, Kept: &last},
 		"another key signed it": {Head: ptr(Sign(mustKey(t), fake)), Key: pub},
 	} {
-		rep, err := Verify("r", rowsOf(forged), c)
+		rep, err := verify("r", forged, c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -148,13 +145,13 @@ func TestVerifyHead(t *testing.T) {
 			t.Errorf("%s: the rewritten chain passed", name)
 		}
 	}
-	rep, err := Verify("r", rowsOf(rows), Check{Head: ptr(Sign(priv, Head{RunID: "r", Seq: 5, Hash: last})), Key: pub, Kept: &last})
+	rep, err := verify("r", rows, Check{Head: ptr(Sign(priv, Head{RunID: "r", Seq: 5, Hash: last})), Key: pub, Kept: &last})
 	if err != nil || rep.Problem != nil || !rep.Signed {
 		t.Fatalf("the real chain: %+v %v", rep, err)
 	}
 	// A head kept from earlier (the run went on after it) still holds.
 	mid := Hash(rows[2].Link)
-	if rep, _ := Verify("r", rowsOf(rows), Check{Kept: &mid}); rep.Problem != nil {
+	if rep, _ := verify("r", rows, Check{Kept: &mid}); rep.Problem != nil {
 		t.Fatalf("a kept head of event 3: %v", rep.Problem)
 	}
 }
@@ -169,11 +166,11 @@ func TestVerifyUnchained(t *testing.T) {
 		prev = Link(prev, "r", r.Seq, r.Data)
 		old = append(old, Row{Seq: r.Seq, Data: r.Data, Link: bytesOf(prev)})
 	}
-	rep, err := Verify("r", rowsOf(old), Check{})
+	rep, err := verify("r", old, Check{})
 	if err != nil || rep.Problem != nil || rep.Unchained != 2 || rep.Events != 4 {
 		t.Fatalf("%+v %v", rep, err)
 	}
-	if _, err := Verify("r", rowsOf(old[:2]), Check{}); err != ErrNoChain {
+	if _, err := verify("r", old[:2], Check{}); err != ErrNoChain {
 		t.Fatalf("no chain at all: %v", err)
 	}
 }
@@ -210,3 +207,14 @@ func mustKey(t *testing.T) ed25519.PrivateKey {
 }
 
 func bytesOf(h Hash) []byte { return append([]byte(nil), h[:]...) }
+
+// With a key, a run with no link and no head cannot be told from one whose
+// links and head were stripped: a problem, not "unchained".
+func TestVerifyStrippedWithKey(t *testing.T) {
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	rows := []Row{{Seq: 1, Data: []byte("a")}, {Seq: 2, Data: []byte("b")}}
+	rep, err := verify("r", rows, Check{Key: pub})
+	if err != nil || rep.Problem == nil || !strings.Contains(rep.Problem.Reason, "cannot be verified") {
+		t.Fatalf("%+v %v", rep, err)
+	}
+}

@@ -19,18 +19,11 @@ func verifyRun(t *testing.T, s *Store, id string, key ed25519.PublicKey) audit.R
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rows []audit.Row
-	if err := s.AuditRows(ctx, id, func(r audit.Row) error { rows = append(rows, r); return nil }); err != nil {
+	v := audit.NewVerifier(id, audit.Check{Head: head, Key: key})
+	if err := s.AuditRows(ctx, id, v.Add); err != nil {
 		t.Fatal(err)
 	}
-	i := 0
-	rep, err := audit.Verify(id, func() (audit.Row, bool, error) {
-		if i == len(rows) {
-			return audit.Row{}, false, nil
-		}
-		i++
-		return rows[i-1], true, nil
-	}, audit.Check{Head: head, Key: key})
+	rep, err := v.Finish()
 	if err != nil {
 		t.Fatal(err)
 	}
