@@ -80,7 +80,7 @@ func (h *hostile) hive(timeout time.Duration, args ...string) (int, string, stri
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	var out, errb bytes.Buffer
+	var out, errb syncBuffer
 	env := h.env(&out, &errb)
 	code := Main(ctx, env, append([]string{args[0], "-v"}, args[1:]...))
 	h.t.Logf("hive %s → %d\nstdout: %s\nstderr (tail): %s", strings.Join(args, " "), code, out.String(), tail(errb.String(), 3000))

@@ -133,7 +133,7 @@ func (w *world) hiveFor(timeout time.Duration, args ...string) (code int, stdout
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	var out, errb bytes.Buffer
+	var out, errb syncBuffer
 	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: w.getenv}
 	code = Main(ctx, env, args)
 	w.t.Logf("hive %s → %d\n%s", strings.Join(args, " "), code, errb.String())

@@ -105,7 +105,9 @@ func TestStdioCrash(t *testing.T) {
 func TestStdioHang(t *testing.T) {
 	check := goroutines(t)
 	cfg := stdioConfig(t, "tools")
-	cfg.Timeout = 200 * time.Millisecond
+	// Long enough for the server to start on a machine busy with the whole
+	// suite (it bounds the start too); the hanging call waits it out.
+	cfg.Timeout = 2 * time.Second
 	m := newManager(t, "kid", cfg, Options{})
 	start(t, m)
 	callErr(t, m, "kid__hang", `{}`, context.DeadlineExceeded)
