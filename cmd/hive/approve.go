@@ -55,6 +55,24 @@ func runApprovals(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintln(env.Stderr, "nothing waits for approval")
 		return nil
 	}
+	if runID != "" {
+		// One run's: each in full, as a person deciding must read it
+		// (what is approved is exactly what is shown).
+		for i, a := range as {
+			if i > 0 {
+				fmt.Fprintln(env.Stdout)
+			}
+			fmt.Fprintf(env.Stdout, "── %s %s (%s, %s, asked %s, until %s)\n%s\n", a.Kind, a.ID, a.Status, a.RunID,
+				a.Created.Local().Format("2006-01-02 15:04"), a.Deadline.Local().Format("2006-01-02 15:04"), termSafe(a.What))
+			if a.By != "" {
+				fmt.Fprintf(env.Stdout, "decided by %s%s\n", termSafe(a.By), termSafe(prefixed(": ", a.Note)))
+			}
+		}
+		if !*all {
+			fmt.Fprintf(env.Stderr, "decide with: hive approve %s ID --yes (or --no) --note \"why\"\n", runID)
+		}
+		return nil
+	}
 	w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "RUN\tID\tKIND\tSTATUS\tASKED\tWHAT")
 	for _, a := range as {
@@ -64,13 +82,21 @@ func runApprovals(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if !*all {
-		fmt.Fprintln(env.Stderr, "decide with: hive approve RUN ID --yes (or --no) --note \"why\"")
+		fmt.Fprintln(env.Stderr, "read one in full with: hive approvals RUN; decide with: hive approve RUN ID --yes (or --no) --note \"why\"")
 	}
 	return nil
 }
 
+// prefixed is p+s, or "" when s is.
+func prefixed(p, s string) string {
+	if s == "" {
+		return ""
+	}
+	return p + s
+}
+
 func runApprove(ctx context.Context, env *Env, args []string) error {
-	fs := newFlags(env, "approve", "[flags] RUN_ID [APPROVAL_ID] --yes|--no")
+	fs := newFlags(env, "approve", "[flags] RUN_ID APPROVAL_ID --yes|--no")
 	var sf storeFlags
 	sf.register(fs)
 	yes := fs.Bool("yes", false, "allow it")
@@ -84,7 +110,7 @@ func runApprove(ctx context.Context, env *Env, args []string) error {
 		return usageErrorf("approve needs exactly one of --yes and --no")
 	}
 	if fs.NArg() < 1 || fs.NArg() > 2 {
-		return usageErrorf("approve takes a run id and, when the run waits on more than one thing, the approval's id (hive approvals lists them)")
+		return usageErrorf("approve takes a run id and the approval's id (hive approvals RUN shows what waits, in full)")
 	}
 	who := *as
 	if who == "" {
@@ -107,22 +133,20 @@ func runApprove(ctx context.Context, env *Env, args []string) error {
 	}
 	id := fs.Arg(1)
 	if id == "" {
+		// Never a guess: what waits may have changed since the person
+		// read it, so a decision names what it decides.
 		waiting, err := sess.store.Approvals(ctx, jr.ID, false)
 		if err != nil {
 			return err
 		}
-		switch len(waiting) {
-		case 0:
+		if len(waiting) == 0 {
 			return fmt.Errorf("run %s waits for no approval (hive approvals %s --all lists what was decided)", jr.ID, jr.ID)
-		case 1:
-			id = waiting[0].ID
-		default:
-			ids := make([]string, len(waiting))
-			for i, a := range waiting {
-				ids[i] = a.ID
-			}
-			return usageErrorf("run %s waits for %d approvals (%s): name one", jr.ID, len(waiting), strings.Join(ids, ", "))
 		}
+		ids := make([]string, len(waiting))
+		for i, a := range waiting {
+			ids[i] = a.ID
+		}
+		return usageErrorf("name the approval you decide: run %s waits for %s (hive approvals %s shows each in full)", jr.ID, strings.Join(ids, ", "), jr.ID)
 	}
 	status := journal.ApprovalApproved
 	if *no {

@@ -20,9 +20,16 @@ func runPolicy(cfg *config.Config) *swarm.RunPolicy {
 		a, _ := price.ParseUSD(strconv.FormatFloat(v, 'f', -1, 64)) // checked ≥ 0 when loaded
 		return a
 	}
-	return &swarm.RunPolicy{Models: p.Models, LeadModels: p.LeadModels, MCPServers: p.MCPServers,
+	rp := &swarm.RunPolicy{Models: p.Models, LeadModels: p.LeadModels, MCPServers: p.MCPServers,
 		MaxBudget: usd(p.MaxBudgetUSD), DailyBudget: usd(p.DailyBudgetUSD),
 		MaxWorkers: p.MaxWorkers, MaxDepth: p.MaxDepth, MaxWall: p.MaxWall.Duration}
+	for name, t := range cfg.Serve.Tokens {
+		if rp.Principals == nil {
+			rp.Principals = map[string]swarm.PrincipalPolicy{}
+		}
+		rp.Principals[name] = swarm.PrincipalPolicy{MaxBudget: usd(t.MaxBudgetUSD), DailyBudget: usd(t.DailyBudgetUSD)}
+	}
+	return rp
 }
 
 const policyUsage = `Usage: hive policy check [--json]

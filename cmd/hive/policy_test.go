@@ -60,7 +60,15 @@ func TestApproveFromAnotherProcess(t *testing.T) {
 	if code, _, errOut := w.hive("approve", runID); code != 2 || !strings.Contains(errOut, "--yes and --no") {
 		t.Fatalf("approve without a decision: exit %d: %s", code, errOut)
 	}
-	if code, o, errOut := w.hive("approve", runID, "--yes", "--note", "a read-only count", "--as", "ada"); code != 0 || !strings.Contains(o, "approved task") {
+	// Without the approval's id, nothing is decided: the person names
+	// what they read, shown whole by hive approvals RUN.
+	if code, _, errOut := w.hive("approve", runID, "--yes"); code != 2 || !strings.Contains(errOut, "waits for task") {
+		t.Fatalf("approve without an id: exit %d: %s", code, errOut)
+	}
+	if _, o, _ := w.hive("approvals", runID); !strings.Contains(o, "── task task (pending") || !strings.Contains(o, "count the production servers") {
+		t.Fatalf("hive approvals RUN: %q", o)
+	}
+	if code, o, errOut := w.hive("approve", runID, "task", "--yes", "--note", "a read-only count", "--as", "ada"); code != 0 || !strings.Contains(o, "approved task") {
 		t.Fatalf("approve: exit %d: %s%s", code, o, errOut)
 	}
 	if code := exitCode(t, cmd); code != 0 || out.String() != "three reports\n" {

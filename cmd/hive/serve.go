@@ -6,14 +6,17 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/hive-swarm/hive/internal/config"
 	"github.com/hive-swarm/hive/internal/server"
 	"github.com/hive-swarm/hive/internal/telemetry"
 )
@@ -61,6 +64,10 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	tokens, err := serveTokens(env.Getenv, sess.cfg.Serve.Tokens, token)
+	if err != nil {
+		return err
+	}
 	sess.metrics = telemetry.NewMetrics()
 	if err := sess.startEngine(ctx, env, ""); err != nil {
 		return err
@@ -74,6 +81,7 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	reqCtx, stopRequests := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRequests()
 	srv := server.New(sess.engine, sess.store, sess.cfg, sess.log, token)
+	srv.Tokens = tokens
 	srv.Metrics = sess.metrics.Handler()
 	hs := &http.Server{
 		Handler:     srv.Handler(),
@@ -128,6 +136,29 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 // serving is called with the http.Server hive serve is about to serve
 // (tests look at it).
 var serving = func(*http.Server) {}
+
+// serveTokens reads the [serve.tokens.NAME] tokens from the variables
+// they name: each must be set, and differ from the main token and the
+// others (a token shared would make two principals one).
+func serveTokens(getenv func(string) string, cfg map[string]*config.ServeToken, main string) ([]server.Token, error) {
+	var out []server.Token
+	seen := map[string]string{main: "the main token"}
+	for _, name := range slices.Sorted(maps.Keys(cfg)) {
+		t := cfg[name]
+		v := strings.TrimSpace(getenv(t.Env))
+		switch {
+		case v == "":
+			return nil, fmt.Errorf("serve.tokens.%s: $%s is not set: set it to the token's secret, or remove the table", name, t.Env)
+		case len(v) < 16:
+			return nil, fmt.Errorf("serve.tokens.%s: $%s holds under 16 characters: give a long random token (openssl rand -hex 32)", name, t.Env)
+		case seen[v] != "":
+			return nil, fmt.Errorf("serve.tokens.%s: $%s holds the same token as %s: give each its own", name, t.Env, seen[v])
+		}
+		seen[v] = "serve.tokens." + name
+		out = append(out, server.Token{Name: name, Value: v, Approve: t.Approve})
+	}
+	return out, nil
+}
 
 // serveToken is the API token: the environment variable tokenEnv names,
 // else the one kept in the user config dir (hive/serve.token), else a new

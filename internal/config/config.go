@@ -13,11 +13,13 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -269,6 +271,28 @@ type Serve struct {
 	// default HIVE_TOKEN. Without it, a token is generated at the first
 	// start and kept in a file readable by its owner only.
 	TokenEnv string `toml:"token_env"`
+	// Tokens are more API tokens, by name ([serve.tokens.NAME]), for
+	// clients that should see only their own runs and spend within their
+	// own caps; the main token sees every run.
+	Tokens map[string]*ServeToken `toml:"tokens"`
+}
+
+// tokenName is what a [serve.tokens.NAME] may be called.
+var tokenName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// ServeToken is one [serve.tokens.NAME] table.
+type ServeToken struct {
+	// Env names the environment variable holding the token (required:
+	// tokens are secrets, never in the file).
+	Env string `toml:"env"`
+	// MaxBudgetUSD bounds each run's budget (a run without one gets it);
+	// DailyBudgetUSD what all the token's runs admitted on one day (UTC)
+	// may spend together, across every process sharing the journal.
+	// Zero: no bound beyond the policy's.
+	MaxBudgetUSD   float64 `toml:"max_budget_usd"`
+	DailyBudgetUSD float64 `toml:"daily_budget_usd"`
+	// Approve lets the token decide approvals of its runs.
+	Approve bool `toml:"approve"`
 }
 
 // Defaults are the settings of a run unless a flag overrides them.
@@ -651,6 +675,22 @@ func (c *Config) validate() error {
 	p := c.Policy
 	if p.MaxBudgetUSD < 0 || p.DailyBudgetUSD < 0 || p.MaxWorkers < 0 || p.MaxDepth < 0 || p.MaxWall.Duration < 0 {
 		return errors.New("policy: max_budget_usd, daily_budget_usd, max_workers, max_depth and max_wall take a bound ≥ 0 (0: none)")
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Serve.Tokens)) {
+		t := c.Serve.Tokens[name]
+		key := "serve.tokens." + name
+		switch {
+		case t == nil || strings.TrimSpace(t.Env) == "":
+			return fmt.Errorf("%s.env is missing: name the environment variable that holds the token (env = \"HIVE_TOKEN_%s\")", key, strings.ToUpper(name))
+		case !tokenName.MatchString(name):
+			return fmt.Errorf("%s: a token's name is letters, digits, '-' and '_' (it names the token's runs and appears in the audit)", key)
+		case t.Env == c.Serve.TokenEnv:
+			return fmt.Errorf("%s.env is %s, the main token's variable (serve.token_env): give each token its own", key, t.Env)
+		case t.MaxBudgetUSD < 0 || t.DailyBudgetUSD < 0:
+			return fmt.Errorf("%s: max_budget_usd and daily_budget_usd take a bound ≥ 0 (0: none)", key)
+		case t.DailyBudgetUSD > 0 && t.MaxBudgetUSD > t.DailyBudgetUSD:
+			return fmt.Errorf("%s.max_budget_usd (%g) is more than its daily_budget_usd (%g): no run of that budget could start", key, t.MaxBudgetUSD, t.DailyBudgetUSD)
+		}
 	}
 	if p.DailyBudgetUSD > 0 && p.MaxBudgetUSD > p.DailyBudgetUSD {
 		return fmt.Errorf("policy.max_budget_usd (%g) is more than policy.daily_budget_usd (%g): no run of that budget could start", p.MaxBudgetUSD, p.DailyBudgetUSD)

@@ -92,8 +92,10 @@ func requestApprovalTx(ctx context.Context, tx *sql.Tx, a *Approval) error {
 }
 
 func decideTx(ctx context.Context, tx *sql.Tx, a *Approval) (soft, err error) {
+	// A person's decision counts only before the deadline: after it the
+	// request has expired, whether or not the run has noticed yet.
 	res, err := tx.ExecContext(ctx, `UPDATE hive_approvals SET status = $3, note = $4, decided_by = $5, decided_ns = $6
-		WHERE run_id = $1 AND id = $2 AND status = 'pending'`,
+		WHERE run_id = $1 AND id = $2 AND status = 'pending' AND ($3 = 'expired' OR deadline_ns = 0 OR deadline_ns > $6)`,
 		a.RunID, a.ID, a.Status, a.Note, a.By, a.Decided.UnixNano())
 	if err != nil {
 		return nil, err
@@ -107,6 +109,15 @@ func decideTx(ctx context.Context, tx *sql.Tx, a *Approval) (soft, err error) {
 		return ErrNotFound, nil
 	case err != nil:
 		return nil, err
+	}
+	if status == ApprovalPending {
+		// Past its deadline: it expires now, and the late decision is
+		// refused as one that came after the request was decided.
+		if _, err := tx.ExecContext(ctx, `UPDATE hive_approvals SET status = 'expired', note = 'no decision before the deadline', decided_by = 'hive', decided_ns = $3
+			WHERE run_id = $1 AND id = $2 AND status = 'pending'`, a.RunID, a.ID, a.Decided.UnixNano()); err != nil {
+			return nil, err
+		}
+		status = ApprovalExpired
 	}
 	return fmt.Errorf("%w (%s)", ErrDecided, status), nil
 }

@@ -37,6 +37,17 @@ func testApprovals(t *testing.T, url string) {
 	if err := s.Decide(ctx, "r1", "nothing", ApprovalDenied, "", "bob"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("deciding nothing: %v", err)
 	}
+	// A decision after the deadline is refused, and the request expires
+	// then, even when the run waiting on it has not noticed yet.
+	if _, err := s.RequestApproval(ctx, Approval{RunID: "r3", ID: "task", Kind: "task", What: "late", Deadline: time.Now().Add(-time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Decide(ctx, "r3", "task", ApprovalApproved, "", "mallory"); !errors.Is(err, ErrDecided) {
+		t.Fatalf("a decision after the deadline: %v", err)
+	}
+	if late, _ := s.Approval(ctx, "r3", "task"); late.Status != ApprovalExpired || late.By != "hive" {
+		t.Fatalf("after a late decision: %+v", late)
+	}
 	// The run asks again after a restart: it gets the decision.
 	again, err := s.RequestApproval(ctx, Approval{RunID: "r1", ID: "w1/tool-0-1", NodeID: "w1", Kind: "tool", What: "other words"})
 	if err != nil || again.Status != ApprovalApproved || again.Note != "looks fine" || again.By != "ada" || again.What != "github.create_issue" || again.Decided.IsZero() {

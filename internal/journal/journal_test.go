@@ -463,6 +463,8 @@ func testStore(t *testing.T, newURL func(t testing.TB) string) {
 	t.Run("Audit", func(t *testing.T) { testAudit(t, newURL(t)) })
 	t.Run("Approvals", func(t *testing.T) { testApprovals(t, newURL(t)) })
 	t.Run("SpendCap", func(t *testing.T) { testSpendCap(t, newURL(t)) })
+	t.Run("Readmit", func(t *testing.T) { testReadmit(t, newURL(t)) })
+	t.Run("PrincipalCap", func(t *testing.T) { testPrincipalCap(t, newURL(t)) })
 
 	t.Run("FailedWriteIsolated", func(t *testing.T) {
 		s := openClosed(t, newURL(t))

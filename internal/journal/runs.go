@@ -23,6 +23,12 @@ type Run struct {
 	Usage     json.RawMessage
 	Created   time.Time
 	Updated   time.Time
+	// Principal is who started the run: the name of the API token, empty
+	// for the command line. Spend caps may be per principal.
+	Principal string
+	// Admitted is when the run was last admitted under a spend cap: its
+	// creation, or the last time it was resumed. Zero means Created.
+	Admitted time.Time
 }
 
 // MinPrefix is the shortest id prefix [Store.Run] resolves.
@@ -39,6 +45,9 @@ func (s *Store) CreateRun(ctx context.Context, r Run) error {
 	}
 	if r.Updated.IsZero() {
 		r.Updated = r.Created
+	}
+	if r.Admitted.IsZero() {
+		r.Admitted = r.Created
 	}
 	if err := s.enqueueSync(ctx, &op{kind: opCreateRun, runID: r.ID, run: &r}); err != nil {
 		return fmt.Errorf("create run %s: %w", r.ID, err)
@@ -61,11 +70,11 @@ func (s *Store) UpdateRun(ctx context.Context, r Run) error {
 
 func createRunTx(ctx context.Context, tx *sql.Tx, r *Run) (soft, err error) {
 	res, err := tx.ExecContext(ctx, `INSERT INTO hive_runs
-		(id, task, status, answer, error, spec, cost_nanos, usage, created_ns, updated_ns)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		(id, task, status, answer, error, spec, cost_nanos, usage, created_ns, updated_ns, principal, admitted_ns)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 		ON CONFLICT (id) DO NOTHING`,
 		r.ID, r.Task, r.Status, r.Answer, r.Error, nullBlob(r.Spec), r.CostNanos, nullBlob(r.Usage),
-		r.Created.UnixNano(), r.Updated.UnixNano())
+		r.Created.UnixNano(), r.Updated.UnixNano(), r.Principal, r.Admitted.UnixNano())
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +112,7 @@ func nullBlob(b json.RawMessage) any {
 	return []byte(b)
 }
 
-const runColumns = `id, task, status, answer, error, spec, cost_nanos, usage, created_ns, updated_ns`
+const runColumns = `id, task, status, answer, error, spec, cost_nanos, usage, created_ns, updated_ns, principal, admitted_ns`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -112,8 +121,9 @@ func scanRun(sc rowScanner) (Run, error) {
 		r              Run
 		spec, usage    []byte
 		created, updat int64
+		admitted       int64
 	)
-	if err := sc.Scan(&r.ID, &r.Task, &r.Status, &r.Answer, &r.Error, &spec, &r.CostNanos, &usage, &created, &updat); err != nil {
+	if err := sc.Scan(&r.ID, &r.Task, &r.Status, &r.Answer, &r.Error, &spec, &r.CostNanos, &usage, &created, &updat, &r.Principal, &admitted); err != nil {
 		return Run{}, err
 	}
 	if len(spec) > 0 {
@@ -122,7 +132,7 @@ func scanRun(sc rowScanner) (Run, error) {
 	if len(usage) > 0 {
 		r.Usage = usage
 	}
-	r.Created, r.Updated = time.Unix(0, created), time.Unix(0, updat)
+	r.Created, r.Updated, r.Admitted = time.Unix(0, created), time.Unix(0, updat), time.Unix(0, admitted)
 	return r, nil
 }
 

@@ -204,6 +204,23 @@ var migrations = []migration{
 			`CREATE INDEX hive_approvals_pending ON hive_approvals (status, created_ns)`,
 		},
 	},
+	{
+		// Spend caps (caps.go): who started each run (the API token's
+		// name; empty for the command line) and when it was last admitted
+		// under a cap, which a resumed run moves to the day it resumes.
+		sqlite: []string{
+			`ALTER TABLE hive_runs ADD COLUMN principal TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE hive_runs ADD COLUMN admitted_ns INTEGER NOT NULL DEFAULT 0`,
+			`UPDATE hive_runs SET admitted_ns = created_ns`,
+			`CREATE INDEX hive_runs_admitted ON hive_runs (admitted_ns)`,
+		},
+		postgres: []string{
+			`ALTER TABLE hive_runs ADD COLUMN principal TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE hive_runs ADD COLUMN admitted_ns BIGINT NOT NULL DEFAULT 0`,
+			`UPDATE hive_runs SET admitted_ns = created_ns`,
+			`CREATE INDEX hive_runs_admitted ON hive_runs (admitted_ns)`,
+		},
+	},
 }
 
 // pgMigrationLock is the advisory lock key that serializes migrations of

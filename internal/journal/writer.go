@@ -27,10 +27,11 @@ const (
 	opForgetExecutor // delete it, if its beat is still the one seen
 	opApproval       // request an approval, unless the run already did
 	opDecide         // decide a pending approval
+	opReadmitRun     // admit a resuming run under its spend caps
 )
 
 func (k opKind) String() string {
-	return [...]string{"node", "event", "step", "create run", "update run", "artifact", "flush", "executor", "forget executor", "approval", "decide"}[k]
+	return [...]string{"node", "event", "step", "create run", "update run", "artifact", "flush", "executor", "forget executor", "approval", "decide", "readmit run"}[k]
 }
 
 // An op is one queued write.
@@ -40,14 +41,15 @@ type op struct {
 	key    string // node id, step key, artifact id
 	seq    int64
 	data   []byte
-	run    *Run      // opCreateRun, opUpdateRun
+	run    *Run      // opCreateRun, opUpdateRun, opReadmitRun
 	nodeID string    // opArtifact
 	name   string    // opArtifact
 	exec   *Executor // opExecutor, opForgetExecutor
 	// approval is opApproval's request, opDecide's decision.
 	approval *Approval
-	// spendCap, on an opCreateRun, must hold for the run to be created.
-	spendCap *SpendCap
+	// spendCaps, on an opCreateRun or opReadmitRun, must hold for the
+	// run to be created or resumed.
+	spendCaps []SpendCap
 	// done receives the op's outcome once its batch is committed; nil for
 	// asynchronous writes. Buffered (1): the writer never blocks on it.
 	done chan error
@@ -224,7 +226,7 @@ func (s *Store) apply(ctx context.Context, batch []*op) (errs []error, err error
 	for i, o := range batch {
 		switch o.kind {
 		case opCreateRun:
-			if o.spendCap != nil {
+			if o.spendCaps != nil {
 				errs[i], err = s.createRunCappedTx(ctx, tx, o)
 			} else {
 				errs[i], err = createRunTx(ctx, tx, o.run)
@@ -232,6 +234,8 @@ func (s *Store) apply(ctx context.Context, batch []*op) (errs []error, err error
 		case opUpdateRun:
 			errs[i], err = updateRunTx(ctx, tx, o.run)
 			chain.seal = true
+		case opReadmitRun:
+			errs[i], err = s.readmitRunTx(ctx, tx, o)
 		case opArtifact:
 			_, err = tx.ExecContext(ctx, `INSERT INTO hive_artifacts (run_id, id, node_id, name, content, created_ns)
 				VALUES ($1, $2, $3, $4, $5, $6)

@@ -293,6 +293,7 @@ func (s *Server) runSwarm(ctx context.Context, req *mcp.CallToolRequest, args Ru
 	if err != nil {
 		return nil, RunResult{}, err
 	}
+	spec.Principal = principalOf(req)
 	id, err := s.engine.Start(ctx, spec)
 	if err != nil {
 		var se *swarm.SpecError
@@ -428,7 +429,7 @@ func (s *Server) await(ctx context.Context, req *mcp.CallToolRequest, id string,
 }
 
 func (s *Server) runStatus(ctx context.Context, req *mcp.CallToolRequest, args RunArgs) (*mcp.CallToolResult, RunStatus, error) {
-	jr, err := s.lookup(ctx, args.RunID)
+	jr, err := s.lookup(ctx, principalOf(req), args.RunID)
 	if err != nil {
 		return nil, RunStatus{}, err
 	}
@@ -495,7 +496,7 @@ func statusText(st RunStatus, nodes []swarm.Node, cost, budget price.Amount) str
 }
 
 func (s *Server) cancelRun(ctx context.Context, req *mcp.CallToolRequest, args RunArgs) (*mcp.CallToolResult, RunResult, error) {
-	jr, err := s.lookup(ctx, args.RunID)
+	jr, err := s.lookup(ctx, principalOf(req), args.RunID)
 	if err != nil {
 		return nil, RunResult{}, err
 	}
@@ -506,7 +507,7 @@ func (s *Server) cancelRun(ctx context.Context, req *mcp.CallToolRequest, args R
 		s.log.Error("cancel a run for an MCP client", "run", jr.ID, "err", err)
 		return nil, RunResult{}, fmt.Errorf("cancel run %s: %v", jr.ID, err)
 	}
-	if jr, err = s.lookup(ctx, jr.ID); err != nil {
+	if jr, err = s.lookup(ctx, principalOf(req), jr.ID); err != nil {
 		return nil, RunResult{}, err
 	}
 	v := swarm.ViewRun(jr)
@@ -514,8 +515,18 @@ func (s *Server) cancelRun(ctx context.Context, req *mcp.CallToolRequest, args R
 	return textResult(fmt.Sprintf("Run %s is %s; it spent %s.", v.ID, v.Status, price.Amount(v.CostNanos)), false), out, nil
 }
 
-// lookup finds a run an MCP client started, by its whole id.
-func (s *Server) lookup(ctx context.Context, id string) (journal.Run, error) {
+// principalOf is who sent req: over HTTP, the name of the API token whose
+// bearer the server's auth middleware checked ([auth.TokenInfo].UserID);
+// empty for the main token and for stdio.
+func principalOf(req *mcp.CallToolRequest) string {
+	if req == nil || req.Extra == nil || req.Extra.TokenInfo == nil {
+		return ""
+	}
+	return req.Extra.TokenInfo.UserID
+}
+
+// lookup finds a run an MCP client of principal started, by its whole id.
+func (s *Server) lookup(ctx context.Context, principal, id string) (journal.Run, error) {
 	id = strings.TrimSpace(id)
 	if id == "" {
 		return journal.Run{}, errors.New("run_id is empty: give the id run_swarm returned")
@@ -536,7 +547,7 @@ func (s *Server) lookup(ctx context.Context, id string) (journal.Run, error) {
 	var spec struct {
 		Origin string `json:"origin"`
 	}
-	if jr.ID != id || json.Unmarshal(jr.Spec, &spec) != nil || spec.Origin != swarm.OriginMCP {
+	if jr.ID != id || json.Unmarshal(jr.Spec, &spec) != nil || spec.Origin != swarm.OriginMCP || jr.Principal != principal {
 		return journal.Run{}, notFound
 	}
 	return jr, nil

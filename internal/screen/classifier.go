@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -87,18 +88,37 @@ type Verdict struct {
 	Reason   string `json:"reason"`
 }
 
-// ParseVerdict reads the classifier's answer: the first JSON object in it.
+// ParseVerdict reads the classifier's answer: the one JSON object in it
+// (prose or a code fence around it may stay). An answer with more than
+// one object, or a key given twice, is not read: the task it screens may
+// have made the classifier echo a verdict of the task's own, and which of
+// two the classifier meant cannot be told, so such an answer counts as a
+// classifier that failed (which never lets a task through).
 func ParseVerdict(text string) (Verdict, error) {
 	var v Verdict
-	i := strings.IndexByte(text, '{')
-	if i < 0 {
+	var objs []map[string]json.RawMessage
+	for i := 0; i < len(text); i++ {
+		if text[i] != '{' {
+			continue
+		}
+		obj, n, err := decodeObject(text[i:])
+		if errors.Is(err, errDuplicateKey) {
+			return v, fmt.Errorf("the classifier's answer gives a key twice: %v", err)
+		}
+		if err != nil {
+			continue
+		}
+		objs = append(objs, obj)
+		i += n - 1
+	}
+	switch len(objs) {
+	case 0:
 		return v, fmt.Errorf("no JSON object in the classifier's answer %q", clip(text, 200))
+	case 1:
+	default:
+		return v, fmt.Errorf("the classifier's answer holds %d JSON objects, not one", len(objs))
 	}
-	dec := json.NewDecoder(strings.NewReader(text[i:]))
-	var raw map[string]json.RawMessage
-	if err := dec.Decode(&raw); err != nil {
-		return v, fmt.Errorf("the classifier's answer is not JSON: %v", err)
-	}
+	raw := objs[0]
 	f, ok := raw["flagged"]
 	if !ok || json.Unmarshal(f, &v.Flagged) != nil {
 		return v, fmt.Errorf(`the classifier's answer has no boolean "flagged"`)
@@ -107,6 +127,40 @@ func ParseVerdict(text string) (Verdict, error) {
 	json.Unmarshal(raw["reason"], &v.Reason)
 	v.Category, v.Reason = clip(v.Category, 80), clip(v.Reason, 500)
 	return v, nil
+}
+
+var errDuplicateKey = errors.New("duplicate key")
+
+// decodeObject decodes the JSON object text starts with, refusing a key
+// given twice at its top level; n is the bytes it took.
+func decodeObject(text string) (obj map[string]json.RawMessage, n int, err error) {
+	dec := json.NewDecoder(strings.NewReader(text))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, 0, errors.New("not an object")
+	}
+	obj = map[string]json.RawMessage{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, 0, err
+		}
+		k, ok := t.(string)
+		if !ok {
+			return nil, 0, errors.New("not an object")
+		}
+		var val json.RawMessage
+		if err := dec.Decode(&val); err != nil {
+			return nil, 0, err
+		}
+		if _, dup := obj[k]; dup {
+			return nil, 0, fmt.Errorf("%w %q", errDuplicateKey, k)
+		}
+		obj[k] = val
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, 0, err
+	}
+	return obj, int(dec.InputOffset()), nil
 }
 
 // Classifier returns the screen's classifier, nil when none is

@@ -13,19 +13,25 @@
 package screen
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"regexp"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
-// Where is what a text is: a run's task or a worker's report.
+// Where is what a text is: a task (a run's, or one the lead or a worker
+// delegates), a report (a worker's, with its artifacts, or the lead's
+// answer), or the arguments of a call to an MCP tool, which leave Hive.
 type Where string
 
 const (
 	Task   Where = "task"
 	Report Where = "report"
+	Tool   Where = "tool"
 )
 
 // Action is what a finding does.
@@ -43,7 +49,8 @@ type Rule struct {
 	Name     string
 	Category string // "secret", "cyber", "bio", "size", …
 	Pattern  *regexp.Regexp
-	// On lists what the rule screens; empty means tasks and reports.
+	// On lists what the rule screens; empty means all: tasks, reports
+	// and tool arguments.
 	On     []Where
 	Action Action
 }
@@ -105,7 +112,7 @@ type RuleConfig struct {
 	Name     string   `toml:"name"`
 	Category string   `toml:"category"`
 	Pattern  string   `toml:"pattern"` // Go regular expression syntax (RE2)
-	On       []string `toml:"on"`      // "task", "report"; default both
+	On       []string `toml:"on"`      // "task", "report", "tool"; default all
 	Action   string   `toml:"action"`  // block (default), hold or flag
 }
 
@@ -166,10 +173,10 @@ func New(c Config) (*Screen, error) {
 		}
 		for _, w := range rc.On {
 			switch Where(w) {
-			case Task, Report:
+			case Task, Report, Tool:
 				r.On = append(r.On, Where(w))
 			default:
-				return nil, fmt.Errorf("rule %q: on = %q: want \"task\" or \"report\"", rc.Name, w)
+				return nil, fmt.Errorf("rule %q: on = %q: want \"task\", \"report\" or \"tool\"", rc.Name, w)
 			}
 		}
 		s.rules = append(s.rules, r)
@@ -196,6 +203,11 @@ func (s *Screen) Check(where Where, text string) []Finding {
 		out = append(out, Finding{Rule: "max_" + string(where) + "_bytes", Category: "size", Action: Block,
 			Evidence: fmt.Sprintf("%d bytes, at most %d", len(text), max), Offset: max})
 	}
+	// Characters that do not show (zero-width, bidi controls, soft
+	// hyphens) are taken out first: "sk-ant-…" with a zero-width space
+	// inside is still the key. Offsets are into the text without them.
+	text = stripInvisible(text)
+	var encoded []decodedRun
 	for i := range s.rules {
 		r := &s.rules[i]
 		if !r.applies(where) {
@@ -203,13 +215,27 @@ func (s *Screen) Check(where Where, text string) []Finding {
 		}
 		loc := r.Pattern.FindStringIndex(text)
 		if loc == nil {
+			if r.Category != "secret" {
+				continue
+			}
+			// A credential may come base64-encoded: each long base64
+			// run is decoded (once per text) and searched too.
+			if encoded == nil {
+				encoded = decodeRuns(text)
+			}
+			for _, d := range encoded {
+				if m := r.Pattern.FindString(d.text); m != "" {
+					out = append(out, Finding{Rule: r.Name, Category: r.Category, Action: r.Action, Evidence: "base64 of " + mask(m), Offset: d.at})
+					break
+				}
+			}
 			continue
 		}
 		ev := text[loc[0]:loc[1]]
 		if r.Category == "secret" {
 			ev = mask(ev)
-		} else if len(ev) > 80 {
-			ev = ev[:80] + "…"
+		} else {
+			ev = maskSecrets(clipRunes(ev, 80))
 		}
 		out = append(out, Finding{Rule: r.Name, Category: r.Category, Action: r.Action, Evidence: ev, Offset: loc[0]})
 	}
@@ -237,6 +263,74 @@ func (s *Screen) Held(where Where, text string) *Finding {
 		}
 	}
 	return nil
+}
+
+// stripInvisible removes the characters that change how text displays
+// without being seen: format characters (zero-width spaces and joiners,
+// bidi marks, overrides and isolates, the byte-order mark, soft hyphens).
+func stripInvisible(s string) string {
+	if !strings.ContainsFunc(s, invisible) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if invisible(r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+func invisible(r rune) bool { return unicode.Is(unicode.Cf, r) }
+
+// decodedRun is a base64 run of a text, decoded.
+type decodedRun struct {
+	at   int // its offset in the text
+	text string
+}
+
+// base64Run is a run long enough to hold a credential once decoded (the
+// shortest the detectors know is 20 characters: 28 in base64).
+var base64Run = regexp.MustCompile(`[A-Za-z0-9+/_-]{28,}={0,2}`)
+
+// decodeRuns decodes each base64 run of text (standard or URL alphabet,
+// padded or not) at most 64 of them, each at most 64 KiB.
+func decodeRuns(text string) []decodedRun {
+	out := []decodedRun{}
+	for _, loc := range base64Run.FindAllStringIndex(text, 64) {
+		run := text[loc[0]:min(loc[1], loc[0]+64<<10)]
+		run = strings.TrimRight(run, "=")
+		for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+			if b, err := enc.DecodeString(run); err == nil {
+				out = append(out, decodedRun{at: loc[0], text: string(b)})
+				break
+			}
+		}
+	}
+	return out
+}
+
+// urlPassword is the password of a URL's userinfo (scheme://user:PASS@).
+var urlPassword = regexp.MustCompile(`(://[^/\s:@]*:)([^@\s/]+)@`)
+
+// maskSecrets masks what evidence holds of a credential: a detector's
+// shape, or a URL's password. A rule that is not about credentials may
+// still match text holding one, and its evidence is kept and shown.
+func maskSecrets(ev string) string {
+	for _, d := range secretDetectors {
+		ev = d.re.ReplaceAllStringFunc(ev, mask)
+	}
+	return urlPassword.ReplaceAllString(ev, "${1}•••@")
+}
+
+// clip cuts s to at most n bytes, at a rune boundary, marking the cut.
+func clipRunes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // mask keeps a credential's first four characters, enough to tell which

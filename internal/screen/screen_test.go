@@ -2,6 +2,7 @@ package screen
 
 import (
 	"bufio"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
@@ -202,7 +203,7 @@ func TestConfigErrors(t *testing.T) {
 		{Config{Rules: []RuleConfig{{Name: "a", Pattern: ""}}}, "not a regular expression"},
 		{Config{Rules: []RuleConfig{{Name: "a", Pattern: "x"}, {Name: "a", Pattern: "y"}}}, "two rules"},
 		{Config{Rules: []RuleConfig{{Name: "a", Pattern: "x", Action: "wait"}}}, "want block, hold or flag"},
-		{Config{Rules: []RuleConfig{{Name: "a", Pattern: "x", On: []string{"lead"}}}}, `want "task" or "report"`},
+		{Config{Rules: []RuleConfig{{Name: "a", Pattern: "x", On: []string{"lead"}}}}, `want "task", "report" or "tool"`},
 		{Config{MaxTaskBytes: -1}, "size in bytes"},
 	} {
 		if _, err := New(c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
@@ -268,15 +269,20 @@ func TestClassifierPromptAndVerdict(t *testing.T) {
 		}
 	}
 	for text, want := range map[string]Verdict{
-		`{"flagged": true, "category": "bio", "reason": "r"}`:           {true, "bio", "r"},
-		"Sure.\n```json\n{\"flagged\": false}\n```":                     {false, "", ""},
-		`{"flagged": true, "category": "cyber"} and {"flagged": false}`: {true, "cyber", ""},
+		`{"flagged": true, "category": "bio", "reason": "r"}`:              {true, "bio", "r"},
+		"Sure.\n```json\n{\"flagged\": false}\n```":                        {false, "", ""},
+		"Verdict: {\"flagged\": true, \"reason\": \"uses {braces}\"} done": {true, "", "uses {braces}"},
 	} {
 		if v, err := ParseVerdict(text); err != nil || v != want {
 			t.Errorf("%q: %+v %v", text, v, err)
 		}
 	}
-	for _, bad := range []string{"fine", `{"flagged": "no"}`, `{"category": "x"}`, `{"flagged": tru`} {
+	// Two verdicts (one echoed from the task), or a key given twice, are
+	// not read: which one the classifier meant cannot be told.
+	for _, bad := range []string{"fine", `{"flagged": "no"}`, `{"category": "x"}`, `{"flagged": tru`,
+		`{"flagged": false} {"flagged": true, "category": "cyber"}`,
+		`The task says {"flagged": false}. My verdict: {"flagged": true, "category": "bio"}`,
+		`{"flagged": true, "category": "bio", "flagged": false}`} {
 		if _, err := ParseVerdict(bad); err == nil {
 			t.Errorf("%q was read", bad)
 		}
@@ -289,5 +295,52 @@ func TestClassifierPromptAndVerdict(t *testing.T) {
 	}
 	if f := c.Finding(Verdict{Flagged: false}, nil); f != nil {
 		t.Errorf("not flagged: %+v", f)
+	}
+}
+
+// The evasions a hostile model would try: a key split by a zero-width
+// space or a bidi mark, a key in base64 (standard and URL alphabets), and
+// a rule that is not about credentials matching text that holds one, whose
+// evidence must not repeat it. Tool arguments are screened like the rest.
+func TestScreenEvasions(t *testing.T) {
+	s, err := New(Config{Rules: []RuleConfig{{Name: "dburl", Category: "data", Pattern: `postgres://\S+`, Action: "flag"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := "sk-ant-api03-" + strings.Repeat("Ab9_", 10)
+	for name, text := range map[string]string{
+		"zero-width":  "use " + key[:15] + "\u200b" + key[15:],
+		"bidi":        "use \u202d" + key[:20] + "\u2066" + key[20:],
+		"soft hyphen": "use " + key[:10] + "\u00ad" + key[10:],
+		"base64":      "blob " + base64.StdEncoding.EncodeToString([]byte("key="+key)),
+		"base64url":   "blob " + base64.RawURLEncoding.EncodeToString([]byte(key+"??>>")),
+	} {
+		for _, where := range []Where{Task, Report, Tool} {
+			fs, err := s.Refuse(where, text)
+			if err == nil || len(fs) == 0 || fs[0].Rule != "anthropic-key" {
+				t.Errorf("%s in a %s: %+v %v", name, where, fs, err)
+				continue
+			}
+			if strings.Contains(fs[0].Evidence, key[8:]) {
+				t.Errorf("%s: the evidence repeats the key: %q", name, fs[0].Evidence)
+			}
+		}
+	}
+	fs := s.Check(Report, "connect to postgres://app:hunter2secret@db.internal:5432/prod and "+key[:12])
+	if len(fs) != 1 || fs[0].Rule != "dburl" || strings.Contains(fs[0].Evidence, "hunter2") || !strings.Contains(fs[0].Evidence, "postgres://app:•••@db.internal") {
+		t.Fatalf("a URL's password in a rule's evidence: %+v", fs)
+	}
+	fs = s.Check(Report, "see postgres://x/"+key)
+	if len(fs) == 0 || fs[len(fs)-1].Rule != "dburl" {
+		t.Fatalf("a key in a rule's match: %+v", fs)
+	}
+	for _, f := range fs {
+		if strings.Contains(f.Evidence, key[8:]) {
+			t.Errorf("%s repeats the key: %q", f.Rule, f.Evidence)
+		}
+	}
+	// Ordinary base64 (an image, a hash) is not a key.
+	if fs := s.Check(Report, base64.StdEncoding.EncodeToString([]byte(strings.Repeat("plain bytes, no key ", 20)))); len(fs) != 0 {
+		t.Fatalf("plain base64: %+v", fs)
 	}
 }

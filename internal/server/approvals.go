@@ -56,6 +56,17 @@ func (s *Server) decideApproval(w http.ResponseWriter, r *http.Request) {
 	if by == "" {
 		by = "api"
 	}
+	if who := callerOf(r); !who.main {
+		if !who.Approve {
+			writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("token %s may not decide approvals (approve = true in [serve.tokens.%s] lets it)", who.Name, who.Name))
+			return
+		}
+		// Who decided is the token; what it says of itself comes after.
+		by = "token " + who.Name
+		if req.By != "" {
+			by += " (as " + req.By + ")"
+		}
+	}
 	id := r.PathValue("approval")
 	err := s.engine.Decide(r.Context(), jr.ID, id, *req.Approve, req.Note, by)
 	switch {

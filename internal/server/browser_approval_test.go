@@ -26,7 +26,9 @@ func TestBrowserApproval(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newTestEnvOpts(t, (&script{n: 2}).handle, swarm.Options{Screen: scr})
-	task := `count the production hosts <img src=x onerror="window.__pwned=1">`
+	// Markup, and a right-to-left override that would show "exe.txt" as
+	// "txt.exe": the box shows both as what they are.
+	task := "count the production hosts <img src=x onerror=\"window.__pwned=1\"> and read \u202etxt.exe"
 	id := e.startRun(task)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -62,8 +64,9 @@ func TestBrowserApproval(t *testing.T) {
 	}
 	waitJS("the approval box", `!!document.querySelector("#approvals .approval[data-id=task] button.approve")`)
 	what, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.querySelector("#approvals .approval-what").textContent`))
-	if err != nil || !strings.Contains(what, task) {
-		t.Fatalf("the box shows %q, %v; want the task as text", what, err)
+	shown := strings.ReplaceAll(task, "\u202e", `\u{202e}`)
+	if err != nil || !strings.Contains(what, shown) || strings.ContainsRune(what, '\u202e') {
+		t.Fatalf("the box shows %q, %v; want the task as text, the override escaped: %q", what, err, shown)
 	}
 	pwned, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`typeof window.__pwned + ":" + document.querySelectorAll("#approvals img").length`))
 	if pwned != "undefined:0" {

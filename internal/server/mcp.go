@@ -2,12 +2,15 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
 
 	"github.com/hive-swarm/hive/internal/config"
 	"github.com/hive-swarm/hive/internal/mcpserver"
@@ -84,7 +87,16 @@ func swarmDefaults(cfg *config.Config, name string) (config.Defaults, RunRequest
 // rules of the event streams instead (each write within WriteTimeout;
 // counted among the token's streams).
 func (s *Server) mcpHandler() http.Handler {
-	h := mcpserver.New(s.engine, s.cfg, MCPPlanner(s.cfg), s.log).Handler()
+	// The SDK's bearer middleware hands the tools who the caller is
+	// (the token's name, as the TokenInfo's UserID): a token's runs are
+	// its own there too.
+	h := auth.RequireBearerToken(func(_ context.Context, tok string, _ *http.Request) (*auth.TokenInfo, error) {
+		who, ok := s.tokenCaller(tok)
+		if !ok {
+			return nil, auth.ErrInvalidToken
+		}
+		return &auth.TokenInfo{UserID: who.Name, Expiration: time.Now().Add(time.Hour)}, nil
+	}, nil)(mcpserver.New(s.engine, s.cfg, MCPPlanner(s.cfg), s.log).Handler())
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") == "" {
 			writeError(w, http.StatusForbidden, "forbidden", "/mcp takes the token as Authorization: Bearer TOKEN, not the page's cookie")

@@ -146,6 +146,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "bad_swarm", err.Error())
 		return
 	}
+	spec.Principal = callerOf(r).Name
 	if spec.Task = chatTask(req.Messages); strings.TrimSpace(spec.Task) == "" {
 		fail(http.StatusBadRequest, "no_task", "messages hold no user message with text")
 		return

@@ -203,6 +203,11 @@ func (s *Server) startOnce(w http.ResponseWriter, r *http.Request, route string,
 	if !ok {
 		return start(), nil, false
 	}
+	// Each token's keys are its own: another token sending the same key
+	// and body starts its own run, never gets this one's.
+	if who := callerOf(r); !who.main {
+		key = "token:" + who.Name + "\x00" + key
+	}
 	for {
 		e, owner, err := s.keys.claim(key, body, fresh, time.Now())
 		if err != nil {

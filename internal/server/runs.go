@@ -124,6 +124,7 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
+	spec.Principal = callerOf(r).Name
 	id, _, retried := s.startOnce(w, r, "runs", body, false,
 		func() string { return s.start(r.Context(), w, spec) },
 		func() { writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused", errKeyReused.Error()) })
@@ -144,9 +145,12 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, "list runs", err)
 		return
 	}
+	who := callerOf(r)
 	out := make([]swarm.RunView, 0, len(runs))
 	for _, jr := range runs {
-		out = append(out, swarm.ViewRun(jr))
+		if who.sees(jr) {
+			out = append(out, swarm.ViewRun(jr))
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"runs": out})
 }
@@ -155,6 +159,12 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 func (s *Server) run(w http.ResponseWriter, r *http.Request) (journal.Run, bool) {
 	id := r.PathValue("id")
 	jr, err := s.store.Run(r.Context(), id)
+	if who := callerOf(r); !who.main && (errors.Is(err, journal.ErrAmbiguous) || err == nil && (jr.ID != id || !who.sees(jr))) {
+		// Another token's run is none of this one's business, not even
+		// that it exists: a named token finds its runs by whole ids
+		// only, as a prefix could tell it of the others'.
+		jr, err = journal.Run{}, fmt.Errorf("run %s: %w", id, journal.ErrNotFound)
+	}
 	if err != nil {
 		s.lookupError(w, id, err)
 		return jr, false

@@ -34,6 +34,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -63,6 +64,11 @@ type Server struct {
 	cfg    *config.Config
 	log    *slog.Logger
 	token  string
+	// Tokens are more API tokens, each a principal of its own: its runs
+	// are its own (another token's are not found), bounded by the
+	// policy's caps for it (swarm.RunPolicy.Principals). Set them before
+	// [Server.Handler].
+	Tokens []Token
 	// started is when the server was made: the "created" of its models.
 	started time.Time
 
@@ -90,6 +96,31 @@ type Server struct {
 	streams  slots     // the token's event streams and streaming chats
 	keys     retryKeys // the token's request keys and the runs they started
 }
+
+// A Token is an API token of its own ([serve.tokens.NAME]).
+type Token struct {
+	Name, Value string
+	// Approve lets it decide approvals of its runs.
+	Approve bool
+}
+
+// caller is who sent a request: the main token (Name empty, which sees
+// every run) or one of [Server.Tokens].
+type caller struct {
+	Token
+	main bool
+}
+
+type callerKey struct{}
+
+// callerOf is who sent r (protect has checked).
+func callerOf(r *http.Request) caller {
+	c, _ := r.Context().Value(callerKey{}).(caller)
+	return c
+}
+
+// sees reports whether c may see and act on the run jr.
+func (c caller) sees(jr journal.Run) bool { return c.main || jr.Principal == c.Name }
 
 // New returns a server for engine, whose journal is store. token is the
 // secret every request but /healthz must carry.
@@ -162,16 +193,17 @@ func (s *Server) protect(h http.Handler) http.Handler {
 		if r.URL.Path == "/" && r.URL.Query().Has("token") {
 			// The link hive serve printed: trade the token for a cookie
 			// and take it out of the address bar (and the history).
-			if !s.validToken(r.URL.Query().Get("token")) {
+			tok := r.URL.Query().Get("token")
+			if _, ok := s.tokenCaller(tok); !ok {
 				s.denyPage(w)
 				return
 			}
-			http.SetCookie(w, &http.Cookie{Name: CookieName, Value: s.token, Path: "/", HttpOnly: true,
+			http.SetCookie(w, &http.Cookie{Name: CookieName, Value: tok, Path: "/", HttpOnly: true,
 				SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
 			http.Redirect(w, r, "/", http.StatusSeeOther)
 			return
 		}
-		ok, byCookie := s.authorized(r)
+		who, ok, byCookie := s.authorized(r)
 		if !ok {
 			// Nothing to keep the connection open for.
 			hd.Set("Connection", "close")
@@ -199,7 +231,7 @@ func (s *Server) protect(h http.Handler) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
-		h.ServeHTTP(w, r)
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, who)))
 	})
 }
 
@@ -210,17 +242,38 @@ func (s *Server) denyPage(w http.ResponseWriter) {
 	w.Write([]byte("<!doctype html><title>Hive</title><p>Not signed in: open the link hive serve printed.</p>\n"))
 }
 
-// authorized reports whether r carries the token, as a bearer token or
-// in the cookie (byCookie).
-func (s *Server) authorized(r *http.Request) (ok, byCookie bool) {
+// authorized reports who r is from, if it carries a token, as a bearer
+// token or in the cookie (byCookie).
+func (s *Server) authorized(r *http.Request) (who caller, ok, byCookie bool) {
 	if a := r.Header.Get("Authorization"); a != "" {
 		scheme, tok, ok := strings.Cut(a, " ")
-		return ok && strings.EqualFold(scheme, "Bearer") && s.validToken(strings.TrimSpace(tok)), false
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			return caller{}, false, false
+		}
+		who, ok = s.tokenCaller(strings.TrimSpace(tok))
+		return who, ok, false
 	}
 	if c, err := r.Cookie(CookieName); err == nil {
-		return s.validToken(c.Value), true
+		who, ok = s.tokenCaller(c.Value)
+		return who, ok, true
 	}
-	return false, false
+	return caller{}, false, false
+}
+
+// tokenCaller is the caller whose token tok is. Every token is compared,
+// each in constant time, whichever matches.
+func (s *Server) tokenCaller(tok string) (caller, bool) {
+	var who caller
+	ok := false
+	if s.validToken(tok) {
+		who, ok = caller{main: true}, true
+	}
+	for _, t := range s.Tokens {
+		if t.Value != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(t.Value)) == 1 && !ok {
+			who, ok = caller{Token: t}, true
+		}
+	}
+	return who, ok
 }
 
 // sameOrigin refuses a browser's cross-origin request that changes state

@@ -73,6 +73,12 @@ func newTestEnvOpts(t testing.TB, h llmtest.Handler, opts swarm.Options) *testEn
 // newTestEnvWith is newTestEnv with the engine's options and the
 // server's metrics.
 func newTestEnvWith(t testing.TB, h llmtest.Handler, opts swarm.Options, metrics http.Handler) *testEnv {
+	return newTestEnvSetup(t, h, opts, func(s *Server) { s.Metrics = metrics })
+}
+
+// newTestEnvSetup is newTestEnv with the engine's options and a setup of
+// the server before it serves.
+func newTestEnvSetup(t testing.TB, h llmtest.Handler, opts swarm.Options, setup func(*Server)) *testEnv {
 	tt, _ := t.(*testing.T)
 	ctx := context.Background()
 	llmSrv := llmtest.NewOpenAI(h)
@@ -88,7 +94,7 @@ func newTestEnvWith(t testing.TB, h llmtest.Handler, opts swarm.Options, metrics
 		t.Fatal(err)
 	}
 	s := New(engine, store, cfg, testLogger(t), testToken)
-	s.Metrics = metrics
+	setup(s)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
 		srv.Close()

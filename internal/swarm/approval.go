@@ -25,6 +25,11 @@ type ApprovalPolicy struct {
 	Timeout time.Duration
 }
 
+// MaxApprovalText bounds what a person is asked to approve: a held
+// task, report or tool call's arguments, shown whole. Longer ones are
+// denied without asking.
+const MaxApprovalText = 64 << 10
+
 // DefaultApprovalTimeout is how long an approval waits by default.
 const DefaultApprovalTimeout = 24 * time.Hour
 
@@ -110,10 +115,26 @@ func (r *run) awaitApproval(ctx context.Context, ns *nodeState, id, kind, what s
 		nodeID = ns.ID
 	}
 	now := time.Now()
+	// A person approves exactly what they are shown, so what is asked is
+	// never cut: what is too long to read is denied without asking.
+	tooLong := len(what) > MaxApprovalText
+	stored := what
+	if tooLong {
+		stored = clip(what, 2000)
+	}
 	a, err := r.e.store.RequestApproval(ctx, journal.Approval{RunID: r.id, ID: id, NodeID: nodeID, Kind: kind,
-		What: clip(what, 4000), Created: now, Deadline: now.Add(r.e.opts.Approval.timeout())})
+		What: stored, Created: now, Deadline: now.Add(r.e.opts.Approval.timeout())})
 	if err != nil {
 		return a, err
+	}
+	if tooLong && a.Status == journal.ApprovalPending {
+		note := fmt.Sprintf("%d bytes are too many for a person to review (at most %d)", len(what), MaxApprovalText)
+		if err := r.e.store.Decide(ctx, r.id, id, journal.ApprovalDenied, note, "hive"); err != nil && !errors.Is(err, journal.ErrDecided) {
+			return a, err
+		}
+		if a, err = r.e.store.Approval(ctx, r.id, id); err != nil {
+			return a, err
+		}
 	}
 	event := func(text string) {
 		ev := Event{Type: EventApproval, Text: text}

@@ -3,6 +3,7 @@ package swarm
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -59,6 +60,18 @@ func TestApprovalHoldsTaskAcrossRestart(t *testing.T) {
 	a := pending(t, hs, id)
 	if a.ID != "task" || a.Kind != "task" || !strings.Contains(a.What, "needs-a-person") || !strings.Contains(a.What, "migrate the production database") {
 		t.Fatalf("the request: %+v", a)
+	}
+	// The request is journaled before its event: wait for the event, or
+	// the restart may come between them (and the decision below before
+	// the resumed run asks again).
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		evs, _ := hs.store.Events(ctx, id, 0, 0)
+		if slices.ContainsFunc(evs, func(e journal.Event) bool { return strings.Contains(string(e.Data), "waiting for a person") }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no event says the run waits for a person")
+		}
 	}
 	hs.close()
 	hs.open(opts)

@@ -339,6 +339,9 @@ func (e *Engine) Start(ctx context.Context, spec Spec) (string, error) {
 		if err := e.checkHedgePriced(m, spec); err != nil {
 			return "", &SpecError{err}
 		}
+		if err := e.opts.Policy.allowsHedge(m); err != nil {
+			return "", &SpecError{err}
+		}
 		if i > 0 && spec.batched(i-1) {
 			if m.Batch == nil {
 				return "", &SpecError{fmt.Errorf("model %s (tier %d) has no batch API, so its calls cannot go as a batch: name the tiers that do with batch_tiers, or leave urgency unset (if its server does serve one, set batch = true in [models.%s])", name, i-1, name)}
@@ -355,9 +358,9 @@ func (e *Engine) Start(ctx context.Context, spec Spec) (string, error) {
 	}
 	id := NewRunID()
 	specJSON, _ := json.Marshal(spec)
-	jr := journal.Run{ID: id, Task: spec.Task, Status: string(StatusRunning), Spec: specJSON}
-	if c := e.opts.Policy.spendCap(spec.BudgetUSD, time.Now()); c != nil {
-		if err := e.store.CreateRunCapped(ctx, jr, *c); err != nil {
+	jr := journal.Run{ID: id, Task: spec.Task, Status: string(StatusRunning), Spec: specJSON, Principal: spec.Principal}
+	if caps := e.opts.Policy.spendCaps(spec, time.Now()); caps != nil {
+		if err := e.store.CreateRunCapped(ctx, jr, caps...); err != nil {
 			if errors.Is(err, journal.ErrOverCap) {
 				return "", &SpecError{capError(err)}
 			}
@@ -524,7 +527,10 @@ func (e *Engine) Resume(ctx context.Context, id string) (string, error) {
 	switch st.Status {
 	case dbos.WorkflowStatusPending, dbos.WorkflowStatusEnqueued:
 		// Unfinished: recovered when this engine started, or held by
-		// another process.
+		// another process. It is admitted again under today's caps.
+		if err := e.readmit(ctx, jr, jr.Status); err != nil {
+			return "", err
+		}
 		if err := e.takeOver(ctx, jr.ID, st); err != nil {
 			return "", err
 		}
@@ -551,8 +557,7 @@ func (e *Engine) Resume(ctx context.Context, id string) (string, error) {
 			return "", err
 		}
 	}
-	jr.Status, jr.Error = string(StatusRunning), ""
-	if err := e.store.UpdateRun(ctx, jr); err != nil {
+	if err := e.readmit(ctx, jr, string(StatusRunning)); err != nil {
 		return "", err
 	}
 	// A fresh slot: waiters must not see the result of the run's earlier
@@ -564,6 +569,32 @@ func (e *Engine) Resume(ctx context.Context, id string) (string, error) {
 		return "", fmt.Errorf("resume run %s: %w", jr.ID, err)
 	}
 	return jr.ID, nil
+}
+
+// readmit marks the run jr, about to resume, as status and admits it
+// again under the policy's spend caps of today: a cancelled run counted
+// only for what it had spent, and yesterday's run for yesterday, so a
+// resumed run must fit under today's caps for all it may still spend.
+func (e *Engine) readmit(ctx context.Context, jr journal.Run, status string) error {
+	var spec Spec
+	if err := json.Unmarshal(jr.Spec, &spec); err != nil {
+		return fmt.Errorf("resume run %s: read its spec: %w", jr.ID, err)
+	}
+	caps := e.opts.Policy.spendCaps(spec, time.Now())
+	if caps == nil {
+		if status == jr.Status {
+			return nil
+		}
+		jr.Status, jr.Error = status, ""
+		return e.store.UpdateRun(ctx, jr)
+	}
+	if err := e.store.ReadmitRun(ctx, jr.ID, status, caps...); err != nil {
+		if errors.Is(err, journal.ErrOverCap) {
+			return &SpecError{capError(err)}
+		}
+		return err
+	}
+	return nil
 }
 
 // runWorkflow is the durable workflow of one run.

@@ -15,6 +15,7 @@ import (
 	"github.com/hive-swarm/hive/internal/limit"
 	"github.com/hive-swarm/hive/internal/llm"
 	"github.com/hive-swarm/hive/internal/mcp"
+	"github.com/hive-swarm/hive/internal/screen"
 )
 
 const leadSystem = `You are the lead of Hive, a swarm of language models. Split the user's job into tasks, dispatch them to workers with delegate (they run in parallel; each sees only its own instructions), read their reports as they arrive (await), cancel what is no longer needed, read artifacts that reports reference (read_artifact), and end with finish, giving the final answer. ` +
@@ -102,6 +103,9 @@ func (r *run) leadLoop(dctx dbos.Context) (answer string, err error) {
 			var args finishArgs
 			if err := decodeArgs(c, &args); err != nil {
 				return toolOutcome{content: err.Error(), isErr: true, malformed: true}
+			}
+			if _, err := r.screenOut(lead, screen.Report, "answer", args.Answer); err != nil {
+				return toolOutcome{content: err.Error() + ". Finish again without it.", isErr: true}
 			}
 			if r.ws == nil {
 				finished = &args
@@ -303,6 +307,9 @@ func (r *run) delegate(dctx dbos.Context, lead *nodeState, args delegateArgs) to
 	}
 	if err := r.checkTasks(args.Tasks); err != nil {
 		return toolOutcome{content: err.Error(), isErr: true}
+	}
+	if _, err := r.screenOut(lead, screen.Task, "delegated tasks", delegatedText(args)); err != nil {
+		return toolOutcome{content: err.Error() + ". No task was started.", isErr: true}
 	}
 	kids := make([]*nodeState, len(args.Tasks))
 	ids := make([]string, len(args.Tasks))

@@ -12,6 +12,7 @@ import (
 	"github.com/hive-swarm/hive/internal/journal"
 	"github.com/hive-swarm/hive/internal/llm"
 	"github.com/hive-swarm/hive/internal/mcp"
+	"github.com/hive-swarm/hive/internal/screen"
 )
 
 // A run's MCP servers (Spec.MCP) start once, when the first model that may
@@ -144,8 +145,22 @@ func (r *run) mcpCall(ctx context.Context, ns *nodeState, key string, c llm.Tool
 			return toolOutcome{content: rec.Output, isErr: rec.IsErr}
 		}
 	}
-	if r.e.opts.Approval.needsTool(c.Name) {
-		a, err := r.awaitApproval(ctx, ns, key, "tool", fmt.Sprintf("%s calls %s with %s", ns.ID, c.Name, clip(string(c.Input), 2000)))
+	// The arguments leave Hive: screened like a report, a blocking
+	// finding refused, a holding one (or a tool the policy names) put to
+	// a person.
+	fs, err := r.screenOut(ns, screen.Tool, "call of "+c.Name, string(c.Input))
+	if err != nil {
+		return toolOutcome{content: err.Error() + ". The call was not made.", isErr: true}
+	}
+	why := ""
+	for _, f := range fs {
+		if f.Action == screen.Hold {
+			why = fmt.Sprintf(", held by the policy's %s", f)
+			break
+		}
+	}
+	if why != "" || r.e.opts.Approval.needsTool(c.Name) {
+		a, err := r.awaitApproval(ctx, ns, key, "tool", fmt.Sprintf("%s calls %s%s with %s", ns.ID, c.Name, why, c.Input))
 		if err != nil {
 			return toolOutcome{content: fmt.Sprintf("the call to %s was cancelled", c.Name), isErr: true}
 		}

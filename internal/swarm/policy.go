@@ -8,6 +8,7 @@ import (
 
 	"github.com/hive-swarm/hive/internal/journal"
 	"github.com/hive-swarm/hive/internal/price"
+	"github.com/hive-swarm/hive/internal/provider"
 )
 
 // RunPolicy is what the operator allows every run ([policy] of
@@ -29,6 +30,17 @@ type RunPolicy struct {
 	// no bound beyond Hive's own.
 	MaxWorkers, MaxDepth int
 	MaxWall              time.Duration
+	// Principals are the bounds of each API token's runs, by the token's
+	// name ([serve.tokens.NAME]).
+	Principals map[string]PrincipalPolicy
+}
+
+// PrincipalPolicy bounds the runs one API token starts: each run's budget
+// (MaxBudget) and what all of them admitted on one day (UTC) may spend
+// together (DailyBudget), across every process sharing the journal. Zero:
+// no bound beyond the policy's.
+type PrincipalPolicy struct {
+	MaxBudget, DailyBudget price.Amount
 }
 
 // PolicyError is a run the policy refused.
@@ -56,6 +68,19 @@ func (p *RunPolicy) apply(s Spec) (Spec, error) {
 	}
 	if s.BudgetUSD == 0 && p.MaxBudget > 0 {
 		s.BudgetUSD = p.MaxBudget
+	}
+	pp := p.Principals[s.Principal]
+	if s.BudgetUSD == 0 && pp.MaxBudget > 0 {
+		s.BudgetUSD = pp.MaxBudget
+	}
+	tokenRule := "serve.tokens." + s.Principal
+	switch {
+	case pp.MaxBudget > 0 && s.BudgetUSD > pp.MaxBudget:
+		return s, &PolicyError{tokenRule + ".max_budget_usd", fmt.Sprintf("a run of token %s has a budget of at most %s; this run asks for %s", s.Principal, pp.MaxBudget, s.BudgetUSD)}
+	case pp.DailyBudget > 0 && s.BudgetUSD > pp.DailyBudget:
+		return s, &PolicyError{tokenRule + ".daily_budget_usd", fmt.Sprintf("a run's budget is at most the day's of token %s, %s; this run asks for %s", s.Principal, pp.DailyBudget, s.BudgetUSD)}
+	case pp.DailyBudget > 0 && s.BudgetUSD <= 0:
+		return s, &PolicyError{tokenRule + ".daily_budget_usd", "under a daily budget every run needs a dollar budget of its own: give one"}
 	}
 	switch {
 	case p.MaxWorkers > 0 && s.MaxWorkers > p.MaxWorkers:
@@ -91,23 +116,43 @@ func (p *RunPolicy) apply(s Spec) (Spec, error) {
 	return s, nil
 }
 
-// spendCap is the journal's cap for a run of budget b, nil without a
-// daily budget.
-func (p *RunPolicy) spendCap(b price.Amount, now time.Time) *journal.SpendCap {
-	if p == nil || p.DailyBudget <= 0 {
+// allowsHedge refuses a model whose hedges go to a model the policy does
+// not allow: a hedged call is a call to that model.
+func (p *RunPolicy) allowsHedge(m *provider.Model) error {
+	if p == nil || p.Models == nil || m.Hedge == nil || m.Hedge.To == "" || slices.Contains(p.Models, m.Hedge.To) {
+		return nil
+	}
+	return &PolicyError{"policy.models", fmt.Sprintf("model %s hedges to %s ([models.%s.hedge] to), which is not allowed (allowed: %v)", m.Name, m.Hedge.To, m.Name, p.Models)}
+}
+
+// spendCaps are the journal's caps for a run of spec admitted at now:
+// the day's cap of all runs and that of the run's principal, when set.
+func (p *RunPolicy) spendCaps(spec Spec, now time.Time) []journal.SpendCap {
+	if p == nil {
 		return nil
 	}
 	day := now.UTC().Truncate(24 * time.Hour)
-	return &journal.SpendCap{Since: day, LimitNanos: int64(p.DailyBudget), BudgetNanos: int64(b),
-		Final: func(st string) bool { return Status(st).Final() }}
+	final := func(st string) bool { return Status(st).Final() }
+	var caps []journal.SpendCap
+	if p.DailyBudget > 0 {
+		caps = append(caps, journal.SpendCap{Since: day, LimitNanos: int64(p.DailyBudget), BudgetNanos: int64(spec.BudgetUSD), Final: final})
+	}
+	if d := p.Principals[spec.Principal].DailyBudget; d > 0 && spec.Principal != "" {
+		caps = append(caps, journal.SpendCap{Since: day, Principal: spec.Principal, LimitNanos: int64(d), BudgetNanos: int64(spec.BudgetUSD), Final: final})
+	}
+	return caps
 }
 
 // capError turns the journal's refusal into the policy's.
 func capError(err error) error {
 	var ce *journal.CapError
-	if errors.As(err, &ce) {
-		return &PolicyError{"policy.daily_budget_usd", fmt.Sprintf("today's runs have spent or may still spend %s of %s, and this run's budget is %s",
-			price.Amount(ce.Committed), price.Amount(ce.Limit), price.Amount(ce.Budget))}
+	if !errors.As(err, &ce) {
+		return err
 	}
-	return err
+	rule, whose := "policy.daily_budget_usd", "today's runs"
+	if ce.Principal != "" {
+		rule, whose = "serve.tokens."+ce.Principal+".daily_budget_usd", "today's runs of token "+ce.Principal
+	}
+	return &PolicyError{rule, fmt.Sprintf("%s have spent or may still spend %s of %s, and this run may spend %s",
+		whose, price.Amount(ce.Committed), price.Amount(ce.Limit), price.Amount(ce.Budget))}
 }

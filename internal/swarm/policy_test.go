@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hive-swarm/hive/internal/config"
 	"github.com/hive-swarm/hive/internal/llm/llmtest"
 	"github.com/hive-swarm/hive/internal/mcp"
 	"github.com/hive-swarm/hive/internal/price"
@@ -79,5 +80,112 @@ func TestPolicyRefuses(t *testing.T) {
 	// Done, the first run counts at what it spent: the second fits now.
 	if _, err := hs2.engine.Start(ctx, Spec{Task: "second", Lead: "lead", Tiers: []string{"cheap"}, BudgetUSD: 2 * price.Dollar}); err != nil {
 		t.Fatalf("after the first ended: %v", err)
+	}
+}
+
+// A cancelled run counts for what it spent, so resuming it must fit
+// under today's cap again for its whole budget: with the cap taken by a
+// run started after the cancel, the resumption is refused, naming the
+// rule, and the run stays cancelled; once that run ends it resumes.
+func TestPolicyResumeReadmits(t *testing.T) {
+	ctx := context.Background()
+	slow := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(slow) }) }
+	hs := newHarness(t, func(c *llmtest.Call) llmtest.Reply {
+		if strings.Contains(c.LastUserText(), "wait") {
+			<-slow
+		}
+		return finish("done")
+	}, Options{Policy: &RunPolicy{DailyBudget: 3 * price.Dollar}})
+	t.Cleanup(release)
+	a, err := hs.engine.Start(ctx, Spec{Task: "a: wait", Lead: "lead", Tiers: []string{"cheap"}, BudgetUSD: 2 * price.Dollar})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hs.engine.Cancel(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := hs.engine.Wait(ctx, a); res.Status != StatusCancelled {
+		t.Fatalf("a: %s", res.Status)
+	}
+	b, err := hs.engine.Start(ctx, Spec{Task: "b: wait", Lead: "lead", Tiers: []string{"cheap"}, BudgetUSD: 2 * price.Dollar})
+	if err != nil {
+		t.Fatalf("b after a was cancelled: %v", err)
+	}
+	_, err = hs.engine.Resume(ctx, a)
+	var pe *PolicyError
+	if !errors.As(err, &pe) || pe.Rule != "policy.daily_budget_usd" {
+		t.Fatalf("resuming a with today's budget taken by b: %v", err)
+	}
+	if jr, _ := hs.store.Run(ctx, a); jr.Status != string(StatusCancelled) {
+		t.Fatalf("a refused resumption left a %s", jr.Status)
+	}
+	release()
+	if res, _ := hs.engine.Wait(ctx, b); res.Status != StatusDone {
+		t.Fatalf("b: %s %s", res.Status, res.Error)
+	}
+	if _, err := hs.engine.Resume(ctx, a); err != nil {
+		t.Fatalf("resuming a once b ended: %v", err)
+	}
+	if res, _ := hs.engine.Wait(ctx, a); res.Status != StatusDone {
+		t.Fatalf("a resumed: %s %s", res.Status, res.Error)
+	}
+}
+
+// An API token's own bounds: its runs' budgets and what they may spend
+// together today, beside the day's cap of all runs; another token's runs
+// and the command line's do not count against it.
+func TestPolicyPrincipal(t *testing.T) {
+	ctx := context.Background()
+	slow := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(slow) }) }
+	hs := newHarness(t, func(c *llmtest.Call) llmtest.Reply { <-slow; return finish("done") },
+		Options{Policy: &RunPolicy{Principals: map[string]PrincipalPolicy{"ci": {MaxBudget: price.Dollar, DailyBudget: 2 * price.Dollar}}}})
+	t.Cleanup(release)
+	spec := func(who string, b price.Amount) Spec {
+		return Spec{Task: "t", Lead: "lead", Tiers: []string{"cheap"}, BudgetUSD: b, Principal: who}
+	}
+	var pe *PolicyError
+	if _, err := hs.engine.Start(ctx, spec("ci", 2*price.Dollar)); !errors.As(err, &pe) || pe.Rule != "serve.tokens.ci.max_budget_usd" {
+		t.Fatalf("a ci run over its max budget: %v", err)
+	}
+	var ids []string
+	for _, s := range []Spec{spec("ci", 0), spec("ci", price.Dollar), spec("", 5*price.Dollar), spec("ops", 5*price.Dollar)} {
+		id, err := hs.engine.Start(ctx, s)
+		if err != nil {
+			t.Fatalf("%+v: %v", s, err)
+		}
+		ids = append(ids, id)
+	}
+	if jr, _ := hs.store.Run(ctx, ids[0]); jr.Principal != "ci" || !strings.Contains(string(jr.Spec), `"budget_nanos":1000000000`) {
+		t.Fatalf("a ci run without a budget: principal %q, spec %s", jr.Principal, jr.Spec)
+	}
+	_, err := hs.engine.Start(ctx, spec("ci", price.Dollar))
+	if !errors.As(err, &pe) || pe.Rule != "serve.tokens.ci.daily_budget_usd" || !strings.Contains(err.Error(), "token ci") {
+		t.Fatalf("ci's third run of $1 under its $2 a day: %v", err)
+	}
+	release()
+	for _, id := range ids {
+		hs.engine.Wait(ctx, id)
+	}
+}
+
+// A tier whose hedges go to a model the policy does not allow is refused:
+// a hedged call is a call to that model.
+func TestPolicyHedgeTarget(t *testing.T) {
+	hs := newHarnessWith(t, func(c *llmtest.Call) llmtest.Reply { return finish("done") },
+		Options{Policy: &RunPolicy{Models: []string{"lead", "cheap"}}}, func(c *config.Config) {
+			c.Models["backup"] = &config.Model{Name: "backup", Provider: "openai", ID: "backup", BaseURL: c.Models["cheap"].BaseURL}
+			c.Models["cheap"].Hedge = &config.Hedge{After: "200ms", To: "backup", MaxShare: 1}
+		})
+	_, err := hs.engine.Start(context.Background(), Spec{Task: "t", Lead: "lead", Tiers: []string{"cheap"}})
+	var pe *PolicyError
+	if !errors.As(err, &pe) || pe.Rule != "policy.models" || !strings.Contains(err.Error(), "hedges to backup") {
+		t.Fatalf("a tier hedging outside the policy: %v", err)
+	}
+	if n := len(hs.srv.Calls()); n != 0 {
+		t.Fatalf("%d model calls", n)
 	}
 }

@@ -2,12 +2,15 @@ package swarm
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hive-swarm/hive/internal/llm/llmtest"
+	"github.com/hive-swarm/hive/internal/mcp"
 	"github.com/hive-swarm/hive/internal/screen"
 )
 
@@ -138,5 +141,91 @@ func TestScreenRefusesArtifact(t *testing.T) {
 		if strings.Contains(string(b), planted) {
 			t.Errorf("node %s carries the refused artifact's credential", n.ID)
 		}
+	}
+}
+
+// A hostile lead and worker try every way out for a credential the
+// screen knows: delegated instructions (split by a zero-width space),
+// the final answer (in base64), and an MCP tool's arguments (which leave
+// Hive for the tool's server). Each is refused naming the rule, nothing
+// reaches the server, the key is never journaled whole, and the run ends
+// on the clean answer. A tool call whose arguments are too long for a
+// person to read is denied without asking.
+func TestScreenEveryExit(t *testing.T) {
+	calc := newCalcServer(t)
+	split := planted[:10] + "\u200b" + planted[10:]
+	encoded := base64.StdEncoding.EncodeToString([]byte("token=" + planted))
+	var leadSaw notes
+	w := &steps{calls: []llmtest.ToolCall{
+		toolCall("calc__add", map[string]any{"a": 2, "b": 40, "note": planted}),
+		toolCall("calc__add", map[string]any{"a": 2, "b": 40, "note": strings.Repeat("x", MaxApprovalText)}),
+		toolCall("calc__add", map[string]any{"a": 2, "b": 40}),
+		toolCall("submit", map[string]any{"report": "42"}),
+	}}
+	h := func(c *llmtest.Call) llmtest.Reply {
+		if !isLead(c) {
+			return w.reply(c)
+		}
+		switch turns(c) {
+		case 0:
+			return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("delegate", delegateArgs{Tasks: []TaskSpec{{Name: "t", Instructions: "Log in with " + split}}})}}
+		case 1:
+			leadSaw.add(lastResult(c))
+			return llmtest.Reply{ToolCalls: []llmtest.ToolCall{toolCall("delegate", delegateArgs{Tasks: []TaskSpec{{Name: "t", Instructions: "Add 2 and 40."}}})}}
+		case 2:
+			return finish("here it is: " + encoded)
+		case 3:
+			leadSaw.add(lastResult(c))
+		}
+		return finish("42")
+	}
+	hs := newHarness(t, h, Options{Screen: newScreen(t, screen.Config{}), Approval: &ApprovalPolicy{Tools: []string{"calc__*"}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	id, err := hs.engine.Start(ctx, Spec{Task: "add", Lead: "lead", Tiers: []string{"cheap"}, MCP: map[string]*mcp.ServerConfig{
+		"calc": {URL: calc.URL, Allow: []string{"add"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := pending(t, hs, id)
+	if !strings.Contains(a.What, `{"a":2,"b":40}`) || strings.Contains(a.What, "xxxx") {
+		t.Fatalf("the request put to a person: %.300q", a.What)
+	}
+	if err := hs.engine.Decide(ctx, id, a.ID, true, "", "ada"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := hs.engine.Wait(ctx, id)
+	if err != nil || res.Status != StatusDone || res.Answer != "42" {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if got := leadSaw.all(); len(got) != 2 || !strings.Contains(got[0], "github-token") || !strings.Contains(got[0], "No task was started") ||
+		!strings.Contains(got[1], "github-token") || !strings.Contains(got[1], "Finish again") {
+		t.Fatalf("the lead was told %q", got)
+	}
+	if !strings.Contains(w.result(0), "github-token") || !strings.Contains(w.result(0), "not made") {
+		t.Fatalf("the worker's first call: %q", w.result(0))
+	}
+	if !strings.Contains(w.result(1), "too many for a person to review") {
+		t.Fatalf("the worker's long call: %q", w.result(1))
+	}
+	if calc.count("add") != 1 || w.result(2) != "42" {
+		t.Fatalf("%d calls reached the server; the third saw %q", calc.count("add"), w.result(2))
+	}
+	// Nothing journaled holds the key whole.
+	evs, err := hs.store.Events(ctx, id, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	screened := 0
+	for _, ev := range evs {
+		if strings.Contains(string(ev.Data), planted[4:]) || strings.Contains(string(ev.Data), encoded) {
+			t.Errorf("event %d holds the key: %.200s", ev.Seq, ev.Data)
+		}
+		if strings.Contains(string(ev.Data), `"type":"screen"`) {
+			screened++
+		}
+	}
+	if screened < 3 {
+		t.Errorf("%d screen events, want one per exit tried", screened)
 	}
 }

@@ -20,10 +20,14 @@ type Spec struct {
 	// Origin says who started the run: empty for hive run and the HTTP
 	// API, [OriginMCP] for an MCP client, which may read and cancel only
 	// the runs of that origin.
-	Origin string   `json:"origin,omitempty"`
-	Task   string   `json:"task"`
-	Lead   string   `json:"lead"`  // the lead's model name
-	Tiers  []string `json:"tiers"` // worker model names, cheapest first
+	Origin string `json:"origin,omitempty"`
+	// Principal is who started it: the name of the API token
+	// ([serve.tokens.NAME]), empty for the command line and the main
+	// token. Spend caps may be a principal's own (RunPolicy.Principals).
+	Principal string   `json:"principal,omitempty"`
+	Task      string   `json:"task"`
+	Lead      string   `json:"lead"`  // the lead's model name
+	Tiers     []string `json:"tiers"` // worker model names, cheapest first
 	// Models are further models the run's models may name (a judge, the
 	// voters and confirmers of a verify spec); the lead and the tiers are
 	// always allowed, and no other model is ever called.

@@ -443,6 +443,9 @@ func (r *run) delegateNested(ctx context.Context, parent *nodeState, args delega
 	if err := r.checkTasks(args.Tasks); err != nil {
 		return toolOutcome{content: err.Error(), isErr: true}
 	}
+	if _, err := r.screenOut(parent, screen.Task, "delegated tasks", delegatedText(args)); err != nil {
+		return toolOutcome{content: err.Error() + ". No task was started.", isErr: true}
+	}
 	kids := make([]*nodeState, len(args.Tasks))
 	for i, t := range args.Tasks {
 		kids[i] = r.newNode(parent.ID, RoleWorker, t.Name, r.tierModel(t.Tier), tierOf(t.Tier, len(r.spec.Tiers)), parent.Depth+1)
@@ -640,6 +643,35 @@ func (r *run) screenReport(ctx context.Context, ns *nodeState, id, report string
 		break
 	}
 	return toolOutcome{}, false
+}
+
+// screenOut screens text leaving node ns as where (labelled label in the
+// record): what a model delegates, answers or sends to a tool. Every
+// finding is journaled on the node; a blocking one is returned, for the
+// model to be told. Holds wait for a person only where the caller asks
+// (tool calls): a delegated task comes from a task a person may already
+// have approved, and an answer is the run's end.
+func (r *run) screenOut(ns *nodeState, where screen.Where, label, text string) ([]screen.Finding, error) {
+	fs, err := r.e.opts.Screen.Refuse(where, text)
+	for _, f := range fs {
+		r.mu.Lock()
+		n := ns.Node
+		r.mu.Unlock()
+		r.publish(Event{Type: EventScreen, Node: &n, Text: label + ": " + f.String() + ", " + string(f.Action)})
+	}
+	return fs, err
+}
+
+// delegatedText is what a delegate call hands workers, for the screen:
+// the shared context and each task's instructions.
+func delegatedText(args delegateArgs) string {
+	var b strings.Builder
+	b.WriteString(args.Context)
+	for _, t := range args.Tasks {
+		b.WriteString("\n[task " + t.Name + "]\n")
+		b.WriteString(t.Instructions)
+	}
+	return b.String()
 }
 
 // submittedText is what a submission carries for the screen: its report

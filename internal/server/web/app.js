@@ -35,6 +35,13 @@
   function clear(e) { while (e.firstChild) e.removeChild(e.firstChild); }
 
   // Encode an id that may contain "/" path by path segment.
+  // visible shows the characters that change how text displays without
+  // being seen (bidi overrides and isolates, zero-width ones, controls)
+  // as \u{…} escapes: what a person approves must read as what it is.
+  function visible(s) {
+    return String(s).replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g,
+      (c) => "\\u{" + c.charCodeAt(0).toString(16).padStart(4, "0") + "}");
+  }
   function seg(id) { return String(id).split("/").map(encodeURIComponent).join("/"); }
 
   async function api(method, path, body) {
@@ -278,7 +285,7 @@
         no.addEventListener("click", () => decide(false));
         approvals.appendChild(el("div", { class: "approval", "data-id": a.id },
           el("div", { class: "approval-head" }, el("strong", { text: "Waiting for you: " }), el("span", { text: a.id === a.kind ? a.kind : a.kind + " " + a.id })),
-          el("pre", { class: "approval-what", text: a.what || "" }),
+          el("pre", { class: "approval-what", text: visible(a.what || "") }),
           el("div", { class: "approval-actions" }, note, yes, no)));
       }
     }
