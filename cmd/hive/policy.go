@@ -23,6 +23,19 @@ func runPolicy(cfg *config.Config) *swarm.RunPolicy {
 	rp := &swarm.RunPolicy{Models: p.Models, LeadModels: p.LeadModels, MCPServers: p.MCPServers,
 		MaxBudget: usd(p.MaxBudgetUSD), DailyBudget: usd(p.DailyBudgetUSD),
 		MaxWorkers: p.MaxWorkers, MaxDepth: p.MaxDepth, MaxWall: p.MaxWall.Duration}
+	rule := func(key string, r *config.PolicyRule) *swarm.ToolRule {
+		if r == nil {
+			return nil
+		}
+		return &swarm.ToolRule{Key: key, Tools: r.Tools, Write: r.Write, MCPServers: r.MCPServers}
+	}
+	rp.Workers, rp.Lead = rule("policy.workers", p.Workers), rule("policy.lead", p.Lead)
+	for name, r := range p.Tiers {
+		if rp.Tiers == nil {
+			rp.Tiers = map[string]*swarm.ToolRule{}
+		}
+		rp.Tiers[name] = rule("policy.tiers."+name, r)
+	}
 	for name, t := range cfg.Serve.Tokens {
 		if rp.Principals == nil {
 			rp.Principals = map[string]swarm.PrincipalPolicy{}
@@ -86,7 +99,7 @@ func runPolicyCmd(ctx context.Context, env *Env, args []string) error {
 		if conflicts == nil {
 			conflicts = []string{}
 		}
-		if err := enc.Encode(map[string]any{"config": cfg.Path, "policy": cfg.Policy, "screen_rules": rules, "conflicts": conflicts}); err != nil {
+		if err := enc.Encode(map[string]any{"config": cfg.Path, "policy": cfg.Policy, "tokens": cfg.Serve.Tokens, "screen_rules": rules, "conflicts": conflicts}); err != nil {
 			return err
 		}
 	} else {
@@ -100,9 +113,16 @@ func runPolicyCmd(ctx context.Context, env *Env, args []string) error {
 		if err := toml.NewEncoder(env.Stdout).Encode(map[string]any{"policy": pol}); err != nil {
 			return err
 		}
+		if len(cfg.Serve.Tokens) > 0 {
+			// The tokens' bounds (their secrets stay in the variables).
+			fmt.Fprintf(env.Stdout, "\n# API tokens of their own\n")
+			if err := toml.NewEncoder(env.Stdout).Encode(map[string]any{"serve": map[string]any{"tokens": cfg.Serve.Tokens}}); err != nil {
+				return err
+			}
+		}
 		fmt.Fprintf(env.Stdout, "\n# screen rules, in the order they run\n")
 		for _, r := range rules {
-			on := "tasks and reports"
+			on := "tasks, reports, tool calls"
 			if len(r.On) > 0 {
 				on = fmt.Sprint(r.On)
 			}

@@ -23,6 +23,18 @@ max_workers = 4
 max_budget_usd = 1
 mcp_servers = []
 
+[policy.tiers.cheap]
+tools = ["read_file", "write_file"]
+write = ["docs/**"]
+mcp_servers = ["github"]
+
+[policy.tiers.cheep]
+tools = []
+
+[serve.tokens.ci]
+env = "HIVE_TOKEN_CI"
+daily_budget_usd = 5
+
 [[policy.screen.rules]]
 name = "prod"
 pattern = 'production'
@@ -44,6 +56,9 @@ action = "hold"
 		"swarms.big.budget_usd is 5, over policy.max_budget_usd (1)",
 		"swarms.big.max_workers is 50, over policy.max_workers (4)",
 		"policy.models names cheep, which no [models.cheep] configures",
+		"policy.tiers.cheep names a model no [models.cheep] configures",
+		"policy.tiers.cheap.mcp_servers names github, which no [mcp.github] configures",
+		`write = ["docs/**"]`, `env = "HIVE_TOKEN_CI"`,
 		"prod ", "hold",
 	} {
 		if !strings.Contains(out, want) {
@@ -54,5 +69,22 @@ action = "hold"
 	code, _, errOut = w.hive("run", "count to three")
 	if code == 0 || !strings.Contains(errOut, "refused by policy.models") || !strings.Contains(errOut, "strong") {
 		t.Fatalf("a run past the policy: exit %d: %s", code, errOut)
+	}
+	// A rule naming a tool that is not built in, a lead rule with tools,
+	// a write glob that is absolute, and a token without a variable are
+	// refused when the file loads, naming the key.
+	for bad, want := range map[string]string{
+		"[policy.workers]\ntools = [\"shell\"]\n":       "policy.workers.tools: \"shell\" is not a built-in tool",
+		"[policy.lead]\ntools = [\"delegate\"]\n":       "policy.lead takes only mcp_servers",
+		"[policy.tiers.cheap]\nwrite = [\"/etc/**\"]\n": "policy.tiers.cheap.write",
+		"[serve.tokens.ci]\ndaily_budget_usd = 1\n":     "serve.tokens.ci.env is missing",
+		"[serve.tokens.\"c i\"]\nenv = \"X_TOKEN\"\n":   "a token's name is letters",
+	} {
+		if err := os.WriteFile(w.cfg, append(append([]byte{}, cfg...), ("\n"+bad)...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if code, out, errOut := w.hive("policy", "check"); code != 2 && code != 1 || !strings.Contains(errOut+out, want) {
+			t.Errorf("%q: exit %d: %s%s", bad, code, out, errOut)
+		}
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/bmatcuk/doublestar/v4"
 
 	"github.com/hive-swarm/hive/internal/hedge"
 	"github.com/hive-swarm/hive/internal/mcp"
@@ -98,6 +99,51 @@ type Policy struct {
 	MaxWorkers int      `toml:"max_workers"`
 	MaxDepth   int      `toml:"max_depth"`
 	MaxWall    Duration `toml:"max_wall"`
+
+	// Workers bounds what every worker may use ([policy.workers]); Tiers
+	// what the workers of one tier's model may, instead
+	// ([policy.tiers.MODEL]); Lead what the lead may ([policy.lead]:
+	// mcp_servers only, its protocol tools are the run's own).
+	Workers *PolicyRule            `toml:"workers"`
+	Tiers   map[string]*PolicyRule `toml:"tiers"`
+	Lead    *PolicyRule            `toml:"lead"`
+}
+
+// PolicyRule is what the models of one role or tier may use; a list left
+// out bounds nothing.
+type PolicyRule struct {
+	// Tools are the built-in tools offered: run_code, delegate,
+	// list_files, read_file, grep, write_file, edit_file (submit always).
+	Tools []string `toml:"tools"`
+	// Write are the workspace paths write_file and edit_file may change:
+	// globs relative to the workspace root, ** for any depth ("src/**").
+	Write []string `toml:"write"`
+	// MCPServers are the [mcp.NAME] servers whose tools are offered.
+	MCPServers []string `toml:"mcp_servers"`
+}
+
+// builtinTools are the tools a [PolicyRule] may name.
+var builtinTools = []string{"run_code", "delegate", "list_files", "read_file", "grep", "write_file", "edit_file"}
+
+// check checks the rule, found at key.
+func (r *PolicyRule) check(key string, lead bool) error {
+	if r == nil {
+		return nil
+	}
+	if lead && (r.Tools != nil || r.Write != nil) {
+		return fmt.Errorf("%s takes only mcp_servers: the lead's tools are the protocol's, and it writes no files", key)
+	}
+	for _, t := range r.Tools {
+		if !slices.Contains(builtinTools, t) {
+			return fmt.Errorf("%s.tools: %q is not a built-in tool (%s; submit is always offered; MCP tools go by mcp_servers)", key, t, strings.Join(builtinTools, ", "))
+		}
+	}
+	for _, g := range r.Write {
+		if g == "" || strings.HasPrefix(g, "/") || !doublestar.ValidatePattern(g) {
+			return fmt.Errorf("%s.write: %q is not a glob relative to the workspace root (\"src/**\", \"docs/*.md\")", key, g)
+		}
+	}
+	return nil
 }
 
 // Approval is the [policy.approval] table. What the screen holds (rules
@@ -675,6 +721,17 @@ func (c *Config) validate() error {
 	p := c.Policy
 	if p.MaxBudgetUSD < 0 || p.DailyBudgetUSD < 0 || p.MaxWorkers < 0 || p.MaxDepth < 0 || p.MaxWall.Duration < 0 {
 		return errors.New("policy: max_budget_usd, daily_budget_usd, max_workers, max_depth and max_wall take a bound ≥ 0 (0: none)")
+	}
+	if err := p.Workers.check("policy.workers", false); err != nil {
+		return err
+	}
+	if err := p.Lead.check("policy.lead", true); err != nil {
+		return err
+	}
+	for _, name := range slices.Sorted(maps.Keys(p.Tiers)) {
+		if err := p.Tiers[name].check("policy.tiers."+name, false); err != nil {
+			return err
+		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.Serve.Tokens)) {
 		t := c.Serve.Tokens[name]

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -82,6 +83,22 @@ func (c *Config) PolicyConflicts() []string {
 		for _, n := range servers {
 			if !slices.Contains(p.MCPServers, n) {
 				add("mcp.%s is configured, but policy.mcp_servers does not allow it", n)
+			}
+		}
+	}
+	rules := map[string]*PolicyRule{"policy.workers": p.Workers, "policy.lead": p.Lead}
+	for n, r := range p.Tiers {
+		rules["policy.tiers."+n] = r
+		if _, ok := c.Models[n]; !ok && !strings.Contains(n, ":") {
+			add("policy.tiers.%s names a model no [models.%s] configures (a typo?)", n, n)
+		}
+	}
+	for _, key := range slices.Sorted(maps.Keys(rules)) {
+		if r := rules[key]; r != nil {
+			for _, s := range r.MCPServers {
+				if _, ok := c.MCP[s]; !ok {
+					add("%s.mcp_servers names %s, which no [mcp.%s] configures (a typo?)", key, s, s)
+				}
 			}
 		}
 	}

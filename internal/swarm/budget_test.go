@@ -43,7 +43,7 @@ func TestBudgetHoldsAgainstThousandWorkers(t *testing.T) {
 	lead, _ := hs.reg.Get("lead")
 	spec := Spec{Task: "race", Lead: "lead", Tiers: []string{"cheap"}, MaxWorkers: 1000}.withDefaults()
 	r := &run{spec: spec}
-	workerWorst, _, _ := worstCase(cheap, &llm.Request{System: workerSystem, MaxTokens: spec.CallTokens, Tools: r.workerTools(1), Messages: []llm.Message{llm.UserText(taskPrompt(ws))}})
+	workerWorst, _, _ := worstCase(cheap, &llm.Request{System: workerSystem, MaxTokens: spec.CallTokens, Tools: r.workerTools(1, ""), Messages: []llm.Message{llm.UserText(taskPrompt(ws))}})
 	leadWorst := lead.Price.WorstCase(400_000, int64(spec.CallTokens))
 	spec.Task = "race"
 	lr := leadRequest(spec)
@@ -111,7 +111,7 @@ func TestBudgetWaveWaits(t *testing.T) {
 	spec := Spec{Task: "wave", Lead: "lead", Tiers: []string{"cheap"}, MaxWorkers: 10}.withDefaults()
 	ws := tasks(1, "w")[0]
 	r := &run{spec: spec}
-	workerWorst, _, _ := worstCase(cheap, &llm.Request{System: workerSystem, MaxTokens: spec.CallTokens, Tools: r.workerTools(1), Messages: []llm.Message{llm.UserText(taskPrompt(ws))}})
+	workerWorst, _, _ := worstCase(cheap, &llm.Request{System: workerSystem, MaxTokens: spec.CallTokens, Tools: r.workerTools(1, ""), Messages: []llm.Message{llm.UserText(taskPrompt(ws))}})
 	lr := leadRequest(spec)
 	first, _, _ := worstCase(lead, &lr)
 	spec.LeadReserve = 2 * first

@@ -121,7 +121,7 @@ func isFileTool(name string) bool {
 }
 
 // fileTool runs a workspace tool call in ov, once per key (journaled).
-func (r *run) fileTool(ctx context.Context, ns *nodeState, key string, ov *workspace.Overlay, c llm.ToolCall) toolOutcome {
+func (r *run) fileTool(ctx context.Context, ns *nodeState, key string, ov *workspace.Overlay, c llm.ToolCall, rule *ToolRule) toolOutcome {
 	if data, ok, _ := r.journaled(key); ok {
 		var rec toolRecord
 		if json.Unmarshal(data, &rec) == nil {
@@ -150,7 +150,7 @@ func (r *run) fileTool(ctx context.Context, ns *nodeState, key string, ov *works
 		}
 	}
 	start := time.Now()
-	rec, err := r.doFileTool(ctx, ov, c)
+	rec, err := r.doFileTool(ctx, ov, c, rule)
 	if err != nil {
 		var pe *workspace.PathError
 		if !errors.As(err, &pe) && ctx.Err() != nil {
@@ -185,7 +185,7 @@ type badArgsError struct{ error }
 
 // doFileTool runs one workspace tool call. An error is what the model is
 // told went wrong.
-func (r *run) doFileTool(ctx context.Context, ov *workspace.Overlay, c llm.ToolCall) (toolRecord, error) {
+func (r *run) doFileTool(ctx context.Context, ov *workspace.Overlay, c llm.ToolCall, rule *ToolRule) (toolRecord, error) {
 	parse := func(v any) error {
 		if err := decodeArgs(c, v); err != nil {
 			return badArgsError{err}
@@ -228,6 +228,9 @@ func (r *run) doFileTool(ctx context.Context, ov *workspace.Overlay, c llm.ToolC
 		if err := parse(&a); err != nil {
 			return toolRecord{}, err
 		}
+		if err := rule.checkWrite(a.Path); err != nil {
+			return toolRecord{Output: err.Error() + ": change only the files you may", IsErr: true}, nil
+		}
 		if err := ov.Write(a.Path, a.Content); err != nil {
 			return toolRecord{}, err
 		}
@@ -236,6 +239,9 @@ func (r *run) doFileTool(ctx context.Context, ov *workspace.Overlay, c llm.ToolC
 		var a editFileArgs
 		if err := parse(&a); err != nil {
 			return toolRecord{}, err
+		}
+		if err := rule.checkWrite(a.Path); err != nil {
+			return toolRecord{Output: err.Error() + ": change only the files you may", IsErr: true}, nil
 		}
 		n, err := ov.Edit(a.Path, a.OldString, a.NewString, a.ReplaceAll)
 		if err != nil {

@@ -3,8 +3,12 @@ package swarm
 import (
 	"errors"
 	"fmt"
+	"path"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/bmatcuk/doublestar/v4"
 
 	"github.com/hive-swarm/hive/internal/journal"
 	"github.com/hive-swarm/hive/internal/price"
@@ -33,6 +37,79 @@ type RunPolicy struct {
 	// Principals are the bounds of each API token's runs, by the token's
 	// name ([serve.tokens.NAME]).
 	Principals map[string]PrincipalPolicy
+	// Workers bounds what every worker may use, Tiers what the workers of
+	// one tier's model may (instead of Workers), Lead what the lead may;
+	// nil: no bound beyond the run's own.
+	Workers, Lead *ToolRule
+	Tiers         map[string]*ToolRule
+}
+
+// ToolRule is what the models of one role or tier may use. A nil list
+// bounds nothing.
+type ToolRule struct {
+	// Key names the rule in refusals ("policy.tiers.cheap").
+	Key string
+	// Tools are the built-in tools offered (run_code, delegate,
+	// list_files, read_file, grep, write_file, edit_file); submit and
+	// finish always are.
+	Tools []string
+	// Write are the workspace paths (globs, ** for any depth) that
+	// write_file and edit_file may change.
+	Write []string
+	// MCPServers are the [mcp.NAME] servers whose tools are offered.
+	MCPServers []string
+}
+
+// BuiltinTools are the tools a ToolRule may name.
+var BuiltinTools = []string{toolRunCode, toolDelegate, toolListFiles, toolReadFile, toolGrep, toolWriteFile, toolEditFile}
+
+// workerRule is the rule of a worker of model, nil when none bounds it.
+func (p *RunPolicy) workerRule(model string) *ToolRule {
+	if p == nil {
+		return nil
+	}
+	if r := p.Tiers[model]; r != nil {
+		return r
+	}
+	return p.Workers
+}
+
+// leadRule is the lead's rule, nil when none bounds it.
+func (p *RunPolicy) leadRule() *ToolRule {
+	if p == nil {
+		return nil
+	}
+	return p.Lead
+}
+
+// allowsTool reports whether the rule lets its models use the tool name:
+// the built-in tools it names, and every other (submit, finish, and MCP
+// tools, which allowsServer bounds).
+func (t *ToolRule) allowsTool(name string) bool {
+	return t == nil || t.Tools == nil || !slices.Contains(BuiltinTools, name) || slices.Contains(t.Tools, name)
+}
+
+// allowsServer reports whether the rule lets its models use the MCP
+// server's tools.
+func (t *ToolRule) allowsServer(server string) bool {
+	return t == nil || t.MCPServers == nil || slices.Contains(t.MCPServers, server)
+}
+
+// checkWrite refuses a write to the workspace path p (as the model gave
+// it) that the rule's Write globs do not name. Paths are compared cleaned
+// and exactly: "docs/../src/x" is src/x, and no case or Unicode alias of
+// an allowed path is taken for it.
+func (t *ToolRule) checkWrite(p string) error {
+	if t == nil || t.Write == nil {
+		return nil
+	}
+	c := path.Clean(strings.TrimPrefix(p, "./"))
+	for _, g := range t.Write {
+		if ok, _ := doublestar.Match(g, c); ok {
+			return nil
+		}
+	}
+	return &PolicyError{t.Key + ".write", fmt.Sprintf("%s may not be written here (writable: %s)", c, strings.Join(t.Write, ", "))}
 }
 
 // PrincipalPolicy bounds the runs one API token starts: each run's budget

@@ -189,3 +189,73 @@ func TestPolicyHedgeTarget(t *testing.T) {
 		t.Fatalf("%d model calls", n)
 	}
 }
+
+// A tier's rule bounds its workers: only the built-in tools it names are
+// offered, and a hostile worker calling another (run_code) is refused;
+// it writes only the paths its globs name, however it spells another
+// ("docs/../src/x", "./src/x", "DOCS/x"); the MCP servers it does not
+// name are not offered, and their tools are unknown to it. The lead's
+// rule bounds the lead's MCP servers the same way.
+func TestPolicyToolRules(t *testing.T) {
+	dir := workspaceDir(t, map[string]string{"docs/a.md": "# a\n", "src/x.go": "package src\n"})
+	calc := newCalcServer(t)
+	w := &steps{calls: []llmtest.ToolCall{
+		toolCall("run_code", map[string]any{"language": "python", "code": "print(1)"}),
+		toolCall("write_file", map[string]any{"path": "src/x.go", "content": "package evil\n"}),
+		toolCall("write_file", map[string]any{"path": "docs/../src/x.go", "content": "package evil\n"}),
+		toolCall("edit_file", map[string]any{"path": "./src/x.go", "old_string": "src", "new_string": "evil"}),
+		toolCall("write_file", map[string]any{"path": "DOCS/b.md", "content": "x"}),
+		toolCall("calc__add", map[string]any{"a": 1, "b": 2}),
+		toolCall("write_file", map[string]any{"path": "docs/b.md", "content": "# b\n"}),
+		toolCall("submit", map[string]any{"report": "wrote docs/b.md"}),
+	}}
+	var workerTools, leadTools notes
+	h := func(c *llmtest.Call) llmtest.Reply {
+		if isLead(c) {
+			if turns(c) == 0 {
+				leadTools.add(strings.Join(c.Tools, " "))
+			}
+			return leadOneTask(c, TaskSpec{Name: "docs", Instructions: "Write docs."})
+		}
+		if turns(c) == 0 {
+			workerTools.add(strings.Join(c.Tools, " "))
+		}
+		return w.reply(c)
+	}
+	pol := &RunPolicy{
+		Workers: &ToolRule{Key: "policy.workers", Tools: BuiltinTools},
+		Tiers: map[string]*ToolRule{"cheap": {Key: "policy.tiers.cheap", Tools: []string{"list_files", "read_file", "write_file", "edit_file"},
+			Write: []string{"docs/**"}, MCPServers: []string{}}},
+		Lead: &ToolRule{Key: "policy.lead", MCPServers: []string{}},
+	}
+	hs := newHarness(t, h, Options{Policy: pol})
+	res := hs.run(Spec{Task: "docs", BudgetUSD: 1e9, Workspace: dir, MCP: map[string]*mcp.ServerConfig{
+		"calc": {URL: calc.URL, Allow: []string{"add"}, Roles: []string{"worker", "lead"}}}})
+	if res.Status != StatusDone {
+		t.Fatalf("run %s: %s", res.Status, res.Error)
+	}
+	if got := workerTools.all(); len(got) != 1 || got[0] != "submit list_files read_file write_file edit_file" {
+		t.Fatalf("the cheap worker was offered %q", got)
+	}
+	if got := leadTools.all(); len(got) != 1 || strings.Contains(got[0], "calc__") {
+		t.Fatalf("the lead was offered %q", got)
+	}
+	if r := w.result(0); !strings.Contains(r, "policy.tiers.cheap.tools") {
+		t.Errorf("run_code: %q", r)
+	}
+	for i := 1; i <= 4; i++ {
+		if r := w.result(i); !strings.Contains(r, "policy.tiers.cheap.write") {
+			t.Errorf("write %d: %q", i, r)
+		}
+	}
+	if r := w.result(5); !strings.Contains(r, `unknown tool "calc__add"`) || calc.count("add") != 0 {
+		t.Errorf("calc__add: %q, %d calls reached the server", r, calc.count("add"))
+	}
+	if r := w.result(6); strings.Contains(r, "policy") || strings.Contains(r, "rror") {
+		t.Errorf("the allowed write: %q", r)
+	}
+	_, _, patch, err := hs.store.Artifact(context.Background(), res.RunID, "1/patch")
+	if err != nil || !strings.Contains(string(patch), "docs/b.md") || strings.Contains(string(patch), "src/x.go") || strings.Contains(string(patch), "evil") {
+		t.Fatalf("the worker's patch (%v):\n%s", err, patch)
+	}
+}

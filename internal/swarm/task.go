@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -152,7 +153,7 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 	a := &agent{r: r, ns: ns, model: m, prio: limit.Worker, steps: steps, bud: r.pool, wave: t.wave, batch: r.spec.batched(ns.Tier) && m.Batch != nil}
 	// The shared part first and unchanging (tools, system, the wave's
 	// context), then the task: see cache.go.
-	a.req = llm.Request{System: t.wave.system(r.workerSystem()), MaxTokens: r.spec.CallTokens, Tools: r.workerTools(ns.Depth),
+	a.req = llm.Request{System: t.wave.system(r.workerSystem()), MaxTokens: r.spec.CallTokens, Tools: r.workerTools(ns.Depth, ns.Model),
 		CacheSystem: true, CacheKey: t.wave.cacheKey()}
 	if r.e.opts.NoPromptCache {
 		a.req.CacheSystem, a.req.CacheKey, a.wave = false, "", nil
@@ -173,7 +174,11 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 		tree = ov
 	}
 	codeRuns, toolRuns, submits := 0, 0, 0
+	rule := r.e.opts.Policy.workerRule(ns.Model)
 	a.handle = func(ctx context.Context, c llm.ToolCall) toolOutcome {
+		if !rule.allowsTool(c.Name) {
+			return toolOutcome{content: fmt.Sprintf("tool %q is not allowed here (%s.tools); your tools are: %s", c.Name, rule.Key, toolNames(a.req.Tools)), isErr: true}
+		}
 		switch c.Name {
 		case toolSubmit:
 			var args submitArgs
@@ -221,7 +226,7 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 			switch {
 			case ov != nil && isFileTool(c.Name):
 				toolRuns++
-				return r.fileTool(ctx, ns, fmt.Sprintf("%s/tool-%d-%d", ns.ID, ns.Attempt, toolRuns), ov, c)
+				return r.fileTool(ctx, ns, fmt.Sprintf("%s/tool-%d-%d", ns.ID, ns.Attempt, toolRuns), ov, c, rule)
 			case offered(mcpTools, c.Name):
 				toolRuns++
 				return r.mcpCall(ctx, ns, fmt.Sprintf("%s/tool-%d-%d", ns.ID, ns.Attempt, toolRuns), c)
@@ -357,7 +362,7 @@ func taskPrompt(t TaskSpec) string {
 // answers) and plain completion models get the question as asked.
 func plainPrompt(t TaskSpec) string { return t.Instructions }
 
-func (r *run) workerTools(depth int) []llm.Tool {
+func (r *run) workerTools(depth int, model string) []llm.Tool {
 	tools := []llm.Tool{submitTool, runCodeTool}
 	if depth < r.spec.MaxDepth {
 		tools = append(tools, delegateTool)
@@ -365,7 +370,8 @@ func (r *run) workerTools(depth int) []llm.Tool {
 	if r.ws != nil {
 		tools = append(tools, workspaceTools...)
 	}
-	return tools
+	rule := r.e.opts.Policy.workerRule(model)
+	return slices.DeleteFunc(tools, func(t llm.Tool) bool { return !rule.allowsTool(t.Name) })
 }
 
 // workerSystem is a worker's system prompt: the same for every worker of
