@@ -492,10 +492,14 @@ func (e *Engine) Cancel(ctx context.Context, id string) error {
 	}
 	e.mu.Lock()
 	s := e.slots[jr.ID]
+	var sr *run
+	if s != nil {
+		sr = s.run
+	}
 	e.mu.Unlock()
-	if s != nil && s.run != nil {
-		s.run.cancelled.Store(true)
-		s.run.stopWork(errors.New("run cancelled"))
+	if sr != nil {
+		sr.cancelled.Store(true)
+		sr.stopWork(errors.New("run cancelled"))
 	}
 	if s != nil && s.cancel != nil {
 		s.cancel()

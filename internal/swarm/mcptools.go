@@ -104,9 +104,9 @@ func (r *run) mcpTools(ctx context.Context, ns *nodeState) []mcp.Tool {
 // mcpToolsFor returns the MCP tools offered to a model of role (mcp.RoleWorker
 // or mcp.RoleLead) that is model, as model APIs take them.
 func (r *run) mcpToolsFor(ctx context.Context, ns *nodeState, role, model string) []llm.Tool {
-	rule := r.e.opts.Policy.leadRule()
+	rule := r.policy().leadRule()
 	if role == mcp.RoleWorker {
-		rule = r.e.opts.Policy.workerRule(model)
+		rule = r.policy().workerRule(model)
 	}
 	var out []llm.Tool
 	for _, t := range r.mcpTools(ctx, ns) {

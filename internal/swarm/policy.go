@@ -63,6 +63,15 @@ type ToolRule struct {
 // BuiltinTools are the tools a ToolRule may name.
 var BuiltinTools = []string{toolRunCode, toolDelegate, toolListFiles, toolReadFile, toolGrep, toolWriteFile, toolEditFile}
 
+// policy is the run's policy, nil for none (or a run without an engine,
+// in tests).
+func (r *run) policy() *RunPolicy {
+	if r.e == nil {
+		return nil
+	}
+	return r.e.opts.Policy
+}
+
 // workerRule is the rule of a worker of model, nil when none bounds it.
 func (p *RunPolicy) workerRule(model string) *ToolRule {
 	if p == nil {

@@ -88,17 +88,23 @@ func TestPolicyRefuses(t *testing.T) {
 // run started after the cancel, the resumption is refused, naming the
 // rule, and the run stays cancelled; once that run ends it resumes.
 func TestPolicyResumeReadmits(t *testing.T) {
-	ctx := context.Background()
-	slow := make(chan struct{})
-	var once sync.Once
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	slow, slowA := make(chan struct{}), make(chan struct{})
+	var once, onceA sync.Once
 	release := func() { once.Do(func() { close(slow) }) }
+	releaseA := func() { onceA.Do(func() { close(slowA) }) }
 	hs := newHarness(t, func(c *llmtest.Call) llmtest.Reply {
-		if strings.Contains(c.LastUserText(), "wait") {
+		switch {
+		case strings.Contains(c.LastUserText(), "a: wait"):
+			<-slowA
+		case strings.Contains(c.LastUserText(), "wait"):
 			<-slow
 		}
 		return finish("done")
 	}, Options{Policy: &RunPolicy{DailyBudget: 3 * price.Dollar}})
 	t.Cleanup(release)
+	t.Cleanup(releaseA)
 	a, err := hs.engine.Start(ctx, Spec{Task: "a: wait", Lead: "lead", Tiers: []string{"cheap"}, BudgetUSD: 2 * price.Dollar})
 	if err != nil {
 		t.Fatal(err)
@@ -106,6 +112,7 @@ func TestPolicyResumeReadmits(t *testing.T) {
 	if err := hs.engine.Cancel(ctx, a); err != nil {
 		t.Fatal(err)
 	}
+	releaseA() // its server answers, as a real one would
 	if res, _ := hs.engine.Wait(ctx, a); res.Status != StatusCancelled {
 		t.Fatalf("a: %s", res.Status)
 	}

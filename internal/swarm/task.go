@@ -174,7 +174,7 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 		tree = ov
 	}
 	codeRuns, toolRuns, submits := 0, 0, 0
-	rule := r.e.opts.Policy.workerRule(ns.Model)
+	rule := r.policy().workerRule(ns.Model)
 	a.handle = func(ctx context.Context, c llm.ToolCall) toolOutcome {
 		if !rule.allowsTool(c.Name) {
 			return toolOutcome{content: fmt.Sprintf("tool %q is not allowed here (%s.tools); your tools are: %s", c.Name, rule.Key, toolNames(a.req.Tools)), isErr: true}
@@ -370,7 +370,7 @@ func (r *run) workerTools(depth int, model string) []llm.Tool {
 	if r.ws != nil {
 		tools = append(tools, workspaceTools...)
 	}
-	rule := r.e.opts.Policy.workerRule(model)
+	rule := r.policy().workerRule(model)
 	return slices.DeleteFunc(tools, func(t llm.Tool) bool { return !rule.allowsTool(t.Name) })
 }
 
