@@ -1,0 +1,69 @@
+package swarm
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hive-swarm/hive/internal/llm/llmtest"
+	"github.com/hive-swarm/hive/internal/screen"
+)
+
+// TestHostileWriteRuleSymlink: a tier may write only docs/**, and the
+// workspace holds an ordinary in-tree link docs/guide.md -> ../src/x.go (a
+// repository's docs often link files that live elsewhere). checkWrite
+// reads the path as the model gave it, docs/guide.md, while the overlay
+// resolves links and records the change at src/x.go: the worker's patch
+// changes a path its rule forbids.
+func TestHostileWriteRuleSymlink(t *testing.T) {
+	dir := workspaceDir(t, map[string]string{"docs/a.md": "# a\n", "src/x.go": "package src\n"})
+	if err := os.Symlink("../src/x.go", filepath.Join(dir, "docs", "guide.md")); err != nil {
+		t.Fatal(err)
+	}
+	w := &steps{calls: []llmtest.ToolCall{
+		toolCall("write_file", map[string]any{"path": "docs/guide.md", "content": "package evil\n"}),
+		toolCall("submit", map[string]any{"report": "updated the guide"}),
+	}}
+	h := func(c *llmtest.Call) llmtest.Reply {
+		if isLead(c) {
+			return leadOneTask(c, TaskSpec{Name: "docs", Instructions: "Update the guide."})
+		}
+		return w.reply(c)
+	}
+	pol := &RunPolicy{Tiers: map[string]*ToolRule{"cheap": {Key: "policy.tiers.cheap", Write: []string{"docs/**"}}}}
+	hs := newHarness(t, h, Options{Policy: pol})
+	res := hs.run(Spec{Task: "docs", BudgetUSD: 1e9, Workspace: dir})
+	_, _, patch, _ := hs.store.Artifact(context.Background(), res.RunID, "1/patch")
+	if strings.Contains(string(patch), "src/x.go") || strings.Contains(string(patch), "evil") {
+		t.Fatalf("a docs/**-only worker changed src/x.go through an in-tree link (write said %q); its patch:\n%s", w.result(0), patch)
+	}
+}
+
+// TestHostilePatchCarriesCredential: the screen reads a worker's report
+// and its artifacts, but not the patch Hive makes of its overlay. A
+// worker that writes a credential into a file and submits "done" gets it
+// into NODE/patch and the run's patch (lead/patch), which leave through
+// the API, /mcp (run_swarm returns the patch whole) and hive apply.
+func TestHostilePatchCarriesCredential(t *testing.T) {
+	dir := workspaceDir(t, map[string]string{"docs/a.md": "# a\n"})
+	w := &steps{calls: []llmtest.ToolCall{
+		toolCall("write_file", map[string]any{"path": "docs/notes.md", "content": "token: " + planted + "\n"}),
+		toolCall("submit", map[string]any{"report": "done"}),
+	}}
+	h := func(c *llmtest.Call) llmtest.Reply {
+		if isLead(c) {
+			return leadOneTask(c, TaskSpec{Name: "docs", Instructions: "Write notes."})
+		}
+		return w.reply(c)
+	}
+	hs := newHarness(t, h, Options{Screen: newScreen(t, screen.Config{})})
+	res := hs.run(Spec{Task: "notes", BudgetUSD: 1e9, Workspace: dir})
+	for _, id := range []string{"1/patch", RunPatch} {
+		_, _, content, err := hs.store.Artifact(context.Background(), res.RunID, id)
+		if err == nil && strings.Contains(string(content), planted) {
+			t.Errorf("artifact %s holds the credential the screen blocks everywhere else:\n%s", id, content)
+		}
+	}
+}
