@@ -5,9 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hive-swarm/hive/internal/llm/llmtest"
+	"github.com/hive-swarm/hive/internal/price"
 	"github.com/hive-swarm/hive/internal/screen"
 )
 
@@ -65,5 +67,46 @@ func TestHostilePatchCarriesCredential(t *testing.T) {
 		if err == nil && strings.Contains(string(content), planted) {
 			t.Errorf("artifact %s holds the credential the screen blocks everywhere else:\n%s", id, content)
 		}
+	}
+}
+
+// TestHostileResumeSkipsPolicy: a resumed run is admitted again under
+// today's spend caps, and nothing else of today's policy: a run started
+// before the operator took a model out of policy.models and lowered
+// max_budget_usd resumes (by hive resume, the API, or by itself when Hive
+// next starts) on the forbidden model with the old budget.
+func TestHostileResumeSkipsPolicy(t *testing.T) {
+	ctx := context.Background()
+	slow := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(slow) }) }
+	hs := newHarness(t, func(c *llmtest.Call) llmtest.Reply {
+		if strings.Contains(c.LastUserText(), "wait") {
+			<-slow
+		}
+		return finish("done")
+	}, Options{})
+	t.Cleanup(release)
+	id, err := hs.engine.Start(ctx, Spec{Task: "a: wait", Lead: "lead", Tiers: []string{"cheap"}, BudgetUSD: 5 * price.Dollar})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hs.engine.Cancel(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := hs.engine.Wait(ctx, id); res.Status != StatusCancelled {
+		t.Fatalf("%s", res.Status)
+	}
+	release()
+	// The operator tightens the policy: lead is no longer allowed, and a
+	// run may spend at most $1.
+	hs.engine.opts.Policy = &RunPolicy{Models: []string{"cheap"}, MaxBudget: price.Dollar}
+	if _, err := hs.engine.Start(ctx, Spec{Task: "b", Lead: "lead", Tiers: []string{"cheap"}, BudgetUSD: 5 * price.Dollar}); err == nil {
+		t.Fatal("a new run under the new policy was not refused")
+	}
+	_, err = hs.engine.Resume(ctx, id)
+	if err == nil {
+		res, _ := hs.engine.Wait(ctx, id)
+		t.Fatalf("the $5 run on lead resumed under a policy that allows neither: %s %q", res.Status, res.Answer)
 	}
 }
