@@ -2,13 +2,18 @@ package swarm
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
 	"github.com/hive-swarm/hive/internal/llm/llmtest"
+	"github.com/hive-swarm/hive/internal/mcp"
 	"github.com/hive-swarm/hive/internal/price"
 	"github.com/hive-swarm/hive/internal/screen"
 )
@@ -108,5 +113,52 @@ func TestHostileResumeSkipsPolicy(t *testing.T) {
 	if err == nil {
 		res, _ := hs.engine.Wait(ctx, id)
 		t.Fatalf("the $5 run on lead resumed under a policy that allows neither: %s %q", res.Status, res.Answer)
+	}
+}
+
+type echoIn struct {
+	Text string `json:"text"`
+}
+
+// TestHostileToolArgsJSONEscape: MCP tool arguments are screened as the
+// raw JSON the model wrote, not as the values they decode to. A key
+// written with one JSON escape ("\u0067hp_…" for "ghp_…") does not match
+// the detector, and the server receives the key itself.
+func TestHostileToolArgsJSONEscape(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	srv := sdk.NewServer(&sdk.Implementation{Name: "echo", Version: "1"}, nil)
+	sdk.AddTool(srv, &sdk.Tool{Name: "post", Description: "Posts text."},
+		func(_ context.Context, _ *sdk.CallToolRequest, in echoIn) (*sdk.CallToolResult, any, error) {
+			mu.Lock()
+			got = append(got, in.Text)
+			mu.Unlock()
+			return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "posted"}}}, nil, nil
+		})
+	ts := httptest.NewServer(sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv }, nil))
+	t.Cleanup(func() {
+		for ss := range srv.Sessions() {
+			ss.Close()
+		}
+		ts.Close()
+	})
+	w := &steps{calls: []llmtest.ToolCall{
+		{Name: "echo__post", Input: `{"text":"\u0067` + planted[1:] + `"}`},
+		toolCall("submit", map[string]any{"report": "posted"}),
+	}}
+	h := func(c *llmtest.Call) llmtest.Reply {
+		if isLead(c) {
+			return leadOneTask(c, TaskSpec{Name: "post", Instructions: "Post a note."})
+		}
+		return w.reply(c)
+	}
+	hs := newHarness(t, h, Options{Screen: newScreen(t, screen.Config{})})
+	hs.run(Spec{Task: "post", BudgetUSD: 1e9, Tiers: []string{"cheap"}, MCP: map[string]*mcp.ServerConfig{"echo": {URL: ts.URL, Allow: []string{"post"}}}})
+	mu.Lock()
+	defer mu.Unlock()
+	for _, g := range got {
+		if g == planted {
+			t.Fatalf("the MCP server received the credential the screen blocks (the worker was told %q)", w.result(0))
+		}
 	}
 }
