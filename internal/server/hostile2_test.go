@@ -92,3 +92,43 @@ func TestHostileBrowserApprovalTags(t *testing.T) {
 	}
 	e.engine.Cancel(context.Background(), id)
 }
+
+// TestHostileTokenStarvesStreams: Limits bound "the concurrent event
+// streams of a token", but the server keeps one counter for every token:
+// a named token holding its own streams open takes every slot, and the
+// main token (and every other) is refused its own run's events.
+func TestHostileTokenStarvesStreams(t *testing.T) {
+	sc := &script{n: 1}
+	sc.slow.Store(true)
+	e := newTestEnvSetup(t, sc.handle, swarm.Options{}, func(s *Server) {
+		s.Tokens = []Token{{Name: "ci", Value: ciToken}}
+		s.Limits.StreamsPerToken = 2
+	})
+	start := func(token string) string {
+		var out struct{ ID string }
+		if resp := e.do("POST", "/v1/runs", token, map[string]any{"task": "SLOW", "budget_usd": json.Number("1")}, &out); resp.StatusCode != http.StatusCreated {
+			t.Fatalf("start: %d", resp.StatusCode)
+		}
+		t.Cleanup(func() { e.engine.Cancel(context.Background(), out.ID) })
+		return out.ID
+	}
+	stream := func(token, id string) *http.Response {
+		req, _ := http.NewRequest("GET", e.srv.URL+"/v1/runs/"+id+"/events", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	ciRun, mainRun := start(ciToken), start(testToken)
+	for range 2 {
+		if resp := stream(ciToken, ciRun); resp.StatusCode != http.StatusOK {
+			t.Fatalf("ci's own stream: %d", resp.StatusCode)
+		}
+	}
+	if resp := stream(testToken, mainRun); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the main token's only stream, refused because token ci holds its own: %d", resp.StatusCode)
+	}
+}
