@@ -119,9 +119,13 @@ func ParseVerdict(text string) (Verdict, error) {
 		return v, fmt.Errorf("the classifier's answer holds %d JSON objects, not one", len(objs))
 	}
 	raw := objs[0]
-	f, ok := raw["flagged"]
-	if !ok || json.Unmarshal(f, &v.Flagged) != nil {
-		return v, fmt.Errorf(`the classifier's answer has no boolean "flagged"`)
+	switch f := strings.TrimSpace(string(raw["flagged"])); f {
+	case "true", "false":
+		v.Flagged = f == "true"
+	default:
+		// null, a string, a number: not a verdict, and read as false it
+		// would let the task through.
+		return v, fmt.Errorf(`the classifier's answer has no "flagged": true or false`)
 	}
 	json.Unmarshal(raw["category"], &v.Category)
 	json.Unmarshal(raw["reason"], &v.Reason)

@@ -280,7 +280,10 @@ func stripInvisible(s string) string {
 	}, s)
 }
 
-func invisible(r rune) bool { return unicode.Is(unicode.Cf, r) }
+func invisible(r rune) bool {
+	return r >= 0x80 && (unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Variation_Selector, r) ||
+		unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r))
+}
 
 // decodedRun is a base64 run of a text, decoded.
 type decodedRun struct {
@@ -289,20 +292,28 @@ type decodedRun struct {
 }
 
 // base64Run is a run long enough to hold a credential once decoded (the
-// shortest the detectors know is 20 characters: 28 in base64).
-var base64Run = regexp.MustCompile(`[A-Za-z0-9+/_-]{28,}={0,2}`)
+// shortest the detectors know is 20 characters: 28 in base64), line
+// breaks inside it included (base64 and MIME wrap at 76 columns).
+var base64Run = regexp.MustCompile(`[A-Za-z0-9+/_-][A-Za-z0-9+/_\-\r\n]{27,}={0,2}`)
 
-// decodeRuns decodes each base64 run of text (standard or URL alphabet,
-// padded or not) at most 64 of them, each at most 64 KiB.
+// decodeRuns decodes every base64 run of text (standard or URL alphabet,
+// padded or not, wrapped or not), from each of the four places its
+// groups may start (a character glued in front shifts them), so that a
+// credential anywhere in it is found. The work is linear in the text,
+// which the screen's size bounds bound.
 func decodeRuns(text string) []decodedRun {
 	out := []decodedRun{}
-	for _, loc := range base64Run.FindAllStringIndex(text, 64) {
-		run := text[loc[0]:min(loc[1], loc[0]+64<<10)]
-		run = strings.TrimRight(run, "=")
-		for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
-			if b, err := enc.DecodeString(run); err == nil {
-				out = append(out, decodedRun{at: loc[0], text: string(b)})
-				break
+	for _, loc := range base64Run.FindAllStringIndex(text, -1) {
+		run := strings.TrimRight(text[loc[0]:loc[1]], "=\r\n")
+		run = strings.NewReplacer("\r", "", "\n", "").Replace(run)
+		for k := 0; k < 4 && len(run)-k >= 28; k++ {
+			part := run[k:]
+			part = part[:len(part)/4*4]
+			for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+				if b, err := enc.DecodeString(part); err == nil {
+					out = append(out, decodedRun{at: loc[0], text: string(b)})
+					break
+				}
 			}
 		}
 	}

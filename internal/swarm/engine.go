@@ -584,6 +584,18 @@ func (e *Engine) readmit(ctx context.Context, jr journal.Run, status string) err
 	if err := json.Unmarshal(jr.Spec, &spec); err != nil {
 		return fmt.Errorf("resume run %s: read its spec: %w", jr.ID, err)
 	}
+	// Today's policy, not the one the run started under: a model taken
+	// out of it, or a lower bound, holds for runs resumed as for new ones.
+	if _, err := e.opts.Policy.apply(spec); err != nil {
+		return &SpecError{fmt.Errorf("resume run %s: %w", jr.ID, err)}
+	}
+	for _, name := range append([]string{spec.Lead}, spec.Tiers...) {
+		if m, err := e.models.Get(name); err == nil {
+			if err := e.opts.Policy.allowsHedge(m); err != nil {
+				return &SpecError{fmt.Errorf("resume run %s: %w", jr.ID, err)}
+			}
+		}
+	}
 	caps := e.opts.Policy.spendCaps(spec, time.Now())
 	if caps == nil {
 		if status == jr.Status {
@@ -605,10 +617,6 @@ func (e *Engine) readmit(ctx context.Context, jr journal.Run, status string) err
 func (e *Engine) runWorkflow(dctx dbos.Context, in runInput) (out Result, err error) {
 	s := e.slot(in.RunID)
 	r := e.newRun(in)
-	e.mu.Lock()
-	s.run = r
-	e.mu.Unlock()
-
 	last, err := e.store.LastSeq(dctx, in.RunID)
 	if err != nil {
 		return Result{}, err
@@ -616,6 +624,12 @@ func (e *Engine) runWorkflow(dctx dbos.Context, in runInput) (out Result, err er
 	if r.memo, err = e.store.Steps(dctx, in.RunID); err != nil {
 		return Result{}, err
 	}
+	// Only now is the run this slot's: an execution cancelled before it
+	// got here (its reads fail on the cancelled context) ends without
+	// finish, and a resumption must not wait for it to.
+	e.mu.Lock()
+	s.run = r
+	e.mu.Unlock()
 	// From here every way out ends in finish or interrupt, which close
 	// the run on the bus and end its span. A resumed run's execution is a
 	// trace of its own, linked to the one before it (telemetry.go).

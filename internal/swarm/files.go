@@ -228,7 +228,7 @@ func (r *run) doFileTool(ctx context.Context, ov *workspace.Overlay, c llm.ToolC
 		if err := parse(&a); err != nil {
 			return toolRecord{}, err
 		}
-		if err := rule.checkWrite(a.Path); err != nil {
+		if err := r.checkWrite(rule, a.Path); err != nil {
 			return toolRecord{Output: err.Error() + ": change only the files you may", IsErr: true}, nil
 		}
 		if err := ov.Write(a.Path, a.Content); err != nil {
@@ -240,7 +240,7 @@ func (r *run) doFileTool(ctx context.Context, ov *workspace.Overlay, c llm.ToolC
 		if err := parse(&a); err != nil {
 			return toolRecord{}, err
 		}
-		if err := rule.checkWrite(a.Path); err != nil {
+		if err := r.checkWrite(rule, a.Path); err != nil {
 			return toolRecord{Output: err.Error() + ": change only the files you may", IsErr: true}, nil
 		}
 		n, err := ov.Edit(a.Path, a.OldString, a.NewString, a.ReplaceAll)

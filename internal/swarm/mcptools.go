@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -129,6 +131,37 @@ func (r *run) closeMCP() {
 	}
 }
 
+// jsonStrings is every string of the JSON value raw, keys too, decoded
+// (as the tool's server will read them: "\u0067hp_…" is "ghp_…"), one a
+// line; empty when raw is not JSON.
+func jsonStrings(raw []byte) string {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return ""
+	}
+	var b strings.Builder
+	var walk func(any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case string:
+			b.WriteString(v)
+			b.WriteByte('\n')
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		case map[string]any:
+			for _, k := range slices.Sorted(maps.Keys(v)) {
+				b.WriteString(k)
+				b.WriteByte('\n')
+				walk(v[k])
+			}
+		}
+	}
+	walk(v)
+	return b.String()
+}
+
 // offered reports whether tools holds a tool named name.
 func offered(tools []llm.Tool, name string) bool {
 	for _, t := range tools {
@@ -152,7 +185,7 @@ func (r *run) mcpCall(ctx context.Context, ns *nodeState, key string, c llm.Tool
 	// The arguments leave Hive: screened like a report, a blocking
 	// finding refused, a holding one (or a tool the policy names) put to
 	// a person.
-	fs, err := r.screenOut(ns, screen.Tool, "call of "+c.Name, string(c.Input))
+	fs, err := r.screenOut(ns, screen.Tool, "call of "+c.Name, string(c.Input)+"\n"+jsonStrings(c.Input))
 	if err != nil {
 		return toolOutcome{content: err.Error() + ". The call was not made.", isErr: true}
 	}

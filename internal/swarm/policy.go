@@ -104,6 +104,20 @@ func (t *ToolRule) allowsServer(server string) bool {
 	return t == nil || t.MCPServers == nil || slices.Contains(t.MCPServers, server)
 }
 
+// checkWrite refuses a write to the workspace path p that rule does not
+// allow, as given and as it resolves through the workspace's links: a
+// link docs/guide.md -> ../src/x.go writes src/x.go.
+func (r *run) checkWrite(rule *ToolRule, p string) error {
+	if err := rule.checkWrite(p); err != nil || rule == nil || rule.Write == nil || r.ws == nil {
+		return err
+	}
+	real, err := r.ws.Resolve(p)
+	if err != nil {
+		return nil // the write fails on its own, saying why
+	}
+	return rule.checkWrite(real)
+}
+
 // checkWrite refuses a write to the workspace path p (as the model gave
 // it) that the rule's Write globs do not name. Paths are compared cleaned
 // and exactly: "docs/../src/x" is src/x, and no case or Unicode alias of

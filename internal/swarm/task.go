@@ -194,16 +194,19 @@ func (r *run) attempt(ctx context.Context, ns *nodeState, t TaskSpec, history st
 				}
 			}
 			submits++
-			if out, refused := r.screenReport(ctx, ns, fmt.Sprintf("%s/report-%d-%d", ns.ID, ns.Attempt, submits), submittedText(args)); refused {
-				return out
-			}
-			sub = &verify.Submission{Task: t.Instructions, Report: args.Report, Artifacts: args.Artifacts, Model: ns.Model}
+			next := &verify.Submission{Task: t.Instructions, Report: args.Report, Artifacts: args.Artifacts, Model: ns.Model}
 			if ov != nil {
-				if err := withPatch(ov, sub); err != nil {
-					sub = nil
+				if err := withPatch(ov, next); err != nil {
 					return toolOutcome{content: "your changes could not be read back as a patch: " + r.e.opts.Redact.String(err.Error()), isErr: true}
 				}
 			}
+			// The report, its artifacts and the patch of its changes
+			// (what hive apply would write) are screened together.
+			if out, refused := r.screenReport(ctx, ns, fmt.Sprintf("%s/report-%d-%d", ns.ID, ns.Attempt, submits), submittedText(submitArgs{Report: next.Report, Artifacts: next.Artifacts})); refused {
+				sub = nil
+				return out
+			}
+			sub = next
 			return toolOutcome{content: "submitted", done: true}
 		case toolRunCode:
 			var args runCodeArgs

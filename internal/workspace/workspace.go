@@ -308,6 +308,18 @@ func shortName(e string) bool {
 // the root. A link that is absolute or leads above the root is refused
 // with ErrOutside. The part of p from the first element that does not
 // exist on is returned as it is, with exists false.
+// Resolve returns the path p (relative to the root, as a model gives
+// one) names once the links in it are followed: clean, relative to the
+// root. A path that leads out of the tree is an error.
+func (w *Workspace) Resolve(p string) (string, error) {
+	c, err := clean("resolve", p)
+	if err != nil {
+		return "", err
+	}
+	real, _, err := w.resolve("resolve", c)
+	return real, err
+}
+
 func (w *Workspace) resolve(op, p string) (real string, exists bool, err error) {
 	var done []string
 	todo := split(p)

@@ -39,8 +39,11 @@
   // being seen (bidi overrides and isolates, zero-width ones, controls)
   // as \u{…} escapes: what a person approves must read as what it is.
   function visible(s) {
-    return String(s).replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g,
-      (c) => "\\u{" + c.charCodeAt(0).toString(16).padStart(4, "0") + "}");
+    // Code points, not UTF-16 units: tag characters (U+E0000–E007F, which
+    // can spell a hidden sentence) and the supplementary variation
+    // selectors are astral.
+    return String(s).replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb\u{1bca0}-\u{1bca3}\u{1d173}-\u{1d17a}\u{e0000}-\u{e0fff}]/gu,
+      (c) => "\\u{" + c.codePointAt(0).toString(16).padStart(4, "0") + "}");
   }
   function seg(id) { return String(id).split("/").map(encodeURIComponent).join("/"); }
 
