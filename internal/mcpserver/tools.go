@@ -575,29 +575,34 @@ func (s *Server) workspaceDesc() string {
 	return d + "It must be one of these directories or under one: " + strings.Join(s.roots, ", ") + "."
 }
 
-// workspace checks a caller's workspace: an absolute path of a directory
-// under one of the roots, after links are followed (a link
-// under a root may point anywhere). It returns the directory links lead
-// to.
-func (s *Server) workspace(dir string) (string, error) {
+// workspace checks a caller's workspace against the server's roots (see
+// [CheckWorkspace]).
+func (s *Server) workspace(dir string) (string, error) { return CheckWorkspace(s.roots, dir) }
+
+// CheckWorkspace checks a workspace a client names (an MCP client, or an
+// API token of its own): an absolute path of a directory under one of
+// roots ([workspace] roots of hive.toml), after links are followed (a
+// link under a root may point anywhere). It returns the directory links
+// lead to; none may be named when roots is empty.
+func CheckWorkspace(roots []string, dir string) (string, error) {
 	if dir == "" {
 		return "", nil
 	}
-	roots := strings.Join(s.roots, ", ")
+	list := strings.Join(roots, ", ")
 	switch {
-	case len(s.roots) == 0:
+	case len(roots) == 0:
 		return "", errors.New("no workspace may be named here: Hive allows MCP clients no directory (its operator lists them in [workspace] roots of hive.toml, or with hive mcp --workspace-root DIR); leave workspace out")
 	case !filepath.IsAbs(dir) || strings.ContainsRune(dir, 0):
-		return "", fmt.Errorf("workspace %q is not an absolute path: give the directory's whole path, under %s", dir, roots)
+		return "", fmt.Errorf("workspace %q is not an absolute path: give the directory's whole path, under %s", dir, list)
 	}
 	real, err := filepath.EvalSymlinks(dir)
 	if err != nil {
-		return "", fmt.Errorf("workspace %q: no such directory (it must be one under %s)", dir, roots)
+		return "", fmt.Errorf("workspace %q: no such directory (it must be one under %s)", dir, list)
 	}
 	if fi, err := os.Stat(real); err != nil || !fi.IsDir() {
 		return "", fmt.Errorf("workspace %q is not a directory", dir)
 	}
-	for _, root := range s.roots {
+	for _, root := range roots {
 		r, err := filepath.EvalSymlinks(root)
 		if err != nil {
 			continue
@@ -608,5 +613,5 @@ func (s *Server) workspace(dir string) (string, error) {
 			return real, nil
 		}
 	}
-	return "", fmt.Errorf("workspace %q is not under a directory Hive allows MCP clients to name (%s): name one under them, or leave workspace out", dir, roots)
+	return "", fmt.Errorf("workspace %q is not under a directory Hive allows MCP clients to name (%s): name one under them, or leave workspace out", dir, list)
 }

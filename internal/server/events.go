@@ -45,11 +45,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	if !s.streams.take(s.Limits.StreamsPerToken) {
+	if !s.streams(r).take(s.Limits.StreamsPerToken) {
 		tooMany(w, "event streams", s.Limits.StreamsPerToken)
 		return
 	}
-	defer s.streams.put()
+	defer s.streams(r).put()
 	st, err := s.startStream(w)
 	if err != nil {
 		return

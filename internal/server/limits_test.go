@@ -373,9 +373,9 @@ func TestStalledReaderDropped(t *testing.T) {
 	defer conn.Close()
 	conn.(*net.TCPConn).SetReadBuffer(4096)
 	io.WriteString(conn, "GET /v1/runs/"+id+"/events HTTP/1.1\r\nHost: hive\r\nAuthorization: Bearer "+testToken+"\r\n\r\n")
-	eventually(t, "the stream to open", func() bool { return e.server.streams.n.Load() == 1 })
+	eventually(t, "the stream to open", func() bool { return e.server.counts.of("").streams.n.Load() == 1 })
 	start := time.Now()
-	eventually(t, "the stalled stream to be dropped", func() bool { return e.server.streams.n.Load() == 0 })
+	eventually(t, "the stalled stream to be dropped", func() bool { return e.server.counts.of("").streams.n.Load() == 0 })
 	t.Logf("dropped after %v", time.Since(start).Round(time.Millisecond))
 	// What the server had sent is there, then the connection ends short
 	// of the answer.

@@ -106,11 +106,11 @@ func (s *Server) mcpHandler() http.Handler {
 			h.ServeHTTP(w, r) // the SDK's answer (405: each request is a session)
 			return
 		}
-		if !s.streams.take(s.Limits.StreamsPerToken) {
+		if !s.streams(r).take(s.Limits.StreamsPerToken) {
 			tooMany(w, "event streams", s.Limits.StreamsPerToken)
 			return
 		}
-		defer s.streams.put()
+		defer s.streams(r).put()
 		// Read the body within the read deadline, then lift it: a
 		// deadline that passes while the call runs would end the request.
 		body, err := io.ReadAll(r.Body)

@@ -152,11 +152,11 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Stream {
-		if !s.streams.take(s.Limits.StreamsPerToken) {
+		if !s.streams(r).take(s.Limits.StreamsPerToken) {
 			tooMany(w, "event streams", s.Limits.StreamsPerToken)
 			return
 		}
-		defer s.streams.put()
+		defer s.streams(r).put()
 	}
 	// A retry (same Idempotency-Key, or an OpenAI SDK's next try of the
 	// same body) answers from the run of the first try.

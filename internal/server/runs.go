@@ -12,6 +12,7 @@ import (
 
 	"github.com/hive-swarm/hive/internal/config"
 	"github.com/hive-swarm/hive/internal/journal"
+	"github.com/hive-swarm/hive/internal/mcpserver"
 	"github.com/hive-swarm/hive/internal/price"
 	"github.com/hive-swarm/hive/internal/swarm"
 )
@@ -124,7 +125,19 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	spec.Principal = callerOf(r).Name
+	who := callerOf(r)
+	spec.Principal = who.Name
+	if !who.main && req.Workspace != "" {
+		// A token of its own names only directories under [workspace]
+		// roots, as an MCP client does: not the operator's home, nor
+		// another token's project.
+		dir, err := mcpserver.CheckWorkspace(s.cfg.Workspace.Roots, req.Workspace)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+			return
+		}
+		spec.Workspace = dir
+	}
 	id, _, retried := s.startOnce(w, r, "runs", body, false,
 		func() string { return s.start(r.Context(), w, spec) },
 		func() { writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused", errKeyReused.Error()) })

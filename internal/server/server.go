@@ -44,6 +44,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hive-swarm/hive/internal/config"
@@ -92,8 +93,7 @@ type Server struct {
 
 	encoded  eventCache // events encoded once for all their streams
 	csrf     *http.CrossOriginProtection
-	requests slots     // the token's requests in flight
-	streams  slots     // the token's event streams and streaming chats
+	counts   tokenCounts // each token's requests and streams in flight
 	keys     retryKeys // the token's request keys and the runs they started
 }
 
@@ -155,7 +155,15 @@ func (s *Server) Handler() http.Handler {
 	route("GET", "/v1/models", s.listModels)
 	route("GET", "/v1/models/{id...}", s.getModel)
 	if s.Metrics != nil {
-		route("GET", "/metrics", s.Metrics.ServeHTTP)
+		// Server-wide figures (every token's runs and spend): the main
+		// token's only.
+		route("GET", "/metrics", func(w http.ResponseWriter, r *http.Request) {
+			if !callerOf(r).main {
+				writeError(w, http.StatusForbidden, "forbidden", "/metrics shows every token's figures: only the main token reads it")
+				return
+			}
+			s.Metrics.ServeHTTP(w, r)
+		})
 	}
 	for path, methods := range paths {
 		allow := strings.Join(methods, ", ")
@@ -221,11 +229,12 @@ func (s *Server) protect(h http.Handler) http.Handler {
 			}
 		}
 		max := s.Limits.RequestsPerToken
-		if !s.requests.take(max) {
+		c := s.counts.of(who.Name)
+		if !c.requests.take(max) {
 			tooMany(w, "requests", max)
 			return
 		}
-		defer s.requests.put()
+		defer c.requests.put()
 		if r.ContentLength > MaxBody {
 			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the request body is over 1 MiB")
 			return
@@ -234,6 +243,32 @@ func (s *Server) protect(h http.Handler) http.Handler {
 		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, who)))
 	})
 }
+
+// tokenCounts are the slots of each token (by name, "" for the main one):
+// one token holding all of its own cannot starve another.
+type tokenCounts struct {
+	mu sync.Mutex
+	m  map[string]*tokenSlots
+}
+
+type tokenSlots struct{ requests, streams slots }
+
+func (t *tokenCounts) of(name string) *tokenSlots {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil {
+		t.m = map[string]*tokenSlots{}
+	}
+	c := t.m[name]
+	if c == nil {
+		c = &tokenSlots{}
+		t.m[name] = c
+	}
+	return c
+}
+
+// streams are the event streams and streaming chats r's token holds.
+func (s *Server) streams(r *http.Request) *slots { return &s.counts.of(callerOf(r).Name).streams }
 
 func (s *Server) denyPage(w http.ResponseWriter) {
 	w.Header().Set("Connection", "close")

@@ -36,6 +36,7 @@ func TestTokens(t *testing.T) {
 	pol := &swarm.RunPolicy{Principals: map[string]swarm.PrincipalPolicy{"ci": {DailyBudget: 3 * price.Dollar}}}
 	e := newTestEnvSetup(t, sc.handle, swarm.Options{Screen: scr, Policy: pol}, func(s *Server) {
 		s.Tokens = []Token{{Name: "ci", Value: ciToken}, {Name: "ops", Value: opsToken, Approve: true}}
+		s.Metrics = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("hive_calls_total 1\n")) })
 	})
 	post := func(token, task string, out any) *http.Response {
 		return e.do("POST", "/v1/runs", token, map[string]any{"task": task, "budget_usd": json.Number("2.5")}, out)
@@ -149,6 +150,13 @@ func TestTokens(t *testing.T) {
 	}
 	if a, b := key(opsToken), key(testToken); a == "" || a == b {
 		t.Fatalf("one key from two tokens: runs %q and %q", a, b)
+	}
+	// /metrics is server-wide: the main token's only.
+	if resp := e.do("GET", "/metrics", opsToken, nil, nil); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("ops reading /metrics: %d", resp.StatusCode)
+	}
+	if resp := e.do("GET", "/metrics", testToken, nil, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the main token reading /metrics: %d", resp.StatusCode)
 	}
 	// /mcp: ops's MCP client does not find ci's MCP run.
 	res, err = cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "run_swarm", Arguments: map[string]any{"task": "Count.", "budget_usd": 0.5}})

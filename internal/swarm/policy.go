@@ -166,12 +166,12 @@ func (p *RunPolicy) apply(s Spec) (Spec, error) {
 	if s.Wall == 0 {
 		s.Wall = p.MaxWall
 	}
-	if s.BudgetUSD == 0 && p.MaxBudget > 0 {
-		s.BudgetUSD = p.MaxBudget
-	}
 	pp := p.Principals[s.Principal]
 	if s.BudgetUSD == 0 && pp.MaxBudget > 0 {
-		s.BudgetUSD = pp.MaxBudget
+		s.BudgetUSD = pp.MaxBudget // the token's own bound first: it is the tighter one meant
+	}
+	if s.BudgetUSD == 0 && p.MaxBudget > 0 {
+		s.BudgetUSD = p.MaxBudget
 	}
 	tokenRule := "serve.tokens." + s.Principal
 	switch {
