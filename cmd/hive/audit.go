@@ -11,12 +11,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/hive-swarm/hive/internal/audit"
+	"github.com/hive-swarm/hive/internal/journal"
+	"github.com/hive-swarm/hive/internal/swarm"
 )
 
 const auditUsage = `Usage: hive audit SUBCOMMAND
@@ -26,8 +30,11 @@ SHA-256 over the link before it and the event, and each run's head (its
 last link) is signed when [audit] signing_key names a key.
 
   verify RUN_ID... | --all   check the chains; name the first event that was
-                             edited, deleted or moved, and any head that does
-                             not match or is not signed by the key
+                             edited, deleted or moved, or appended after the
+                             run ended, and any head that does not match, is
+                             not signed by the key, was sealed before a run
+                             that ended did, or is older than the one in the
+                             anchor file ([audit] anchor_file, --anchor)
   head RUN_ID                print a run's head, to keep where the journal's
                              writers cannot reach (verify --head checks it)
   export RUN_ID... | --all   write the events, links and heads as JSONL
@@ -55,12 +62,19 @@ func runAudit(ctx context.Context, env *Env, args []string) error {
 }
 
 // auditRuns resolves the runs a subcommand names: ids or unique prefixes
-// of runs the journal holds anything of, or every one with --all.
-func auditRuns(ctx context.Context, sess *session, fs *flag.FlagSet, all bool) ([]string, error) {
+// of runs the journal holds anything of, or that are in also, or every one
+// with --all.
+func auditRuns(ctx context.Context, sess *session, fs *flag.FlagSet, all bool, also ...string) ([]string, error) {
 	known, err := sess.store.AuditRuns(ctx)
 	if err != nil {
 		return nil, err
 	}
+	for _, id := range also {
+		if !slices.Contains(known, id) {
+			known = append(known, id)
+		}
+	}
+	slices.Sort(known)
 	if all {
 		if fs.NArg() > 0 {
 			return nil, usageErrorf("give run ids or --all, not both")
@@ -105,39 +119,78 @@ func auditKey(sess *session, flagKey string) (ed25519.PublicKey, error) {
 	return nil, nil
 }
 
-// verifyRun checks one run's chain.
+// verifyRun checks one run's chain; c.Head and c.Ended are filled in from
+// the journal.
 func verifyRun(ctx context.Context, sess *session, id string, c audit.Check) (audit.Report, error) {
 	head, err := sess.store.AuditHead(ctx, id)
 	if err != nil {
 		return audit.Report{}, err
 	}
 	c.Head = head
+	jr, err := sess.store.Run(ctx, id)
+	noRow := errors.Is(err, journal.ErrNotFound) || (err == nil && jr.ID != id)
+	if err != nil && !noRow {
+		return audit.Report{}, err
+	}
+	c.Ended = !noRow && swarm.Status(jr.Status).Final()
 	v := audit.NewVerifier(id, c)
 	if err := sess.store.AuditRows(ctx, id, v.Add); err != nil {
 		return audit.Report{}, err
 	}
-	return v.Finish()
+	rep, err := v.Finish()
+	if err == nil && rep.Problem == nil && noRow && rep.Events > 0 {
+		// Hive writes a run's row before its first event: without it,
+		// whether the run ended cannot be told.
+		rep.Problem = &audit.Problem{Reason: "the journal holds events of the run but not its row: it was deleted"}
+	}
+	return rep, err
 }
 
 type auditVerdict struct {
-	Run       string `json:"run"`
-	OK        bool   `json:"ok"`
-	Events    int    `json:"events"`
-	Unchained int    `json:"unchained,omitempty"`
-	Sealed    int64  `json:"sealed"`
-	Signed    bool   `json:"signed"`
-	Head      string `json:"head,omitempty"`
-	BadEvent  int64  `json:"bad_event,omitempty"`
-	Problem   string `json:"problem,omitempty"`
+	Run         string `json:"run"`
+	OK          bool   `json:"ok"`
+	Events      int    `json:"events"`
+	Unchained   int    `json:"unchained,omitempty"`
+	Sealed      int64  `json:"sealed"`
+	Final       bool   `json:"final"`
+	HeadVersion int    `json:"head_version,omitempty"`
+	Signed      bool   `json:"signed"`
+	Anchored    int64  `json:"anchored,omitempty"`
+	Head        string `json:"head,omitempty"`
+	BadEvent    int64  `json:"bad_event,omitempty"`
+	Problem     string `json:"problem,omitempty"`
+}
+
+// anchoredHeads reads the newest head of each run from the anchor file,
+// --anchor or [audit] anchor_file; nil when there is none. A configured
+// file that does not exist yet is said on stderr: nothing was anchored.
+func anchoredHeads(env *Env, sess *session, flagPath string) (map[string]*audit.Head, error) {
+	path := flagPath
+	if path == "" {
+		path = sess.cfg.Audit.AnchorFile
+	}
+	if path == "" {
+		return nil, nil
+	}
+	heads, err := audit.AnchorFile{Path: path}.Newest()
+	if errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintf(env.Stderr, "hive: the anchor file %s does not exist: no head was checked against it (Hive creates it when it seals a head)\n", path)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return heads, nil
 }
 
 func runAuditVerify(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "audit verify", "[flags] RUN_ID... | --all")
 	var sf storeFlags
 	sf.register(fs)
-	all := fs.Bool("all", false, "verify every run in the journal")
+	all := fs.Bool("all", false, "verify every run in the journal, and every run the anchor file holds a head of")
 	keyFile := fs.String("key", "", "the public key heads must be signed by (default: [audit] public_key, else the public half of [audit] signing_key)")
 	kept := fs.String("head", "", "a head you kept (hive audit head): the run's chain must pass through it; one run only")
+	anchorFile := fs.String("anchor", "", "the anchor file to check each run's head against (default: [audit] anchor_file)")
 	asJSON := fs.Bool("json", false, "print a JSON array of verdicts")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -147,7 +200,12 @@ func runAuditVerify(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer sess.close()
-	ids, err := auditRuns(ctx, sess, fs, *all)
+	anchored, err := anchoredHeads(env, sess, *anchorFile)
+	if err != nil {
+		return err
+	}
+	// A run deleted from the journal altogether is still in the anchor.
+	ids, err := auditRuns(ctx, sess, fs, *all, slices.Collect(maps.Keys(anchored))...)
 	if err != nil {
 		return err
 	}
@@ -170,8 +228,11 @@ func runAuditVerify(ctx context.Context, env *Env, args []string) error {
 	var verdicts []auditVerdict
 	bad := 0
 	for _, id := range ids {
-		rep, err := verifyRun(ctx, sess, id, check)
-		v := auditVerdict{Run: id, Events: rep.Events, Unchained: rep.Unchained, Sealed: rep.Sealed, Signed: rep.Signed}
+		c := check
+		c.Anchored = anchored[id]
+		rep, err := verifyRun(ctx, sess, id, c)
+		v := auditVerdict{Run: id, Events: rep.Events, Unchained: rep.Unchained, Sealed: rep.Sealed, Final: rep.Final,
+			HeadVersion: rep.HeadVersion, Signed: rep.Signed, Anchored: rep.Anchored}
 		switch {
 		case errors.Is(err, audit.ErrNoChain):
 			v.OK, v.Problem = true, "not chained: its events were journaled before links were kept"
@@ -201,11 +262,14 @@ func runAuditVerify(ctx context.Context, env *Env, args []string) error {
 		if len(verdicts) == 0 {
 			fmt.Fprintln(env.Stderr, "no runs in the journal")
 		}
-		if key == nil && bad == 0 && len(verdicts) > 0 {
-			fmt.Fprintln(env.Stderr, "hive: no key checked the heads: anyone who can write the journal could rewrite a run and its head alike. Set [audit] signing_key (hive audit keygen), or keep each run's head (hive audit head) and check it with --head.")
+		if key == nil && anchored == nil && bad == 0 && len(verdicts) > 0 {
+			fmt.Fprintln(env.Stderr, "hive: no key checked the heads: anyone who can write the journal could rewrite a run and its head alike. Set [audit] signing_key (hive audit keygen), or keep each run's head (hive audit head) and check it with --head, or set [audit] anchor_file.")
 		}
 	}
 	if bad > 0 {
+		if !*asJSON {
+			fmt.Fprintf(env.Stderr, "hive: %d of %d runs failed verification\n", bad, len(verdicts))
+		}
 		return &exitError{code: 1, err: errSilent}
 	}
 	return nil
@@ -227,10 +291,22 @@ func (v auditVerdict) line() string {
 	switch {
 	case v.Sealed == 0:
 		s += ", no head yet"
-	case v.Signed:
-		s += fmt.Sprintf(", sealed through event %d, signature good", v.Sealed)
+	case v.HeadVersion == 1:
+		s += fmt.Sprintf(", sealed through event %d by a v1 head (it does not say whether the run had ended)", v.Sealed)
+	case v.Final:
+		s += fmt.Sprintf(", sealed through event %d, final", v.Sealed)
 	default:
-		s += fmt.Sprintf(", sealed through event %d, unsigned", v.Sealed)
+		s += fmt.Sprintf(", sealed through event %d, open", v.Sealed)
+	}
+	switch {
+	case v.Sealed == 0:
+	case v.Signed:
+		s += ", signature good"
+	default:
+		s += ", unsigned"
+	}
+	if v.Anchored > 0 {
+		s += fmt.Sprintf(", anchored through event %d", v.Anchored)
 	}
 	return s
 }
@@ -261,7 +337,15 @@ func runAuditHead(ctx context.Context, env *Env, args []string) error {
 	if h == nil {
 		return fmt.Errorf("run %s has no head yet: it is sealed when it ends or its journal is flushed", ids[0])
 	}
-	fmt.Fprintf(env.Stdout, "%s sha256:%s event %d\n", h.RunID, h.Hash, h.Seq)
+	state := ""
+	switch {
+	case h.Version == 1:
+	case h.Final:
+		state = " final"
+	default:
+		state = " open"
+	}
+	fmt.Fprintf(env.Stdout, "%s sha256:%s event %d%s\n", h.RunID, h.Hash, h.Seq, state)
 	return nil
 }
 
@@ -275,10 +359,12 @@ type auditLine struct {
 }
 
 type auditHeadJSON struct {
-	Seq   int64  `json:"seq"`
-	Hash  string `json:"hash"`
-	Sig   string `json:"sig,omitempty"` // base64
-	KeyID string `json:"key_id,omitempty"`
+	Seq     int64  `json:"seq"`
+	Hash    string `json:"hash"`
+	Final   bool   `json:"final"`
+	Version int    `json:"v"`
+	Sig     string `json:"sig,omitempty"` // base64
+	KeyID   string `json:"key_id,omitempty"`
 }
 
 func runAuditExport(ctx context.Context, env *Env, args []string) error {
@@ -334,7 +420,7 @@ func runAuditExport(ctx context.Context, env *Env, args []string) error {
 			return err
 		}
 		if h != nil {
-			hj := &auditHeadJSON{Seq: h.Seq, Hash: h.Hash.String(), KeyID: h.KeyID}
+			hj := &auditHeadJSON{Seq: h.Seq, Hash: h.Hash.String(), Final: h.Final, Version: h.Version, KeyID: h.KeyID}
 			if h.Sig != nil {
 				hj.Sig = base64.StdEncoding.EncodeToString(h.Sig)
 			}

@@ -71,14 +71,17 @@ func (f *storeFlags) openStore(ctx context.Context, env *Env) (*session, error) 
 		return nil, fmt.Errorf("%s (--db and defaults.db take a file path, sqlite:PATH, or a postgres:// URL)", red.String(oneLine(err.Error())))
 	}
 	store.Redact(red)
+	ao := journal.AuditOptions{Ended: func(st string) bool { return swarm.Status(st).Final() }}
 	if cfg.Audit.SigningKey != "" {
-		key, err := audit.LoadPrivateKey(cfg.Audit.SigningKey)
-		if err != nil {
+		if ao.Key, err = audit.LoadPrivateKey(cfg.Audit.SigningKey); err != nil {
 			store.Close()
 			return nil, fmt.Errorf("%v ([audit] signing_key in %s)", err, cfg.Path)
 		}
-		store.SetAuditKey(key)
 	}
+	if cfg.Audit.AnchorFile != "" {
+		ao.Anchor = audit.AnchorFile{Path: cfg.Audit.AnchorFile}
+	}
+	store.SetAudit(ao)
 	return &session{cfg: cfg, reg: reg, log: log, red: red, store: store}, nil
 }
 

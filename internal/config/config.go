@@ -65,7 +65,7 @@ type Config struct {
 	// Workspace says what of a run's workspace workers may not see, or
 	// may see although .gitignore ignores it ([workspace]).
 	Workspace Workspace `toml:"workspace"`
-	// Audit is the key that signs each run's audit head ([audit]).
+	// Audit is how each run's audit head is signed and anchored ([audit]).
 	Audit Audit `toml:"audit"`
 	// Policy is what the operator allows ([policy]): for now, how tasks
 	// and reports are screened ([policy.screen]).
@@ -179,6 +179,14 @@ type Audit struct {
 	// PublicKey is the key hive audit verify checks heads with; default
 	// the public half of SigningKey. Relative to hive.toml's directory.
 	PublicKey string `toml:"public_key"`
+	// AnchorFile, when set, is a file every sealed head is appended to,
+	// one JSON line each (see audit.AnchorFile), and that hive audit verify
+	// checks each run's stored head against: a head put back from earlier
+	// shows there even if the run's status was rewritten too. It is only
+	// as good as where it is kept: out of reach of whoever can write the
+	// database (another volume or machine, an append-only file). Relative
+	// to hive.toml's directory.
+	AnchorFile string `toml:"anchor_file"`
 }
 
 // Sandbox is the [sandbox] table: how each run of model code (run_code,
@@ -497,7 +505,7 @@ func Load(path string) (*Config, error) {
 			c.Workspace.Roots[i] = filepath.Join(filepath.Dir(path), r)
 		}
 	}
-	for _, p := range []*string{&c.Audit.SigningKey, &c.Audit.PublicKey} {
+	for _, p := range []*string{&c.Audit.SigningKey, &c.Audit.PublicKey, &c.Audit.AnchorFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(filepath.Dir(path), *p)
 		}

@@ -16,13 +16,22 @@ import (
 // signed, with a key) whenever a batch holds a Flush or a run's update,
 // which is how a run ends. Links are computed over the bytes as stored,
 // after redaction.
+//
+// A head sealed while the run's status is an end state is final
+// ([audit.Head.Final]). A batch that updates a run seals it again even
+// with no new event when that changes whether its head is final (a
+// cancelled run resumed), and a batch that appends to a run whose head is
+// final seals it in the same transaction: an event the journal holds after
+// a final head was never written by Hive.
 
 // chainState is where a run's chain stands: its last event and link, and
-// the seq its head covers.
+// the seq its head covers and whether that head is final.
 type chainState struct {
 	seq    int64
 	link   audit.Hash
+	linked bool // link is event seq's: false for a run with no event, or whose last predates the chain
 	sealed int64
+	final  bool
 }
 
 // maxChains bounds the chains the writer keeps in memory; past it, sealed
@@ -30,9 +39,27 @@ type chainState struct {
 // again.
 const maxChains = 4096
 
-// SetAuditKey makes the writer sign every head it seals with key from now
-// on. Call it before the store is shared.
-func (s *Store) SetAuditKey(key ed25519.PrivateKey) { s.auditKey.Store(&key) }
+// AuditOptions say how the writer seals each run's audit head.
+type AuditOptions struct {
+	// Key, when set, signs every head.
+	Key ed25519.PrivateKey
+	// Ended tells a run status that is an end state: a head sealed while
+	// the run's status is one is final. Nil: no head is final.
+	Ended func(status string) bool
+	// Anchor, when set, is given the heads each batch sealed once it
+	// committed (an [audit.AnchorFile]). If it fails, the failure is
+	// logged and the journal goes on: the heads are in the database.
+	Anchor Anchor
+}
+
+// An Anchor keeps the heads the writer seals outside the database.
+type Anchor interface {
+	Append(heads []audit.Head) error
+}
+
+// SetAudit makes the writer seal heads as o says from now on. Call it
+// before the store is shared.
+func (s *Store) SetAudit(o AuditOptions) { s.audit.Store(&o) }
 
 // linker is one batch's view of the chains it touches: copies, kept only
 // once the batch commits.
@@ -41,6 +68,21 @@ type linker struct {
 	tx   *sql.Tx
 	work map[string]*chainState
 	seal bool // the batch holds a Flush or a run update
+	// updated are the runs whose row the batch updates; reopened the runs
+	// it appends to after a final head.
+	updated, reopened map[string]bool
+	// heads are the heads sealed, for the anchor.
+	heads []audit.Head
+}
+
+func newLinker(s *Store, tx *sql.Tx) *linker {
+	return &linker{s: s, tx: tx, work: map[string]*chainState{}, updated: map[string]bool{}, reopened: map[string]bool{}}
+}
+
+// update notes that the batch updates run runID's row.
+func (l *linker) update(runID string) {
+	l.seal = true
+	l.updated[runID] = true
 }
 
 // get returns run's chain state, from the batch, the writer's memory or
@@ -56,6 +98,11 @@ func (l *linker) get(ctx context.Context, runID string, want int64) (*chainState
 		l.work[runID] = &c
 		return &c, nil
 	}
+	return l.read(ctx, runID)
+}
+
+// read reads run's chain state from the database into the batch.
+func (l *linker) read(ctx context.Context, runID string) (*chainState, error) {
 	st := &chainState{}
 	var link []byte
 	err := l.tx.QueryRowContext(ctx, `SELECT seq, link FROM hive_events WHERE run_id = $1 ORDER BY seq DESC LIMIT 1`, runID).Scan(&st.seq, &link)
@@ -65,9 +112,10 @@ func (l *linker) get(ctx context.Context, runID string, want int64) (*chainState
 		return nil, fmt.Errorf("audit chain of %s: %w", runID, err)
 	case len(link) == len(st.link):
 		copy(st.link[:], link)
+		st.linked = true
 	}
 	// else: the run's events predate the chain; it starts anew here.
-	err = l.tx.QueryRowContext(ctx, `SELECT seq FROM hive_audit_heads WHERE run_id = $1`, runID).Scan(&st.sealed)
+	err = l.tx.QueryRowContext(ctx, `SELECT seq, final FROM hive_audit_heads WHERE run_id = $1`, runID).Scan(&st.sealed, &st.final)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("audit head of %s: %w", runID, err)
 	}
@@ -87,42 +135,107 @@ func (l *linker) link(ctx context.Context, runID string, seq int64, data []byte)
 		return nil, false, nil
 	}
 	st.link = audit.Link(st.link, runID, seq, data)
-	st.seq = seq
+	st.seq, st.linked = seq, true
+	if st.final {
+		l.reopened[runID] = true
+	}
 	return append([]byte(nil), st.link[:]...), true, nil
 }
 
-// sealAll writes the head of every run whose chain went past its head,
-// in this batch or an earlier one.
+// sealAll writes the head of every run whose chain went past its head, in
+// this batch or an earlier one, or whose update changed whether its head
+// is final, when the batch holds a Flush or an update; else only of the
+// runs it appended to after a final head.
 func (l *linker) sealAll(ctx context.Context) error {
-	for id, st := range l.s.chains {
-		if _, ok := l.work[id]; !ok && st.seq > st.sealed {
-			c := *st
-			l.work[id] = &c
+	if !l.seal && len(l.reopened) == 0 {
+		return nil
+	}
+	if l.seal {
+		for id, st := range l.s.chains {
+			if _, ok := l.work[id]; !ok && st.seq > st.sealed {
+				c := *st
+				l.work[id] = &c
+			}
+		}
+		for id := range l.updated {
+			if _, ok := l.work[id]; !ok {
+				if _, err := l.read(ctx, id); err != nil {
+					return err
+				}
+			}
 		}
 	}
-	var key ed25519.PrivateKey
-	if k := l.s.auditKey.Load(); k != nil {
-		key = *k
+	var o AuditOptions
+	if p := l.s.audit.Load(); p != nil {
+		o = *p
 	}
-	now := time.Now().UnixNano()
+	now := time.Now()
 	for id, st := range l.work {
-		if st.seq <= st.sealed {
+		if !st.linked || (!l.seal && !l.reopened[id]) || (st.seq <= st.sealed && !l.updated[id]) {
 			continue
 		}
-		h := audit.Head{RunID: id, Seq: st.seq, Hash: st.link}
-		if key != nil {
-			h = audit.Sign(key, h)
+		ended, err := l.ended(ctx, id, o.Ended)
+		if err != nil {
+			return err
 		}
-		if _, err := l.tx.ExecContext(ctx, `INSERT INTO hive_audit_heads (run_id, seq, hash, sig, key_id, sealed_ns)
-			VALUES ($1, $2, $3, $4, $5, $6)
+		if st.seq <= st.sealed && ended == st.final {
+			continue
+		}
+		h := audit.Head{RunID: id, Seq: st.seq, Hash: st.link, Final: ended, Version: audit.HeadVersion, Sealed: now}
+		if o.Key != nil {
+			h = audit.Sign(o.Key, h)
+		}
+		// A head never moves back: a process sealing from a state it read
+		// before another process went further leaves the later head.
+		res, err := l.tx.ExecContext(ctx, `INSERT INTO hive_audit_heads (run_id, seq, hash, sig, key_id, sealed_ns, final, version)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 			ON CONFLICT (run_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, sig = excluded.sig,
-				key_id = excluded.key_id, sealed_ns = excluded.sealed_ns`,
-			id, h.Seq, h.Hash[:], h.Sig, h.KeyID, now); err != nil {
+				key_id = excluded.key_id, sealed_ns = excluded.sealed_ns, final = excluded.final, version = excluded.version
+			WHERE excluded.seq >= hive_audit_heads.seq`,
+			id, h.Seq, h.Hash[:], h.Sig, h.KeyID, now.UnixNano(), h.Final, h.Version)
+		if err != nil {
 			return fmt.Errorf("seal the audit chain of %s: %w", id, err)
 		}
-		st.sealed = st.seq
+		st.sealed, st.final = st.seq, ended
+		if n, err := res.RowsAffected(); err == nil && n > 0 {
+			l.heads = append(l.heads, h)
+		}
 	}
 	return nil
+}
+
+// ended reports whether run runID's status, as this batch leaves it, is an
+// end state.
+func (l *linker) ended(ctx context.Context, runID string, isEnd func(string) bool) (bool, error) {
+	if isEnd == nil {
+		return false, nil
+	}
+	var status string
+	err := l.tx.QueryRowContext(ctx, `SELECT status FROM hive_runs WHERE id = $1`, runID).Scan(&status)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("status of %s: %w", runID, err)
+	}
+	return isEnd(status), nil
+}
+
+// anchor gives the heads the batch sealed to the anchor, once it
+// committed. A failure is logged, not returned: the batch is committed,
+// and the heads are in the database.
+func (l *linker) anchor() {
+	p := l.s.audit.Load()
+	if p == nil || p.Anchor == nil || len(l.heads) == 0 {
+		return
+	}
+	if err := p.Anchor.Append(l.heads); err != nil {
+		runs := make([]string, len(l.heads))
+		for i, h := range l.heads {
+			runs[i] = h.RunID
+		}
+		l.s.log.Warn("audit heads sealed but not anchored: the runs go on, checked only against their older anchored heads", "runs", runs, "err", err)
+	}
 }
 
 // keep makes the batch's chains the writer's, once it committed.
@@ -146,7 +259,9 @@ func (l *linker) keep() {
 func (s *Store) AuditHead(ctx context.Context, runID string) (*audit.Head, error) {
 	h := &audit.Head{RunID: runID}
 	var hash []byte
-	err := s.rdb.QueryRowContext(ctx, `SELECT seq, hash, sig, key_id FROM hive_audit_heads WHERE run_id = $1`, runID).Scan(&h.Seq, &hash, &h.Sig, &h.KeyID)
+	var sealed int64
+	err := s.rdb.QueryRowContext(ctx, `SELECT seq, hash, sig, key_id, final, version, sealed_ns FROM hive_audit_heads WHERE run_id = $1`, runID).
+		Scan(&h.Seq, &hash, &h.Sig, &h.KeyID, &h.Final, &h.Version, &sealed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -157,6 +272,7 @@ func (s *Store) AuditHead(ctx context.Context, runID string) (*audit.Head, error
 		return nil, fmt.Errorf("audit head of %s: a hash of %d bytes, want %d", runID, len(hash), len(h.Hash))
 	}
 	copy(h.Hash[:], hash)
+	h.Sealed = time.Unix(0, sealed)
 	return h, nil
 }
 

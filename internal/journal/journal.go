@@ -47,7 +47,6 @@ package journal
 
 import (
 	"context"
-	"crypto/ed25519"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -111,8 +110,8 @@ type Store struct {
 
 	commits atomic.Int64 // transactions committed by the writer (tests, benchmarks)
 
-	auditKey atomic.Pointer[ed25519.PrivateKey] // see SetAuditKey
-	chains   map[string]*chainState             // the audit chains; used only by the writer goroutine
+	audit  atomic.Pointer[AuditOptions] // see SetAudit
+	chains map[string]*chainState       // the audit chains; used only by the writer goroutine
 }
 
 // Open opens the store at url, creating it and bringing its tables up to

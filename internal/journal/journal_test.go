@@ -461,6 +461,8 @@ func testStore(t *testing.T, newURL func(t testing.TB) string) {
 	})
 
 	t.Run("Audit", func(t *testing.T) { testAudit(t, newURL(t)) })
+	t.Run("AuditEnd", func(t *testing.T) { testAuditEnd(t, newURL(t)) })
+	t.Run("AuditAnchorFails", func(t *testing.T) { testAuditAnchorFails(t, newURL(t)) })
 	t.Run("Approvals", func(t *testing.T) { testApprovals(t, newURL(t)) })
 	t.Run("SpendCap", func(t *testing.T) { testSpendCap(t, newURL(t)) })
 	t.Run("Readmit", func(t *testing.T) { testReadmit(t, newURL(t)) })

@@ -221,6 +221,19 @@ var migrations = []migration{
 			`CREATE INDEX hive_runs_admitted ON hive_runs (admitted_ns)`,
 		},
 	},
+	{
+		// Whether a head was sealed after its run ended (final), and the
+		// version of the message its signature signs: 1 for the heads
+		// sealed before, whose signature does not cover final.
+		sqlite: []string{
+			`ALTER TABLE hive_audit_heads ADD COLUMN final INTEGER NOT NULL DEFAULT 0`,
+			`ALTER TABLE hive_audit_heads ADD COLUMN version INTEGER NOT NULL DEFAULT 1`,
+		},
+		postgres: []string{
+			`ALTER TABLE hive_audit_heads ADD COLUMN final BOOLEAN NOT NULL DEFAULT false`,
+			`ALTER TABLE hive_audit_heads ADD COLUMN version INTEGER NOT NULL DEFAULT 1`,
+		},
+	},
 }
 
 // pgMigrationLock is the advisory lock key that serializes migrations of

@@ -220,7 +220,7 @@ func (s *Store) apply(ctx context.Context, batch []*op) (errs []error, err error
 		nodes, events, steps []any
 		nodeAt               = map[[2]string]int{} // (run, node) -> index of its data in nodes
 		stepAt               = map[[2]string]int{}
-		chain                = &linker{s: s, tx: tx, work: map[string]*chainState{}}
+		chain                = newLinker(s, tx)
 		evOps                []*op
 	)
 	for i, o := range batch {
@@ -233,9 +233,10 @@ func (s *Store) apply(ctx context.Context, batch []*op) (errs []error, err error
 			}
 		case opUpdateRun:
 			errs[i], err = updateRunTx(ctx, tx, o.run)
-			chain.seal = true
+			chain.update(o.runID)
 		case opReadmitRun:
 			errs[i], err = s.readmitRunTx(ctx, tx, o)
+			chain.update(o.runID)
 		case opArtifact:
 			_, err = tx.ExecContext(ctx, `INSERT INTO hive_artifacts (run_id, id, node_id, name, content, created_ns)
 				VALUES ($1, $2, $3, $4, $5, $6)
@@ -293,15 +294,14 @@ func (s *Store) apply(ctx context.Context, batch []*op) (errs []error, err error
 			return errs, err
 		}
 	}
-	if chain.seal {
-		if err = chain.sealAll(ctx); err != nil {
-			return errs, err
-		}
+	if err = chain.sealAll(ctx); err != nil {
+		return errs, err
 	}
 	if err = tx.Commit(); err != nil {
 		return errs, err
 	}
 	chain.keep()
+	chain.anchor()
 	s.commits.Add(1)
 	return errs, nil
 }

@@ -91,10 +91,10 @@ type Server struct {
 	// /metrics (Prometheus's text format), behind the token like the API.
 	Metrics http.Handler
 
-	encoded  eventCache // events encoded once for all their streams
-	csrf     *http.CrossOriginProtection
-	counts   tokenCounts // each token's requests and streams in flight
-	keys     retryKeys // the token's request keys and the runs they started
+	encoded eventCache // events encoded once for all their streams
+	csrf    *http.CrossOriginProtection
+	counts  tokenCounts // each token's requests and streams in flight
+	keys    retryKeys   // the token's request keys and the runs they started
 }
 
 // A Token is an API token of its own ([serve.tokens.NAME]).
