@@ -149,6 +149,7 @@ func New(servers map[string]*ServerConfig, log *slog.Logger, opts Options) (*Man
 		cfg.Args, cfg.Env, cfg.Allow = slices.Clone(cfg.Args), slices.Clone(cfg.Env), slices.Clone(cfg.Allow)
 		cfg.Roles, cfg.Tiers = slices.Clone(cfg.Roles), slices.Clone(cfg.Tiers)
 		cfg.Set, cfg.HeadersEnv = maps.Clone(cfg.Set), maps.Clone(cfg.HeadersEnv)
+		cfg.Network.Allow = slices.Clone(cfg.Network.Allow)
 		if err := cfg.Validate(); err != nil {
 			return nil, err
 		}

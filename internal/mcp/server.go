@@ -186,10 +186,18 @@ func (s *server) connect(ctx context.Context) (*session, error) {
 		}
 		sess.http = http.DefaultTransport.(*http.Transport).Clone()
 		origin, _ := url.Parse(s.cfg.URL)
+		var base http.RoundTripper = sess.http
+		if s.cfg.Network.Mode == NetworkAllow {
+			dests, err := parseDests(s.cfg.Network.Allow)
+			if err != nil {
+				return nil, err // validated: unreachable
+			}
+			base = &allowTransport{base: base, dests: dests, server: s.cfg.Name}
+		}
 		t = &sdk.StreamableClientTransport{
 			Endpoint: s.cfg.URL,
 			HTTPClient: &http.Client{Transport: &headerTransport{
-				base: sess.http, scheme: origin.Scheme, host: origin.Host, header: hdr}},
+				base: base, scheme: origin.Scheme, host: origin.Host, header: hdr}},
 			// Hive does not follow a server's changes of its tool list
 			// (a run's tools are fixed, for the prompt caches), so it
 			// needs no stream of the server's own messages.
@@ -204,6 +212,10 @@ func (s *server) connect(ctx context.Context) (*session, error) {
 		ownGroup(cmd)
 		sess.cmd = cmd
 		t = &sdk.CommandTransport{Command: cmd, TerminateDuration: closeGrace}
+		if s.cfg.Network.Isolated() {
+			// Never the host's network for a server whose table says otherwise.
+			return nil, fmt.Errorf("network = %s is not supported by this build of Hive: give [mcp.%s] network = \"host\"", s.cfg.Network, s.cfg.Name)
+		}
 	}
 	cs, err := s.m.client.Connect(ctx, t, nil)
 	if err != nil {
@@ -444,6 +456,25 @@ func (t *headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	req = req.Clone(req.Context())
 	for k, v := range t.header {
 		req.Header[k] = v
+	}
+	return t.base.RoundTrip(req)
+}
+
+// allowTransport sends the requests of a server over HTTP to the
+// destinations its network lists, and no other (a redirect elsewhere
+// fails).
+type allowTransport struct {
+	base   http.RoundTripper
+	dests  dests
+	server string
+}
+
+func (t *allowTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if dest := urlDest(req.URL); !t.dests.allowsName(dest) {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, fmt.Errorf("%s is not a destination that mcp.%s.network lists", dest, t.server)
 	}
 	return t.base.RoundTrip(req)
 }
