@@ -45,6 +45,9 @@ type server struct {
 	cfg ServerConfig
 	// transport, when set, replaces the configured one (tests).
 	transport func() sdk.Transport
+	// net is the host's network as the proxy of a server with a list of
+	// destinations sees it; zero: the real one (tests replace it).
+	net netHooks
 
 	// gate holds a token while a session is being started, so that
 	// concurrent callers start the server once; a waiter watches its ctx.
@@ -67,6 +70,7 @@ type session struct {
 	cmd    *exec.Cmd       // stdio: the server's process
 	stderr *tailBuffer     // stdio: the end of its stderr
 	http   *http.Transport // HTTP: its connections
+	proxy  *proxy          // stdio with a list of destinations: its way out
 	done   chan struct{}   // closed when the session has ended
 	err    error           // why it ended, if it says; set before done
 }
@@ -211,10 +215,13 @@ func (s *server) connect(ctx context.Context) (*session, error) {
 		cmd.WaitDelay = pipeGrace
 		ownGroup(cmd)
 		sess.cmd = cmd
-		t = &sdk.CommandTransport{Command: cmd, TerminateDuration: closeGrace}
+		ct := &sdk.CommandTransport{Command: cmd, TerminateDuration: closeGrace}
+		t = ct
 		if s.cfg.Network.Isolated() {
-			// Never the host's network for a server whose table says otherwise.
-			return nil, fmt.Errorf("network = %s is not supported by this build of Hive: give [mcp.%s] network = \"host\"", s.cfg.Network, s.cfg.Name)
+			var err error
+			if t, err = s.isolate(sess, ct); err != nil {
+				return nil, err
+			}
 		}
 	}
 	cs, err := s.m.client.Connect(ctx, t, nil)
@@ -224,6 +231,9 @@ func (s *server) connect(ctx context.Context) (*session, error) {
 		}
 		if sess.http != nil {
 			sess.http.CloseIdleConnections()
+		}
+		if sess.proxy != nil {
+			sess.proxy.Close()
 		}
 		return nil, fmt.Errorf("%w%s", err, sess.stderrNote())
 	}
@@ -410,6 +420,9 @@ func (sess *session) close() {
 	}
 	if sess.http != nil {
 		sess.http.CloseIdleConnections()
+	}
+	if sess.proxy != nil {
+		sess.proxy.Close()
 	}
 	<-sess.done
 }
