@@ -122,10 +122,19 @@ func (p *proxy) accept() {
 		}
 		c, err := p.ln.Accept()
 		if err != nil {
-			if p.ctx.Err() == nil {
-				p.log.Warn("mcp: a server's proxy stopped accepting", "server", p.server, "err", err)
+			<-slots
+			if p.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return
+			// Out of descriptors, or a connection reset while queued:
+			// the next may do.
+			p.log.Warn("mcp: a server's proxy could not accept a connection", "server", p.server, "err", err)
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-p.ctx.Done():
+				return
+			}
+			continue
 		}
 		if !p.track(c) {
 			return
@@ -226,6 +235,7 @@ func (p *proxy) forward(c, up net.Conn, req *http.Request) {
 		req.Header.Del(h)
 	}
 	req.Close = true
+	req.Host = "" // the URL's: what was checked and dialed
 	if err := req.Write(up); err != nil {
 		reply(c, http.StatusBadGateway, "Hive's proxy could not send the request: "+err.Error())
 		return
