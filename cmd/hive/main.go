@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/hive-swarm/hive/internal/mcp"
 	"github.com/hive-swarm/hive/internal/sandbox"
 	"github.com/hive-swarm/hive/internal/verify"
 )
@@ -78,6 +79,7 @@ var errSilent = errors.New("silent")
 
 func main() {
 	sandbox.Init(verify.Programs()...) // the sandbox re-executes hive as its init; returns at once otherwise
+	mcp.Init()                         // so does an MCP server's network namespace
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	env := &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Environ: os.Environ}
 	code := Main(ctx, env, os.Args[1:])

@@ -20,7 +20,7 @@ func runPolicy(cfg *config.Config) *swarm.RunPolicy {
 		a, _ := price.ParseUSD(strconv.FormatFloat(v, 'f', -1, 64)) // checked ≥ 0 when loaded
 		return a
 	}
-	rp := &swarm.RunPolicy{Models: p.Models, LeadModels: p.LeadModels, MCPServers: p.MCPServers,
+	rp := &swarm.RunPolicy{Models: p.Models, LeadModels: p.LeadModels, MCPServers: p.MCPServers, MCPNetwork: p.MCPNetwork,
 		MaxBudget: usd(p.MaxBudgetUSD), DailyBudget: usd(p.DailyBudgetUSD),
 		MaxWorkers: p.MaxWorkers, MaxDepth: p.MaxDepth, MaxWall: p.MaxWall.Duration}
 	rule := func(key string, r *config.PolicyRule) *swarm.ToolRule {

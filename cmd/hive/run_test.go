@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/hive-swarm/hive/internal/mcp"
 	"github.com/hive-swarm/hive/internal/sandbox"
 	"github.com/hive-swarm/hive/internal/swarm"
 	"github.com/hive-swarm/hive/internal/verify"
@@ -26,6 +27,10 @@ import (
 // it as a real process (for signals and exit codes) without a build.
 func TestMain(m *testing.M) {
 	sandbox.Init(verify.Programs()...) // in-process commands start sandboxes, which re-execute this binary
+	mcp.Init()                         // and MCP servers in network namespaces
+	if os.Getenv(fetchServerEnv) != "" {
+		serveFetchMCP()
+	}
 	if os.Getenv("HIVE_TEST_AS_MAIN") == "1" {
 		main()
 		return

@@ -90,6 +90,10 @@ type Policy struct {
 	// MCPServers, when set, are the only [mcp.NAME] servers runs may use
 	// ([] for none).
 	MCPServers []string `toml:"mcp_servers"`
+	// MCPNetwork, when set, is what every [mcp.NAME] server's network
+	// must be: "none" (network = "none"), or "allowlist" (network =
+	// "none" or a list of destinations, never the host's network).
+	MCPNetwork string `toml:"mcp_network"`
 	// MaxBudgetUSD bounds each run's budget (and a run without one gets
 	// it); DailyBudgetUSD bounds all runs started on one day (UTC)
 	// together, across every process sharing the journal.
@@ -729,6 +733,11 @@ func (c *Config) validate() error {
 	p := c.Policy
 	if p.MaxBudgetUSD < 0 || p.DailyBudgetUSD < 0 || p.MaxWorkers < 0 || p.MaxDepth < 0 || p.MaxWall.Duration < 0 {
 		return errors.New("policy: max_budget_usd, daily_budget_usd, max_workers, max_depth and max_wall take a bound ≥ 0 (0: none)")
+	}
+	switch p.MCPNetwork {
+	case "", mcp.RequireNone, mcp.RequireAllowlist:
+	default:
+		return fmt.Errorf(`policy.mcp_network is %q: write "none" (every MCP server runs with network = "none") or "allowlist" (every one with network = "none" or a list of destinations), or leave it out`, p.MCPNetwork)
 	}
 	if err := p.Workers.check("policy.workers", false); err != nil {
 		return err

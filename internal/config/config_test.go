@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hive-swarm/hive/internal/mcp"
 )
 
 const sample = `
@@ -105,6 +107,12 @@ func TestParseErrors(t *testing.T) {
 		{"[workspace]\nhide = [\"\"]\n", "workspace: hide and show take globs"},
 		{"[workspace]\nhidden = [\"x\"]\n", "unknown key workspace.hidden"},
 		{"[sandbox]\nwarm = -1\n", "sandbox.warm is -1: it takes 0"},
+		{"[mcp.fs]\ncommand = \"npx\"\nallow = [\"*\"]\nnetwork = \"off\"\n", `mcp.fs.network is "off": write "host"`},
+		{"[mcp.fs]\ncommand = \"npx\"\nallow = [\"*\"]\nnetwork = []\n", `mcp.fs.network is an empty list: write "none"`},
+		{"[mcp.fs]\ncommand = \"npx\"\nallow = [\"*\"]\nnetwork = [\"github.com\"]\n", `mcp.fs.network has "github.com": it is not host:port`},
+		{"[mcp.gh]\nurl = \"https://api.example.org/mcp\"\nallow = [\"*\"]\nnetwork = \"none\"\n", `mcp.gh.network is "none", but Hive itself reaches a server over HTTP`},
+		{"[mcp.gh]\nurl = \"https://api.example.org/mcp\"\nallow = [\"*\"]\nnetwork = [\"example.org:443\"]\n", `mcp.gh.network does not list api.example.org:443`},
+		{"[policy]\nmcp_network = \"strict\"\n", `policy.mcp_network is "strict": write "none"`},
 	}
 	for _, tt := range tests {
 		_, err := Parse([]byte(tt.in))
@@ -210,6 +218,56 @@ env = ["DATABASE_URL"]
 	}
 	if c.Swarms["fix"].Workspace != filepath.Join(dir, "repo") || c.Swarms["abs"].Workspace != "/srv/repo" {
 		t.Errorf("swarm workspaces: %q %q", c.Swarms["fix"].Workspace, c.Swarms["abs"].Workspace)
+	}
+}
+
+// TestMCPNetworkPolicy: network decodes from a string or a list, and
+// policy.mcp_network lists every server whose network it refuses.
+func TestMCPNetworkPolicy(t *testing.T) {
+	const servers = `
+[mcp.host]
+command = "srv"
+allow = ["*"]
+
+[mcp.none]
+command = "srv"
+allow = ["*"]
+network = "none"
+
+[mcp.list]
+command = "srv"
+allow = ["*"]
+network = ["api.github.com:443", "*.example.org:443"]
+
+[mcp.web]
+url = "https://mcp.example.org/mcp"
+allow = ["*"]
+network = ["mcp.example.org:443"]
+`
+	for _, tc := range []struct {
+		policy string
+		want   []string
+	}{
+		{"", nil},
+		{`mcp_network = "allowlist"`, []string{
+			`mcp.host.network is "host", and policy.mcp_network = "allowlist" requires network = "none" or a list of destinations (never "host")`,
+		}},
+		{`mcp_network = "none"`, []string{
+			`mcp.host.network is "host", and policy.mcp_network = "none" requires network = "none"`,
+			`mcp.list.network is ["api.github.com:443", "*.example.org:443"], and policy.mcp_network = "none" requires network = "none"`,
+			`mcp.web.network is ["mcp.example.org:443"], and policy.mcp_network = "none" requires network = "none"`,
+		}},
+	} {
+		c, err := Parse([]byte(servers + "\n[policy]\n" + tc.policy + "\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.MCP["list"].Network; got.Mode != mcp.NetworkAllow || len(got.Allow) != 2 || c.MCP["none"].Network.Mode != mcp.NetworkNone || c.MCP["host"].Network.Mode != mcp.NetworkHost {
+			t.Fatalf("networks: %+v", c.MCP)
+		}
+		if got := c.PolicyConflicts(); strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+			t.Errorf("%s: conflicts\n%s\nwant\n%s", tc.policy, strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+		}
 	}
 }
 

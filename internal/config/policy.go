@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/hive-swarm/hive/internal/mcp"
 )
 
 // PolicyConflicts lists what the rest of c asks for that c's [policy]
@@ -74,16 +76,17 @@ func (c *Config) PolicyConflicts() []string {
 	if cl := p.Screen.Classifier; cl != nil {
 		model("policy.screen.classifier", cl.Model, false)
 	}
-	if p.MCPServers != nil {
-		servers := make([]string, 0, len(c.MCP))
-		for n := range c.MCP {
-			servers = append(servers, n)
+	servers := make([]string, 0, len(c.MCP))
+	for n := range c.MCP {
+		servers = append(servers, n)
+	}
+	sort.Strings(servers)
+	for _, n := range servers {
+		if p.MCPServers != nil && !slices.Contains(p.MCPServers, n) {
+			add("mcp.%s is configured, but policy.mcp_servers does not allow it", n)
 		}
-		sort.Strings(servers)
-		for _, n := range servers {
-			if !slices.Contains(p.MCPServers, n) {
-				add("mcp.%s is configured, but policy.mcp_servers does not allow it", n)
-			}
+		if s := c.MCP[n]; s != nil && !s.Network.Meets(p.MCPNetwork) {
+			add("mcp.%s.network is %s, and policy.mcp_network = %q requires %s", n, s.Network, p.MCPNetwork, mcp.Requirement(p.MCPNetwork))
 		}
 	}
 	rules := map[string]*PolicyRule{"policy.workers": p.Workers, "policy.lead": p.Lead}

@@ -43,6 +43,7 @@ var serverName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*(?:_[A-Za-z0-9-]+)*$`
 //	timeout = "20s"
 //	roles = ["worker", "lead"]   # default ["worker"]
 //	tiers = ["sonnet"]           # default every tier
+//	network = "none"             # default "host"; or ["api.github.com:443"]
 //
 // Secrets never live in the file: env, headers_env and bearer_env name
 // variables of Hive's environment, read when the server is started.
@@ -63,6 +64,11 @@ type ServerConfig struct {
 	// Set gives the server more variables, by value (not secrets: they
 	// are in the file).
 	Set map[string]string `toml:"set" json:"set,omitempty"`
+	// Network is where a stdio server may connect: "host" (the default),
+	// "none", or a list of host:port destinations it reaches through a
+	// proxy Hive runs for it ([Network]). For a server over HTTP it is
+	// "host" or a list holding its url's destination.
+	Network Network `toml:"network" json:"network,omitzero"`
 
 	// URL reaches a server over streamable HTTP instead.
 	URL string `toml:"url" json:"url,omitempty"`
@@ -159,6 +165,9 @@ func (c *ServerConfig) Validate() error {
 		if err := c.validateRemote(p); err != nil {
 			return err
 		}
+	}
+	if err := c.Network.validate(p+".network", c); err != nil {
+		return err
 	}
 	if len(c.Allow) == 0 {
 		return fmt.Errorf("%s: allow is empty: list the tools models may call (allow = [\"search\", \"fetch\"]), or allow = [\"*\"] for every tool the server offers", p)

@@ -18,6 +18,12 @@
 //     never the rest of Hive's (no API key, no token). An HTTP server's
 //     secrets come from the variables headers_env and bearer_env name, and
 //     are sent to its own origin only.
+//   - A stdio server's network is the host's unless its table says
+//     otherwise ([Network]): with network = "none" it runs in a network
+//     namespace of its own with only a loopback; with a list of host:port
+//     destinations, its only way out is a proxy Hive runs for it, which
+//     reaches those and refuses the rest (see proxy.go). Hive never falls
+//     back to the host's network when it cannot make the namespace.
 //   - Every call, and every start, ends within the server's timeout;
 //     every text a server sends back (results, tool descriptions and
 //     schemas, errors, its stderr) goes through the redactor
@@ -149,6 +155,7 @@ func New(servers map[string]*ServerConfig, log *slog.Logger, opts Options) (*Man
 		cfg.Args, cfg.Env, cfg.Allow = slices.Clone(cfg.Args), slices.Clone(cfg.Env), slices.Clone(cfg.Allow)
 		cfg.Roles, cfg.Tiers = slices.Clone(cfg.Roles), slices.Clone(cfg.Tiers)
 		cfg.Set, cfg.HeadersEnv = maps.Clone(cfg.Set), maps.Clone(cfg.HeadersEnv)
+		cfg.Network.Allow = slices.Clone(cfg.Network.Allow)
 		if err := cfg.Validate(); err != nil {
 			return nil, err
 		}

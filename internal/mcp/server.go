@@ -45,6 +45,9 @@ type server struct {
 	cfg ServerConfig
 	// transport, when set, replaces the configured one (tests).
 	transport func() sdk.Transport
+	// net is the host's network as the proxy of a server with a list of
+	// destinations sees it; zero: the real one (tests replace it).
+	net netHooks
 
 	// gate holds a token while a session is being started, so that
 	// concurrent callers start the server once; a waiter watches its ctx.
@@ -67,6 +70,7 @@ type session struct {
 	cmd    *exec.Cmd       // stdio: the server's process
 	stderr *tailBuffer     // stdio: the end of its stderr
 	http   *http.Transport // HTTP: its connections
+	proxy  *proxy          // stdio with a list of destinations: its way out
 	done   chan struct{}   // closed when the session has ended
 	err    error           // why it ended, if it says; set before done
 }
@@ -186,10 +190,18 @@ func (s *server) connect(ctx context.Context) (*session, error) {
 		}
 		sess.http = http.DefaultTransport.(*http.Transport).Clone()
 		origin, _ := url.Parse(s.cfg.URL)
+		var base http.RoundTripper = sess.http
+		if s.cfg.Network.Mode == NetworkAllow {
+			dests, err := parseDests(s.cfg.Network.Allow)
+			if err != nil {
+				return nil, err // validated: unreachable
+			}
+			base = &allowTransport{base: base, dests: dests, server: s.cfg.Name}
+		}
 		t = &sdk.StreamableClientTransport{
 			Endpoint: s.cfg.URL,
 			HTTPClient: &http.Client{Transport: &headerTransport{
-				base: sess.http, scheme: origin.Scheme, host: origin.Host, header: hdr}},
+				base: base, scheme: origin.Scheme, host: origin.Host, header: hdr}},
 			// Hive does not follow a server's changes of its tool list
 			// (a run's tools are fixed, for the prompt caches), so it
 			// needs no stream of the server's own messages.
@@ -203,7 +215,14 @@ func (s *server) connect(ctx context.Context) (*session, error) {
 		cmd.WaitDelay = pipeGrace
 		ownGroup(cmd)
 		sess.cmd = cmd
-		t = &sdk.CommandTransport{Command: cmd, TerminateDuration: closeGrace}
+		ct := &sdk.CommandTransport{Command: cmd, TerminateDuration: closeGrace}
+		t = ct
+		if s.cfg.Network.Isolated() {
+			var err error
+			if t, err = s.isolate(sess, ct); err != nil {
+				return nil, err
+			}
+		}
 	}
 	cs, err := s.m.client.Connect(ctx, t, nil)
 	if err != nil {
@@ -212,6 +231,9 @@ func (s *server) connect(ctx context.Context) (*session, error) {
 		}
 		if sess.http != nil {
 			sess.http.CloseIdleConnections()
+		}
+		if sess.proxy != nil {
+			sess.proxy.Close()
 		}
 		return nil, fmt.Errorf("%w%s", err, sess.stderrNote())
 	}
@@ -399,6 +421,9 @@ func (sess *session) close() {
 	if sess.http != nil {
 		sess.http.CloseIdleConnections()
 	}
+	if sess.proxy != nil {
+		sess.proxy.Close()
+	}
 	<-sess.done
 }
 
@@ -444,6 +469,25 @@ func (t *headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	req = req.Clone(req.Context())
 	for k, v := range t.header {
 		req.Header[k] = v
+	}
+	return t.base.RoundTrip(req)
+}
+
+// allowTransport sends the requests of a server over HTTP to the
+// destinations its network lists, and no other (a redirect elsewhere
+// fails).
+type allowTransport struct {
+	base   http.RoundTripper
+	dests  dests
+	server string
+}
+
+func (t *allowTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if dest := urlDest(req.URL); !t.dests.allowsName(dest) {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, fmt.Errorf("%s is not a destination that mcp.%s.network lists", dest, t.server)
 	}
 	return t.base.RoundTrip(req)
 }

@@ -2,8 +2,13 @@ package mcp
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
@@ -20,6 +25,7 @@ import (
 const serverEnv = "HIVE_MCP_TEST_SERVER"
 
 func TestMain(m *testing.M) {
+	Init() // servers with network = "none" or a list start through this binary
 	if kind := os.Getenv(serverEnv); kind != "" {
 		srv := newTestServer(kind, true, nil)
 		if err := srv.Run(context.Background(), &sdk.StdioTransport{}); err != nil {
@@ -95,6 +101,20 @@ type (
 	bigIn struct {
 		Bytes int `json:"bytes"`
 	}
+	fetchIn struct {
+		URL string `json:"url" jsonschema:"the URL; $VARIABLES of the server's environment are expanded"`
+		// ViaProxy sends every URL to the proxy of the environment, as
+		// curl does, where Go's ProxyFromEnvironment would go straight to
+		// localhost and 127.0.0.1.
+		ViaProxy bool `json:"via_proxy,omitempty"`
+		Insecure bool `json:"insecure,omitempty"`
+	}
+	dialIn struct {
+		Addr string `json:"addr"`
+	}
+	runIn struct {
+		Argv []string `json:"argv"`
+	}
 	noIn struct{}
 )
 
@@ -156,6 +176,29 @@ func addTools(srv *sdk.Server, child bool) {
 			os.Exit(3)
 			return nil, nil, nil
 		})
+	sdk.AddTool(srv, &sdk.Tool{Name: "fetch", Description: "GETs a URL with Go's net/http, through the proxy of its environment."},
+		func(ctx context.Context, _ *sdk.CallToolRequest, in fetchIn) (*sdk.CallToolResult, any, error) {
+			return fetch(ctx, in), nil, nil
+		})
+	sdk.AddTool(srv, &sdk.Tool{Name: "dial", Description: "Opens a TCP connection to host:port."},
+		func(ctx context.Context, _ *sdk.CallToolRequest, in dialIn) (*sdk.CallToolResult, any, error) {
+			c, err := (&net.Dialer{Timeout: 3 * time.Second}).DialContext(ctx, "tcp", os.ExpandEnv(in.Addr))
+			if err != nil {
+				return text("error: " + err.Error()), nil, nil
+			}
+			c.Close()
+			return text("connected"), nil, nil
+		})
+	sdk.AddTool(srv, &sdk.Tool{Name: "run", Description: "Runs a program with the server's environment; answers its output."},
+		func(ctx context.Context, _ *sdk.CallToolRequest, in runIn) (*sdk.CallToolResult, any, error) {
+			ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, in.Argv[0], in.Argv[1:]...).CombinedOutput()
+			if err != nil {
+				return text(fmt.Sprintf("error: %v: %s", err, out)), nil, nil
+			}
+			return text(string(out)), nil, nil
+		})
 	sdk.AddTool(srv, &sdk.Tool{Name: "spawn", Description: "Starts a process that outlives it, unless its group is killed."},
 		func(_ context.Context, _ *sdk.CallToolRequest, _ noIn) (*sdk.CallToolResult, any, error) {
 			cmd := exec.Command("sleep", "120")
@@ -164,6 +207,37 @@ func addTools(srv *sdk.Server, child bool) {
 			}
 			return text(strconv.Itoa(cmd.Process.Pid)), nil, nil
 		})
+}
+
+// fetch answers "status: N" and the start of the body, or "error: ...".
+func fetch(ctx context.Context, in fetchIn) *sdk.CallToolResult {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: in.Insecure}
+	if in.ViaProxy {
+		tr.Proxy = func(req *http.Request) (*url.URL, error) {
+			p := os.Getenv("HTTPS_PROXY")
+			if req.URL.Scheme == "http" {
+				p = os.Getenv("HTTP_PROXY")
+			}
+			if p == "" {
+				return nil, nil
+			}
+			return url.Parse(p)
+		}
+	}
+	defer tr.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, os.ExpandEnv(in.URL), nil)
+	if err == nil {
+		var resp *http.Response
+		if resp, err = tr.RoundTrip(req); err == nil {
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			return text(fmt.Sprintf("status: %d\n%s", resp.StatusCode, body))
+		}
+	}
+	return text("error: " + err.Error())
 }
 
 // collider is named as toolName names "x.y" on a server called names, so

@@ -3,6 +3,7 @@ package swarm
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/bmatcuk/doublestar/v4"
 
 	"github.com/hive-swarm/hive/internal/journal"
+	"github.com/hive-swarm/hive/internal/mcp"
 	"github.com/hive-swarm/hive/internal/price"
 	"github.com/hive-swarm/hive/internal/provider"
 )
@@ -26,6 +28,9 @@ type RunPolicy struct {
 	// MCPServers, when not nil, are the only [mcp.NAME] servers a run's
 	// models may be offered.
 	MCPServers []string
+	// MCPNetwork, when set, is what every MCP server's network must be:
+	// mcp.RequireNone or mcp.RequireAllowlist ([mcp.Network.Meets]).
+	MCPNetwork string
 	// MaxBudget bounds a run's dollar budget, and makes one necessary;
 	// DailyBudget bounds what all runs started on one day (UTC) may spend
 	// together, across every process sharing the journal. Zero: none.
@@ -206,11 +211,12 @@ func (p *RunPolicy) apply(s Spec) (Spec, error) {
 			}
 		}
 	}
-	if p.MCPServers != nil {
-		for name := range s.MCP {
-			if !slices.Contains(p.MCPServers, name) {
-				return s, &PolicyError{"policy.mcp_servers", fmt.Sprintf("MCP server %s is not allowed (allowed: %v)", name, p.MCPServers)}
-			}
+	for _, name := range slices.Sorted(maps.Keys(s.MCP)) {
+		if p.MCPServers != nil && !slices.Contains(p.MCPServers, name) {
+			return s, &PolicyError{"policy.mcp_servers", fmt.Sprintf("MCP server %s is not allowed (allowed: %v)", name, p.MCPServers)}
+		}
+		if c := s.MCP[name]; c != nil && !c.Network.Meets(p.MCPNetwork) {
+			return s, &PolicyError{"policy.mcp_network", fmt.Sprintf("MCP server %s has network %s, and every one must have %s", name, c.Network, mcp.Requirement(p.MCPNetwork))}
 		}
 	}
 	return s, nil

@@ -266,3 +266,33 @@ func TestPolicyToolRules(t *testing.T) {
 		t.Fatalf("the worker's patch (%v):\n%s", err, patch)
 	}
 }
+
+// policy.mcp_network refuses a run with an MCP server whose network it
+// does not allow (one from a task file among them), before anything
+// starts.
+func TestPolicyMCPNetwork(t *testing.T) {
+	host := &mcp.ServerConfig{Command: "x", Allow: []string{"*"}}
+	none := &mcp.ServerConfig{Command: "x", Allow: []string{"*"}, Network: mcp.Network{Mode: mcp.NetworkNone}}
+	list := &mcp.ServerConfig{Command: "x", Allow: []string{"*"}, Network: mcp.Network{Mode: mcp.NetworkAllow, Allow: []string{"a.org:443"}}}
+	for _, tc := range []struct {
+		req     string
+		servers map[string]*mcp.ServerConfig
+		refused string // the server named, or "" for none
+	}{
+		{"", map[string]*mcp.ServerConfig{"h": host}, ""},
+		{mcp.RequireAllowlist, map[string]*mcp.ServerConfig{"n": none, "l": list}, ""},
+		{mcp.RequireAllowlist, map[string]*mcp.ServerConfig{"n": none, "h": host}, "MCP server h has network \"host\""},
+		{mcp.RequireNone, map[string]*mcp.ServerConfig{"n": none}, ""},
+		{mcp.RequireNone, map[string]*mcp.ServerConfig{"n": none, "l": list}, `MCP server l has network ["a.org:443"], and every one must have network = "none"`},
+	} {
+		p := &RunPolicy{MCPNetwork: tc.req}
+		_, err := p.apply(Spec{Task: "t", Lead: "lead", MCP: tc.servers})
+		var pe *PolicyError
+		switch {
+		case tc.refused == "" && err != nil:
+			t.Errorf("%q: %v", tc.req, err)
+		case tc.refused != "" && (!errors.As(err, &pe) || pe.Rule != "policy.mcp_network" || !strings.Contains(pe.Why, tc.refused)):
+			t.Errorf("%q: %v, want policy.mcp_network refusing %s", tc.req, err, tc.refused)
+		}
+	}
+}
