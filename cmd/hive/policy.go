@@ -27,7 +27,7 @@ func runPolicy(cfg *config.Config) *swarm.RunPolicy {
 		if r == nil {
 			return nil
 		}
-		return &swarm.ToolRule{Key: key, Tools: r.Tools, Write: r.Write, MCPServers: r.MCPServers}
+		return &swarm.ToolRule{Key: key, Tools: r.Tools, Write: r.Write, Read: r.Read, MCPServers: r.MCPServers}
 	}
 	rp.Workers, rp.Lead = rule("policy.workers", p.Workers), rule("policy.lead", p.Lead)
 	for name, r := range p.Tiers {

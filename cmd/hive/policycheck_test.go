@@ -75,6 +75,7 @@ action = "hold"
 	// refused when the file loads, naming the key.
 	for bad, want := range map[string]string{
 		"[policy.workers]\ntools = [\"shell\"]\n":       "policy.workers.tools: \"shell\" is not a built-in tool",
+		"[policy.workers]\nread = [\"docs/**\"]\n":      "code a worker runs sees the whole workspace",
 		"[policy.lead]\ntools = [\"delegate\"]\n":       "policy.lead takes only mcp_servers",
 		"[policy.tiers.cheap]\nwrite = [\"/etc/**\"]\n": "policy.tiers.cheap.write",
 		"[serve.tokens.ci]\ndaily_budget_usd = 1\n":     "serve.tokens.ci.env is missing",

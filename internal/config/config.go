@@ -122,6 +122,11 @@ type PolicyRule struct {
 	// Write are the workspace paths write_file and edit_file may change:
 	// globs relative to the workspace root, ** for any depth ("src/**").
 	Write []string `toml:"write"`
+	// Read are the workspace paths read_file reads, grep searches and
+	// list_files lists (directories by name); code a worker runs sees the
+	// whole workspace, so a rule with read must leave run_code out of
+	// tools.
+	Read []string `toml:"read"`
 	// MCPServers are the [mcp.NAME] servers whose tools are offered.
 	MCPServers []string `toml:"mcp_servers"`
 }
@@ -134,17 +139,22 @@ func (r *PolicyRule) check(key string, lead bool) error {
 	if r == nil {
 		return nil
 	}
-	if lead && (r.Tools != nil || r.Write != nil) {
-		return fmt.Errorf("%s takes only mcp_servers: the lead's tools are the protocol's, and it writes no files", key)
+	if lead && (r.Tools != nil || r.Write != nil || r.Read != nil) {
+		return fmt.Errorf("%s takes only mcp_servers: the lead's tools are the protocol's, and it reads and writes no files", key)
+	}
+	if r.Read != nil && (r.Tools == nil || slices.Contains(r.Tools, "run_code")) {
+		return fmt.Errorf("%s.read bounds what the file tools read, but code a worker runs sees the whole workspace: give tools without run_code", key)
 	}
 	for _, t := range r.Tools {
 		if !slices.Contains(builtinTools, t) {
 			return fmt.Errorf("%s.tools: %q is not a built-in tool (%s; submit is always offered; MCP tools go by mcp_servers)", key, t, strings.Join(builtinTools, ", "))
 		}
 	}
-	for _, g := range r.Write {
-		if g == "" || strings.HasPrefix(g, "/") || !doublestar.ValidatePattern(g) {
-			return fmt.Errorf("%s.write: %q is not a glob relative to the workspace root (\"src/**\", \"docs/*.md\")", key, g)
+	for k, globs := range map[string][]string{"write": r.Write, "read": r.Read} {
+		for _, g := range globs {
+			if g == "" || strings.HasPrefix(g, "/") || !doublestar.ValidatePattern(g) {
+				return fmt.Errorf("%s.%s: %q is not a glob relative to the workspace root (\"src/**\", \"docs/*.md\")", key, k, g)
+			}
 		}
 	}
 	return nil

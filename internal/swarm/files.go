@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hive-swarm/hive/internal/llm"
@@ -202,11 +203,17 @@ func (r *run) doFileTool(ctx context.Context, ov *workspace.Overlay, c llm.ToolC
 		if err != nil {
 			return toolRecord{}, err
 		}
+		res.Entries = slices.DeleteFunc(res.Entries, func(e workspace.Entry) bool {
+			return e.Type != "dir" && (!rule.readable(e.Path) || e.Target != "" && !rule.readable(e.Target))
+		})
 		return toolRecord{Output: res.String()}, nil
 	case toolReadFile:
 		var a readFileArgs
 		if err := parse(&a); err != nil {
 			return toolRecord{}, err
+		}
+		if err := r.checkRead(rule, a.Path); err != nil {
+			return toolRecord{Output: err.Error() + ": read only the files you may", IsErr: true}, nil
 		}
 		res, err := ov.Read(ctx, a.Path, a.StartLine, a.EndLine)
 		if err != nil {
@@ -222,6 +229,7 @@ func (r *run) doFileTool(ctx context.Context, ov *workspace.Overlay, c llm.ToolC
 		if err != nil {
 			return toolRecord{}, err
 		}
+		res.Matches = slices.DeleteFunc(res.Matches, func(m workspace.Match) bool { return !rule.readable(m.Path) })
 		return toolRecord{Output: res.String()}, nil
 	case toolWriteFile:
 		var a writeFileArgs

@@ -61,6 +61,11 @@ type ToolRule struct {
 	// Write are the workspace paths (globs, ** for any depth) that
 	// write_file and edit_file may change.
 	Write []string
+	// Read are the workspace paths read_file reads, grep searches and
+	// list_files lists files of (directories are listed by name). Code
+	// a worker runs sees the whole workspace: a rule with Read offers no
+	// run_code (config checks it).
+	Read []string
 	// MCPServers are the [mcp.NAME] servers whose tools are offered.
 	MCPServers []string
 }
@@ -107,6 +112,40 @@ func (t *ToolRule) allowsTool(name string) bool {
 // server's tools.
 func (t *ToolRule) allowsServer(server string) bool {
 	return t == nil || t.MCPServers == nil || slices.Contains(t.MCPServers, server)
+}
+
+// checkRead refuses a read of the workspace path p that rule does not
+// allow, as given and as it resolves through the workspace's links.
+func (r *run) checkRead(rule *ToolRule, p string) error {
+	if rule == nil || rule.Read == nil {
+		return nil
+	}
+	if !matchAny(rule.Read, p) {
+		return &PolicyError{rule.Key + ".read", fmt.Sprintf("%s may not be read here (readable: %s)", cleanRel(p), strings.Join(rule.Read, ", "))}
+	}
+	if r.ws != nil {
+		if real, err := r.ws.Resolve(p); err == nil && !matchAny(rule.Read, real) {
+			return &PolicyError{rule.Key + ".read", fmt.Sprintf("%s leads to %s, which may not be read here (readable: %s)", cleanRel(p), real, strings.Join(rule.Read, ", "))}
+		}
+	}
+	return nil
+}
+
+// readable reports whether rule lets its models see the file at the
+// clean workspace path p (one a listing or a search found).
+func (t *ToolRule) readable(p string) bool { return t == nil || t.Read == nil || matchAny(t.Read, p) }
+
+func cleanRel(p string) string { return path.Clean(strings.TrimPrefix(p, "./")) }
+
+// matchAny reports whether a glob of globs matches the path p, cleaned.
+func matchAny(globs []string, p string) bool {
+	c := cleanRel(p)
+	for _, g := range globs {
+		if ok, _ := doublestar.Match(g, c); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // checkWrite refuses a write to the workspace path p that rule does not

@@ -3,6 +3,8 @@ package swarm
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -294,5 +296,48 @@ func TestPolicyMCPNetwork(t *testing.T) {
 		case tc.refused != "" && (!errors.As(err, &pe) || pe.Rule != "policy.mcp_network" || !strings.Contains(pe.Why, tc.refused)):
 			t.Errorf("%q: %v, want policy.mcp_network refusing %s", tc.req, err, tc.refused)
 		}
+	}
+}
+
+// A tier's read rule bounds what its file tools show: read_file refuses a
+// path outside it, also one that leads outside through a link; list_files
+// leaves out the files outside it and grep their lines.
+func TestPolicyReadRule(t *testing.T) {
+	dir := workspaceDir(t, map[string]string{"docs/a.md": "hello docs\n", "src/secret.go": "hello secret\n"})
+	if err := os.Symlink("../src/secret.go", filepath.Join(dir, "docs", "ln.md")); err != nil {
+		t.Fatal(err)
+	}
+	w := &steps{calls: []llmtest.ToolCall{
+		toolCall("read_file", map[string]any{"path": "src/secret.go"}),
+		toolCall("read_file", map[string]any{"path": "docs/ln.md"}),
+		toolCall("list_files", map[string]any{"recursive": true}),
+		toolCall("grep", map[string]any{"pattern": "hello"}),
+		toolCall("read_file", map[string]any{"path": "docs/a.md"}),
+		toolCall("submit", map[string]any{"report": "read"}),
+	}}
+	h := func(c *llmtest.Call) llmtest.Reply {
+		if isLead(c) {
+			return leadOneTask(c, TaskSpec{Name: "docs", Instructions: "Read the docs."})
+		}
+		return w.reply(c)
+	}
+	pol := &RunPolicy{Tiers: map[string]*ToolRule{"cheap": {Key: "policy.tiers.cheap", Tools: []string{"list_files", "read_file", "grep"}, Read: []string{"docs/**"}}}}
+	hs := newHarness(t, h, Options{Policy: pol})
+	if res := hs.run(Spec{Task: "docs", BudgetUSD: 1e9, Workspace: dir}); res.Status != StatusDone {
+		t.Fatalf("run %s: %s", res.Status, res.Error)
+	}
+	for i := range 2 {
+		if r := w.result(i); !strings.Contains(r, "policy.tiers.cheap.read") || strings.Contains(r, "hello secret") {
+			t.Errorf("read %d: %q", i, r)
+		}
+	}
+	if r := w.result(2); strings.Contains(r, "secret.go") || strings.Contains(r, "ln.md") || !strings.Contains(r, "docs/a.md") {
+		t.Errorf("list_files: %q", r)
+	}
+	if r := w.result(3); strings.Contains(r, "secret") || !strings.Contains(r, "hello docs") {
+		t.Errorf("grep: %q", r)
+	}
+	if r := w.result(4); !strings.Contains(r, "hello docs") {
+		t.Errorf("the allowed read: %q", r)
 	}
 }
