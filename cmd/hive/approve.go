@@ -69,7 +69,11 @@ func runApprovals(ctx context.Context, env *Env, args []string) error {
 			}
 		}
 		if !*all {
-			fmt.Fprintf(env.Stderr, "decide with: hive approve %s ID --yes (or --no) --note \"why\"\n", runID)
+			id := "ID"
+			if len(as) == 1 {
+				id = as[0].ID
+			}
+			fmt.Fprintf(env.Stderr, "decide with: hive approve %s %s --yes (or --no) --note \"why\"\n", runID, id)
 		}
 		return nil
 	}
@@ -161,6 +165,12 @@ func runApprove(ctx context.Context, env *Env, args []string) error {
 	case err != nil:
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "%s %s of run %s as %s; the run goes on within a second\n", status, id, jr.ID, who)
+	next := "the run goes on within a second"
+	switch jr.Status {
+	case "interrupted", "cancelled":
+		// Nothing runs it: the decision waits in the journal for it.
+		next = fmt.Sprintf("the run is %s: continue it with hive resume %s", jr.Status, jr.ID)
+	}
+	fmt.Fprintf(env.Stdout, "%s %s of run %s as %s; %s\n", status, id, jr.ID, who, next)
 	return nil
 }

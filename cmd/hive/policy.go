@@ -131,7 +131,11 @@ func runPolicyCmd(ctx context.Context, env *Env, args []string) error {
 		if len(conflicts) == 0 {
 			fmt.Fprintln(env.Stdout, "\nthe configuration agrees with its policy")
 		} else {
-			fmt.Fprintf(env.Stdout, "\n%d conflicts with the policy:\n", len(conflicts))
+			noun := "conflicts"
+			if len(conflicts) == 1 {
+				noun = "conflict"
+			}
+			fmt.Fprintf(env.Stdout, "\n%d %s with the policy:\n", len(conflicts), noun)
 			for _, c := range conflicts {
 				fmt.Fprintln(env.Stdout, "  - "+c)
 			}

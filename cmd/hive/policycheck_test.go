@@ -31,6 +31,9 @@ mcp_servers = ["github"]
 [policy.tiers.cheep]
 tools = []
 
+[policy.approval]
+tools = ["gh_create_*"]
+
 [serve.tokens.ci]
 env = "HIVE_TOKEN_CI"
 daily_budget_usd = 5
@@ -57,6 +60,7 @@ action = "hold"
 		"swarms.big.max_workers is 50, over policy.max_workers (4)",
 		"policy.models names cheep, which no [models.cheep] configures",
 		"policy.tiers.cheep names a model no [models.cheep] configures",
+		`policy.approval.tools names "gh_create_*", which no [mcp.NAME] server's tools can match`,
 		"policy.tiers.cheap.mcp_servers names github, which no [mcp.github] configures",
 		`write = ["docs/**"]`, `env = "HIVE_TOKEN_CI"`,
 		"prod ", "hold",

@@ -106,6 +106,13 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 		}
 		fmt.Fprintf(env.Stdout, "hive serve: listening on %s (the token is in %s: open %s?token=TOKEN; API clients send Authorization: Bearer TOKEN)\n", url, from, url)
 	}
+	if len(tokens) > 0 {
+		names := make([]string, len(tokens))
+		for i, t := range tokens {
+			names[i] = t.Name
+		}
+		fmt.Fprintf(env.Stdout, "hive serve: API tokens of their own (each sees only its runs): %s\n", strings.Join(names, ", "))
+	}
 
 	errc := make(chan error, 1)
 	go func() {

@@ -300,6 +300,9 @@ type Secrets struct {
 // Duration is a time.Duration written as a string ("90s").
 type Duration struct{ time.Duration }
 
+// MarshalText writes the duration as hive.toml takes it ("2h0m0s").
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+
 // UnmarshalText parses a Go duration.
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"maps"
+	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -103,6 +104,21 @@ func (c *Config) PolicyConflicts() []string {
 					add("%s.mcp_servers names %s, which no [mcp.%s] configures (a typo?)", key, s, s)
 				}
 			}
+		}
+	}
+	// An approval pattern that can match no configured server's tool
+	// switches a person's check off without a word.
+	for _, pat := range p.Approval.Tools {
+		server, _, ok := strings.Cut(pat, "__")
+		// A pattern without "__" ("*") may match any server's tools.
+		matched := !ok && strings.ContainsAny(pat, "*?[") && len(c.MCP) > 0
+		for n := range c.MCP {
+			if m, _ := path.Match(server, n); ok && m {
+				matched = true
+			}
+		}
+		if !matched {
+			add("policy.approval.tools names %q, which no [mcp.NAME] server's tools can match (tools are SERVER__tool)", pat)
 		}
 	}
 	for _, list := range []struct {

@@ -70,6 +70,7 @@ func specFrom(cfg *config.Config, d config.Defaults, req RunRequest) (swarm.Spec
 		spec.MaxDepth = req.MaxDepth
 	}
 	budget := strconv.FormatFloat(d.BudgetUSD, 'f', -1, 64)
+	spec.BudgetDefault = req.BudgetUSD == nil
 	if req.BudgetUSD != nil {
 		budget = req.BudgetUSD.String()
 	}

@@ -145,7 +145,8 @@ func (r *run) awaitApproval(ctx context.Context, ns *nodeState, id, kind, what s
 	}
 	if a.Status == journal.ApprovalPending {
 		event(fmt.Sprintf("waiting for a person: %s %s (hive approve %s %s --yes or --no)", kind, id, r.id, id))
-		r.e.log.Warn("waiting for approval", "run", r.id, "approval", id, "what", clip(what, 200))
+		r.e.log.Warn("waiting for approval", "run", r.id, "approval", id, "what", clip(what, 200),
+			"decide", fmt.Sprintf("hive approvals %s; hive approve %s %s --yes or --no", r.id, r.id, id))
 	}
 	t := time.NewTicker(approvalPoll)
 	defer t.Stop()

@@ -211,6 +211,9 @@ func (p *RunPolicy) apply(s Spec) (Spec, error) {
 		s.Wall = p.MaxWall
 	}
 	pp := p.Principals[s.Principal]
+	if s.BudgetDefault && pp.MaxBudget > 0 && s.BudgetUSD > pp.MaxBudget {
+		s.BudgetUSD = pp.MaxBudget
+	}
 	if s.BudgetUSD == 0 && pp.MaxBudget > 0 {
 		s.BudgetUSD = pp.MaxBudget // the token's own bound first: it is the tighter one meant
 	}

@@ -160,8 +160,12 @@ func TestPolicyPrincipal(t *testing.T) {
 	if _, err := hs.engine.Start(ctx, spec("ci", 2*price.Dollar)); !errors.As(err, &pe) || pe.Rule != "serve.tokens.ci.max_budget_usd" {
 		t.Fatalf("a ci run over its max budget: %v", err)
 	}
+	// A budget the configuration gave by default, not one asked for, is
+	// lowered to the token's bound: ci's $1 a run, not the default $2.
+	dflt := spec("ci", 2*price.Dollar)
+	dflt.BudgetDefault = true
 	var ids []string
-	for _, s := range []Spec{spec("ci", 0), spec("ci", price.Dollar), spec("", 5*price.Dollar), spec("ops", 5*price.Dollar)} {
+	for _, s := range []Spec{dflt, spec("ci", price.Dollar), spec("", 5*price.Dollar), spec("ops", 5*price.Dollar)} {
 		id, err := hs.engine.Start(ctx, s)
 		if err != nil {
 			t.Fatalf("%+v: %v", s, err)

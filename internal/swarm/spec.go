@@ -24,10 +24,14 @@ type Spec struct {
 	// Principal is who started it: the name of the API token
 	// ([serve.tokens.NAME]), empty for the command line and the main
 	// token. Spend caps may be a principal's own (RunPolicy.Principals).
-	Principal string   `json:"principal,omitempty"`
-	Task      string   `json:"task"`
-	Lead      string   `json:"lead"`  // the lead's model name
-	Tiers     []string `json:"tiers"` // worker model names, cheapest first
+	Principal string `json:"principal,omitempty"`
+	// BudgetDefault says BudgetUSD is the configuration's default, not
+	// one the caller asked for: a principal's lower max_budget_usd then
+	// replaces it rather than refusing the run.
+	BudgetDefault bool     `json:"-"`
+	Task          string   `json:"task"`
+	Lead          string   `json:"lead"`  // the lead's model name
+	Tiers         []string `json:"tiers"` // worker model names, cheapest first
 	// Models are further models the run's models may name (a judge, the
 	// voters and confirmers of a verify spec); the lead and the tiers are
 	// always allowed, and no other model is ever called.
