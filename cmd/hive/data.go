@@ -100,8 +100,9 @@ func fetchData(ctx context.Context, client *http.Client, base, dir string, files
 		fmt.Fprintf(out, "fetched  %s (%d bytes)\n", f.Path, n)
 	}
 	if len(errs) > 0 {
-		// Each failure is printed above: say what to do, not them again.
-		return fmt.Errorf("data fetch: %d of %d files failed (above); with no network, point Hive at a copy of the data: set HIVE_DATA=DIR or pass --data DIR", len(errs), len(files))
+		// Each failure is printed above; the first is repeated, with what
+		// to do.
+		return fmt.Errorf("data fetch: %d of %d files failed, the first: %v; with no network, point Hive at a copy of the data: set HIVE_DATA=DIR or pass --data DIR", len(errs), len(files), errs[0])
 	}
 	return nil
 }

@@ -116,25 +116,22 @@ func (r *run) awaitApproval(ctx context.Context, ns *nodeState, id, kind, what s
 	}
 	now := time.Now()
 	// A person approves exactly what they are shown, so what is asked is
-	// never cut: what is too long to read is denied without asking.
-	tooLong := len(what) > MaxApprovalText
-	stored := what
-	if tooLong {
-		stored = clip(what, 2000)
+	// never cut: what is too long to read is denied without asking (and
+	// never shown as pending, not even for an instant).
+	if len(what) > MaxApprovalText {
+		a := journal.Approval{RunID: r.id, ID: id, NodeID: nodeID, Kind: kind, What: clip(what, 2000), Status: journal.ApprovalDenied,
+			By: "hive", Note: fmt.Sprintf("%d bytes are too many for a person to review (at most %d)", len(what), MaxApprovalText), Created: now, Decided: now}
+		ev := Event{Type: EventApproval, Text: fmt.Sprintf("%s %s: denied by hive: %s", kind, id, a.Note)}
+		if ns != nil {
+			ev.Node = ptr(ns.snapshot(r))
+		}
+		r.publish(ev)
+		return a, nil
 	}
 	a, err := r.e.store.RequestApproval(ctx, journal.Approval{RunID: r.id, ID: id, NodeID: nodeID, Kind: kind,
-		What: stored, Created: now, Deadline: now.Add(r.e.opts.Approval.timeout())})
+		What: what, Created: now, Deadline: now.Add(r.e.opts.Approval.timeout())})
 	if err != nil {
 		return a, err
-	}
-	if tooLong && a.Status == journal.ApprovalPending {
-		note := fmt.Sprintf("%d bytes are too many for a person to review (at most %d)", len(what), MaxApprovalText)
-		if err := r.e.store.Decide(ctx, r.id, id, journal.ApprovalDenied, note, "hive"); err != nil && !errors.Is(err, journal.ErrDecided) {
-			return a, err
-		}
-		if a, err = r.e.store.Approval(ctx, r.id, id); err != nil {
-			return a, err
-		}
 	}
 	event := func(text string) {
 		ev := Event{Type: EventApproval, Text: text}

@@ -389,7 +389,7 @@ func TestRunawayStream(t *testing.T) {
 	}))
 	defer srv.Close()
 	m := openai.New(openai.Config{Model: "m", BaseURL: srv.URL, APIKey: "k"})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // 64 MiB of SSE through the SDK under -race on a loaded machine
 	defer cancel()
 	_, err := m.Stream(ctx, &llm.Request{Messages: []llm.Message{llm.UserText("hi")}}, nil)
 	if err == nil || !strings.Contains(err.Error(), "longer than 64 MiB") {
