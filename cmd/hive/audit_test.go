@@ -57,12 +57,7 @@ func TestAuditVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	exec := func(q string, args ...any) {
-		t.Helper()
-		if _, err := db.Exec(q, args...); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	exec := execer(t, db)
 	var data []byte
 	if err := db.QueryRow(`SELECT data FROM hive_events WHERE run_id = ? AND seq = 3`, runs[0]).Scan(&data); err != nil {
 		t.Fatal(err)
@@ -149,6 +144,17 @@ func TestAuditVerify(t *testing.T) {
 
 // auditDB opens the journal db (a path relative to w's directory, or a
 // PostgreSQL URL) as someone with write access to it would.
+// execer returns a function that runs a statement on db, failing t when
+// it fails.
+func execer(t *testing.T, db *sql.DB) func(q string, args ...any) {
+	return func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.Exec(q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
 func auditDB(t *testing.T, w *world, db string) *sql.DB {
 	t.Helper()
 	driver, dsn := "sqlite", filepath.Join(w.dir, db)
@@ -222,12 +228,7 @@ func TestAuditAfterEndOnPostgres(t *testing.T) { testAuditAfterEnd(t, postgresUR
 func testAuditAfterEnd(t *testing.T, dbURL string) {
 	w := signedWorld(t, dbURL)
 	db := auditDB(t, w, dbURL)
-	exec := func(q string, args ...any) {
-		t.Helper()
-		if _, err := db.Exec(q, args...); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	exec := execer(t, db)
 	id, kept := interruptedThenDone(t, w, db)
 	code, out, _ := w.hive("audit", "verify", id)
 	if code != 0 || !strings.Contains(out, "signature good") {
@@ -281,12 +282,7 @@ func TestAuditAnchorOnPostgres(t *testing.T) { testAuditAnchor(t, postgresURL(t)
 func testAuditAnchor(t *testing.T, dbURL string) {
 	w := signedWorld(t, dbURL, `anchor_file = "anchor.jsonl"`)
 	db := auditDB(t, w, dbURL)
-	exec := func(q string, args ...any) {
-		t.Helper()
-		if _, err := db.Exec(q, args...); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	exec := execer(t, db)
 	id, kept := interruptedThenDone(t, w, db)
 	anchor, err := os.ReadFile(filepath.Join(w.dir, "anchor.jsonl"))
 	if err != nil {

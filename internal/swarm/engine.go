@@ -316,7 +316,7 @@ func (e *Engine) checkHedgePriced(m *provider.Model, spec Spec) error {
 // Start validates spec, journals the run and starts its workflow. The run
 // goes on until it ends, is cancelled, or the engine closes.
 func (e *Engine) Start(ctx context.Context, spec Spec) (string, error) {
-	spec, err := e.opts.Policy.apply(spec)
+	spec, err := e.allowed(spec)
 	if err != nil {
 		return "", &SpecError{err}
 	}
@@ -337,9 +337,6 @@ func (e *Engine) Start(ctx context.Context, spec Spec) (string, error) {
 			return "", &SpecError{fmt.Errorf("model %s has no known price, so a dollar budget cannot hold: add [models.%s.price] to hive.toml, or %s", name, name, noDollarBudget)}
 		}
 		if err := e.checkHedgePriced(m, spec); err != nil {
-			return "", &SpecError{err}
-		}
-		if err := e.opts.Policy.allowsHedge(m); err != nil {
 			return "", &SpecError{err}
 		}
 		if i > 0 && spec.batched(i-1) {
@@ -575,6 +572,24 @@ func (e *Engine) Resume(ctx context.Context, id string) (string, error) {
 	return jr.ID, nil
 }
 
+// allowed checks spec against the policy, filling the knobs it leaves at
+// zero with the policy's bounds: its models, the models they hedge to,
+// and its bounds. A resumed run is checked as a new one is.
+func (e *Engine) allowed(spec Spec) (Spec, error) {
+	spec, err := e.opts.Policy.apply(spec)
+	if err != nil {
+		return spec, err
+	}
+	for _, name := range append([]string{spec.Lead}, spec.Tiers...) {
+		if m, err := e.models.Get(name); err == nil {
+			if err := e.opts.Policy.allowsHedge(m); err != nil {
+				return spec, err
+			}
+		}
+	}
+	return spec, nil
+}
+
 // readmit marks the run jr, about to resume, as status and admits it
 // again under the policy's spend caps of today: a cancelled run counted
 // only for what it had spent, and yesterday's run for yesterday, so a
@@ -586,15 +601,8 @@ func (e *Engine) readmit(ctx context.Context, jr journal.Run, status string) err
 	}
 	// Today's policy, not the one the run started under: a model taken
 	// out of it, or a lower bound, holds for runs resumed as for new ones.
-	if _, err := e.opts.Policy.apply(spec); err != nil {
+	if _, err := e.allowed(spec); err != nil {
 		return &SpecError{fmt.Errorf("resume run %s: %w", jr.ID, err)}
-	}
-	for _, name := range append([]string{spec.Lead}, spec.Tiers...) {
-		if m, err := e.models.Get(name); err == nil {
-			if err := e.opts.Policy.allowsHedge(m); err != nil {
-				return &SpecError{fmt.Errorf("resume run %s: %w", jr.ID, err)}
-			}
-		}
 	}
 	caps := e.opts.Policy.spendCaps(spec, time.Now())
 	if caps == nil {

@@ -114,21 +114,43 @@ func (t *ToolRule) allowsServer(server string) bool {
 	return t == nil || t.MCPServers == nil || slices.Contains(t.MCPServers, server)
 }
 
-// checkRead refuses a read of the workspace path p that rule does not
-// allow, as given and as it resolves through the workspace's links.
+// checkRead and checkWrite refuse a read or a write of the workspace
+// path p (as the model gave it) that rule's Read or Write globs do not
+// name. Paths are compared cleaned and exactly ("docs/../src/x" is src/x,
+// and no case or Unicode alias of an allowed path is taken for it), and
+// as they resolve through the workspace's links: a link docs/guide.md ->
+// ../src/x.go reads and writes src/x.go.
 func (r *run) checkRead(rule *ToolRule, p string) error {
-	if rule == nil || rule.Read == nil {
+	if rule == nil {
 		return nil
 	}
-	if !matchAny(rule.Read, p) {
-		return &PolicyError{rule.Key + ".read", fmt.Sprintf("%s may not be read here (readable: %s)", cleanRel(p), strings.Join(rule.Read, ", "))}
+	return r.checkPath(rule.Key+".read", "read", rule.Read, p)
+}
+
+func (r *run) checkWrite(rule *ToolRule, p string) error {
+	if rule == nil {
+		return nil
 	}
-	if r.ws != nil {
-		if real, err := r.ws.Resolve(p); err == nil && !matchAny(rule.Read, real) {
-			return &PolicyError{rule.Key + ".read", fmt.Sprintf("%s leads to %s, which may not be read here (readable: %s)", cleanRel(p), real, strings.Join(rule.Read, ", "))}
+	return r.checkPath(rule.Key+".write", "written", rule.Write, p)
+}
+
+func (r *run) checkPath(key, done string, globs []string, p string) error {
+	if globs == nil {
+		return nil
+	}
+	shown := cleanRel(p)
+	ok := matchAny(globs, p)
+	if ok && r.ws != nil {
+		if real, err := r.ws.Resolve(p); err == nil && real != shown {
+			// A path that does not resolve fails in the tool, saying why.
+			shown += " (a link to " + real + ")"
+			ok = matchAny(globs, real)
 		}
 	}
-	return nil
+	if ok {
+		return nil
+	}
+	return &PolicyError{key, fmt.Sprintf("%s may not be %s here (only %s)", shown, done, strings.Join(globs, ", "))}
 }
 
 // readable reports whether rule lets its models see the file at the
@@ -137,7 +159,7 @@ func (t *ToolRule) readable(p string) bool { return t == nil || t.Read == nil ||
 
 func cleanRel(p string) string { return path.Clean(strings.TrimPrefix(p, "./")) }
 
-// matchAny reports whether a glob of globs matches the path p, cleaned.
+// matchAny reports whether one of globs matches the path p, cleaned.
 func matchAny(globs []string, p string) bool {
 	c := cleanRel(p)
 	for _, g := range globs {
@@ -146,37 +168,6 @@ func matchAny(globs []string, p string) bool {
 		}
 	}
 	return false
-}
-
-// checkWrite refuses a write to the workspace path p that rule does not
-// allow, as given and as it resolves through the workspace's links: a
-// link docs/guide.md -> ../src/x.go writes src/x.go.
-func (r *run) checkWrite(rule *ToolRule, p string) error {
-	if err := rule.checkWrite(p); err != nil || rule == nil || rule.Write == nil || r.ws == nil {
-		return err
-	}
-	real, err := r.ws.Resolve(p)
-	if err != nil {
-		return nil // the write fails on its own, saying why
-	}
-	return rule.checkWrite(real)
-}
-
-// checkWrite refuses a write to the workspace path p (as the model gave
-// it) that the rule's Write globs do not name. Paths are compared cleaned
-// and exactly: "docs/../src/x" is src/x, and no case or Unicode alias of
-// an allowed path is taken for it.
-func (t *ToolRule) checkWrite(p string) error {
-	if t == nil || t.Write == nil {
-		return nil
-	}
-	c := path.Clean(strings.TrimPrefix(p, "./"))
-	for _, g := range t.Write {
-		if ok, _ := doublestar.Match(g, c); ok {
-			return nil
-		}
-	}
-	return &PolicyError{t.Key + ".write", fmt.Sprintf("%s may not be written here (writable: %s)", c, strings.Join(t.Write, ", "))}
 }
 
 // PrincipalPolicy bounds the runs one API token starts: each run's budget
