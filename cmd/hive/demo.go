@@ -53,6 +53,9 @@ tests, which no strategy sees, score them all.`)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	_, _, tty := treeview.Terminal(env.Stderr)
+	h.ev.Calibrating = func(st eval.Strategy, runID string) {
+		fmt.Fprintf(env.Stderr, "▷ %s: calibration (run %s), the tests alone, to choose the vote's thresholds by cross-validation\n", st.Name, runID)
+	}
 	h.ev.Started = func(st eval.Strategy, runID string) {
 		fmt.Fprintf(env.Stderr, "▶ %s (run %s)\n", st.Name, runID)
 		if !tty || st.Name != demoStrategies[0] {

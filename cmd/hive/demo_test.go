@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,30 +10,40 @@ import (
 	"time"
 )
 
-// writeDemoData lays out a two-problem humaneval/ directory with answers
+// writeDemoData lays out a six-problem humaneval/ directory with answers
 // from every system the demo names: one seed file per model and a
-// CodeGen samples file.
+// CodeGen samples file. Three problems are additions that gpt-3.5 gets
+// right and three are vowel counts it gets wrong in a way the visible
+// test does not catch: enough for the scored cascade's cross-validation
+// to learn from the other problems what a wrong answer's vote looks like.
 func writeDemoData(t *testing.T) string {
 	root := t.TempDir()
 	dir := filepath.Join(root, "humaneval")
 	if err := os.MkdirAll(filepath.Join(dir, "seeds"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	type problem struct{ id, prompt, entry, test, given, right, wrong string }
-	problems := []problem{
-		{"Mini/0", "def add(a, b):\n    \"\"\"Return a + b.\"\"\"\n", "add", "def check(f):\n    assert f(-1, 1) == 0\n",
-			"assert add(2, 3) == 5", "    return a + b\n", "    return 5\n"},
-		{"Mini/1", "def count_vowels(s):\n    \"\"\"Count the vowels of s, in either case.\"\"\"\n", "count_vowels", "def check(f):\n    assert f('HELLO') == 2\n",
-			"assert count_vowels('hello') == 2", "    return sum(c in 'aeiou' for c in s.lower())\n", "    return len(s) - 3 if s.islower() else 0\n"},
+	type problem struct {
+		id, prompt, entry, test, given, right, wrong string
+		vowels                                       bool
 	}
-	// Which systems answer right: gpt-3.5 only Mini/0; gpt-4 both.
+	var problems []problem
+	for k := range 3 {
+		add, count := fmt.Sprintf("add%d", k), fmt.Sprintf("count_vowels%d", k)
+		problems = append(problems,
+			problem{fmt.Sprintf("Mini/%d", 2*k), "def " + add + "(a, b):\n    \"\"\"Return a + b.\"\"\"\n", add, "def check(f):\n    assert f(-1, 1) == 0\n",
+				"assert " + add + "(2, 3) == 5", "    return a + b\n", "    return 5\n", false},
+			problem{fmt.Sprintf("Mini/%d", 2*k+1), "def " + count + "(s):\n    \"\"\"Count the vowels of s, in either case.\"\"\"\n", count, "def check(f):\n    assert f('HELLO') == 2\n",
+				"assert " + count + "('hello') == 2", "    return sum(c in 'aeiou' for c in s.lower())\n", "    return len(s) - 3 if s.islower() else 0\n", true})
+	}
+	// Which systems answer right: gpt-3.5 and CodeLlama the additions,
+	// gpt-4 and Reflexion everything, StarCoder nothing.
 	right := map[string][2]bool{"starcoder": {false, false}, "codellama": {true, false}, "gpt-3.5-turbo-0613": {true, false},
 		"gpt-4-1106-preview": {true, true}, "reflexion": {true, true}}
 	for model, ok := range right {
 		var b strings.Builder
-		for i, p := range problems {
+		for _, p := range problems {
 			body := p.wrong
-			if ok[i] {
+			if ok[0] && !p.vowels || ok[1] && p.vowels {
 				body = p.right
 			}
 			line, _ := json.Marshal(map[string]any{"task_id": p.id, "prompt": p.prompt, "entry_point": p.entry, "test": p.test,
@@ -70,10 +81,12 @@ func TestDemo(t *testing.T) {
 			t.Errorf("report lacks %s:\n%s", s, out)
 		}
 	}
-	// The plain cascade ships gpt-3.5's count that fits the visible test
-	// only (50%); the scored cascade catches it (100%: the samples that
-	// pass the test too outvote it on most probes), as gpt-4 alone does.
-	if !strings.Contains(tableLine(out, "cascade:gpt-3.5-turbo-0613>gpt-4-1106-preview"), "50.0% (1/2)") {
+	// The plain cascade ships gpt-3.5's counts that fit the visible test
+	// only (50%); the scored cascade catches them (100%: the samples that
+	// pass the test too outvote them, and the other problems' labels
+	// taught the calibration that such a vote means a wrong answer), as
+	// gpt-4 alone does.
+	if !strings.Contains(tableLine(out, "cascade:gpt-3.5-turbo-0613>gpt-4-1106-preview"), "50.0% (3/6)") {
 		t.Errorf("plain cascade row: %q", tableLine(out, "cascade:gpt-3.5-turbo-0613>gpt-4-1106-preview"))
 	}
 	for _, want := range []string{
@@ -84,7 +97,7 @@ func TestDemo(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
 	}
-	if !strings.Contains(tableLine(out, demoStrategies[0]), "100.0% (2/2)") {
+	if !strings.Contains(tableLine(out, demoStrategies[0]), "100.0% (6/6)") || !strings.Contains(out, "6-fold cross-validation") {
 		t.Errorf("scored cascade row: %q", tableLine(out, demoStrategies[0]))
 	}
 }

@@ -61,12 +61,16 @@ func runEval(ctx context.Context, env *Env, args []string) error {
 	plotOut := fs.String("plot", "", "also draw accuracy against cost, with the Pareto frontier, as SVG to this file")
 	workers := fs.Int("workers", 16, "tasks in flight per run")
 	limitN := fs.Int("limit", 0, "evaluate only the first N problems (0: all)")
+	targetFA := fs.Float64("target-fa", eval.DefaultTargetFA, "the false-accept rate a score strategy's thresholds are chosen for, by cross-validation over problems (0.05: one wrong answer in 20 accepted)")
 	verbose := fs.Bool("v", false, "log debug details to stderr")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
 		return usageErrorf("eval takes no arguments; name strategies with --strategy")
+	}
+	if !(*targetFA > 0 && *targetFA < 1) {
+		return usageErrorf("--target-fa %g: want a rate between 0 and 1, e.g. 0.05", *targetFA)
 	}
 	if len(strategies) == 0 {
 		strategies = defaultStrategies[*suiteName]
@@ -88,6 +92,7 @@ func runEval(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer h.close()
+	h.ev.TargetFA = *targetFA
 	rep, err := h.evaluate(ctx, env, *suiteName, *data, parsed, *limitN)
 	if err != nil {
 		return err

@@ -43,8 +43,12 @@ type Evaluator struct {
 	Log     *slog.Logger
 	// Workers bounds the tasks in flight in each run (default 16).
 	Workers int
-	// Started, when set, is called as each strategy's run starts.
-	Started func(st Strategy, runID string)
+	// Started, when set, is called as each strategy's run starts;
+	// Calibrating as a score strategy's calibration run does, before it.
+	Started, Calibrating func(st Strategy, runID string)
+	// TargetFA is the false-accept rate a score strategy's thresholds are
+	// chosen for (default [DefaultTargetFA]); see calibrate.go.
+	TargetFA float64
 
 	leads  atomic.Int64
 	hidden sync.Map // sha256 of a hidden-test program → bool
@@ -150,7 +154,11 @@ func (ev *Evaluator) eval(ctx context.Context, suiteName string, probs []problem
 }
 
 // plan is how a strategy maps onto a run: tiers, tasks, how to combine.
-func plan(st Strategy, probs []problem, math bool) (tiers []string, tasks []swarm.TaskSpec, combine func([]taskReport) map[string]string) {
+//
+// A score strategy's thresholds come from cal, by problem; with cal nil
+// (the calibration run) the vote is counted and recorded but accepts every
+// answer that passes the tests.
+func plan(st Strategy, probs []problem, math bool, cal map[string]Threshold) (tiers []string, tasks []swarm.TaskSpec, combine func([]taskReport) map[string]string) {
 	byName := func(reports []taskReport) map[string]string {
 		out := make(map[string]string, len(reports))
 		for _, r := range reports {
@@ -205,7 +213,11 @@ func plan(st Strategy, probs []problem, math bool) (tiers []string, tasks []swar
 					t.Verify.Models, t.Verify.N = []string{st.Partner}, st.N
 				}
 				if st.Kind == "score" {
-					t.Verify.Net, t.Verify.Agree, t.Verify.Margin = true, ScoreAgree, ScoreMargin
+					th, ok := cal[p.id]
+					if !ok {
+						th = Threshold{Agree: calibrationAgree, Margin: -st.N}
+					}
+					t.Verify.Net, t.Verify.Agree, t.Verify.Margin = true, th.Agree, th.Margin
 				}
 			}
 			tasks = append(tasks, t)
@@ -271,7 +283,35 @@ func plurality(rs []taskReport) string {
 
 func (ev *Evaluator) runStrategy(ctx context.Context, st Strategy, probs []problem, math bool) (*StrategyResult, error) {
 	// Each strategy sees a sampled model's samples from the first, as if
-	// alone: strategies compared in one report see the same answers.
+	// alone: strategies compared in one report see the same answers (and
+	// a score strategy's calibration the same as its run).
+	ev.resetReplay(st)
+	var cal map[string]Threshold
+	var calibration *Calibration
+	if st.Kind == "score" && !math {
+		var err error
+		if cal, calibration, err = ev.calibrate(ctx, st, probs); err != nil {
+			return nil, err
+		}
+		ev.resetReplay(st)
+	}
+	start := time.Now()
+	tiers, tasks, combine := plan(st, probs, math, cal)
+	answers, nodes, leadName, err := ev.execute(ctx, st, tiers, tasks, combine, ev.Started)
+	if err != nil {
+		return nil, err
+	}
+	sr := &StrategyResult{Name: st.Name, Problems: len(probs), Calls: map[string]int{}, Calibration: calibration}
+	if err := ev.score(ctx, sr, probs, answers, nodes, leadName); err != nil {
+		return nil, err
+	}
+	sr.Wall = time.Since(start)
+	return sr, nil
+}
+
+// resetReplay starts every replayed model of st over from its first
+// samples.
+func (ev *Evaluator) resetReplay(st Strategy) {
 	for _, name := range append(slices.Clip(st.Models), st.Partner) {
 		if m, err := ev.Registry.Get(name); err == nil {
 			if r, ok := m.Client.(*replay.Model); ok {
@@ -279,10 +319,15 @@ func (ev *Evaluator) runStrategy(ctx context.Context, st Strategy, probs []probl
 			}
 		}
 	}
-	tiers, tasks, combine := plan(st, probs, math)
+}
+
+// execute runs one planned strategy through the engine and returns the
+// answers by problem id, the run's nodes and the scripted lead's name.
+// started, when set, is told the run's id as it starts.
+func (ev *Evaluator) execute(ctx context.Context, st Strategy, tiers []string, tasks []swarm.TaskSpec, combine func([]taskReport) map[string]string, started func(Strategy, string)) (map[string]string, []swarm.Node, string, error) {
 	args, err := json.Marshal(map[string]any{"tasks": tasks, "wait": true})
 	if err != nil {
-		return nil, err
+		return nil, nil, "", err
 	}
 	leadName := fmt.Sprintf("eval-lead-%d", ev.leads.Add(1))
 	lead := &scriptLead{tasks: args, combine: func(rs []taskReport) string {
@@ -294,38 +339,33 @@ func (ev *Evaluator) runStrategy(ctx context.Context, st Strategy, probs []probl
 	if workers <= 0 {
 		workers = 16
 	}
-	start := time.Now()
 	id, err := ev.Engine.Start(ctx, swarm.Spec{
 		Task: "evaluate " + st.Name, Lead: leadName, Tiers: tiers,
 		Models:     append(slices.Clip(st.Models), st.Partner), // the gate's voters and the cross-check's partner
 		MaxWorkers: workers, Repairs: -1, MaxDepth: 1, ReportCap: 8000,
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, "", err
 	}
-	if ev.Started != nil {
-		ev.Started(st, id)
+	if started != nil {
+		started(st, id)
 	}
 	res, err := ev.Engine.Wait(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, nil, "", err
 	}
 	if res.Status != swarm.StatusDone {
-		return nil, fmt.Errorf("run %s ended %s: %s", id, res.Status, res.Error)
+		return nil, nil, "", fmt.Errorf("run %s ended %s: %s", id, res.Status, res.Error)
 	}
 	var answers map[string]string
 	if err := json.Unmarshal([]byte(res.Answer), &answers); err != nil {
-		return nil, fmt.Errorf("run %s: read answers: %w", id, err)
+		return nil, nil, "", fmt.Errorf("run %s: read answers: %w", id, err)
 	}
 	nodes, err := ev.Engine.Nodes(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, nil, "", err
 	}
-	sr := &StrategyResult{Name: st.Name, Problems: len(probs), Calls: map[string]int{}, Wall: time.Since(start)}
-	if err := ev.score(ctx, sr, probs, answers, nodes, leadName); err != nil {
-		return nil, err
-	}
-	return sr, nil
+	return answers, nodes, leadName, nil
 }
 
 // score judges the final answers and every verified attempt, in parallel.

@@ -251,3 +251,53 @@ func TestEvalMathStrategies(t *testing.T) {
 		t.Errorf("cross on math: %v", err)
 	}
 }
+
+// A score strategy is run twice: a calibration that gates on the tests
+// alone and records the vote, then the strategy with thresholds chosen on
+// the other folds. Only the second run is in its cost.
+func TestEvalScoreCalibrates(t *testing.T) {
+	ctx := context.Background()
+	c, err := suite.LoadCode(writeMiniSet(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := newEvaluator(t, true, func(reg *provider.Registry) error { return RegisterCode(reg, c, replay.Options{}) })
+	var runs int
+	ev.Started = func(Strategy, string) { runs++ }
+	rep, err := ev.EvalCode(ctx, c, parseStrategies(t, "score:starcoder>gpt-4-1106-preview+gpt-3.5-turbo-0613*1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := rep.Strategies[0]
+	cal := s.Calibration
+	if cal == nil {
+		t.Fatal("no calibration in the report")
+	}
+	// starcoder passes the visible tests on Mini/0, /1 and /3 (Mini/1
+	// wrongly: lower-case vowels only); on Mini/2 it fails them.
+	if cal.Judged != 3 || cal.FalseAcceptsWithout != 1 || cal.Folds != 4 {
+		t.Errorf("calibration %+v: want 3 judged in 4 folds, 1 false accept without the vote", cal)
+	}
+	total := 0
+	for _, th := range cal.Chosen {
+		total += th.Problems
+		if th.Margin < -1 || th.Margin > 1 || th.Agree <= 0 || th.Agree >= 1 {
+			t.Errorf("threshold %+v out of range for one sample", th)
+		}
+	}
+	if total != 4 {
+		t.Errorf("thresholds cover %d problems, want 4: %+v", total, cal.Chosen)
+	}
+	// The strategy's own run: starcoder once a problem, the sample once
+	// for each answer that passed the tests, not twice over.
+	if s.Calls["starcoder"] != 4 || s.Calls["gpt-3.5-turbo-0613"] != 3 || runs != 1 {
+		t.Errorf("calls %v, %d runs announced; want starcoder×4, gpt-3.5×3 and one run", s.Calls, runs)
+	}
+	var out strings.Builder
+	if err := rep.WriteTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "4-fold cross-validation") || !strings.Contains(out.String(), "without the vote (tests alone): 1 false accept,") {
+		t.Errorf("the table does not say how the thresholds were chosen:\n%s", out.String())
+	}
+}

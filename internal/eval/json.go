@@ -10,7 +10,11 @@ import (
 //	{"suite", "problems", "reference", "strategies": [{"name", "accuracy",
 //	  "correct", "problems", "cost_usd", "cost_ratio", "calls": {model: n},
 //	  "escalations", "escalation_rate", "false_accepts", "false_rejects",
-//	  "wall_ns"}]}
+//	  "unsure", "calibration": {"folds", "target_false_accept_rate",
+//	  "judged", "chosen": [{"agree", "margin", "problems"}],
+//	  "false_accepts_without", "false_rejects_without"}, "wall_ns"}]}
+//
+// calibration is there for score strategies only (see calibrate.go).
 //
 // cost_usd is derived from each strategy's exact Cost, and cost_ratio from
 // the reference strategy's cost (omitted when there is no reference), so

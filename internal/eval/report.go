@@ -51,6 +51,9 @@ type StrategyResult struct {
 	// tier let the answer stand marked unsure; they are in neither count
 	// above.
 	Unsure int `json:"unsure"`
-	// Wall is how long the strategy took to run.
+	// Calibration, for a score strategy, says how its thresholds were
+	// chosen and what its gate did without them.
+	Calibration *Calibration `json:"calibration,omitempty"`
+	// Wall is how long the strategy took to run, its calibration included.
 	Wall time.Duration `json:"wall_ns"`
 }

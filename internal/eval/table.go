@@ -81,6 +81,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if len(lower) > 0 {
 		fmt.Fprintf(bw, "≥:         a lower bound: only the final answers of %s are recorded, not the calls that led to them\n", strings.Join(lower, ", "))
 	}
+	for _, s := range r.Strategies {
+		if c := s.Calibration; c != nil {
+			fmt.Fprintf(bw, "\n%s:\n  %s\n", oneLine(s.Name), c.describe())
+		}
+	}
 	return bw.Flush()
 }
 

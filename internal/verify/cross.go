@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -192,7 +193,8 @@ func (v *Verifiers) Cross(ctx context.Context, spec Spec, sub Submission, c Call
 	out.Results = append(mineOut.Results, out.Results...)
 	mine := out.Results[0]
 	var agree []string
-	dissent := 0 // answers that pass the tests and disagree
+	var shares []float64 // of each answer that passes the tests
+	dissent := 0         // answers that pass the tests and disagree
 	var b strings.Builder
 	for k, r := range out.Results[1:] {
 		o := others[idx[k]]
@@ -210,7 +212,9 @@ func (v *Verifiers) Cross(ctx context.Context, spec Spec, sub Submission, c Call
 					diff = i
 				}
 			}
-			if float64(same) >= share*float64(len(mine.Outs)) {
+			s := float64(same) / float64(max(len(mine.Outs), 1))
+			shares = append(shares, s)
+			if s >= share {
 				agree = append(agree, o.who)
 				continue
 			}
@@ -234,13 +238,18 @@ func (v *Verifiers) Cross(ctx context.Context, spec Spec, sub Submission, c Call
 		on = fmt.Sprintf("at least %.0f%% of %d probes derived from them", 100*share, len(out.Probes))
 	}
 	if spec.Net {
+		slices.SortFunc(shares, func(a, b float64) int { return cmp.Compare(b, a) })
 		if net := len(agree) - dissent; net >= spec.Margin {
-			return pass(KindCross, fmt.Sprintf("the tests pass; of the independent answers that pass them too, %d %s with this submission on %s and %d %s (net %d, at least %d needed)%s",
+			v := pass(KindCross, fmt.Sprintf("the tests pass; of the independent answers that pass them too, %d %s with this submission on %s and %d %s (net %d, at least %d needed)%s",
 				len(agree), plural2(len(agree), "agrees", "agree"), on, dissent, plural2(dissent, "does not", "do not"), net, spec.Margin, b.String()))
+			v.Agreement = shares
+			return v
 		}
 		ev := fmt.Sprintf("the tests pass, but of the independent answers that pass them too, %d %s with this submission on %s and %d %s (net %d, at least %d needed):%s",
 			len(agree), plural2(len(agree), "agrees", "agree"), on, dissent, plural2(dissent, "does not", "do not"), len(agree)-dissent, spec.Margin, b.String())
-		return unconfirmed(headTail(ev, maxEvidence))
+		v := unconfirmed(headTail(ev, maxEvidence))
+		v.Agreement = shares
+		return v
 	}
 	if len(agree) >= need {
 		return pass(KindCross, fmt.Sprintf("the tests pass, and %s %s on %s", strings.Join(agree, ", "), plural2(len(agree), "agrees", "agree"), on))
@@ -248,6 +257,22 @@ func (v *Verifiers) Cross(ctx context.Context, spec Spec, sub Submission, c Call
 	ev := fmt.Sprintf("the tests pass, but %d of the independent answers %s with this submission on %s (it needs %d):%s",
 		len(agree), plural2(len(agree), "agrees", "agree"), strings.Replace(on, "from them", "from the tests", 1), need, b.String())
 	return unconfirmed(headTail(ev, maxEvidence))
+}
+
+// NetVote counts a net vote again from a verdict's [Verdict.Agreement]:
+// the answers that agree with the submission on at least share of the
+// probes, less those that do not. A cross-check with the same share
+// counts the same.
+func NetVote(agreement []float64, share float64) int {
+	net := 0
+	for _, s := range agreement {
+		if s >= share {
+			net++
+		} else {
+			net--
+		}
+	}
+	return net
 }
 
 // crossVoter is an independent answer of a cross-check.

@@ -250,3 +250,36 @@ func TestSameOut(t *testing.T) {
 		}
 	}
 }
+
+// A net vote's verdict records each vote's share of the probes, highest
+// first, and NetVote counts it again as the cross-check did.
+func TestCrossNetAgreement(t *testing.T) {
+	v := newVerifiers(t)
+	const tests = "assert count_vowels('hello') == 2\nassert count_vowels('sky') == 0\n"
+	right := "def count_vowels(s):\n    return sum(c in 'aeiouAEIOU' for c in s)\n"
+	lowerOnly := "def count_vowels(s):\n    return sum(c in 'aeiou' for c in s)\n"
+	failsTests := "def count_vowels(s):\n    return len(s)\n"
+	earlier := []Answer{{Model: "a", Report: lowerOnly}, {Model: "b", Report: right}, {Model: "c", Report: failsTests}}
+	for _, margin := range []int{0, 1} {
+		spec := Spec{Kind: KindCross, Code: tests, Net: true, Agree: 0.95, Margin: margin}
+		got := v.Verify(testCtx(t), spec, Submission{Task: "Write count_vowels(s).", Report: right, Earlier: earlier, Fresh: true}, nil)
+		a := got.Agreement
+		// lowerOnly differs on the upper-cased probes alone.
+		if len(a) != 2 || a[0] != 1 || !(a[1] > 0.7 && a[1] < 0.95) {
+			t.Fatalf("margin %d: agreement %v, want [1, between 0.7 and 0.95] (the answer that fails the tests has no vote): %s", margin, a, got.Evidence)
+		}
+		if n := NetVote(a, 0.95); n != 0 {
+			t.Errorf("NetVote = %d, want 0", n)
+		}
+		if n := NetVote(a, 0.7); n != 2 {
+			t.Errorf("NetVote at 70%% = %d, want 2", n)
+		}
+		want := Pass
+		if margin > 0 {
+			want = Fail
+		}
+		if got.Outcome != want {
+			t.Errorf("margin %d: %s, want %s", margin, got.Outcome, want)
+		}
+	}
+}

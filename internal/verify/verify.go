@@ -143,6 +143,13 @@ type Verdict struct {
 	// fails, the engine reports the latest unconfirmed result rather than
 	// a later one that failed outright.
 	Unconfirmed bool `json:"unconfirmed,omitempty"`
+	// Agreement, for a cross-check decided by a net vote ([Spec.Net]),
+	// holds what the vote counted: for each independent answer that passes
+	// the tests, the share of the probes on which it agrees with the
+	// submission, highest first. A caller can count the vote again at
+	// another share or margin (hive eval chooses them by cross-validation).
+	// Empty when no independent answer passed the tests.
+	Agreement []float64 `json:"agreement,omitempty"`
 }
 
 // A Verifier judges submissions. Verifiers that ask models (vote, judge)
