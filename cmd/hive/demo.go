@@ -30,7 +30,8 @@ func runDemo(ctx context.Context, env *Env, args []string) error {
 	fmt.Fprintln(env.Stderr, `Hive demo: HumanEval (164 problems) answered by real recorded model outputs.
 gpt-3.5 answers first. Its code must pass the visible tests in the sandbox, keep
 the functions the prompt gives, and not be outvoted, on inputs derived from the
-tests, by three cheap CodeGen samples that pass them too. What fails moves up to
+tests, by three cheap CodeGen samples that pass them too; the vote's thresholds
+are chosen by cross-validation on the other problems. What fails moves up to
 gpt-4. The plain cascade (visible tests only), the strict cross-check (a sample
 must agree on every input) and each single model run for comparison; hidden
 tests, which no strategy sees, score them all.`)

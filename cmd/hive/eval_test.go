@@ -127,6 +127,8 @@ func TestEvalErrors(t *testing.T) {
 		{[]string{"eval", "--suite", "code", "--data", data, "--strategy", "single:nobody"}, 1, "nobody"},
 		{[]string{"eval", "--suite", "code", "--data", filepath.Join(w.dir, "missing"), "--strategy", "single:strong"}, 1, "missing"},
 		{[]string{"eval", "--suite", "code", "--data", data}, 2, "needs --strategy"},
+		{[]string{"eval", "--suite", "code", "--data", data, "--strategy", "single:strong", "--target-fa", "5"}, 2, "--target-fa 5: want a rate between 0 and 1"},
+		{[]string{"eval", "--suite", "code", "--data", data, "--strategy", "single:strong", "--target-fa", "0"}, 2, "want a rate between 0 and 1"},
 	} {
 		code, _, stderr := w.hive(tt.args...)
 		if code != tt.code || !strings.Contains(stderr, tt.want) || strings.Contains(stderr, "goroutine ") {

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hive-swarm/hive/internal/swarm"
 	"github.com/hive-swarm/hive/internal/verify"
@@ -48,7 +49,7 @@ type Threshold struct {
 }
 
 // Calibration says how a score strategy's thresholds were chosen and what
-// its gate did without them.
+// its gate did with them and without.
 type Calibration struct {
 	Folds    int     `json:"folds"`
 	TargetFA float64 `json:"target_false_accept_rate"`
@@ -57,15 +58,64 @@ type Calibration struct {
 	Judged int `json:"judged"`
 	// Chosen lists the thresholds used and how many problems each scored.
 	Chosen []Threshold `json:"chosen"`
-	// Without is the gate without the vote (the calibration run: the
-	// first tier's answers accepted on the tests alone, samples bought
-	// but not counted): its false accepts and rejects.
-	FalseAcceptsWithout int `json:"false_accepts_without"`
-	FalseRejectsWithout int `json:"false_rejects_without"`
+	// The first tier's verdicts (the only ones the thresholds were chosen
+	// for), judged with the hidden tests: wrong answers accepted and right
+	// ones rejected, with the vote (the strategy's run) and without it
+	// (the calibration run, on the tests alone).
+	FirstTier        Confusion `json:"first_tier"`
+	FirstTierWithout Confusion `json:"first_tier_without"`
+	// Mismatched counts problems whose first-tier vote in the strategy's
+	// run differs from the calibration's (it should be none: the same
+	// samples on the same probes).
+	Mismatched int `json:"mismatched"`
+	// What the calibration run cost, at list prices, and took; none of it
+	// is in the strategy's cost or wall time.
+	CostUSD float64        `json:"cost_usd"`
+	Calls   map[string]int `json:"calls"`
+	Wall    time.Duration  `json:"wall_ns"`
+
+	votes map[string][]float64 // the calibration's first-tier agreement, by problem
+}
+
+// Confusion counts a verifier's mistakes.
+type Confusion struct {
+	FalseAccepts int `json:"false_accepts"`
+	FalseRejects int `json:"false_rejects"`
+}
+
+// firstTier returns each problem's first-tier worker node of a run.
+func firstTier(nodes []swarm.Node) map[string]swarm.Node {
+	out := map[string]swarm.Node{}
+	for _, n := range nodes {
+		if n.Role == swarm.RoleWorker && !strings.Contains(n.ID, "^") {
+			out[n.Name] = n
+		}
+	}
+	return out
+}
+
+// confusion judges the first tier's verdicts with the hidden tests.
+func confusion(first map[string]swarm.Node, byID map[string]problem) Confusion {
+	var c Confusion
+	for id, n := range first {
+		p, ok := byID[id]
+		if !ok || p.correct == nil || n.Verdict == nil || n.Verdict.Outcome == verify.Unsure || n.Report == "" {
+			continue
+		}
+		right := p.correct(n.Report)
+		switch {
+		case n.Verdict.Outcome == verify.Pass && !right:
+			c.FalseAccepts++
+		case n.Verdict.Outcome == verify.Fail && right:
+			c.FalseRejects++
+		}
+	}
+	return c
 }
 
 // calItem is one labelled first-tier answer.
 type calItem struct {
+	id        string
 	fold      int
 	agreement []float64
 	right     bool
@@ -170,13 +220,15 @@ func (ev *Evaluator) calibrate(ctx context.Context, st Strategy, probs []problem
 	if target <= 0 {
 		target = DefaultTargetFA
 	}
+	start := time.Now()
 	tiers, tasks, combine := plan(st, probs, false, nil)
 	answers, nodes, leadName, err := ev.execute(ctx, st, tiers, tasks, combine, ev.Calibrating)
 	if err != nil {
 		return nil, nil, fmt.Errorf("calibration: %w", err)
 	}
-	without := StrategyResult{Calls: map[string]int{}}
-	if err := ev.score(ctx, &without, probs, answers, nodes, leadName); err != nil {
+	// Scoring runs the hidden tests of every answer, in batches.
+	run := StrategyResult{Calls: map[string]int{}}
+	if err := ev.score(ctx, &run, probs, answers, nodes, leadName); err != nil {
 		return nil, nil, fmt.Errorf("calibration: %w", err)
 	}
 	byID := make(map[string]problem, len(probs))
@@ -184,21 +236,50 @@ func (ev *Evaluator) calibrate(ctx context.Context, st Strategy, probs []problem
 		byID[p.id] = p
 	}
 	folds := min(Folds, max(len(probs), 2))
+	first := firstTier(nodes)
 	var items []calItem
-	for _, n := range nodes {
-		if n.Role != swarm.RoleWorker || strings.Contains(n.ID, "^") || n.Verdict == nil || n.Verdict.Outcome != verify.Pass {
+	for id, n := range first {
+		p, ok := byID[id]
+		if !ok || p.correct == nil || n.Verdict == nil || n.Verdict.Outcome != verify.Pass {
 			continue
 		}
-		pid, _, _ := strings.Cut(n.Name, "#")
-		p, ok := byID[pid]
-		if !ok || p.correct == nil {
-			continue
-		}
-		items = append(items, calItem{fold: fold(pid, folds), agreement: n.Verdict.Agreement, right: p.correct(n.Report)})
+		items = append(items, calItem{id: id, fold: fold(id, folds), agreement: n.Verdict.Agreement, right: p.correct(n.Report)})
 	}
 	byProblem, used := crossValidate(probs, items, folds, target, st.N)
 	return byProblem, &Calibration{Folds: folds, TargetFA: target, Judged: len(items), Chosen: used,
-		FalseAcceptsWithout: without.FalseAccepts, FalseRejectsWithout: without.FalseRejects}, nil
+		FirstTierWithout: confusion(first, byID), CostUSD: run.Cost.Dollars(), Calls: run.Calls, Wall: time.Since(start),
+		votes: votes(first)}, nil
+}
+
+// votes returns each first-tier answer's recorded agreement, by problem.
+func votes(first map[string]swarm.Node) map[string][]float64 {
+	out := make(map[string][]float64, len(first))
+	for id, n := range first {
+		if n.Verdict != nil {
+			out[id] = n.Verdict.Agreement
+		}
+	}
+	return out
+}
+
+// finish fills in what the strategy's own run did at the first tier.
+func (c *Calibration) finish(nodes []swarm.Node, probs []problem) {
+	byID := make(map[string]problem, len(probs))
+	for _, p := range probs {
+		byID[p.id] = p
+	}
+	first := firstTier(nodes)
+	c.FirstTier = confusion(first, byID)
+	for id, v := range votes(first) {
+		if want, ok := c.votes[id]; !ok || !slices.Equal(v, want) {
+			c.Mismatched++
+		}
+	}
+	for id := range c.votes {
+		if _, ok := first[id]; !ok {
+			c.Mismatched++
+		}
+	}
 }
 
 // describe says in one line how the thresholds were chosen, which were
@@ -213,8 +294,13 @@ func (c *Calibration) describe() string {
 		}
 		fmt.Fprintf(&b, "agree %.1f margin %d on %d %s", t.Agree, t.Margin, t.Problems, plural(t.Problems, "problem", "problems"))
 	}
-	fmt.Fprintf(&b, "; without the vote (tests alone): %d false %s, %d false %s. The calibration run is not in the cost.",
-		c.FalseAcceptsWithout, plural(c.FalseAcceptsWithout, "accept", "accepts"), c.FalseRejectsWithout, plural(c.FalseRejectsWithout, "reject", "rejects"))
+	fmt.Fprintf(&b, ". At the first tier, with the vote: %d false %s, %d false %s; without it (tests alone): %d and %d.",
+		c.FirstTier.FalseAccepts, plural(c.FirstTier.FalseAccepts, "accept", "accepts"), c.FirstTier.FalseRejects, plural(c.FirstTier.FalseRejects, "reject", "rejects"),
+		c.FirstTierWithout.FalseAccepts, c.FirstTierWithout.FalseRejects)
+	fmt.Fprintf(&b, " The calibration run (not in the cost): $%.4f, %s.", c.CostUSD, c.Wall.Round(time.Second))
+	if c.Mismatched > 0 {
+		fmt.Fprintf(&b, " WARNING: %d first-tier %s differed from the calibration's.", c.Mismatched, plural(c.Mismatched, "vote", "votes"))
+	}
 	return b.String()
 }
 

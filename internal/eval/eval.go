@@ -213,9 +213,12 @@ func plan(st Strategy, probs []problem, math bool, cal map[string]Threshold) (ti
 					t.Verify.Models, t.Verify.N = []string{st.Partner}, st.N
 				}
 				if st.Kind == "score" {
-					th, ok := cal[p.id]
-					if !ok {
-						th = Threshold{Agree: calibrationAgree, Margin: -st.N}
+					// Without cal (the calibration run) the vote is
+					// recorded and accepts everything; crossValidate
+					// gives every problem thresholds.
+					th := Threshold{Agree: calibrationAgree, Margin: -st.N}
+					if cal != nil {
+						th = cal[p.id]
 					}
 					t.Verify.Net, t.Verify.Agree, t.Verify.Margin = true, th.Agree, th.Margin
 				}
@@ -304,6 +307,12 @@ func (ev *Evaluator) runStrategy(ctx context.Context, st Strategy, probs []probl
 	sr := &StrategyResult{Name: st.Name, Problems: len(probs), Calls: map[string]int{}, Calibration: calibration}
 	if err := ev.score(ctx, sr, probs, answers, nodes, leadName); err != nil {
 		return nil, err
+	}
+	if calibration != nil {
+		calibration.finish(nodes, probs)
+		if calibration.Mismatched > 0 {
+			ev.Log.Warn("a score strategy's first-tier votes differ from its calibration's", "strategy", st.Name, "problems", calibration.Mismatched)
+		}
 	}
 	sr.Wall = time.Since(start)
 	return sr, nil

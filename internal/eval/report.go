@@ -54,6 +54,8 @@ type StrategyResult struct {
 	// Calibration, for a score strategy, says how its thresholds were
 	// chosen and what its gate did without them.
 	Calibration *Calibration `json:"calibration,omitempty"`
-	// Wall is how long the strategy took to run, its calibration included.
+	// Wall is how long the strategy took to run (not a calibration run,
+	// which [Calibration] times; the strategy's run then finds the hidden
+	// tests of answers the calibration judged already done).
 	Wall time.Duration `json:"wall_ns"`
 }
