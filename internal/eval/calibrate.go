@@ -115,7 +115,6 @@ func confusion(first map[string]swarm.Node, byID map[string]problem) Confusion {
 
 // calItem is one labelled first-tier answer.
 type calItem struct {
-	id        string
 	fold      int
 	agreement []float64
 	right     bool
@@ -231,10 +230,7 @@ func (ev *Evaluator) calibrate(ctx context.Context, st Strategy, probs []problem
 	if err := ev.score(ctx, &run, probs, answers, nodes, leadName); err != nil {
 		return nil, nil, fmt.Errorf("calibration: %w", err)
 	}
-	byID := make(map[string]problem, len(probs))
-	for _, p := range probs {
-		byID[p.id] = p
-	}
+	byID := problemsByID(probs)
 	folds := min(Folds, max(len(probs), 2))
 	first := firstTier(nodes)
 	var items []calItem
@@ -243,7 +239,7 @@ func (ev *Evaluator) calibrate(ctx context.Context, st Strategy, probs []problem
 		if !ok || p.correct == nil || n.Verdict == nil || n.Verdict.Outcome != verify.Pass {
 			continue
 		}
-		items = append(items, calItem{id: id, fold: fold(id, folds), agreement: n.Verdict.Agreement, right: p.correct(n.Report)})
+		items = append(items, calItem{fold: fold(id, folds), agreement: n.Verdict.Agreement, right: p.correct(n.Report)})
 	}
 	byProblem, used := crossValidate(probs, items, folds, target, st.N)
 	return byProblem, &Calibration{Folds: folds, TargetFA: target, Judged: len(items), Chosen: used,
@@ -264,10 +260,7 @@ func votes(first map[string]swarm.Node) map[string][]float64 {
 
 // finish fills in what the strategy's own run did at the first tier.
 func (c *Calibration) finish(nodes []swarm.Node, probs []problem) {
-	byID := make(map[string]problem, len(probs))
-	for _, p := range probs {
-		byID[p.id] = p
-	}
+	byID := problemsByID(probs)
 	first := firstTier(nodes)
 	c.FirstTier = confusion(first, byID)
 	for id, v := range votes(first) {

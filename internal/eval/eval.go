@@ -379,10 +379,7 @@ func (ev *Evaluator) execute(ctx context.Context, st Strategy, tiers []string, t
 
 // score judges the final answers and every verified attempt, in parallel.
 func (ev *Evaluator) score(ctx context.Context, sr *StrategyResult, probs []problem, answers map[string]string, nodes []swarm.Node, leadName string) error {
-	byID := make(map[string]problem, len(probs))
-	for _, p := range probs {
-		byID[p.id] = p
-	}
+	byID := problemsByID(probs)
 	escalated := map[string]bool{}
 	type judged struct {
 		p       problem
@@ -477,6 +474,15 @@ func (ev *Evaluator) score(ctx context.Context, sr *StrategyResult, probs []prob
 	sr.FalseAccepts, sr.FalseRejects = int(falseAccepts.Load()), int(falseRejects.Load())
 	sr.CostUSD = sr.Cost.Dollars()
 	return nil
+}
+
+// problemsByID indexes probs by id.
+func problemsByID(probs []problem) map[string]problem {
+	byID := make(map[string]problem, len(probs))
+	for _, p := range probs {
+		byID[p.id] = p
+	}
+	return byID
 }
 
 // passesHidden reports whether answer's code passes p's hidden tests,
