@@ -58,6 +58,10 @@ type Calibration struct {
 	Judged int `json:"judged"`
 	// Chosen lists the thresholds used and how many problems each scored.
 	Chosen []Threshold `json:"chosen"`
+	// Blind counts the folds whose training answers held no wrong one:
+	// there was nothing to learn, and they accept every answer that
+	// passes the tests.
+	Blind int `json:"blind_folds"`
 	// The first tier's verdicts (the only ones the thresholds were chosen
 	// for), judged with the hidden tests: wrong answers accepted and right
 	// ones rejected, with the vote (the strategy's run) and without it
@@ -182,7 +186,7 @@ func boolCompare(a, b bool) int {
 
 // crossValidate chooses each problem's thresholds on the other folds'
 // items.
-func crossValidate(probs []problem, items []calItem, folds int, target float64, maxVoters int) (map[string]Threshold, []Threshold) {
+func crossValidate(probs []problem, items []calItem, folds int, target float64, maxVoters int) (byProblem map[string]Threshold, used []Threshold, blind int) {
 	perFold := make([]Threshold, folds)
 	for f := range folds {
 		var train []calItem
@@ -191,10 +195,12 @@ func crossValidate(probs []problem, items []calItem, folds int, target float64, 
 				train = append(train, it)
 			}
 		}
+		if !slices.ContainsFunc(train, func(it calItem) bool { return !it.right }) {
+			blind++
+		}
 		perFold[f] = choose(train, target, maxVoters)
 	}
-	byProblem := make(map[string]Threshold, len(probs))
-	var used []Threshold
+	byProblem = make(map[string]Threshold, len(probs))
 	for _, p := range probs {
 		t := perFold[fold(p.id, folds)]
 		byProblem[p.id] = t
@@ -208,7 +214,7 @@ func crossValidate(probs []problem, items []calItem, folds int, target float64, 
 	slices.SortFunc(used, func(a, b Threshold) int {
 		return cmp.Or(cmp.Compare(b.Problems, a.Problems), cmp.Compare(a.Agree, b.Agree), cmp.Compare(a.Margin, b.Margin))
 	})
-	return byProblem, used
+	return byProblem, used, blind
 }
 
 // calibrate runs st with its first tier gated by the tests alone, labels
@@ -241,8 +247,8 @@ func (ev *Evaluator) calibrate(ctx context.Context, st Strategy, probs []problem
 		}
 		items = append(items, calItem{fold: fold(id, folds), agreement: n.Verdict.Agreement, right: p.correct(n.Report)})
 	}
-	byProblem, used := crossValidate(probs, items, folds, target, st.N)
-	return byProblem, &Calibration{Folds: folds, TargetFA: target, Judged: len(items), Chosen: used,
+	byProblem, used, blind := crossValidate(probs, items, folds, target, st.N)
+	return byProblem, &Calibration{Folds: folds, TargetFA: target, Judged: len(items), Chosen: used, Blind: blind,
 		FirstTierWithout: confusion(first, byID), CostUSD: run.Cost.Dollars(), Calls: run.Calls, Wall: time.Since(start),
 		votes: votes(first)}, nil
 }
@@ -286,6 +292,9 @@ func (c *Calibration) describe() string {
 			b.WriteString(", ")
 		}
 		fmt.Fprintf(&b, "agree %.1f margin %d on %d %s", t.Agree, t.Margin, t.Problems, plural(t.Problems, "problem", "problems"))
+	}
+	if c.Blind > 0 {
+		fmt.Fprintf(&b, " (%d of the %d folds had no wrong answer to learn from among the others' and accept every answer that passes the tests)", c.Blind, c.Folds)
 	}
 	fmt.Fprintf(&b, ". At the first tier, with the vote: %d false %s, %d false %s; without it (tests alone): %d and %d.",
 		c.FirstTier.FalseAccepts, plural(c.FirstTier.FalseAccepts, "accept", "accepts"), c.FirstTier.FalseRejects, plural(c.FirstTier.FalseRejects, "reject", "rejects"),

@@ -69,7 +69,7 @@ func TestChooseMeetsTargetWithFewestRejections(t *testing.T) {
 // labels of one fold's answers leaves that fold's thresholds as they were.
 func TestCrossValidateHoldsOut(t *testing.T) {
 	probs, items := calSet(200)
-	before, _ := crossValidate(probs, items, Folds, 0.05, 3)
+	before, _, _ := crossValidate(probs, items, Folds, 0.05, 3)
 	for f := range Folds {
 		flipped := append([]calItem(nil), items...)
 		for i := range flipped {
@@ -77,7 +77,7 @@ func TestCrossValidateHoldsOut(t *testing.T) {
 				flipped[i].right = !flipped[i].right
 			}
 		}
-		after, _ := crossValidate(probs, flipped, Folds, 0.05, 3)
+		after, _, _ := crossValidate(probs, flipped, Folds, 0.05, 3)
 		changed := false
 		for _, p := range probs {
 			if fold(p.id, Folds) == f && after[p.id] != before[p.id] {

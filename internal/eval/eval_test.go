@@ -282,6 +282,9 @@ func TestEvalScoreCalibrates(t *testing.T) {
 	// Each fold's training answers are all right or hold one wrong answer
 	// in three: too few to learn a vote from, so every problem is scored
 	// as the tests alone would.
+	if cal.Blind == 0 || !strings.Contains(tableText(rep), "had no wrong answer to learn from") {
+		t.Errorf("calibration %+v: some fold's training answers were all right, and the report should say so", cal)
+	}
 	if cal.FirstTier != cal.FirstTierWithout {
 		t.Errorf("first tier with the vote %+v, without %+v", cal.FirstTier, cal.FirstTierWithout)
 	}
@@ -331,4 +334,10 @@ func TestPlanScoreThresholds(t *testing.T) {
 			t.Errorf("calibration task %s: verify %+v, want a vote that accepts all (margin -3, agree below 1)", task.Name, v)
 		}
 	}
+}
+
+func tableText(rep *Report) string {
+	var b strings.Builder
+	rep.WriteTable(&b)
+	return b.String()
 }
