@@ -24,7 +24,7 @@ fi
 
 # The official OpenAI Node SDK, which TestOpenAINodeSDK drives hive serve with.
 echo "test.sh: the OpenAI Node SDK (npm ci)" >&2
-if ! npm ci --prefix internal/server/testdata/node-sdk --no-audit --no-fund --loglevel=error >/dev/null; then
+if ! npm ci --prefix internal/server/testdata/node-sdk --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null; then
   echo "test.sh: npm ci failed: the OpenAI Node SDK is needed by TestOpenAINodeSDK (is the npm registry reachable?)" >&2
   exit 1
 fi
@@ -32,14 +32,14 @@ fi
 # MCP's reference server (@modelcontextprotocol/server-everything), which
 # TestEverythingServer drives through Hive's MCP client.
 echo "test.sh: the MCP reference server (npm ci)" >&2
-if ! npm ci --prefix internal/mcp/testdata/servers --no-audit --no-fund --loglevel=error >/dev/null; then
+if ! npm ci --prefix internal/mcp/testdata/servers --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null; then
   echo "test.sh: npm ci failed: @modelcontextprotocol/server-everything is needed by TestEverythingServer (is the npm registry reachable?)" >&2
   exit 1
 fi
 
 # The official MCP TypeScript SDK, which TestMCPTypeScriptSDK drives hive mcp and /mcp with.
 echo "test.sh: the MCP TypeScript SDK (npm ci)" >&2
-if ! npm ci --prefix cmd/hive/testdata/mcp-sdk --no-audit --no-fund --loglevel=error >/dev/null; then
+if ! npm ci --prefix cmd/hive/testdata/mcp-sdk --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null; then
   echo "test.sh: npm ci failed: @modelcontextprotocol/sdk is needed by TestMCPTypeScriptSDK (is the npm registry reachable?)" >&2
   exit 1
 fi

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/hive-swarm/hive/internal/secret"
 )
 
 // allImpls are the implementations, in the table's order.
@@ -177,6 +179,7 @@ func buildSolo(ctx context.Context, moduleDir, dir, impl string) (string, error)
 	exe := filepath.Join(dir, "peer-"+impl)
 	cmd := exec.CommandContext(ctx, "go", "build", "-tags=peers_solo,peers_"+impl, "-o", exe, ".")
 	cmd.Dir = moduleDir
+	cmd.Env = toolEnviron(os.Environ())
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build %s: %v\n%s", impl, err, out)
 	}
@@ -252,8 +255,10 @@ func nodeDeps(ctx context.Context, dir string, log io.Writer) error {
 		return nil
 	}
 	fmt.Fprintf(log, "npm ci in %s\n", dir)
-	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
+	// No package's install script runs (none of LangGraph's needs one).
+	cmd := exec.CommandContext(ctx, "npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error")
 	cmd.Dir = dir
+	cmd.Env = toolEnviron(os.Environ())
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("npm ci in %s (LangGraph.js needs node and the npm registry): %w", dir, err)
@@ -264,9 +269,7 @@ func nodeDeps(ctx context.Context, dir string, log io.Writer) error {
 // childEnviron is the environment of an implementation's process and the
 // model server's: a few variables of the driver's, none of its secrets
 // (LangChain's ChatOpenAI, for one, reads OPENAI_API_KEY by itself and
-// would send it to the local server), and extra. The go build and npm ci
-// the driver runs keep the user's environment: they are the user's own
-// toolchain, and no model output reaches them.
+// would send it to the local server), and extra.
 func childEnviron(extra ...string) []string {
 	var env []string
 	for _, k := range []string{"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR"} {
@@ -275,6 +278,23 @@ func childEnviron(extra ...string) []string {
 		}
 	}
 	return append(env, extra...)
+}
+
+// toolEnviron is the environment of the toolchains the driver runs (go
+// build, npm ci): environ, which they need for GOPATH, GOPROXY, npm's
+// settings and the like, less every variable whose name says it holds a
+// secret (Hive's rule, secret.Env). No model output reaches them, but npm
+// fetches other people's code, and none of it needs an API key.
+func toolEnviron(environ []string) []string {
+	secrets := secret.Env(environ)
+	var env []string
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, ok := secrets[k]; !ok {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // serverProc is the model server's process, steered over its stdin.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"slices"
 	"testing"
 	"time"
 )
@@ -60,4 +61,13 @@ type tWriter struct{ t *testing.T }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p))
 	return len(p), nil
+}
+
+// The toolchains keep what they need and lose every secret.
+func TestToolEnviron(t *testing.T) {
+	got := toolEnviron([]string{"PATH=/bin", "GOPROXY=off", "npm_config_cache=/c", "OPENAI_API_KEY=sk-1", "GITHUB_TOKEN=g", "DB_PASSWORD=p", "HIVE_TOKEN=h"})
+	want := []string{"PATH=/bin", "GOPROXY=off", "npm_config_cache=/c"}
+	if !slices.Equal(got, want) {
+		t.Errorf("toolEnviron = %q, want %q", got, want)
+	}
 }

